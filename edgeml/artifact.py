@@ -1,0 +1,126 @@
+"""ModelArtifact: a model on disk, its format detected from content, and its (cached) inspection."""
+
+from __future__ import annotations
+
+import enum
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeml.errors import ModelLoadError
+from edgeml.formats.common import Inspection
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_SUPPORTED = "supported: .keras, Keras 2 .h5, SavedModel directory, .tflite, .onnx"
+
+
+class ModelFormat(str, enum.Enum):
+    KERAS = "keras"
+    H5 = "h5"
+    SAVEDMODEL = "savedmodel"
+    TFLITE = "tflite"
+    ONNX = "onnx"
+
+    @property
+    def needs_tensorflow(self) -> bool:
+        return self in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _is_hdf5(head: bytes, path: Path) -> bool:
+    if head.startswith(_HDF5_MAGIC):
+        return True
+    # HDF5 allows a user block: the signature may sit at 512, 1024, 2048, ... bytes.
+    with path.open("rb") as fh:
+        offset = 512
+        while True:
+            fh.seek(offset)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return False
+            if chunk == _HDF5_MAGIC:
+                return True
+            offset *= 2
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    # ModelProto starts with a protobuf field tag; writers emit ir_version (field 1, varint) first,
+    # some emit another field first. Accept any valid tag of the fields ModelProto declares.
+    if not head:
+        return False
+    tag = head[0]
+    field_no, wire = tag >> 3, tag & 7
+    return 1 <= field_no <= 20 and wire in (0, 2)
+
+
+def detect_format(path: str | Path) -> ModelFormat:
+    """Detect a model's format from its content (never from the extension alone)."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"{p}: no such file or directory", hint="check the model path")
+    if p.is_dir():
+        if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file():
+            return ModelFormat.SAVEDMODEL
+        raise ModelLoadError(
+            f"{p}: directory is not a SavedModel (no saved_model.pb inside)",
+            hint="pass a SavedModel directory or a model file; " + _SUPPORTED,
+        )
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise ModelLoadError(f"{p}: cannot read file ({exc.strerror})", hint="check file permissions") from exc
+    if not head:
+        raise ModelLoadError(f"{p}: file is empty", hint="re-export or re-download the model")
+    if head[4:8] == b"TFL3":
+        return ModelFormat.TFLITE
+    if head.startswith(b"PK"):
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as zf:
+                names = set(zf.namelist())
+            if "config.json" in names:
+                return ModelFormat.KERAS
+            raise ModelLoadError(f"{p}: zip archive without a Keras config.json", hint=_SUPPORTED)
+        raise ModelLoadError(f"{p}: truncated or corrupt zip archive (a .keras file?)",
+                             hint="re-save the model with model.save('model.keras')")
+    if _is_hdf5(head, p):
+        return ModelFormat.H5
+    if _looks_like_onnx(head):
+        return ModelFormat.ONNX
+    raise ModelLoadError(f"{p}: unknown model format (not TFLite, ONNX, Keras, HDF5 or SavedModel)",
+                         hint=_SUPPORTED)
+
+
+@dataclass
+class ModelArtifact:
+    """A model on disk. ``format`` is detected from the file's content."""
+
+    path: Path
+    format: ModelFormat
+    _inspection: Inspection | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "ModelArtifact":
+        p = Path(path)
+        return cls(p, detect_format(p))
+
+    def inspect(self) -> Inspection:
+        """Read the model and describe it (cached on the artifact)."""
+        if self._inspection is None:
+            if self.format is ModelFormat.TFLITE:
+                from edgeml.formats import tflite as reader
+            elif self.format is ModelFormat.ONNX:
+                from edgeml.formats import onnx as reader
+            elif self.format is ModelFormat.SAVEDMODEL:
+                from edgeml.formats import savedmodel as reader
+            else:
+                from edgeml.formats import keras as reader
+            self._inspection = reader.inspect(self.path)
+        return self._inspection
+
+
+def inspect_model(path: str | Path) -> Inspection:
+    """Detect the format of ``path`` and inspect it."""
+    return ModelArtifact.open(path).inspect()

@@ -1,0 +1,110 @@
+"""The ``edgeml`` command line: a thin click layer over the library.
+
+Each command lives in its own module, imported only when that command runs (so ``edgeml --help`` and
+commands that need no TensorFlow stay fast). This module is the one place that turns errors into output:
+``error: ...`` / ``hint: ...`` on stderr and an exit code (0 ok, 1 check failed, 2 usage, 3 known error,
+4 unexpected).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import traceback
+
+import click
+
+from edgeml import __version__
+
+# command name -> (module, function name, one-line help shown by `edgeml --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "inspect": ("edgeml.cli.inspect_cmd", "inspect_cmd", "Describe a model: IO, ops, params, MACs, weights."),
+    "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
+}
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"error: {msg}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {msg}"
+        return msg
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logger = logging.getLogger("edgeml")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class EdgeMLGroup(click.Group):
+    """Loads commands lazily and renders every error the same way."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        from edgeml.errors import EdgeMLError
+
+        debug = bool(ctx.params.get("debug")) or bool(os.environ.get("EDGEML_DEBUG"))
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except EdgeMLError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # a bug: say so, keep the traceback behind --debug
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", err=True)
+            click.echo("hint: this is a bug in edgeml; re-run with --debug and report the traceback", err=True)
+            ctx.exit(4)
+
+
+@click.group(cls=EdgeMLGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="edgeml")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+    """edgeml: prune, quantize, convert, benchmark and gate models for small devices.
+
+    \b
+    Pipeline: inspect -> prune -> quantize -> convert -> bench / estimate -> report / check.
+    Results go to stdout (--json for machines); progress, warnings and errors go to stderr.
+    """
+    ctx.obj = {"debug": debug, "verbose": verbose, "quiet": quiet}
+    _setup_logging(verbose, quiet)
+
+
+def main() -> None:
+    cli.main(prog_name="edgeml")

@@ -1,0 +1,176 @@
+"""Load and describe Keras 3 models (.keras) and legacy Keras 2 HDF5 models (.h5)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from edgeml._quiet import native_stderr_captured
+from edgeml._tf import keras as import_keras
+from edgeml.errors import ModelLoadError
+from edgeml.formats.common import Inspection, LayerInfo, TensorSpec, WeightStats, conv_macs, dim, matmul_macs
+
+log = logging.getLogger(__name__)
+
+
+def _check_h5_has_model(path: Path) -> None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            has_config = "model_config" in f.attrs
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: corrupt or truncated HDF5 file ({exc})", hint="re-save the model") from exc
+    if not has_config:
+        raise ModelLoadError(f"{path}: HDF5 file holds weights only, no model architecture",
+                             hint="build the model in code, load_weights() this file, then model.save('model.keras')")
+
+
+def load(path: str | Path, *, compile: bool = False) -> Any:
+    """Load a .keras / .h5 model with Keras ``safe_mode`` kept on."""
+    p = Path(path)
+    keras = import_keras()
+    from edgeml.artifact import ModelFormat, detect_format
+
+    if detect_format(p) is ModelFormat.H5:
+        _check_h5_has_model(p)
+    try:
+        with native_stderr_captured():
+            return keras.saving.load_model(str(p), compile=compile, safe_mode=True)
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        if "safe_mode" in text or "Lambda" in text:
+            raise ModelLoadError(f"{p}: the model contains a Lambda layer (arbitrary code); edgeml keeps Keras "
+                                 "safe_mode on and will not execute it",
+                                 hint="replace the Lambda layer with a registered custom or built-in layer") from exc
+        if "Could not locate" in text or "Unknown layer" in text or "custom_objects" in text:
+            raise ModelLoadError(f"{p}: the model uses a custom class Keras cannot find: {text[:200]}",
+                                 hint="custom layers must be registered with "
+                                      "@keras.saving.register_keras_serializable in an importable package") from exc
+        raise ModelLoadError(f"{p}: Keras cannot load this model: {text[:300]}",
+                             hint="check it was saved with model.save(); edgeml reads .keras and Keras 2 .h5") from exc
+
+
+def _class_names(layer) -> set[str]:
+    return {c.__name__ for c in type(layer).__mro__}
+
+
+def _output_shapes(layer) -> list[tuple]:
+    try:
+        outs = layer.output
+    except (AttributeError, ValueError, RuntimeError):  # shared layers have several inbound nodes
+        outs = [t for node in getattr(layer, "_inbound_nodes", []) for t in getattr(node, "outputs", [])]
+    if not isinstance(outs, (list, tuple)):
+        outs = [outs]
+    return [tuple(t.shape) for t in outs if hasattr(t, "shape")]
+
+
+def _input_shapes(layer) -> list[tuple]:
+    try:
+        ins = layer.input
+    except (AttributeError, ValueError, RuntimeError):
+        ins = [t for node in getattr(layer, "_inbound_nodes", []) for t in getattr(node, "arguments").keras_tensors]
+    if not isinstance(ins, (list, tuple)):
+        ins = [ins]
+    return [tuple(t.shape) for t in ins if hasattr(t, "shape")]
+
+
+def layer_macs(layer) -> int:
+    """MACs of one Keras layer for all of its calls (see edgeml.formats.common for what counts)."""
+    names = _class_names(layer)
+    channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+
+    def spatial(shape: tuple) -> tuple:
+        return shape[2:] if channels_first else shape[1:-1]
+
+    total = 0
+    if "BaseConvTranspose" in names:
+        k = layer.kernel.shape  # (*kernel, out, in)
+        for shp in _input_shapes(layer):
+            total += conv_macs(spatial(shp), int(k[-1]), tuple(k[:-2]), int(k[-2]) // layer.groups
+                               if hasattr(layer, "groups") else int(k[-2]), batch=dim(shp[0]))
+        return total
+    for out in _output_shapes(layer):
+        b = dim(out[0])
+        if "BaseSeparableConv" in names:
+            k = layer.depthwise_kernel.shape  # (*kernel, in, multiplier)
+            cin, mult = int(k[-2]), int(k[-1])
+            cout = int(layer.pointwise_kernel.shape[-1])
+            total += conv_macs(spatial(out), cin * mult, tuple(k[:-2]), 1, batch=b)
+            total += conv_macs(spatial(out), cout, (1,), cin * mult, batch=b)
+        elif "BaseDepthwiseConv" in names:
+            k = layer.kernel.shape  # (*kernel, in, multiplier)
+            total += conv_macs(spatial(out), int(k[-2]) * int(k[-1]), tuple(k[:-2]), 1, batch=b)
+        elif "BaseConv" in names:
+            k = layer.kernel.shape  # (*kernel, in/groups, out)
+            total += conv_macs(spatial(out), int(k[-1]), tuple(k[:-2]), int(k[-2]), batch=b)
+        elif "Dense" in names:
+            total += matmul_macs(out, int(layer.kernel.shape[0]))
+    return total
+
+
+def _walk_layers(model) -> list:
+    layers = []
+    for layer in model.layers:
+        if {"Functional", "Sequential"} & _class_names(layer) and layer.layers:
+            layers.extend(_walk_layers(layer))
+        else:
+            layers.append(layer)
+    return layers
+
+
+def _tensor_name(t, fallback: str) -> str:
+    hist = getattr(t, "_keras_history", None)
+    op = getattr(hist, "operation", None) if hist is not None else None
+    return getattr(op, "name", None) or getattr(t, "name", None) or fallback
+
+
+def io_specs(model) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    def spec(t, name: str) -> TensorSpec:
+        return TensorSpec(name, tuple(None if d is None else int(d) for d in t.shape), str(t.dtype))
+
+    inputs = [spec(t, getattr(t, "name", None) or f"input_{i}") for i, t in enumerate(model.inputs)]
+    out_names = list(getattr(model, "output_names", None) or [])
+    if len(out_names) != len(model.outputs):
+        out_names = [_tensor_name(t, f"output_{i}") for i, t in enumerate(model.outputs)]
+    outputs = [spec(t, n) for t, n in zip(model.outputs, out_names)]
+    return inputs, outputs
+
+
+def describe(model, path: Path, fmt: str) -> Inspection:
+    """Describe an already-loaded Keras model."""
+    if not getattr(model, "inputs", None):
+        raise ModelLoadError(f"{path}: model has no defined inputs (a subclassed model that was never built)",
+                             hint="edgeml supports Functional and Sequential models with an Input shape")
+    inputs, outputs = io_specs(model)
+    ops: Counter[str] = Counter()
+    layers: list[LayerInfo] = []
+    for layer in _walk_layers(model):
+        cls = type(layer).__name__
+        if cls == "InputLayer":
+            continue
+        ops[cls] += 1
+        layers.append(LayerInfo(layer.name, cls, layer_macs(layer), int(layer.count_params())))
+    stats = WeightStats()
+    for w in model.weights:
+        stats.add(w.numpy(), dtype=str(w.dtype))
+    return Inspection(
+        path=str(path), format=fmt, size_bytes=_size(path), inputs=inputs, outputs=outputs,
+        params=int(model.count_params()), macs=sum(layer.macs for layer in layers), ops=dict(ops.most_common()),
+        weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers,
+    )
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def inspect(path: Path) -> Inspection:
+    from edgeml.artifact import detect_format
+
+    fmt = detect_format(path).value
+    return describe(load(path), path, fmt)

@@ -1,0 +1,1 @@
+"""Inference runtimes: LiteRT (TFLite) and ONNX Runtime, behind one small session interface."""

@@ -45,14 +45,17 @@ def _is_hdf5(head: bytes, path: Path) -> bool:
             offset *= 2
 
 
+# (field number, wire type) of onnx.ModelProto's fields: ir_version, producer_name, producer_version,
+# domain, model_version, doc_string, graph, opset_import, metadata_props, training_info, functions.
+_ONNX_FIELDS = {(1, 0), (2, 2), (3, 2), (4, 2), (5, 0), (6, 2), (7, 2), (8, 2), (14, 2), (20, 2), (25, 2)}
+
+
 def _looks_like_onnx(head: bytes) -> bool:
-    # ModelProto starts with a protobuf field tag; writers emit ir_version (field 1, varint) first,
-    # some emit another field first. Accept any valid tag of the fields ModelProto declares.
+    """ONNX has no magic number: the file must start with the protobuf tag of a ModelProto field."""
     if not head:
         return False
     tag = head[0]
-    field_no, wire = tag >> 3, tag & 7
-    return 1 <= field_no <= 20 and wire in (0, 2)
+    return (tag >> 3, tag & 7) in _ONNX_FIELDS
 
 
 def detect_format(path: str | Path) -> ModelFormat:

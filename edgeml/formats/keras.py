@@ -28,28 +28,53 @@ def _check_h5_has_model(path: Path) -> None:
                              hint="build the model in code, load_weights() this file, then model.save('model.keras')")
 
 
+def _keras2_compat_objects(keras) -> dict[str, Any]:
+    """Built-in layers whose Keras 2 configs carry keys Keras 3 rejects (only default values are dropped)."""
+
+    class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+        # Keras 2 serialised `groups: 1` for DepthwiseConv2D; Keras 3 does not accept the argument.
+        def __init__(self, *args, groups: int = 1, **kwargs):
+            if groups != 1:
+                raise ValueError(f"DepthwiseConv2D with groups={groups} is not supported by Keras 3")
+            super().__init__(*args, **kwargs)
+
+    return {"DepthwiseConv2D": DepthwiseConv2D}
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    # Keras wraps the real reason after a dump of the whole layer config; keep the reason.
+    marker = "Exception encountered:"
+    if marker in text:
+        cls = text.split("deserializing class '", 1)[-1].split("'", 1)[0] if "deserializing class '" in text else ""
+        text = (f"layer class {cls}: " if cls else "") + text.split(marker, 1)[1].strip()
+    return text[:300]
+
+
 def load(path: str | Path, *, compile: bool = False) -> Any:
     """Load a .keras / .h5 model with Keras ``safe_mode`` kept on."""
     p = Path(path)
     keras = import_keras()
     from edgeml.artifact import ModelFormat, detect_format
 
+    custom_objects = None
     if detect_format(p) is ModelFormat.H5:
         _check_h5_has_model(p)
+        custom_objects = _keras2_compat_objects(keras)
     try:
         with native_stderr_captured():
-            return keras.saving.load_model(str(p), compile=compile, safe_mode=True)
+            return keras.saving.load_model(str(p), compile=compile, safe_mode=True, custom_objects=custom_objects)
     except Exception as exc:
-        text = " ".join(str(exc).split())
+        text = _reason(exc)
         if "safe_mode" in text or "Lambda" in text:
             raise ModelLoadError(f"{p}: the model contains a Lambda layer (arbitrary code); edgeml keeps Keras "
                                  "safe_mode on and will not execute it",
                                  hint="replace the Lambda layer with a registered custom or built-in layer") from exc
         if "Could not locate" in text or "Unknown layer" in text or "custom_objects" in text:
-            raise ModelLoadError(f"{p}: the model uses a custom class Keras cannot find: {text[:200]}",
+            raise ModelLoadError(f"{p}: the model uses a custom class Keras cannot find: {text}",
                                  hint="custom layers must be registered with "
                                       "@keras.saving.register_keras_serializable in an importable package") from exc
-        raise ModelLoadError(f"{p}: Keras cannot load this model: {text[:300]}",
+        raise ModelLoadError(f"{p}: Keras cannot load this model: {text}",
                              hint="check it was saved with model.save(); edgeml reads .keras and Keras 2 .h5") from exc
 
 

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import helpers  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(models_dir) -> Path:
+    return helpers.onnx_cnn(models_dir / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_keras_model():
+    return helpers.keras_cnn()
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(models_dir, tiny_keras_model) -> Path:
+    path = models_dir / "tiny.keras"
+    tiny_keras_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(models_dir, tiny_keras_model) -> Path:
+    return helpers.keras_to_tflite(tiny_keras_model, models_dir / "tiny.tflite")
+
+
+@pytest.fixture(scope="session")
+def keras2_h5() -> Path:
+    return DATA / "keras2_cnn.h5"

@@ -1,0 +1,96 @@
+"""Builders for tiny, seeded test models (no downloads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def onnx_cnn(path: Path, *, batch: str | int = "N", seed: int = 0) -> Path:
+    """Conv(1->4, 3x3) -> Relu -> Flatten -> Gemm(144->10) on [N, 1, 8, 8]. 2,736 MACs at batch 1."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32), "conv_w")
+    b = numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "conv_b")
+    fw = numpy_helper.from_array(rng.normal(0, 0.1, (144, 10)).astype(np.float32), "fc_w")
+    fb = numpy_helper.from_array(rng.normal(0, 0.1, (10,)).astype(np.float32), "fc_b")
+    nodes = [
+        helper.make_node("Conv", ["image", "conv_w", "conv_b"], ["c"], name="conv", kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        initializer=[w, b, fw, fb])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgeml-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def keras_cnn(seed: int = 0):
+    """Functional Conv2D(4, 3x3) -> Flatten -> Dense(10) on (8, 8, 1); input named 'image'."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv", bias_initializer="random_normal")(inp)
+    x = keras.layers.Flatten(name="flatten")(x)
+    out = keras.layers.Dense(10, name="logits", bias_initializer="random_normal")(x)
+    return keras.Model(inp, out, name="tiny_cnn")
+
+
+def keras_to_tflite(model, path: Path) -> Path:
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as d:
+        model.export(d, verbose=False)
+        data = tf.lite.TFLiteConverter.from_saved_model(d).convert()
+    path.write_bytes(data)
+    return path
+
+
+def edit_tflite(src: Path, dst: Path, edit) -> Path:
+    """Unpack a .tflite with the schema object API, let ``edit(model, schema)`` change it, repack."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+
+    model = S.ModelT.InitFromPackedBuf(src.read_bytes(), 0)
+    edit(model, S)
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    dst.write_bytes(b.Output())
+    return dst
+
+
+def make_custom_op(model, S) -> None:
+    """Replace the first op with an `edgetpu-custom-op` (what edgetpu_compiler produces)."""
+    code = S.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = S.BuiltinOperator.CUSTOM
+    code.customCode = b"edgetpu-custom-op"
+    code.version = 1
+    model.operatorCodes.append(code)
+    op = model.subgraphs[0].operators[0]
+    op.opcodeIndex = len(model.operatorCodes) - 1
+    op.builtinOptionsType, op.builtinOptions = 0, None
+
+
+def break_quantization(model, S) -> None:
+    """Declare the float input as int8 with scale 0: parses, but LiteRT refuses to prepare it."""
+    t = model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]]
+    t.type = S.TensorType.INT8
+    q = S.QuantizationParametersT()
+    q.scale, q.zeroPoint = [0.0], [0]
+    t.quantization = q

@@ -1,0 +1,324 @@
+"""Dataset: a sampled, validated view of a source, shaped for one model's inputs."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeml.calibration.spec import NORM_PRESETS, DataSpec
+from edgeml.calibration.sources import ImageFolderSource, Source, open_source
+from edgeml.errors import DataError
+from edgeml.formats.common import TensorSpec
+
+log = logging.getLogger(__name__)
+
+MIN_CALIBRATION_SAMPLES = 50
+_QUANT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+@dataclass
+class Sample:
+    """One sample: ``feeds`` maps input name -> array without batch dimension, in the model's dtype."""
+
+    feeds: dict[str, np.ndarray]
+    label: Any
+    where: str
+
+
+def _layout(spec: DataSpec, shape: tuple) -> str:
+    if spec.layout:
+        return spec.layout
+    if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
+        return "nchw"
+    return "nhwc"
+
+
+class _Binding:
+    """How one source key becomes one model input."""
+
+    def __init__(self, spec: DataSpec, key: str, target: TensorSpec | None):
+        self.spec, self.key, self.target = spec, key, target
+        shape = target.shape if target is not None else ()
+        self.layout = _layout(spec, shape)
+        if len(shape) == 4:
+            hw = shape[2:4] if self.layout == "nchw" else shape[1:3]
+            self.channels = shape[1] if self.layout == "nchw" else shape[3]
+        elif len(shape) == 3:  # [N, H, W] grayscale without channel axis
+            hw, self.channels = shape[1:3], 0
+        else:
+            hw, self.channels = (None, None), None
+        self.size = spec.size or (tuple(hw) if all(isinstance(d, int) for d in hw) else None)
+        color = spec.color or ("rgb" if self.channels in (3, 4) else "grayscale" if self.channels in (0, 1) else None)
+        self.color = color
+
+    # -- images -------------------------------------------------------------------------------------------
+    def image(self, img) -> np.ndarray:
+        spec = self.spec
+        if self.color:
+            img = img.convert("RGB" if self.color == "rgb" else "L")
+        if spec.crop is not None and spec.crop < 1:
+            w, h = img.size
+            cw, ch = round(w * spec.crop), round(h * spec.crop)
+            left, top = (w - cw) // 2, (h - ch) // 2
+            img = img.crop((left, top, left + cw, top + ch))
+        if self.size is not None and img.size != (self.size[1], self.size[0]):
+            from PIL import Image
+
+            img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
+        x = np.asarray(img, dtype=np.float32)
+        if spec.raw_pixels:
+            pass
+        else:
+            scale, mean, std = NORM_PRESETS[spec.norm or "0..1"]
+            scale = spec.scale if spec.scale is not None else scale
+            mean = np.asarray(spec.mean if spec.mean is not None else mean, np.float32)
+            std = np.asarray(spec.std if spec.std is not None else std, np.float32)
+            x = (x * scale - mean) / std
+        if x.ndim == 2 and self.channels not in (0, None):
+            x = x[..., None]
+        if self.channels == 3 and x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        if self.layout == "nchw" and x.ndim == 3:
+            x = np.transpose(x, (2, 0, 1))
+        return x
+
+    # -- any value ------------------------------------------------------------------------------------------
+    def convert(self, value: Any, where: str, kind: str) -> np.ndarray:
+        x = self.image(value) if kind == "image" else np.asarray(value)
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{where}: input '{self.name}' has dtype {x.dtype}, which cannot be converted to numbers",
+                            hint="store numeric arrays")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise DataError(f"{where}: input '{self.name}' contains NaN or Inf values",
+                            hint="clean the data; calibration and metrics need finite values")
+        if self.target is None:
+            return x
+        want = self.target.shape[1:] if self.target.shape else ()
+        if x.shape != tuple(want) and len(x.shape) == len(want) + 1 and x.shape[0] == 1:
+            x = x[0]  # a stored leading batch dimension of 1
+        if len(x.shape) != len(want) or any(w is not None and w != g for w, g in zip(want, x.shape)):
+            raise DataError(f"{where}: input '{self.name}' expects per-sample shape "
+                            f"{_fmt(want)} (model {self.target.shape_str()}), got {_fmt(x.shape)}",
+                            hint="reshape the data, or set size=/layout= in the data spec")
+        return self.cast(x)
+
+    def cast(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.target.dtype
+        q = self.target.quantization
+        if dtype in _QUANT_RANGES and x.dtype.kind == "f":
+            if self.spec.raw_pixels or q is None:
+                lo, hi = _QUANT_RANGES[dtype]
+                return np.clip(np.round(x), lo, hi).astype(dtype)
+            lo, hi = _QUANT_RANGES[dtype]
+            return np.clip(np.round(x / q.scale + q.zero_point), lo, hi).astype(dtype)
+        try:
+            return x.astype(dtype, copy=False)
+        except TypeError as exc:
+            raise DataError(f"input '{self.name}': cannot convert {x.dtype} to the model's {dtype}") from exc
+
+    @property
+    def name(self) -> str:
+        return self.target.name if self.target is not None else self.key
+
+
+def _fmt(shape: Sequence) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _bind(source: Source, spec: DataSpec, inputs: list[TensorSpec] | None) -> dict[str, _Binding]:
+    origin = spec.origin or spec.source
+    if inputs is None:
+        return {k: _Binding(spec, k, None) for k in source.keys}
+    by_name = {t.name: t for t in inputs}
+    if len(source.keys) == 1 and len(inputs) == 1:
+        return {source.keys[0]: _Binding(spec, source.keys[0], inputs[0])}
+    if len(source.keys) == 1 and source.keys[0] not in by_name:
+        raise DataError(f"data '{origin}' provides one input but the model has {len(inputs)}: "
+                        + ", ".join(by_name), hint="use an .npz keyed by the model's input names")
+    missing = [n for n in by_name if n not in source.keys]
+    extra = [k for k in source.keys if k not in by_name]
+    if missing:
+        raise DataError(f"data '{origin}' has no array for model input '{missing[0]}' "
+                        f"(data has: {', '.join(source.keys)}; model needs: {', '.join(by_name)})",
+                        hint="key the .npz arrays by the model's input names")
+    if extra:
+        raise DataError(f"data '{origin}' has array '{extra[0]}' that is not a model input "
+                        f"(model inputs: {', '.join(by_name)})",
+                        hint="rename or drop it; labels go in 'y' or 'labels'")
+    return {k: _Binding(spec, k, by_name[k]) for k in source.keys}
+
+
+def _select(source: Source, spec: DataSpec) -> np.ndarray:
+    n = len(source)
+    k = n if spec.samples is None else min(spec.samples, n)
+    if spec.sampling == "first" or k == n:
+        return np.arange(k)
+    rng = np.random.default_rng(spec.seed)
+    if spec.sampling == "stratified":
+        if source.labels is None:
+            raise DataError(f"data spec '{spec.origin}': sampling=stratified needs labelled data",
+                            hint="use sampling=random, or labelled data")
+        labels = np.asarray(source.labels)
+        classes, counts = np.unique(labels, return_counts=True)
+        quota = np.floor(counts / n * k).astype(int)
+        for j in np.argsort(-(counts / n * k - quota))[: k - quota.sum()]:
+            quota[j] += 1
+        picked = [rng.choice(np.flatnonzero(labels == c), q, replace=False) for c, q in zip(classes, quota)]
+        return np.sort(np.concatenate(picked))
+    return np.sort(rng.choice(n, k, replace=False))
+
+
+class Dataset:
+    """A sampled view of a source, shaped for a model's inputs (when given). Iterates lazily."""
+
+    def __init__(self, spec: DataSpec, source: Source, inputs: list[TensorSpec] | None):
+        self.spec, self.source = spec, source
+        self.inputs = inputs
+        self.bindings = _bind(source, spec, inputs)
+        self.indices = _select(source, spec)
+        self.input_names = [t.name for t in inputs] if inputs is not None else [b.name for b in self.bindings.values()]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.source.labels is not None
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return None if self.source.labels is None else np.asarray(self.source.labels)[self.indices]
+
+    def sample(self, j: int) -> Sample:
+        i = int(self.indices[j])
+        where = self.source.where(i)
+        raw = self.source.read(i)
+        feeds = {b.name: b.convert(raw[k], where, self.source.kind) for k, b in self.bindings.items()}
+        label = None if self.source.labels is None else self.source.labels[i].item()
+        return Sample(feeds, label, where)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for j in range(len(self)):
+            yield self.sample(j)
+
+    def validate(self) -> "Dataset":
+        """Check everything that can be checked before a long stage runs (see module docs)."""
+        origin = self.spec.origin or self.spec.source
+        if len(self) == 0:
+            raise DataError(f"data '{origin}' is empty (0 samples)", hint="check the path and the split")
+        if isinstance(self.source, ImageFolderSource):
+            for i in self.indices:
+                self.source.check_readable(int(i))
+        elif self.source.kind == "array":
+            for key, binding in self.bindings.items():
+                for i in self.indices[:1]:
+                    binding.convert(self.source.read(int(i))[key], self.source.where(int(i)), "array")
+                arr = getattr(self.source, "arrays", {}).get(key)
+                if arr is not None and arr.dtype.kind == "f":
+                    bad = ~np.isfinite(arr[self.indices].reshape(len(self.indices), -1)).all(axis=1)
+                    if bad.any():
+                        i = int(self.indices[np.flatnonzero(bad)[0]])
+                        raise DataError(f"{self.source.where(i)}: input '{binding.name}' contains NaN or Inf values "
+                                        f"({int(bad.sum())} of {len(self.indices)} samples)",
+                                        hint="clean the data; calibration and metrics need finite values")
+        self.sample(0)
+        return self
+
+    def warn_if_few(self, minimum: int = MIN_CALIBRATION_SAMPLES, purpose: str = "calibration") -> bool:
+        if len(self) < minimum:
+            log.warning("only %d %s samples (at least %d recommended, 100-500 typical); "
+                        "quantization ranges may be poor", len(self), purpose, minimum)
+            return True
+        return False
+
+    # -- adapters -----------------------------------------------------------------------------------------
+    def batches(self, batch_size: int = 32) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
+        """Batched feeds (with a leading batch axis) and labels, for evaluation and training."""
+        for start in range(0, len(self), batch_size):
+            samples = [self.sample(j) for j in range(start, min(start + batch_size, len(self)))]
+            feeds = {name: np.stack([s.feeds[name] for s in samples]) for name in self.input_names}
+            labels = None if samples[0].label is None else np.asarray([s.label for s in samples])
+            yield feeds, labels
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Everything selected, stacked in memory (for small sets: training, calibration)."""
+        feeds: dict[str, list] = {n: [] for n in self.input_names}
+        for s in self:
+            for n in self.input_names:
+                feeds[n].append(s.feeds[n])
+        return {n: np.stack(v) for n, v in feeds.items()}, self.labels
+
+    def representative_dataset(self, *, as_dict: bool = False) -> Callable[[], Iterator[Any]]:
+        """A TFLite converter ``representative_dataset``: float32 batches of one, in input order."""
+
+        def gen():
+            for s in self:
+                arrays = {n: s.feeds[n][None].astype(np.float32) for n in self.input_names}
+                yield arrays if as_dict else [arrays[n] for n in self.input_names]
+
+        return gen
+
+    def calibration_reader(self, input_names: list[str] | None = None):
+        """An ONNX Runtime ``CalibrationDataReader`` over this dataset."""
+        from onnxruntime.quantization import CalibrationDataReader
+
+        names = input_names or self.input_names
+        dataset = self
+
+        class _Reader(CalibrationDataReader):
+            def __init__(self):
+                self._it = iter(dataset)
+
+            def get_next(self):
+                s = next(self._it, None)
+                return None if s is None else {n: s.feeds[n][None] for n in names}
+
+            def rewind(self):
+                self._it = iter(dataset)
+
+            def __len__(self):
+                return len(dataset)
+
+        return _Reader()
+
+    def describe(self) -> dict[str, Any]:
+        """Count, per-input shape/dtype/value range, label distribution (streams over the selection)."""
+        stats: dict[str, dict[str, Any]] = {}
+        for s in self:
+            for name, x in s.feeds.items():
+                st = stats.setdefault(name, {"shapes": Counter(), "dtype": str(x.dtype), "min": np.inf,
+                                             "max": -np.inf, "sum": 0.0, "count": 0})
+                st["shapes"][tuple(x.shape)] += 1
+                if x.size:
+                    st["min"] = min(st["min"], float(x.min()))
+                    st["max"] = max(st["max"], float(x.max()))
+                    st["sum"] += float(x.astype(np.float64).sum())
+                    st["count"] += x.size
+        inputs = []
+        for name, st in stats.items():
+            shapes = [list(s) for s in st["shapes"]]
+            inputs.append({"name": name, "shape": shapes[0] if len(shapes) == 1 else None, "shapes": shapes,
+                           "dtype": st["dtype"], "min": st["min"], "max": st["max"],
+                           "mean": st["sum"] / st["count"] if st["count"] else None})
+        labels = self.labels
+        dist = None
+        if labels is not None and labels.dtype.kind in "iu":
+            names = self.source.class_names
+            dist = {(names[int(k)] if names and int(k) < len(names) else str(int(k))): int(v)
+                    for k, v in sorted(Counter(labels.tolist()).items())}
+        return {"schema": "edgeml.data/1", "spec": self.spec.to_dict(), "source_samples": len(self.source),
+                "count": len(self), "inputs": inputs, "labelled": labels is not None, "label_distribution": dist}
+
+
+def load_dataset(spec: DataSpec | str, *, inputs: list[TensorSpec] | None = None, validate: bool = True) -> Dataset:
+    """Open, sample and (by default) validate a dataset against a model's inputs."""
+    if isinstance(spec, str):
+        spec = DataSpec.parse(spec)
+    default_key = inputs[0].name if inputs else "input"
+    ds = Dataset(spec, open_source(spec, default_key), inputs)
+    return ds.validate() if validate else ds

@@ -1,0 +1,70 @@
+"""edgeml data inspect SPEC"""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli._out import emit_json, table
+
+
+@click.group("data")
+def data() -> None:
+    """Look at calibration / evaluation / training data before a long run."""
+
+
+@data.command("inspect")
+@click.argument("spec")
+@click.option("--model", "model_path", type=click.Path(), help="Show exactly what this model would be fed.")
+@click.option("--samples", type=click.IntRange(min=1), help="Sample this many (seeded).")
+@click.option("--seed", type=int, help="Sampling seed (default 0): same seed, same samples.")
+@click.option("--sampling", type=click.Choice(["random", "stratified", "first"]), help="How to pick --samples.")
+@click.option("--split", type=click.Choice(["all", "train", "test"]), help="Split of a builtin dataset.")
+@click.option("--norm", type=click.Choice(["0..1", "-1..1", "imagenet", "raw"]), help="Image normalisation preset.")
+@click.option("--color", type=click.Choice(["rgb", "grayscale"]), help="Image colour mode (default: from model).")
+@click.option("--layout", type=click.Choice(["nhwc", "nchw"]), help="Image layout (default: from model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.data/1).")
+def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) -> None:
+    """Count, shapes, dtypes, value ranges and label distribution of SPEC.
+
+    SPEC is a .npz/.npy/.csv file, an image folder (flat, or one sub-folder per class), a .toml data-spec
+    file, or builtin:digits. Options can also be written inline: 'images/?norm=imagenet&samples=200'.
+
+    \b
+    Examples:
+      edgeml data inspect builtin:digits --split test
+      edgeml data inspect calib.npz --model model.tflite
+    """
+    from edgeml.calibration import DataSpec, load_dataset
+
+    data_spec = DataSpec.parse(spec, **options)
+    inputs = None
+    if model_path:
+        from edgeml.artifact import inspect_model
+
+        inputs = inspect_model(model_path).inputs
+    ds = load_dataset(data_spec, inputs=inputs)
+    info = ds.describe()
+    if model_path:
+        info["model"] = model_path
+        info["model_inputs"] = [t.to_dict() for t in inputs]
+    if as_json:
+        emit_json(info)
+        return
+    click.echo(render(info))
+
+
+def render(info: dict) -> str:
+    lines = [f"data       {info['spec']['source']}  ({info['count']} of {info['source_samples']} samples)"]
+    if info.get("model"):
+        lines.append(f"as fed to  {info['model']}")
+    rows = []
+    for t in info["inputs"]:
+        shape = t["shape"] if t["shape"] is not None else " | ".join(map(str, t["shapes"]))
+        rows.append([t["name"], str(shape), t["dtype"], f"{t['min']:.4g}", f"{t['max']:.4g}", f"{t['mean']:.4g}"])
+    lines += ["", table(rows, ["input", "shape (per sample)", "dtype", "min", "max", "mean"], "lllrrr")]
+    if info["label_distribution"]:
+        dist = ", ".join(f"{k}: {v}" for k, v in info["label_distribution"].items())
+        lines += ["", f"labels     {dist}"]
+    elif not info["labelled"]:
+        lines += ["", "labels     none (unlabelled: fine for calibration, not for accuracy)"]
+    return "\n".join(lines)

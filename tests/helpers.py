@@ -94,3 +94,32 @@ def break_quantization(model, S) -> None:
     q = S.QuantizationParametersT()
     q.scale, q.zeroPoint = [0.0], [0]
     t.quantization = q
+
+
+def keras_two_in_two_out(seed: int = 0):
+    """Functional model with inputs 'image' (8,8,1) and 'meta' (3,), outputs 'class_probs' and 'score'."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    img = keras.Input((8, 8, 1), name="image")
+    meta = keras.Input((3,), name="meta")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(img)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Concatenate(name="concat")([x, meta])
+    probs = keras.layers.Dense(5, activation="softmax", name="class_probs")(x)
+    score = keras.layers.Dense(1, name="score")(x)
+    return keras.Model([img, meta], [probs, score], name="two_in_two_out")
+
+
+def keras_sequential(seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])

@@ -282,7 +282,7 @@ def test_data_inspect_with_model_shows_what_is_fed(tiny_onnx):
     result = CliRunner().invoke(cli, ["data", "inspect", "builtin:digits", "--model", str(tiny_onnx),
                                       "--samples", "30", "--json"])
     assert result.exit_code == 0, result.output
-    d = json.loads(result.output)
+    d = json.loads(result.stdout)
     assert d["count"] == 30 and d["inputs"][0]["shape"] == [1, 8, 8] and d["inputs"][0]["max"] <= 1.0
     assert sum(d["label_distribution"].values()) == 30
 

@@ -39,7 +39,7 @@ def assert_clean_error(result, *fragments: str, code: int = 3):
 def test_inspect_json_contract_for_onnx(tiny_onnx):
     result = invoke("inspect", str(tiny_onnx), "--json", "--layers")
     assert result.exit_code == 0, result.output
-    d = json.loads(result.output)
+    d = json.loads(result.stdout)
     assert CONTRACT_KEYS <= set(d) and "layers" in d
     assert d["format"] == "onnx"
     assert d["inputs"] == [{"name": "image", "shape": [None, 1, 8, 8], "dtype": "float32", "quantization": None}]
@@ -53,7 +53,7 @@ def test_inspect_json_contract_for_onnx(tiny_onnx):
 
 
 def test_layers_key_only_with_layers_flag(tiny_onnx):
-    d = json.loads(invoke("inspect", str(tiny_onnx), "--json").output)
+    d = json.loads(invoke("inspect", str(tiny_onnx), "--json").stdout)
     assert "layers" not in d
 
 
@@ -122,7 +122,7 @@ def test_custom_op_model_inspects_and_lists_op(tmp_path, tiny_tflite):
     path = helpers.edit_tflite(tiny_tflite, tmp_path / "edgetpu.tflite", helpers.make_custom_op)
     result = invoke("inspect", str(path), "--json")
     assert result.exit_code == 0, result.output
-    d = json.loads(result.output)
+    d = json.loads(result.stdout)
     assert d["custom_ops"] == ["edgetpu-custom-op"]
     assert any("delegate" in note for note in d["notes"])
 

@@ -21,6 +21,7 @@ from edgeml import __version__
 # command name -> (module, function name, one-line help shown by `edgeml --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("edgeml.cli.inspect_cmd", "inspect_cmd", "Describe a model: IO, ops, params, MACs, weights."),
+    "convert": ("edgeml.cli.convert_cmd", "convert_cmd", "Convert to TFLite or ONNX and verify the numbers match."),
     "data": ("edgeml.cli.data_cmd", "data", "Inspect calibration/evaluation data as a model would see it."),
     "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
 }

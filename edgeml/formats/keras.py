@@ -156,7 +156,12 @@ def io_specs(model) -> tuple[list[TensorSpec], list[TensorSpec]]:
     def spec(t, name: str) -> TensorSpec:
         return TensorSpec(name, tuple(None if d is None else int(d) for d in t.shape), str(t.dtype))
 
-    inputs = [spec(t, getattr(t, "name", None) or f"input_{i}") for i, t in enumerate(model.inputs)]
+    def in_name(t, i: int) -> str:
+        name = getattr(t, "name", None) or ""
+        # Sequential models name inputs "keras_tensor_N"; the InputLayer's name is the readable one
+        return _tensor_name(t, f"input_{i}") if (not name or name.startswith("keras_tensor")) else name
+
+    inputs = [spec(t, in_name(t, i)) for i, t in enumerate(model.inputs)]
     out_names = list(getattr(model, "output_names", None) or [])
     if len(out_names) != len(model.outputs):
         out_names = [_tensor_name(t, f"output_{i}") for i, t in enumerate(model.outputs)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeml._quiet import native_stderr_captured
 from edgeml.errors import MissingDependencyError, ModelLoadError
 
@@ -58,3 +60,86 @@ def load_interpreter(path: str | Path, *, num_threads: int | None = None, alloca
         raise ModelLoadError(f"{path}: the LiteRT interpreter refuses this model: {reason}",
                              hint="re-convert the model, or check it was made for this runtime") from exc
     return interp
+
+
+class LiteRTSession:
+    """A LiteRT interpreter behind the Session interface (signature names when the model has one)."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, delegate: str | None = None):
+        from edgeml.formats.tflite import inspect as inspect_tflite
+
+        self.path = Path(path)
+        _, self.runtime = interpreter_class()
+        delegates = [load_delegate(delegate)] if delegate else None
+        self.interpreter = load_interpreter(self.path, num_threads=threads, experimental_delegates=delegates)
+        info = inspect_tflite(self.path, validate=False)
+        self.inputs, self.outputs = info.inputs, info.outputs
+        details_in = self.interpreter.get_input_details()
+        details_out = self.interpreter.get_output_details()
+        # inspect() lists IO in subgraph order, as the interpreter does
+        self._in_index = {t.name: d["index"] for t, d in zip(self.inputs, details_in)}
+        self._out_index = {t.name: d["index"] for t, d in zip(self.outputs, details_out)}
+        self._in_shape = {t.name: tuple(d["shape"]) for t, d in zip(self.inputs, details_in)}
+
+    def set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
+        from edgeml.runtimes.session import quantize
+
+        resized = False
+        for t in self.inputs:
+            x = np.asarray(feeds[t.name])
+            if tuple(x.shape) != self._in_shape[t.name]:
+                self.interpreter.resize_tensor_input(self._in_index[t.name], list(x.shape))
+                self._in_shape[t.name] = tuple(x.shape)
+                resized = True
+        if resized:
+            self.interpreter.allocate_tensors()
+        for t in self.inputs:
+            self.interpreter.set_tensor(self._in_index[t.name], quantize(np.asarray(feeds[t.name]), t.dtype,
+                                                                         t.quantization))
+
+    def get_outputs(self, *, raw: bool = False) -> dict[str, np.ndarray]:
+        from edgeml.runtimes.session import dequantize
+
+        out = {}
+        for t in self.outputs:
+            y = self.interpreter.get_tensor(self._out_index[t.name])
+            out[t.name] = y if raw else dequantize(y, t.quantization)
+        return out
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
+        self.set_inputs(feeds)
+        self.interpreter.invoke()
+        return self.get_outputs(raw=raw)
+
+
+EDGETPU_LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+
+
+def load_delegate(name: str):
+    """Load a delegate by name ('edgetpu') or by shared-library path."""
+    import platform
+
+    library = EDGETPU_LIBRARIES.get(platform.system(), "libedgetpu.so.1") if name == "edgetpu" else name
+    loaders = []
+    try:
+        from ai_edge_litert.interpreter import load_delegate as _ld
+
+        loaders.append(_ld)
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import load_delegate as _ld2  # type: ignore[import-not-found]
+
+        loaders.append(_ld2)
+    except ImportError:
+        pass
+    last: Exception | None = None
+    for loader in loaders:
+        try:
+            with native_stderr_captured():
+                return loader(library)
+        except (ValueError, OSError, RuntimeError) as exc:
+            last = exc
+    hint = ("install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository) and plug in the device"
+            if name == "edgetpu" else f"check that {library} exists and matches this LiteRT version")
+    raise MissingDependencyError(f"cannot load delegate '{library}' ({last})", hint=hint)

@@ -1,0 +1,48 @@
+"""Writing outputs safely: never over an input, never over an existing file without force, atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgeml.errors import OutputExistsError
+
+
+def check_output(out: str | Path, *, inputs: list[str | Path] = (), force: bool = False) -> Path:
+    """Refuse to write over an input (ever) or an existing file (without ``force``)."""
+    p = Path(out)
+    for src in inputs:
+        if Path(src).exists() and p.exists() and p.resolve() == Path(src).resolve():
+            raise OutputExistsError(f"{p}: output would overwrite the input model", hint="choose another -o path")
+    if p.exists() and not force:
+        raise OutputExistsError(f"{p}: output exists", hint="pass --force to overwrite it, or choose another -o path")
+    if not p.parent.exists():
+        raise OutputExistsError(f"{p.parent}: output folder does not exist", hint="create it first")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``out``; it replaces ``out`` only when the block succeeds."""
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, out)
+    finally:
+        if tmp_path.exists():
+            if tmp_path.is_dir():
+                shutil.rmtree(tmp_path, ignore_errors=True)
+            else:
+                tmp_path.unlink()
+
+
+def write_bytes_atomic(out: str | Path, data: bytes) -> None:
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)

@@ -1,0 +1,55 @@
+"""edgeml convert MODEL --to tflite|onnx -o OUT"""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli._out import emit_json, status
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path())
+@click.option("--to", "to", type=click.Choice(["tflite", "onnx"]), required=True, help="Output format.")
+@click.option("-o", "--output", "out", type=click.Path(), required=True, help="Output file.")
+@click.option("--opset", type=click.IntRange(11, 21), default=17, show_default=True, help="ONNX opset.")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim simplification.")
+@click.option("--float16", is_flag=True, help="TFLite: store weights as float16 (half the size).")
+@click.option("--verify", "verify", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Samples to compare source and output on (0 skips the check).")
+@click.option("--calib", "calib", metavar="SPEC", help="Verify on this data (else seeded random inputs in [0,1)).")
+@click.option("--atol", type=float, help="Tolerance on the normalised max abs diff [default: 1e-4, 1e-2 with "
+                                          "--float16].")
+@click.option("--strict", is_flag=True, help="Fail instead of keeping an unsimplified model.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.convert/1).")
+@click.pass_context
+def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json):
+    """Convert MODEL (.keras, .h5, SavedModel, .tflite, .onnx) to TFLite or ONNX and verify the numbers.
+
+    The output is written only if it matches the source on --verify samples (max abs diff normalised by
+    the output's magnitude, argmax agreement); otherwise nothing is left behind.
+
+    \b
+    Examples:
+      edgeml convert model.keras --to tflite -o model.tflite
+      edgeml convert model.keras --to onnx -o model.onnx --calib builtin:digits
+      edgeml convert model.tflite --to onnx -o model.onnx
+    """
+    from edgeml.convert import convert
+
+    quiet = ctx.obj.get("quiet") if ctx.obj else False
+    result = convert(model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
+                     verify=verify, calib=calib, atol=atol, force=force, strict=strict,
+                     progress=None if quiet else status)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    from edgeml.formats.common import human_bytes
+
+    click.echo(f"wrote {result.output} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f} s")
+    if result.simplify:
+        s = result.simplify
+        after = s["nodes_after"] if s["applied"] else s["nodes_before"]
+        click.echo(f"onnxsim   nodes {s['nodes_before']} -> {after}" + ("" if s["applied"] else " (not applied)"))
+    if result.verification:
+        click.echo(f"verified  {result.verification.summary()}")

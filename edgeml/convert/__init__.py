@@ -1,0 +1,163 @@
+"""convert(): Keras/.h5/SavedModel -> TFLite or ONNX, TFLite -> ONNX, ONNX -> simplified ONNX.
+
+Every conversion verifies itself: source and output run on the same samples and the output is only
+written (atomically) when they agree within the tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeml._io import atomic_path, check_output
+from edgeml.artifact import ModelArtifact, ModelFormat
+from edgeml.convert.tflite import ConversionError
+from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds
+from edgeml.errors import EdgeMLError
+
+log = logging.getLogger(__name__)
+TARGET_FORMATS = ("tflite", "onnx")
+FP32_ATOL, FP16_ATOL = 1e-4, 1e-2
+
+
+class VerificationError(EdgeMLError):
+    pass
+
+
+@dataclass
+class ConvertResult:
+    source: str
+    source_format: str
+    output: str
+    to: str
+    size_bytes: int
+    seconds: float
+    float16: bool
+    opset: int | None
+    simplify: dict[str, Any] | None
+    verification: Verification | None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verification"] = self.verification.to_dict() if self.verification else None
+        return {"schema": "edgeml.convert/1", **d}
+
+
+def _route(fmt: ModelFormat, to: str, path: Path) -> None:
+    if to not in TARGET_FORMATS:
+        raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
+    if to == "tflite" and fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
+        raise EdgeMLError(f"{path}: converting {fmt.value} to TFLite is not supported",
+                          hint="convert the original Keras/SavedModel model; for an ONNX model use --to onnx")
+
+
+def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, simplify: bool = True,
+            float16: bool = False, verify: int = 8, calib: Any = None, atol: float | None = None,
+            force: bool = False, strict: bool = False, progress: Callable[[str], None] | None = None,
+            keras_model: Any = None) -> ConvertResult:
+    """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload."""
+    say = progress or (lambda msg: None)
+    art = ModelArtifact.open(model)
+    _route(art.format, to, art.path)
+    if float16 and to != "tflite":
+        raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
+    out = check_output(out, inputs=[art.path], force=force)
+    atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
+    warnings: list[str] = []
+    t0 = time.perf_counter()
+    if art.format in (ModelFormat.KERAS, ModelFormat.H5) and keras_model is None:
+        from edgeml.formats.keras import load
+
+        say(f"loading {art.path}")
+        keras_model = load(art.path)
+    simplify_info = None
+    with atomic_path(out) as tmp:
+        if to == "tflite":
+            from edgeml.convert.tflite import to_tflite
+
+            say("converting to TFLite (SavedModel export, TFLite converter)")
+            tmp.write_bytes(to_tflite(art.path, art.format.value, float16=float16, keras_model=keras_model))
+        else:
+            import onnx
+
+            proto = _to_onnx(art, keras_model, opset, say)
+            if simplify:
+                proto, simplify_info = _simplify(proto, tmp, say)
+            onnx.save(proto, str(tmp))
+        seconds = time.perf_counter() - t0
+        verification = None
+        if verify > 0:
+            verification = _verify(art, keras_model, tmp, verify, calib, atol, say)
+            if simplify_info and simplify_info["applied"] and not verification.passed:
+                # simplification may be what broke it: retry with the unsimplified graph
+                msg = "simplified model differs from the source; kept the unsimplified model"
+                if strict:
+                    raise VerificationError(f"{art.path}: {msg} ({verification.summary()})",
+                                            hint="drop --strict to keep the unsimplified model")
+                import onnx
+
+                onnx.save(_to_onnx(art, keras_model, opset, say), str(tmp))
+                simplify_info.update(applied=False, warning=msg)
+                verification = _verify(art, keras_model, tmp, verify, calib, atol, say)
+            if not verification.passed:
+                raise VerificationError(
+                    f"{art.path}: converted {to} output differs from the source: {verification.summary()}",
+                    hint="no output was written; try --no-simplify, another --opset, or a looser --atol if the "
+                         "difference is expected (e.g. --float16)")
+        if simplify_info and simplify_info.get("warning"):
+            if strict:
+                raise EdgeMLError(f"{art.path}: ONNX simplification failed: {simplify_info['warning']}",
+                                  hint="drop --strict to keep the unsimplified model, or pass --no-simplify")
+            warnings.append(f"kept the unsimplified model: {simplify_info['warning']}")
+            log.warning("kept the unsimplified model: %s", simplify_info["warning"])
+        size = tmp.stat().st_size
+    return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=to,
+                         size_bytes=size, seconds=round(seconds, 3), float16=float16,
+                         opset=opset if to == "onnx" else None, simplify=simplify_info,
+                         verification=verification, warnings=warnings)
+
+
+def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
+    from edgeml.convert import onnx as conv
+
+    if art.format is ModelFormat.ONNX:
+        from edgeml.formats.onnx import load
+
+        return load(art.path)
+    say(f"converting to ONNX (tf2onnx, opset {opset})")
+    if art.format is ModelFormat.TFLITE:
+        return conv.tflite_to_onnx(art.path, opset=opset)
+    if art.format is ModelFormat.SAVEDMODEL:
+        return conv.savedmodel_to_onnx(art.path, opset=opset)
+    return conv.keras_to_onnx(keras_model, opset=opset)
+
+
+def _simplify(proto: Any, tmp: Path, say) -> tuple[Any, dict[str, Any]]:
+    from edgeml.convert.simplify import simplify
+
+    say("simplifying with onnxsim")
+    return simplify(proto)
+
+
+def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib: Any, atol: float,
+            say) -> Verification:
+    from edgeml.runtimes.session import KerasSession, open_session
+
+    say(f"verifying on {n} samples")
+    reference = KerasSession(keras_model) if keras_model is not None else open_session(art)
+    test = open_session(ModelArtifact(out_path, ModelArtifact.open(out_path).format))
+    if calib is not None:
+        feeds = data_feeds(reference.inputs, calib, n)
+        label = f"data {getattr(calib, 'origin', None) or calib}"
+    else:
+        feeds = random_feeds(reference.inputs, n, seed=0)
+        label = "seeded random inputs in [0, 1)"
+    return compare(reference, test, feeds, atol=atol, data=label)
+
+
+__all__ = ["ConvertResult", "ConversionError", "VerificationError", "convert"]

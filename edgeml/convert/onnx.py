@@ -1,0 +1,120 @@
+"""Keras / SavedModel / TFLite -> ONNX with tf2onnx (from_function / from_tflite; never from_keras).
+
+tf2onnx >= 1.17 runs on numpy 2 for these paths (its np.cast use is gone); its remaining np.product call
+is in the >2 GB external-tensor writer, which edgeml does not use. Nothing here patches numpy.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from edgeml._quiet import all_output_captured
+from edgeml._tf import tensorflow
+from edgeml.convert.tflite import ConversionError, failing_ops
+from edgeml.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
+DEFAULT_OPSET = 17
+
+
+def _tf2onnx():
+    tensorflow()
+    try:
+        logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+        import tf2onnx
+    except ImportError as exc:
+        raise MissingDependencyError("ONNX conversion needs tf2onnx", hint="pip install 'edgeml[tf]'") from exc
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    return tf2onnx
+
+
+def _fail(exc: Exception, logs: list[str], opset: int) -> ConversionError:
+    text = " ".join(str(exc).split())
+    ops = failing_ops(text + " " + "".join(logs))
+    what = f" (unsupported ops: {', '.join(ops)})" if ops else ""
+    return ConversionError(f"ONNX conversion failed{what}: {text[:300]}",
+                           hint=f"try another --opset (now {opset}; 13-18 work), --no-simplify, or convert the "
+                                "SavedModel export instead of the .keras file")
+
+
+def rename_value(model, old: str, new: str) -> None:
+    """Rename a graph input/output (and every reference to it)."""
+    if old == new:
+        return
+    graph = model.graph
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.name == old:
+            vi.name = new
+
+
+def keras_to_onnx(keras_model: Any, *, opset: int = DEFAULT_OPSET) -> Any:
+    from edgeml.formats.keras import io_specs
+
+    tf = tensorflow()
+    tf2onnx = _tf2onnx()
+    inputs, outputs = io_specs(keras_model)
+    spec = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in inputs]
+
+    def call(*args):
+        out = keras_model(args[0] if len(args) == 1 else list(args), training=False)
+        return out if isinstance(out, (list, tuple)) else [out]
+
+    fn = tf.function(call, input_signature=spec)
+    try:
+        with all_output_captured() as logs:
+            model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    except Exception as exc:
+        raise _fail(exc, logs, opset) from exc
+    for vi, t in zip(list(model.graph.output), outputs):
+        rename_value(model, vi.name, t.name)
+    for vi, t in zip(list(model.graph.input), inputs):
+        rename_value(model, vi.name, t.name)
+    return model
+
+
+def savedmodel_to_onnx(folder: Path, *, opset: int = DEFAULT_OPSET) -> Any:
+    from edgeml.formats.savedmodel import load
+
+    tf = tensorflow()
+    tf2onnx = _tf2onnx()
+    _, sig = load(folder)
+    in_specs = sorted(sig.structured_input_signature[1].items())
+    spec = [tf.TensorSpec(s.shape, s.dtype, name=name) for name, s in in_specs]
+    out_names = sorted(sig.structured_outputs)
+
+    def call(*args):
+        out = sig(**{name: a for (name, _), a in zip(in_specs, args)})
+        return [out[n] for n in out_names]
+
+    fn = tf.function(call, input_signature=spec)
+    try:
+        with all_output_captured() as logs:
+            model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    except Exception as exc:
+        raise _fail(exc, logs, opset) from exc
+    for vi, name in zip(list(model.graph.output), out_names):
+        rename_value(model, vi.name, name)
+    return model
+
+
+def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
+    from edgeml.formats.tflite import inspect as inspect_tflite
+
+    tf2onnx = _tf2onnx()
+    info = inspect_tflite(path, validate=False)
+    try:
+        with all_output_captured() as logs:
+            model, _ = tf2onnx.convert.from_tflite(str(path), opset=opset)
+    except Exception as exc:
+        raise _fail(exc, logs, opset) from exc
+    # tf2onnx names IO after TFLite tensors ("serving_default_image:0"); use the signature names
+    for vi, t in zip(list(model.graph.input), info.inputs):
+        rename_value(model, vi.name, t.name)
+    for vi, t in zip(list(model.graph.output), info.outputs):
+        rename_value(model, vi.name, t.name)
+    return model

@@ -1,0 +1,96 @@
+"""One Session interface over every runtime: feed floats, get floats back.
+
+A session's ``inputs``/``outputs`` are TensorSpecs. ``run(feeds)`` takes ``{input name: array with batch
+axis}``. Float data fed to an int8/uint8 input is quantized with the model's own scale/zero-point; data
+already in the input's dtype is passed through. Quantized outputs are dequantized unless ``raw=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgeml.formats.common import Quantization, TensorSpec
+
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+class Session(Protocol):
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    runtime: str
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]: ...
+
+
+def quantize(x: np.ndarray, dtype: str, q: Quantization | None) -> np.ndarray:
+    if x.dtype == np.dtype(dtype) or q is None or dtype not in _RANGES:
+        return x.astype(dtype, copy=False)
+    lo, hi = _RANGES[dtype]
+    return np.clip(np.round(x / q.scale + q.zero_point), lo, hi).astype(dtype)
+
+
+def dequantize(x: np.ndarray, q: Quantization | None) -> np.ndarray:
+    if q is None or x.dtype.kind == "f":
+        return x
+    return ((x.astype(np.float32) - q.zero_point) * q.scale).astype(np.float32)
+
+
+class KerasSession:
+    runtime = "keras"
+
+    def __init__(self, model: Any):
+        from edgeml.formats.keras import io_specs
+
+        self.model = model
+        self.inputs, self.outputs = io_specs(model)
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
+        args = [feeds[t.name] for t in self.inputs]
+        out = self.model(args[0] if len(args) == 1 else args, training=False)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        if isinstance(out, dict):
+            outs = [out[t.name] for t in self.outputs]
+        return {t.name: np.asarray(o) for t, o in zip(self.outputs, outs)}
+
+
+class SavedModelSession:
+    runtime = "tensorflow"
+
+    def __init__(self, path: Path):
+        from edgeml.formats.savedmodel import load
+
+        self._loaded, self.fn = load(path)
+        sig = self.fn.structured_input_signature[1]
+        self.inputs = [TensorSpec(n, tuple(s.shape.as_list()), s.dtype.name) for n, s in sorted(sig.items())]
+        outs = self.fn.structured_outputs
+        self.outputs = [TensorSpec(n, tuple(t.shape.as_list()), t.dtype.name) for n, t in sorted(outs.items())]
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
+        out = self.fn(**{t.name: feeds[t.name] for t in self.inputs})
+        return {t.name: np.asarray(out[t.name]) for t in self.outputs}
+
+
+def open_session(model: Any, *, threads: int | None = None, providers: list[str] | None = None,
+                 delegate: str | None = None) -> Session:
+    """Open a session on a model path/artifact (any format) or an in-memory Keras model."""
+    from edgeml.artifact import ModelArtifact, ModelFormat
+
+    if not isinstance(model, (str, Path, ModelArtifact)):
+        return KerasSession(model)
+    art = model if isinstance(model, ModelArtifact) else ModelArtifact.open(model)
+    if art.format is ModelFormat.TFLITE:
+        from edgeml.runtimes.litert import LiteRTSession
+
+        return LiteRTSession(art.path, threads=threads, delegate=delegate)
+    if art.format is ModelFormat.ONNX:
+        from edgeml.runtimes.onnxruntime import OrtSession
+
+        return OrtSession(art.path, threads=threads, providers=providers)
+    if art.format is ModelFormat.SAVEDMODEL:
+        return SavedModelSession(art.path)
+    from edgeml.formats.keras import load
+
+    return KerasSession(load(art.path))

@@ -146,6 +146,11 @@ def _walk_layers(model) -> list:
     return layers
 
 
+def model_macs(model) -> int:
+    """Total MACs of an in-memory Keras model (batch 1)."""
+    return sum(layer_macs(layer) for layer in _walk_layers(model))
+
+
 def _tensor_name(t, fallback: str) -> str:
     hist = getattr(t, "_keras_history", None)
     op = getattr(hist, "operation", None) if hist is not None else None

@@ -39,6 +39,18 @@ def _fail(exc: Exception, logs: list[str], opset: int) -> ConversionError:
                                 "SavedModel export instead of the .keras file")
 
 
+def _from_function(fn: Any, spec: list, opset: int) -> Any:
+    """tf2onnx.convert.from_function with its output captured and its errors translated."""
+    tf2onnx = _tf2onnx()
+    logs: list[str] = []
+    try:
+        with all_output_captured() as logs:
+            model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    except Exception as exc:
+        raise _fail(exc, logs, opset) from exc
+    return model
+
+
 def rename_value(model, old: str, new: str) -> None:
     """Rename a graph input/output (and every reference to it)."""
     if old == new:
@@ -56,7 +68,6 @@ def keras_to_onnx(keras_model: Any, *, opset: int = DEFAULT_OPSET) -> Any:
     from edgeml.formats.keras import io_specs
 
     tf = tensorflow()
-    tf2onnx = _tf2onnx()
     inputs, outputs = io_specs(keras_model)
     spec = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in inputs]
 
@@ -64,12 +75,7 @@ def keras_to_onnx(keras_model: Any, *, opset: int = DEFAULT_OPSET) -> Any:
         out = keras_model(args[0] if len(args) == 1 else list(args), training=False)
         return out if isinstance(out, (list, tuple)) else [out]
 
-    fn = tf.function(call, input_signature=spec)
-    try:
-        with all_output_captured() as logs:
-            model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
-    except Exception as exc:
-        raise _fail(exc, logs, opset) from exc
+    model = _from_function(tf.function(call, input_signature=spec), spec, opset)
     for vi, t in zip(list(model.graph.output), outputs):
         rename_value(model, vi.name, t.name)
     for vi, t in zip(list(model.graph.input), inputs):
@@ -81,7 +87,6 @@ def savedmodel_to_onnx(folder: Path, *, opset: int = DEFAULT_OPSET) -> Any:
     from edgeml.formats.savedmodel import load
 
     tf = tensorflow()
-    tf2onnx = _tf2onnx()
     _, sig = load(folder)
     in_specs = sorted(sig.structured_input_signature[1].items())
     spec = [tf.TensorSpec(s.shape, s.dtype, name=name) for name, s in in_specs]
@@ -91,12 +96,7 @@ def savedmodel_to_onnx(folder: Path, *, opset: int = DEFAULT_OPSET) -> Any:
         out = sig(**{name: a for (name, _), a in zip(in_specs, args)})
         return [out[n] for n in out_names]
 
-    fn = tf.function(call, input_signature=spec)
-    try:
-        with all_output_captured() as logs:
-            model, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
-    except Exception as exc:
-        raise _fail(exc, logs, opset) from exc
+    model = _from_function(tf.function(call, input_signature=spec), spec, opset)
     for vi, name in zip(list(model.graph.output), out_names):
         rename_value(model, vi.name, name)
     return model

@@ -89,7 +89,6 @@ def test_tflite_to_onnx_uses_signature_names(tmp_path, tiny_tflite):
 
 
 def test_onnx_to_onnx_simplifies_only(tmp_path):
-    from onnx.backend.test.loader import __file__ as loader_file  # noqa: F401
     import onnx
     from pathlib import Path
 

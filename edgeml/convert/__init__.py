@@ -87,7 +87,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
             proto = _to_onnx(art, keras_model, opset, say)
             if simplify:
-                proto, simplify_info = _simplify(proto, tmp, say)
+                proto, simplify_info = _simplify(proto, say)
             onnx.save(proto, str(tmp))
         seconds = time.perf_counter() - t0
         verification = None
@@ -137,7 +137,7 @@ def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
     return conv.keras_to_onnx(keras_model, opset=opset)
 
 
-def _simplify(proto: Any, tmp: Path, say) -> tuple[Any, dict[str, Any]]:
+def _simplify(proto: Any, say) -> tuple[Any, dict[str, Any]]:
     from edgeml.convert.simplify import simplify
 
     say("simplifying with onnxsim")

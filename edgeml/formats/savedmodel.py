@@ -56,7 +56,7 @@ def _macs(op, shape) -> int:
 
 
 def inspect(path: Path) -> Inspection:
-    tf = tensorflow()
+    tensorflow()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     loaded, fn = load(path)
@@ -87,7 +87,6 @@ def inspect(path: Path) -> Inspection:
         ops[op.type] += 1
         layers.append(LayerInfo(op.name, op.type, _macs(op, shape), 0))
     size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-    del tf
     return Inspection(
         path=str(path), format="savedmodel", size_bytes=size, inputs=inputs, outputs=outputs,
         params=stats.params, macs=sum(layer.macs for layer in layers), ops=dict(ops.most_common()),

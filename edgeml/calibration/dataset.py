@@ -111,11 +111,12 @@ class _Binding:
         dtype = self.target.dtype
         q = self.target.quantization
         if dtype in _QUANT_RANGES and x.dtype.kind == "f":
-            if self.spec.raw_pixels or q is None:
+            if self.spec.raw_pixels or q is None:  # integers as they are (e.g. raw pixels)
                 lo, hi = _QUANT_RANGES[dtype]
                 return np.clip(np.round(x), lo, hi).astype(dtype)
-            lo, hi = _QUANT_RANGES[dtype]
-            return np.clip(np.round(x / q.scale + q.zero_point), lo, hi).astype(dtype)
+            from edgeml.runtimes.session import quantize
+
+            return quantize(x, dtype, q)
         try:
             return x.astype(dtype, copy=False)
         except TypeError as exc:
@@ -216,8 +217,6 @@ class Dataset:
                 self.source.check_readable(int(i))
         elif self.source.kind == "array":
             for key, binding in self.bindings.items():
-                for i in self.indices[:1]:
-                    binding.convert(self.source.read(int(i))[key], self.source.where(int(i)), "array")
                 arr = getattr(self.source, "arrays", {}).get(key)
                 if arr is not None and arr.dtype.kind == "f":
                     bad = ~np.isfinite(arr[self.indices].reshape(len(self.indices), -1)).all(axis=1)
@@ -226,7 +225,7 @@ class Dataset:
                         raise DataError(f"{self.source.where(i)}: input '{binding.name}' contains NaN or Inf values "
                                         f"({int(bad.sum())} of {len(self.indices)} samples)",
                                         hint="clean the data; calibration and metrics need finite values")
-        self.sample(0)
+        self.sample(0)  # full conversion of one sample: shapes, dtypes, preprocessing
         return self
 
     def warn_if_few(self, minimum: int = MIN_CALIBRATION_SAMPLES, purpose: str = "calibration") -> bool:

@@ -150,7 +150,7 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
 
     say(f"verifying on {n} samples")
     reference = KerasSession(keras_model) if keras_model is not None else open_session(art)
-    test = open_session(ModelArtifact(out_path, ModelArtifact.open(out_path).format))
+    test = open_session(out_path)
     if calib is not None:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -65,7 +66,7 @@ def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np
     if isinstance(spec, str):
         spec = DataSpec.parse(spec)
     if spec.samples is None or spec.samples > n:
-        spec.samples = n
+        spec = dataclasses.replace(spec, samples=n)
     ds = load_dataset(spec, inputs=float_inputs)
     return [{k: v[None] for k, v in s.feeds.items()} for s in ds]
 

@@ -72,12 +72,10 @@ def check_external_data(model, base_dir: Path, path: Path) -> bool:
     return used
 
 
-def load(path: str | Path, *, check: bool = True):
-    """Load an ONNX model safely (external data only from the model's folder) and validate it."""
+def _parse(p: Path):
     import onnx
     from google.protobuf.message import DecodeError
 
-    p = Path(path)
     try:
         model = onnx.load(str(p), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, OSError) as exc:
@@ -86,6 +84,21 @@ def load(path: str | Path, *, check: bool = True):
     if not model.graph.node and not model.graph.output:
         raise ModelLoadError(f"{p}: not a valid ONNX model (no graph found)",
                              hint="the file is truncated or not an ONNX model; re-export it")
+    return model
+
+
+def check_safe(path: str | Path) -> None:
+    """Parse the graph (no external data) and refuse external data outside the model's folder."""
+    p = Path(path)
+    check_external_data(_parse(p), p.parent, p)
+
+
+def load(path: str | Path, *, check: bool = True):
+    """Load an ONNX model safely (external data only from the model's folder) and validate it."""
+    import onnx
+
+    p = Path(path)
+    model = _parse(p)
     if check_external_data(model, p.parent, p):
         from onnx.external_data_helper import load_external_data_for_model
 

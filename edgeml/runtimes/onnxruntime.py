@@ -28,10 +28,10 @@ class OrtSession:
             import onnxruntime as ort
         except ImportError as exc:
             raise MissingDependencyError("ONNX Runtime is not installed", hint="pip install onnxruntime") from exc
-        from edgeml.formats.onnx import load as load_onnx
+        from edgeml.formats.onnx import check_safe
 
         self.path = Path(path)
-        load_onnx(self.path, check=False)  # external-data safety check before ORT reads anything
+        check_safe(self.path)  # refuse external data outside the model's folder before ORT reads anything
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:

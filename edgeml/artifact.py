@@ -7,7 +7,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeml.errors import ModelLoadError
+from edgeml.errors import MissingDependencyError, ModelLoadError
 from edgeml.formats.common import Inspection
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -120,7 +120,12 @@ class ModelArtifact:
                 from edgeml.formats import savedmodel as reader
             else:
                 from edgeml.formats import keras as reader
-            self._inspection = reader.inspect(self.path)
+            try:
+                self._inspection = reader.inspect(self.path)
+            except MissingDependencyError as exc:
+                if str(self.path) in exc.message:
+                    raise
+                raise MissingDependencyError(f"{self.path}: {exc.message}", hint=exc.hint) from exc
         return self._inspection
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 from edgeml.errors import OutputExistsError
@@ -46,3 +49,28 @@ def atomic_path(out: str | Path) -> Iterator[Path]:
 def write_bytes_atomic(out: str | Path, data: bytes) -> None:
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def json_text(data: Any) -> str:
+    """Strict JSON (NaN/Inf become null; dataclasses with to_dict and numpy values are converted)."""
+    return json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=2)

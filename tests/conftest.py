@@ -44,3 +44,14 @@ def tiny_tflite(models_dir, tiny_keras_model) -> Path:
 @pytest.fixture(scope="session")
 def keras2_h5() -> Path:
     return DATA / "keras2_cnn.h5"
+
+
+@pytest.fixture(scope="session")
+def digits_keras(models_dir) -> Path:
+    """The demo CNN trained briefly on builtin digits (seeded): a model whose accuracy means something."""
+    from edgeml.demo import train_cnn
+
+    model, _ = train_cnn(epochs=4, seed=0)
+    path = models_dir / "digits.keras"
+    model.save(path)
+    return path

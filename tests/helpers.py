@@ -123,3 +123,42 @@ def keras_sequential(seed: int = 0):
         keras.layers.Flatten(),
         keras.layers.Dense(10, activation="softmax"),
     ])
+
+
+def onnx_legacy_constants(path: Path, seed: int = 0) -> Path:
+    """The tiny CNN as an old exporter writes it: opset 11, weights in Constant nodes, not initializers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+
+    def const(name, arr):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr.astype(np.float32), name))
+
+    nodes = [
+        const("conv_w", rng.normal(0, 0.3, (4, 1, 3, 3))), const("conv_b", rng.normal(0, 0.1, (4,))),
+        const("fc_w", rng.normal(0, 0.1, (144, 10))), const("fc_b", rng.normal(0, 0.1, (10,))),
+        helper.make_node("Conv", ["image", "conv_w", "conv_b"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "legacy", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 6
+    onnx.save(model, str(path))
+    return path
+
+
+def keras_with_sin(path: Path) -> Path:
+    """A SavedModel whose graph has SIN, which TFLite cannot run in int8."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.ops.sin(x)
+    out = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+    keras.Model(inp, out).export(str(path), verbose=False)
+    return path

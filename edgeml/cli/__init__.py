@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("edgeml.cli.convert_cmd", "convert_cmd", "Convert to TFLite or ONNX and verify the numbers match."),
     "data": ("edgeml.cli.data_cmd", "data", "Inspect calibration/evaluation data as a model would see it."),
     "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
+    "quantize": ("edgeml.cli.quantize_cmd", "quantize_cmd", "Quantize to int8 with calibration data; per-layer error."),
+    "targets": ("edgeml.cli.targets_cmd", "targets_cmd", "List target profiles (host, Pi, Coral, Jetson)."),
 }
 
 

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import click
 
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+from edgeml._io import json_text
 
 
 def emit_json(data: dict[str, Any]) -> None:
     """Machine output: one JSON document on stdout (NaN/Inf become null, so it is strict JSON)."""
-    click.echo(json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=2))
+    click.echo(json_text(data))
 
 
 def status(message: str) -> None:

@@ -32,6 +32,7 @@ class Verification:
     atol: float
     passed: bool
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    mse: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +105,7 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
             refs[r].append(a)
             tests[r].append(b)
     per_output = []
-    max_abs = mean_num = mean_den = norm = 0.0
+    max_abs = mean_num = mean_den = norm = sq_num = 0.0
     agree_n = agree_d = 0
     cos_vals = []
     for r, t in pairs:
@@ -114,6 +115,7 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
         o_norm = o_max / max(1.0, float(np.abs(a).max()) if a.size else 1.0)
         cos = float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
         entry: dict[str, Any] = {"reference": r, "test": t, "max_abs_diff": o_max, "mean_abs_diff": float(d.mean()),
+                                 "mse": float((d * d).mean()),
                                  "normalized_max_diff": o_norm, "cosine": cos}
         if a.ndim >= 2 and a.shape[-1] > 1:
             agree = (a.argmax(-1) == b.argmax(-1)).ravel()
@@ -123,9 +125,11 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
         per_output.append(entry)
         max_abs, norm = max(max_abs, o_max), max(norm, o_norm)
         mean_num += float(d.sum())
+        sq_num += float((d * d).sum())
         mean_den += d.size
         cos_vals.append(cos)
     return Verification(
         samples=len(feeds), data=data, max_abs_diff=max_abs, mean_abs_diff=mean_num / max(mean_den, 1),
         normalized_max_diff=norm, argmax_agreement=(agree_n / agree_d) if agree_d else None,
-        cosine=min(cos_vals) if cos_vals else 1.0, atol=atol, passed=norm <= atol, outputs=per_output)
+        cosine=min(cos_vals) if cos_vals else 1.0, atol=atol, passed=norm <= atol, outputs=per_output,
+        mse=sq_num / max(mean_den, 1))

@@ -1,0 +1,1 @@
+"""Benchmarking: latency statistics, accuracy/fidelity metrics, environment capture, the harness."""

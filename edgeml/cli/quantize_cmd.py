@@ -1,0 +1,78 @@
+"""edgeml quantize MODEL --calib SPEC -o OUT"""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli._out import emit_json, status, table
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path())
+@click.option("-o", "--output", "out", type=click.Path(), required=True, help="Output .tflite or .onnx file.")
+@click.option("--calib", metavar="SPEC", help="Calibration data (needed for int8/int16x8), e.g. images/?samples=200.")
+@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx"]),
+              help="Output format [default: the source's, or the target's first format for Keras/SavedModel].")
+@click.option("--mode", type=click.Choice(["int8", "int16x8", "float16", "dynamic"]), default="int8",
+              show_default=True, help="int8: full-integer; int16x8: int16 activations; float16/dynamic: no "
+                                      "calibration (weights only).")
+@click.option("--io", type=click.Choice(["int8", "uint8", "int16", "float32"]),
+              help="TFLite input/output type [default: the target's, int8 on most; ONNX keeps float32].")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight scales per channel.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True, help="Activation calibration (entropy/percentile: ONNX only).")
+@click.option("--calib-samples", type=click.IntRange(min=1), metavar="N",
+              help="Calibration samples to draw [default: the spec's samples=, else 200].")
+@click.option("--target", metavar="NAME|PROFILE.toml", help="Target whose recipe to use (edgeml targets lists "
+                                                             "them) [default: host].")
+@click.option("--eval", "eval_spec", metavar="SPEC", help="Labelled data: report float vs quantized top-1.")
+@click.option("--report", type=click.Path(), help="Write the full per-layer report (.json, or .md for Markdown).")
+@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Worst layers to print.")
+@click.option("--force", is_flag=True, help="Overwrite OUT/--report if they exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.quantize/1).")
+@click.pass_context
+def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, calib_samples, target, eval_spec,
+                 report, top, force, as_json):
+    """Quantize MODEL (.keras, .h5, SavedModel, float .tflite, .onnx) with calibration data.
+
+    TFLite: the TFLite converter (Keras/SavedModel) or AI Edge Quantizer (a float .tflite); full-integer
+    int8 by default, ops that cannot be int8 are listed and stay float unless the target (e.g. coral-usb)
+    needs full int8. ONNX: ONNX Runtime static QDQ after pre-processing; activation/weight types follow
+    the target's measured recipe. The float and quantized models are compared afterwards: output MSE,
+    cosine, argmax agreement, and SQNR per layer (worst first).
+
+    \b
+    Examples:
+      edgeml quantize model.keras --calib builtin:digits -o model_int8.tflite
+      edgeml quantize model.onnx --calib images/?samples=200 -o model_int8.onnx --method percentile
+      edgeml quantize model.keras --calib images/ --target coral-usb -o model_edgetpu_ready.tflite
+    """
+    from edgeml.quantize import quantize
+
+    quiet = ctx.obj.get("quiet") if ctx.obj else False
+    r = quantize(model, out=out, calib=calib, format=fmt, mode=mode, io=io, per_channel=per_channel, method=method,
+                 calib_samples=calib_samples, target=target, eval=eval_spec, report=report, force=force,
+                 progress=None if quiet else status)
+    if as_json:
+        emit_json(r.to_dict())
+        return
+    from edgeml.quantize import summary_lines
+
+    click.echo(f"wrote {r.output}: {r.format} {r.mode}, io {r.io}, "
+               f"{'per-channel' if r.per_channel else 'per-tensor'}, target {r.target} ({r.seconds:.1f} s)")
+    for line in summary_lines(r):
+        click.echo(line)
+    if r.layers and top:
+        rows = [[_short(e.name), e.op, f"{e.sqnr_db:.1f}"] for e in r.layers[:top]]
+        click.echo(f"\nworst layers (SQNR, higher is better; {len(r.layers)} compared"
+                   f"{', full table in ' + str(report) if report else ', --report FILE for all'}):")
+        click.echo(table(rows, ["tensor", "op", "SQNR dB"], "llr"))
+    for note in r.notes:
+        click.echo(f"note: {note}", err=True)
+    for warning in r.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _short(name: str, width: int = 60) -> str:
+    name = name.split(";")[0]
+    return name if len(name) <= width else "..." + name[-(width - 3):]

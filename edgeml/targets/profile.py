@@ -1,0 +1,129 @@
+"""TargetProfile: what a device is, as data. Built-in profiles live in profiles/*.toml; a user's own
+profile is any TOML file with the same keys (``--target ./my-board.toml``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeml.errors import EdgeMLError
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+KINDS = ("cpu", "edgetpu", "gpu")
+RUNTIMES = ("litert", "onnxruntime", "edgetpu")
+
+
+@dataclass
+class TargetProfile:
+    name: str
+    description: str
+    kind: str = "cpu"
+    arch: str = ""
+    runtime: str = "litert"
+    runtimes: list[str] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=lambda: ["tflite", "onnx"])
+    full_int8: bool = False
+    cores: int = 0
+    clock_ghz: float = 0.0
+    ram_gb: float | None = None
+    bandwidth_gbs: float | None = None
+    param_cache_mib: float | None = None
+    idle_w: float | None = None
+    load_w: float | None = None
+    link: str = ""
+    link_gbs: float | None = None
+    host: str = ""
+    peak_gops: dict[str, float] = field(default_factory=dict)
+    quantize: dict[str, Any] = field(default_factory=dict)
+    estimate: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def is_host(self) -> bool:
+        return self.name == "host"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "edgeml.target/1", **asdict(self)}
+
+    def accepts(self, fmt: str) -> bool:
+        return fmt in self.formats
+
+
+def _host_facts() -> dict[str, Any]:
+    facts: dict[str, Any] = {"arch": platform.machine(), "cores": os.cpu_count() or 1}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                facts["description"] = f"this machine: {line.split(':', 1)[1].strip()} (measured, never estimated)"
+                break
+        mhz = [float(line.split(":", 1)[1]) for line in text.splitlines() if line.startswith("cpu MHz")]
+        if mhz:
+            facts["clock_ghz"] = round(max(mhz) / 1000, 2)
+    except (OSError, ValueError):
+        pass
+    return facts
+
+
+def _from_dict(data: dict[str, Any], where: str) -> TargetProfile:
+    known = set(TargetProfile.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise EdgeMLError(f"{where}: unknown key '{unknown[0]}' in target profile",
+                          hint=f"known keys: {', '.join(sorted(known - {'path'}))}")
+    for key in ("name", "description"):
+        if not isinstance(data.get(key), str) or not data.get(key):
+            raise EdgeMLError(f"{where}: target profile needs a '{key}' string", hint="see edgeml targets --json")
+    if data.get("kind", "cpu") not in KINDS:
+        raise EdgeMLError(f"{where}: kind = '{data['kind']}' is not one of {', '.join(KINDS)}")
+    if data.get("runtime", "litert") not in RUNTIMES:
+        raise EdgeMLError(f"{where}: runtime = '{data['runtime']}' is not one of {', '.join(RUNTIMES)}")
+    for key in ("peak_gops", "quantize", "estimate", "sources"):
+        if key in data and not isinstance(data[key], dict):
+            raise EdgeMLError(f"{where}: '{key}' must be a table ([{key}])")
+    try:
+        profile = TargetProfile(**data, path=where)
+    except TypeError as exc:
+        raise EdgeMLError(f"{where}: malformed target profile: {exc}") from exc
+    if not profile.runtimes:
+        profile.runtimes = [profile.runtime]
+    return profile
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def load_profile(target: str | Path | None) -> TargetProfile:
+    """A built-in profile by name, or a user's TOML file by path. ``None`` means the host."""
+    target = str(target or "host")
+    path = Path(target)
+    if path.suffix == ".toml" or os.sep in target:
+        if not path.is_file():
+            raise EdgeMLError(f"--target {target}: no such profile file", hint="give a .toml path or a built-in name")
+        where = str(path)
+    else:
+        path = PROFILE_DIR / f"{target}.toml"
+        where = f"target '{target}'"
+        if not path.is_file():
+            raise EdgeMLError(f"--target {target}: unknown target",
+                              hint=f"use one of {', '.join(builtin_names())}, or a profile .toml")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EdgeMLError(f"{where}: not valid TOML: {exc}", hint="fix the file (see edgeml targets --json)") from exc
+    profile = _from_dict(data, str(path) if where == str(path) else f"profiles/{path.name}")
+    if profile.is_host:
+        for key, value in _host_facts().items():
+            setattr(profile, key, value)
+    return profile
+
+
+def list_profiles() -> list[TargetProfile]:
+    return [load_profile(n) for n in builtin_names()]

@@ -1,0 +1,169 @@
+"""edgeml quantize: TFLite (converter, AI Edge Quantizer) and ONNX QDQ, with per-layer error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+import helpers
+from edgeml.artifact import inspect_model
+from edgeml.cli import cli as main
+from edgeml.errors import DataError, EdgeMLError
+from edgeml.quantize import quantize
+
+TRAIN = "builtin:digits?split=train"
+TEST = "builtin:digits?split=test"
+
+
+def test_keras_to_full_int8_tflite_keeps_accuracy_and_shrinks(tmp_path, digits_keras):
+    r = quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.tflite", eval=TEST)
+    info = inspect_model(tmp_path / "q.tflite")
+    assert info.inputs[0].dtype == "int8" and info.outputs[0].dtype == "int8"
+    assert info.inputs[0].quantization is not None
+    assert set(info.weight_dtypes) <= {"int8", "int32"}
+    assert r.float_ops == []
+    assert r.size_after_bytes < 0.4 * r.size_before_bytes
+    assert r.calibration["samples"] == 200
+    assert r.accuracy["quantized_top1"] >= r.accuracy["float_top1"] - 0.02
+    assert r.metrics.argmax_agreement >= 0.9 and r.metrics.cosine > 0.99
+    sqnr = [e.sqnr_db for e in r.layers]
+    assert len(sqnr) >= 4 and sqnr == sorted(sqnr)  # worst first
+    assert {e.op for e in r.layers} >= {"CONV_2D", "FULLY_CONNECTED"}
+
+
+def test_io_float32_keeps_float_interface(tmp_path, digits_keras):
+    quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.tflite", io="float32", calib_samples=60)
+    info = inspect_model(tmp_path / "q.tflite")
+    assert info.inputs[0].dtype == "float32" and "int8" in info.weight_dtypes
+
+
+@pytest.mark.parametrize("mode, weight", [("dynamic", "int8"), ("float16", "float16")])
+def test_weight_only_modes_need_no_calibration(tmp_path, digits_keras, mode, weight):
+    r = quantize(digits_keras, out=tmp_path / "q.tflite", mode=mode)
+    info = inspect_model(tmp_path / "q.tflite")
+    assert r.io == "float32" and weight in info.weight_dtypes and r.calibration is None
+
+
+def test_keras_to_onnx_qdq_uses_host_recipe_uint8_activations(tmp_path, digits_keras):
+    r = quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.onnx", format="onnx", eval=TEST, calib_samples=100)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    zp = {i.name: i for i in model.graph.initializer}
+    act_zps = [zp[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert act_zps and all(z.data_type == onnx.TensorProto.UINT8 for z in act_zps)
+    assert r.recipe["activation_type"] == "uint8" and r.recipe["per_channel"] is True
+    assert r.accuracy["quantized_top1"] >= r.accuracy["float_top1"] - 0.02
+    assert r.layers and r.layers[0].sqnr_db <= r.layers[-1].sqnr_db
+    assert r.size_after_bytes < 0.5 * r.size_before_bytes
+
+
+def test_jetson_recipe_is_symmetric_int8_for_tensorrt(tmp_path, digits_keras):
+    r = quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.onnx", target="jetson-orin-nano", calib_samples=60)
+    assert r.format == "onnx"  # Jetson prefers ONNX
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    zps = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_onnx_calibration_methods(tmp_path, tiny_onnx, method):
+    r = quantize(tiny_onnx, calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx", method=method,
+                 calib_samples=60)
+    assert r.recipe["method"] == method and r.metrics.cosine > 0.9
+
+
+def test_legacy_onnx_is_upgraded_and_constant_weights_quantized(tmp_path):
+    src = helpers.onnx_legacy_constants(tmp_path / "legacy.onnx")
+    r = quantize(src, calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx", calib_samples=60)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    assert any("opset 11 -> 13" in n for n in r.notes)
+    assert sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear") >= 4  # weights too
+    assert r.metrics.cosine > 0.99
+
+
+def test_float_tflite_is_quantized_with_ai_edge_quantizer(tmp_path, tiny_tflite):
+    r = quantize(tiny_tflite, calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
+    info = inspect_model(tmp_path / "q.tflite")
+    assert r.recipe["quantizer"] == "ai-edge-quantizer"
+    assert info.inputs[0].dtype == "int8" and "int8" in info.weight_dtypes
+    assert r.metrics.cosine > 0.9
+
+
+def test_coral_refuses_ops_that_cannot_be_int8_and_names_them(tmp_path):
+    src = helpers.keras_with_sin(tmp_path / "sin_sm")
+    out = tmp_path / "q.tflite"
+    with pytest.raises(EdgeMLError, match=r"coral-usb needs every op in int8.*SIN"):
+        quantize(src, calib=TRAIN, out=out, target="coral-usb", calib_samples=60)
+    assert not out.exists()
+    r = quantize(src, calib=TRAIN, out=out, calib_samples=60)  # the host allows float fallback, and says so
+    assert any(op.startswith("SIN") for op in r.float_ops) and r.warnings
+
+
+def test_already_quantized_model_is_refused(tmp_path, digits_keras):
+    quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
+    with pytest.raises(EdgeMLError, match="already quantized"):
+        quantize(tmp_path / "q.tflite", calib=TRAIN, out=tmp_path / "qq.tflite")
+    assert not (tmp_path / "qq.tflite").exists()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "needs calibration data"),
+    ({"calib": TRAIN, "method": "entropy"}, "min/max ranges only"),
+    ({"calib": TRAIN, "target": "esp32"}, "unknown target"),
+    ({"calib": TRAIN, "format": "onnx", "io": "uint8"}, "keep float32"),
+    ({"calib": TRAIN, "mode": "int16x8", "io": "int8"}, "does not apply"),
+    ({"calib": TRAIN, "target": "coral-usb", "mode": "float16"}, "full-int8 models only"),
+    ({"calib": TRAIN, "target": "coral-usb", "format": "onnx"}, "does not run onnx"),
+])
+def test_bad_options_are_one_line_errors_without_output(tmp_path, digits_keras, kwargs, match):
+    out = tmp_path / "q.tflite"
+    with pytest.raises(EdgeMLError, match=match):
+        quantize(digits_keras, out=out, **kwargs)
+    assert not out.exists()
+
+
+def test_calibration_data_that_does_not_fit_the_model(tmp_path, digits_keras):
+    np.savez(tmp_path / "wrong.npz", x=np.zeros((10, 16, 16, 1), np.float32))
+    with pytest.raises(DataError, match=r"expects per-sample shape \[8, 8, 1\]"):
+        quantize(digits_keras, calib=str(tmp_path / "wrong.npz"), out=tmp_path / "q.tflite")
+    bad = np.zeros((10, 8, 8, 1), np.float32)
+    bad[3, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", x=bad)
+    with pytest.raises(DataError, match="NaN"):
+        quantize(digits_keras, calib=str(tmp_path / "nan.npz"), out=tmp_path / "q.tflite")
+    assert not (tmp_path / "q.tflite").exists()
+
+
+def test_few_calibration_samples_warn(tmp_path, digits_keras):
+    r = quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=10)
+    assert any("only 10 calibration samples" in w for w in r.warnings)
+
+
+def test_cli_prints_summary_and_writes_reports(tmp_path, digits_keras):
+    runner = CliRunner()
+    md = tmp_path / "report.md"
+    res = runner.invoke(main, ["quantize", str(digits_keras), "--calib", TRAIN, "--calib-samples", "60",
+                               "-o", str(tmp_path / "q.tflite"), "--report", str(md)])
+    assert res.exit_code == 0, res.output
+    assert "worst layers" in res.stdout and "SQNR" in res.stdout and "size" in res.stdout
+    assert "| layer (worst first) | op | SQNR dB | MSE |" in md.read_text()
+    res = runner.invoke(main, ["quantize", str(digits_keras), "--calib", TRAIN, "--calib-samples", "60",
+                               "-o", str(tmp_path / "q2.onnx"), "--format", "onnx", "--json",
+                               "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["schema"] == "edgeml.quantize/1" and data["format"] == "onnx" and data["layers"]
+    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "edgeml.quantize/1"  # strict JSON
+
+
+def test_cli_error_is_one_line_exit_3(tmp_path, digits_keras):
+    res = CliRunner().invoke(main, ["quantize", str(digits_keras), "-o", str(tmp_path / "q.tflite")])
+    assert res.exit_code == 3
+    assert "error: --mode int8 needs calibration data" in res.output and "Traceback" not in res.output

@@ -55,3 +55,15 @@ def digits_keras(models_dir) -> Path:
     path = models_dir / "digits.keras"
     model.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def board(tmp_path_factory):
+    """A loopback 'board': a real sshd on 127.0.0.1 with throwaway keys (see tests/sshd.py)."""
+    import sshd
+
+    if sshd.sshd_binary() is None:
+        pytest.skip("sshd is not installed (.ci/run installs openssh-server)")
+    b = sshd.LoopbackBoard(tmp_path_factory.mktemp("board"))
+    yield b
+    b.stop()

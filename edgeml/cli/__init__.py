@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("edgeml.cli.data_cmd", "data", "Inspect calibration/evaluation data as a model would see it."),
     "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
     "quantize": ("edgeml.cli.quantize_cmd", "quantize_cmd", "Quantize to int8 with calibration data; per-layer error."),
+    "bench": ("edgeml.cli.bench_cmd", "bench_cmd", "Measure latency/accuracy on the host or a board over SSH."),
+    "doctor": ("edgeml.cli.doctor_cmd", "doctor_cmd", "What a machine (or a board over SSH) has to run models."),
+    "compile": ("edgeml.cli.compile_cmd", "compile_cmd", "Compile a full-int8 .tflite for the Edge TPU."),
+    "estimate": ("edgeml.cli.estimate_cmd", "estimate_cmd", "Estimate latency and energy on a target without it."),
     "targets": ("edgeml.cli.targets_cmd", "targets_cmd", "List target profiles (host, Pi, Coral, Jetson)."),
 }
 

@@ -1,0 +1,110 @@
+"""edgeml bench MODEL [MODEL ...] [--target T] [--host USER@ADDR[:PORT]]"""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli._out import emit_json, status, table
+
+
+def ssh_options(f):
+    f = click.option("--remote-python", default="python3", show_default=True,
+                     help="Python 3 on the board (needs numpy and the board's runtime).")(f)
+    f = click.option("--identity", type=click.Path(), help="SSH private key (else your ssh config/agent).")(f)
+    f = click.option("--ssh-config", type=click.Path(), help="SSH client config file (else ~/.ssh/config).")(f)
+    f = click.option("--host", metavar="[USER@]HOST[:PORT]",
+                     help="Run on this board over SSH (BatchMode, your known_hosts).")(f)
+    return f
+
+
+def make_target(host, ssh_config, identity, remote_python):
+    if not host:
+        return None
+    from edgeml.targets.remote import SSHTarget
+
+    return SSHTarget.parse(host, config=ssh_config, identity=identity, python=remote_python)
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--target", metavar="NAME|PROFILE.toml", help="Target profile [default: host]. Without --host, a "
+                                                             "board target is estimated, never measured here.")
+@ssh_options
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs first.")
+@click.option("--min-time", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Keep timing until this many seconds have passed.")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the target's cores].")
+@click.option("--data", metavar="SPEC", help="Labelled data: top-1/top-5 accuracy (fidelity with --reference).")
+@click.option("--reference", type=click.Path(), help="Compare outputs with this model (e.g. the float parent).")
+@click.option("--out", "out_file", type=click.Path(), help="Also write the JSON result to this file.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.bench/1).")
+@click.pass_context
+def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, runs, warmup, min_time, threads, data,
+              reference, out_file, force, as_json):
+    """Measure latency (and accuracy) of .tflite/.onnx MODELS on a target.
+
+    Several models run interleaved (A B A B ...) so their ratio holds on a noisy machine. Latency is timed
+    around invoke/run only; cold start (load + first inference) is reported separately. With --host the
+    models, data and a self-contained runner are copied to the board over SSH and run with the board's
+    own runtime (nothing of edgeml is installed there).
+
+    \b
+    Examples:
+      edgeml bench model.tflite model_int8.tflite --data builtin:digits?split=test
+      edgeml bench model_int8.tflite --reference model.tflite --threads 1 --runs 200
+      edgeml bench model_edgetpu.tflite --target coral-usb --host pi@raspberrypi.local
+      edgeml bench model.tflite --target rpi4          # no board: a labelled estimate
+    """
+    from edgeml._io import check_output, json_text, write_bytes_atomic
+    from edgeml.bench.harness import bench
+
+    quiet = ctx.obj.get("quiet") if ctx.obj else False
+    out_path = check_output(out_file, inputs=list(models), force=force) if out_file else None
+    result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
+                   runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
+                   progress=None if quiet else status)
+    d = result.to_dict()
+    if out_path:
+        write_bytes_atomic(out_path, (json_text(d) + "\n").encode())
+    if as_json:
+        emit_json(d)
+        return
+    click.echo(render(d))
+
+
+def render(d: dict) -> str:
+    from edgeml.formats.common import human_bytes
+
+    if not d["measured"]:
+        from edgeml.cli.estimate_cmd import render_estimates
+
+        return render_estimates(d)
+    env = d["environment"] or {}
+    head = (f"target {d['target']} - measured on {d['where']}: {env.get('board') or env.get('cpu') or '?'}, "
+            f"{env.get('cores')} cores, {env.get('arch')}, governor {env.get('governor') or '?'}; "
+            f"threads {d['settings']['threads'] or 'runtime default'}, {d['settings']['runs']} runs")
+    rows = []
+    for m in d["models"]:
+        lat = m.get("latency_ms")
+        cold = m["cold_start"]
+        acc = m.get("accuracy") or {}
+        fid = m.get("fidelity") or {}
+        rows.append([m["name"] + (" (reference)" if m.get("role") else ""), m["runtime"] +
+                     (f"/{m['delegate']}" if m.get("delegate") else "") +
+                     (f"/{m['providers'][0].replace('ExecutionProvider', '')}" if m.get("providers") else ""),
+                     human_bytes(m["size_bytes"]),
+                     f"{lat['p50']:.3f}" if lat else "-",
+                     f"[{lat['median_ci95'][0]:.3f}, {lat['median_ci95'][1]:.3f}]" if lat else "-",
+                     f"{lat['p90']:.3f}" if lat else "-", f"{lat['std']:.3f}" if lat else "-",
+                     f"{m['ratio_to_first']:.2f}x" if m.get("ratio_to_first") else "-",
+                     f"{cold['load_ms']:.1f}+{cold['first_inference_ms']:.1f}",
+                     f"{100 * acc['top1']:.2f}%" if "top1" in acc else "-",
+                     f"{100 * fid['argmax_agreement']:.1f}%/{fid['cosine']:.4f}" if fid.get("argmax_agreement")
+                     is not None else "-"])
+    text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50 ms", "p50 95% CI", "p90 ms", "std",
+                                        "vs first", "cold ms", "top-1", "agree/cos"], "llrrrrrrrrr")
+    for note in d.get("notes", []):
+        text += f"\nnote: {note}"
+    return text

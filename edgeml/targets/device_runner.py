@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""edgeml device runner: measures models on the machine it runs on and prints one JSON document.
+
+Self-contained on purpose: stdlib + numpy + the machine's own runtime (LiteRT / tflite_runtime /
+tf.lite, the Edge TPU delegate, ONNX Runtime). edgeml copies this file to a board with the models and
+data; nothing of edgeml needs installing there. The same file runs locally for the host, so local and
+remote numbers come from the same code.
+
+    python3 device_runner.py JOB_DIR      # JOB_DIR/job.json (+ models, data.npz): measure
+    python3 device_runner.py --doctor     # what this machine has
+
+Progress goes to stderr; the result (or {"error", "hint"}, exit 3) to stdout.
+"""
+
+import glob
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+EDGETPU_LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+class RunnerError(Exception):
+    def __init__(self, message, hint=""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _np():
+    try:
+        import numpy
+    except ImportError:
+        raise RunnerError("numpy is not installed on this machine", "pip3 install numpy")
+    return numpy
+
+
+# -- environment -----------------------------------------------------------------------------------------
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _version(dist):
+    try:
+        from importlib import metadata
+
+        return metadata.version(dist)
+    except Exception:
+        return None
+
+
+def environment():
+    cpu = None
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.lower().startswith(("model name", "hardware")):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    if cpu is None and platform.system() == "Darwin":
+        try:
+            cpu = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                 timeout=5).stdout.strip()
+        except Exception:
+            pass
+    model = _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    temps = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        t = _read(zone + "/temp")
+        if t and t.lstrip("-").isdigit():
+            temps[_read(zone + "/type") or os.path.basename(zone)] = int(t) / 1000.0
+    throttled = None
+    if shutil.which("vcgencmd"):
+        try:
+            throttled = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True,
+                                       timeout=5).stdout.strip().split("=")[-1] or None
+        except Exception:
+            pass
+    return {
+        "hostname": platform.node(), "board": model.replace("\x00", "") if model else None, "cpu": cpu,
+        "cores": os.cpu_count(), "arch": platform.machine(), "os": platform.platform(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "cpu_mhz": int(freq) / 1000.0 if freq and freq.isdigit() else None,
+        "temperatures_c": temps, "throttled": throttled, "python": platform.python_version(),
+        "numpy": _version("numpy"), "runtimes": {k: _version(k) for k in
+                                                  ("ai-edge-litert", "tflite-runtime", "tensorflow", "onnxruntime",
+                                                   "onnxruntime-gpu")},
+    }
+
+
+def doctor():
+    env = environment()
+    found = {}
+    for mod in ("numpy", "ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime"):
+        found[mod] = importlib.util.find_spec(mod) is not None
+    providers = []
+    if found["onnxruntime"]:
+        try:
+            import onnxruntime
+
+            providers = onnxruntime.get_available_providers()
+        except Exception as exc:
+            providers = ["error: %s" % exc]
+    import ctypes.util
+
+    lib = EDGETPU_LIBRARIES.get(platform.system(), "libedgetpu.so.1")
+    edgetpu = ctypes.util.find_library("edgetpu") or next(
+        (p for p in ("/usr/lib/aarch64-linux-gnu/" + lib, "/usr/lib/x86_64-linux-gnu/" + lib, "/usr/lib/" + lib,
+                     "/usr/local/lib/" + lib, "/opt/homebrew/lib/" + lib) if os.path.exists(p)), None)
+    trtexec = shutil.which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if os.path.exists(p)),
+                                              None)
+    return {"schema": "edgeml.doctor/1", "environment": env, "modules": found, "onnxruntime_providers": providers,
+            "libedgetpu": edgetpu, "edgetpu_compiler": shutil.which("edgetpu_compiler"), "trtexec": trtexec,
+            "edgetpu_devices": sorted(glob.glob("/dev/apex_*"))}
+
+
+def rss_mib():
+    text = _read("/proc/self/status") or ""
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return None
+
+
+def peak_rss_mib():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if platform.system() == "Darwin" else peak / 1024.0
+
+
+# -- runtimes --------------------------------------------------------------------------------------------
+def litert():
+    errors = []
+    for mod, name in (("ai_edge_litert.interpreter", "ai_edge_litert"), ("tflite_runtime.interpreter",
+                                                                          "tflite_runtime")):
+        try:
+            m = __import__(mod, fromlist=["Interpreter"])
+            return m.Interpreter, m.load_delegate, name
+        except ImportError as exc:
+            errors.append(str(exc))
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, tf.lite.experimental.load_delegate, "tensorflow.lite"
+    except ImportError:
+        pass
+    raise RunnerError("no TFLite runtime on this machine (tried ai_edge_litert, tflite_runtime, tensorflow.lite)",
+                      "pip3 install ai-edge-litert   (older boards: pip3 install tflite-runtime)")
+
+
+class TFLiteModel:
+    def __init__(self, spec):
+        np = _np()
+        cls, load_delegate, self.runtime = litert()
+        kwargs = {"model_path": spec["path"]}
+        if spec.get("threads"):
+            kwargs["num_threads"] = int(spec["threads"])
+        self.delegate = None
+        if spec.get("delegate"):
+            name = spec["delegate"]
+            lib = EDGETPU_LIBRARIES.get(platform.system(), "libedgetpu.so.1") if name == "edgetpu" else name
+            try:
+                kwargs["experimental_delegates"] = [load_delegate(lib)]
+            except (ValueError, OSError) as exc:
+                raise RunnerError("cannot load the %s delegate (%s): %s" % (name, lib, exc),
+                                  "install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository) and "
+                                  "plug in the accelerator" if name == "edgetpu" else "check the delegate path")
+            self.delegate = name
+        try:
+            self.it = cls(**kwargs)
+            self.it.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise RunnerError("%s: the TFLite runtime refuses this model: %s" % (spec["name"], exc),
+                              "an Edge TPU-compiled model needs the edgetpu delegate (--target coral-usb)"
+                              if "edgetpu-custom-op" in str(exc) else "re-convert the model")
+        self.inputs = self.it.get_input_details()
+        self.outputs = self.it.get_output_details()
+        self.np = np
+
+    def set(self, arrays):
+        np = self.np
+        for d, x in zip(self.inputs, arrays):
+            self.it.set_tensor(d["index"], _to_dtype(np, x, np.dtype(d["dtype"]).name, d.get("quantization")))
+
+    def invoke(self):
+        self.it.invoke()
+
+    def get(self):
+        np = self.np
+        out = []
+        for d in self.outputs:
+            y = self.it.get_tensor(d["index"])
+            scale, zp = d.get("quantization") or (0.0, 0)
+            if y.dtype.kind in "iu" and scale:
+                y = (y.astype(np.float32) - zp) * scale
+            out.append(y)
+        return out
+
+    def input_shapes(self):
+        return [([int(x) for x in d["shape"]], self.np.dtype(d["dtype"]).name, d.get("quantization"))
+                for d in self.inputs]
+
+
+class OrtModel:
+    def __init__(self, spec):
+        np = _np()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RunnerError("ONNX Runtime is not installed on this machine",
+                              "pip3 install onnxruntime   (Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)")
+        self.runtime = "onnxruntime"
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if spec.get("threads"):
+            opts.intra_op_num_threads = int(spec["threads"])
+        available = ort.get_available_providers()
+        wanted = spec.get("providers") or ["CPUExecutionProvider"]
+        providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        self.missing_providers = [p for p in wanted if p not in available]
+        options = []
+        for p in providers:
+            if p == "TensorrtExecutionProvider":
+                cache = spec.get("trt_cache") or os.path.join(os.path.dirname(spec["path"]), "trt_cache")
+                os.makedirs(cache, exist_ok=True)
+                options.append({"trt_engine_cache_enable": "True", "trt_engine_cache_path": cache,
+                                "trt_fp16_enable": "True" if spec.get("trt_fp16", True) else "False",
+                                "trt_int8_enable": "True" if spec.get("trt_int8") else "False"})
+            else:
+                options.append({})
+        try:
+            self.sess = ort.InferenceSession(spec["path"], opts, providers=providers, provider_options=options)
+        except Exception as exc:
+            raise RunnerError("%s: ONNX Runtime refuses this model: %s" % (spec["name"], " ".join(str(exc).split())),
+                              "check the model loads with onnxruntime on this machine")
+        self.providers = self.sess.get_providers()
+        self.inputs = self.sess.get_inputs()
+        self.names = [o.name for o in self.inputs]
+        self.np = np
+        self.feed = {}
+
+    def set(self, arrays):
+        np = self.np
+        types = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+                 "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(bool)": "bool"}
+        self.feed = {i.name: np.asarray(x).astype(types.get(i.type, "float32"), copy=False)
+                     for i, x in zip(self.inputs, arrays)}
+
+    def invoke(self):
+        self.last = self.sess.run(None, self.feed)
+
+    def get(self):
+        return list(self.last)
+
+    def input_shapes(self):
+        types = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(int32)": "int32",
+                 "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(float16)": "float16"}
+        return [([d if isinstance(d, int) else 1 for d in i.shape], types.get(i.type, "float32"), None)
+                for i in self.inputs]
+
+
+def _to_dtype(np, x, dtype, quant):
+    x = np.asarray(x)
+    if x.dtype.name == dtype:
+        return x
+    if dtype in _QRANGE and x.dtype.kind == "f":
+        scale, zp = quant or (0.0, 0)
+        lo, hi = _QRANGE[dtype]
+        if scale:
+            return np.clip(np.round(x / scale + zp), lo, hi).astype(dtype)
+        return np.clip(np.round(x), lo, hi).astype(dtype)
+    return x.astype(dtype)
+
+
+# -- statistics ------------------------------------------------------------------------------------------
+def percentile(sorted_ms, q):
+    if not sorted_ms:
+        return None
+    k = (len(sorted_ms) - 1) * q / 100.0
+    f, c = math.floor(k), math.ceil(k)
+    return sorted_ms[f] + (sorted_ms[c] - sorted_ms[f]) * (k - f)
+
+
+def stats(ms):
+    s = sorted(ms)
+    n = len(s)
+    mean = sum(s) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in s) / (n - 1)) if n > 1 else 0.0
+    # distribution-free 95% confidence interval of the median: order statistics n/2 -+ 1.96 sqrt(n)/2
+    half = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(0, int(math.floor(n / 2 - half)) - 1), min(n - 1, int(math.ceil(n / 2 + half)))
+    return {"n": n, "min": s[0], "mean": mean, "std": std, "p50": percentile(s, 50), "p90": percentile(s, 90),
+            "p99": percentile(s, 99), "max": s[-1], "median_ci95": [s[lo], s[hi]],
+            "throughput_per_s": 1000.0 / mean if mean > 0 else None}
+
+
+# -- measurement -----------------------------------------------------------------------------------------
+def _synthetic(np, shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for shape, dtype, quant in shapes:
+        shape = [1] + [d if isinstance(d, int) and d > 0 else 1 for d in shape[1:]]
+        if dtype.startswith("float") or quant:
+            arrays.append(rng.random(shape, dtype=np.float32))
+        else:
+            arrays.append(rng.integers(0, 10, shape).astype(dtype))
+    return arrays
+
+
+def measure(job_dir):
+    np = _np()
+    with open(os.path.join(job_dir, "job.json")) as f:
+        job = json.load(f)
+    data = None
+    data_path = os.path.join(job_dir, "data.npz")
+    if os.path.exists(data_path):
+        data = np.load(data_path, allow_pickle=False)
+    models, result_models = [], []
+    for spec in job["models"]:
+        spec = dict(spec, path=os.path.join(job_dir, spec["file"]))
+        say("loading %s" % spec["name"])
+        before = rss_mib()
+        t0 = time.perf_counter()
+        m = (TFLiteModel if spec["format"] == "tflite" else OrtModel)(spec)
+        load_ms = (time.perf_counter() - t0) * 1000
+        first = [data["in%d" % i][:1] for i in range(len(m.inputs))] if data is not None else \
+            _synthetic(np, m.input_shapes())
+        m.set(first)
+        t0 = time.perf_counter()
+        m.invoke()
+        first_ms = (time.perf_counter() - t0) * 1000
+        entry = {"name": spec["name"], "format": spec["format"], "runtime": m.runtime, "threads": spec.get("threads"),
+                 "cold_start": {"load_ms": load_ms, "first_inference_ms": first_ms},
+                 "rss_after_load_mib": (rss_mib() - before) if before is not None else None,
+                 "timed": spec.get("time", True)}
+        if isinstance(m, OrtModel):
+            entry["providers"] = m.providers
+            entry["missing_providers"] = m.missing_providers
+            if "TensorrtExecutionProvider" in m.providers:
+                entry["cold_start"]["engine_build_ms"] = first_ms  # first run builds (or loads) the engine
+        if isinstance(m, TFLiteModel):
+            entry["delegate"] = m.delegate
+        models.append((m, first))
+        result_models.append(entry)
+    timed = [i for i, e in enumerate(result_models) if e["timed"]]
+    warmup, runs, min_time = int(job.get("warmup", 5)), int(job.get("runs", 50)), float(job.get("min_time", 0))
+    for i in timed:
+        models[i][0].set(models[i][1])
+    say("warm-up (%d runs each)" % warmup)
+    for _ in range(warmup):
+        for i in timed:
+            models[i][0].invoke()
+    times = {i: [] for i in timed}
+    say("timing %d model(s) interleaved: %d runs%s" % (len(timed), runs,
+                                                         ", at least %.1f s" % min_time if min_time else ""))
+    start = time.perf_counter()
+    rounds = 0
+    perf = time.perf_counter
+    while rounds < runs or (perf() - start) < min_time:
+        for i in timed:
+            invoke = models[i][0].invoke
+            t0 = perf()
+            invoke()
+            times[i].append((perf() - t0) * 1000)
+        rounds += 1
+        if rounds % max(1, runs // 4) == 0:
+            say("  %d runs" % rounds)
+        if rounds >= 100000:
+            break
+    for i in timed:
+        result_models[i]["latency_ms"] = stats(times[i])
+    outputs = {}
+    if data is not None:
+        n = int(data["in0"].shape[0])
+        say("running %d data samples per model" % n)
+        for k, (m, _) in enumerate(models):
+            outs = []
+            for j in range(n):
+                m.set([data["in%d" % i][j:j + 1] for i in range(len(m.inputs))])
+                m.invoke()
+                outs.append([np.asarray(o, np.float64) for o in m.get()])
+            outputs[k] = outs
+        labels = data["labels"] if "labels" in data.files else None
+        ref = job.get("reference")
+        for k, entry in enumerate(result_models):
+            first_out = np.concatenate([o[0].reshape(1, -1) for o in outputs[k]])
+            if labels is not None:
+                entry["accuracy"] = _accuracy(np, first_out, labels)
+            if ref is not None and k != ref:
+                entry["fidelity"] = _fidelity(np, outputs[ref], outputs[k])
+    return {"schema": "edgeml.device_run/1", "environment": environment(), "peak_rss_mib": peak_rss_mib(),
+            "models": result_models, "warmup": warmup, "runs": rounds, "min_time_s": min_time}
+
+
+def _accuracy(np, scores, labels):
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    top1 = float((scores.argmax(1) == labels).mean())
+    out = {"samples": int(len(labels)), "top1": top1}
+    if scores.shape[1] > 5:
+        best5 = np.argsort(-scores, axis=1)[:, :5]
+        out["top5"] = float((best5 == labels[:, None]).any(1).mean())
+    return out
+
+
+def _fidelity(np, ref, test):
+    a = np.concatenate([np.concatenate([o.ravel() for o in s]) for s in ref])
+    b = np.concatenate([np.concatenate([o.ravel() for o in s]) for s in test])
+    if a.shape != b.shape:
+        return {"error": "outputs differ in size (%d vs %d values)" % (a.size, b.size)}
+    d = np.abs(a - b)
+    ra = np.stack([s[0].reshape(-1) for s in ref])
+    rb = np.stack([s[0].reshape(-1) for s in test])
+    agree = float((ra.argmax(1) == rb.argmax(1)).mean()) if ra.shape[1] > 1 else None
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+    return {"max_abs_error": float(d.max()), "mean_abs_error": float(d.mean()), "cosine": cos,
+            "argmax_agreement": agree, "samples": len(ref)}
+
+
+def main(argv):
+    try:
+        if argv[:1] == ["--doctor"]:
+            result = doctor()
+        elif len(argv) == 1:
+            result = measure(argv[0])
+        else:
+            raise RunnerError("usage: device_runner.py JOB_DIR | --doctor")
+    except RunnerError as exc:
+        print(json.dumps({"error": exc.message, "hint": exc.hint}))
+        return 3
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,170 @@
+"""Run the device runner on a board over the system OpenSSH client.
+
+Every ssh call is an argument list with ``BatchMode=yes`` (never a password prompt) and the user's own
+``~/.ssh/config`` and known_hosts (host-key checking is never switched off). Files travel as one tar
+stream on ssh's stdin; the remote folder is made with ``mktemp -d`` and removed afterwards. Remote
+command words are shell-quoted, because sshd hands them to the user's shell.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeml.errors import EdgeMLError
+
+RUNNER = Path(__file__).with_name("device_runner.py")
+
+
+class RemoteError(EdgeMLError):
+    pass
+
+
+@dataclass
+class SSHTarget:
+    """``[USER@]HOST[:PORT]`` (HOST may be an alias from ~/.ssh/config) plus client options."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    config: str | None = None
+    identity: str | None = None
+    python: str = "python3"
+    connect_timeout: int = 10
+    extra: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str, **kwargs: Any) -> "SSHTarget":
+        m = re.fullmatch(r"(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?", text.strip())
+        if not m or text.startswith("-"):
+            raise EdgeMLError(f"--host {text}: expected [USER@]HOST[:PORT]", hint="e.g. --host pi@192.168.1.20:22")
+        user, host, port = m.groups()
+        return cls(host=host.strip("[]"), user=user, port=int(port) if port else None, **kwargs)
+
+    @property
+    def label(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}{':' + str(self.port) if self.port else ''}"
+
+    def ssh_args(self) -> list[str]:
+        ssh = shutil.which("ssh")
+        if ssh is None:
+            raise RemoteError("the OpenSSH client (ssh) is not installed here",
+                              hint="install openssh-client (apt install openssh-client)")
+        args = [ssh, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}"]
+        if self.config:
+            args += ["-F", self.config]
+        if self.identity:
+            args += ["-i", self.identity, "-o", "IdentitiesOnly=yes"]
+        if self.port:
+            args += ["-p", str(self.port)]
+        if self.user:
+            args += ["-l", self.user]
+        return args + list(self.extra) + ["--", self.host]
+
+
+def _ssh_failure(target: SSHTarget, stderr: str) -> RemoteError:
+    text = " ".join(stderr.split())
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+    if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        hint = f"the board's host key is unknown or changed; connect once with 'ssh {target.label}' and check it"
+    elif "Permission denied" in text:
+        hint = "the board refused the key: add your public key to its ~/.ssh/authorized_keys (ssh-copy-id), " \
+               "or pass --identity"
+    elif any(s in text for s in ("Connection refused", "timed out", "No route to host", "Could not resolve",
+                                 "Name or service not known", "Network is unreachable")):
+        hint = "check the board is on, reachable and runs sshd (try: ssh " + target.label + ")"
+    else:
+        hint = "try the same with plain ssh to see the full message"
+    return RemoteError(f"ssh {target.label} failed: {last}", hint=hint)
+
+
+def run_ssh(target: SSHTarget, words: list[str], *, stdin: bytes | None = None, timeout: float | None = None,
+            progress: Callable[[str], None] | None = None) -> tuple[int, str, str]:
+    """Run ``words`` on the board (each word shell-quoted); returns (exit code, stdout, stderr)."""
+    cmd = target.ssh_args() + [" ".join(shlex.quote(w) for w in words)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if stdin is not None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(stdin)
+        except BrokenPipeError:
+            pass
+        proc.stdin.close()
+    err_lines: list[str] = []
+    assert proc.stderr is not None and proc.stdout is not None
+    for raw in proc.stderr:  # stream the runner's progress as it happens
+        line = raw.decode("utf-8", "replace").rstrip()
+        err_lines.append(line)
+        if progress and line:
+            progress(f"  [{target.host}] {line}")
+    out = proc.stdout.read().decode("utf-8", "replace")
+    code = proc.wait(timeout=timeout)
+    stderr = "\n".join(err_lines)
+    if code == 255:
+        raise _ssh_failure(target, stderr)
+    return code, out, stderr
+
+
+def _tar(files: dict[str, Path]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, path in files.items():
+            tar.add(str(path), arcname=name, recursive=True)
+    return buf.getvalue()
+
+
+def _result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
+    lines = [line for line in out.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
+        if "No such file" in stderr or "not found" in stderr:
+            raise RemoteError(f"{where}: Python 3 was not found there ({last})",
+                              hint="install python3 on the board, or point --remote-python at it")
+        raise RemoteError(f"{where}: the device runner failed: {last}", hint="run with -v to see its output")
+    data = json.loads(lines[-1])
+    if "error" in data:
+        raise RemoteError(f"{where}: {data['error']}", hint=data.get("hint") or "")
+    return data
+
+
+def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None] | None = None,
+            timeout: float | None = None) -> dict[str, Any]:
+    """Copy ``job_dir`` and the runner to a fresh remote folder, run, fetch JSON, clean up."""
+    say = progress or (lambda msg: None)
+    code, out, err = run_ssh(target, ["mktemp", "-d", "/tmp/edgeml-run.XXXXXX"])
+    remote = out.strip()
+    if code != 0 or not remote.startswith("/tmp/edgeml-run."):
+        raise RemoteError(f"{target.label}: could not make a temporary folder ({err.strip() or out.strip()})",
+                          hint="check /tmp is writable on the board")
+    try:
+        files = {"device_runner.py": RUNNER, "job": job_dir}
+        size = sum(p.stat().st_size for p in job_dir.rglob("*") if p.is_file())
+        say(f"copying {size / 1e6:.1f} MB to {target.label}:{remote}")
+        code, out, err = run_ssh(target, ["tar", "-x", "-C", remote], stdin=_tar(files))
+        if code != 0:
+            raise RemoteError(f"{target.label}: copying files failed: {err.strip()}", hint="check free space in /tmp")
+        say(f"running on {target.label}")
+        code, out, err = run_ssh(target, [target.python, f"{remote}/device_runner.py", f"{remote}/job"],
+                                 progress=progress, timeout=timeout)
+        return _result(code, out, err, target.label)
+    finally:
+        try:
+            run_ssh(target, ["rm", "-rf", remote])
+        except RemoteError:
+            pass
+
+
+def doctor(target: SSHTarget) -> dict[str, Any]:
+    code, out, err = run_ssh(target, [target.python, "-"], stdin=RUNNER.read_bytes().replace(
+        b'if __name__ == "__main__":\n    sys.exit(main(sys.argv[1:]))', b'sys.exit(main(["--doctor"]))'))
+    return _result(code, out, err, target.label)

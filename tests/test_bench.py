@@ -1,0 +1,167 @@
+"""edgeml bench: local and over SSH (a real sshd on loopback), statistics, pre-flight, runtimes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import helpers
+from edgeml.bench.harness import bench
+from edgeml.cli import cli
+from edgeml.errors import EdgeMLError
+from edgeml.targets import device_runner
+from edgeml.targets.remote import RemoteError, SSHTarget
+
+TEST = "builtin:digits?split=test&samples=120"
+
+
+@pytest.fixture(scope="module")
+def digits_pair(tmp_path_factory, digits_keras):
+    """The trained digits CNN as float .tflite and int8 .tflite."""
+    from edgeml.convert import convert
+    from edgeml.quantize import quantize
+
+    d = tmp_path_factory.mktemp("pair")
+    convert(digits_keras, to="tflite", out=d / "fp32.tflite", verify=0)
+    quantize(digits_keras, calib="builtin:digits?split=train", out=d / "int8.tflite", calib_samples=100,
+             debug_samples=1)
+    return d / "fp32.tflite", d / "int8.tflite"
+
+
+def _ssh(board, **kw) -> SSHTarget:
+    return SSHTarget.parse(board.host, config=str(board.config), python=kw.pop("python", board.python), **kw)
+
+
+def test_stats_are_ordered_and_ci_holds_the_median():
+    ms = [float(x) for x in np.random.default_rng(0).gamma(4, 1, 501)]
+    s = device_runner.stats(ms)
+    assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert s["median_ci95"][0] <= s["p50"] <= s["median_ci95"][1]
+    assert s["p50"] == pytest.approx(float(np.median(ms)))
+    assert s["n"] == 501 and s["throughput_per_s"] == pytest.approx(1000 / np.mean(ms))
+
+
+def test_local_bench_interleaves_models_and_measures_accuracy(digits_pair):
+    from edgeml.bench.accuracy import evaluate, float_inputs
+    from edgeml.calibration import load_dataset
+    from edgeml.runtimes.session import open_session
+
+    fp32, int8 = digits_pair
+    r = bench([fp32, int8], runs=20, data=TEST, threads=1).to_dict()
+    assert r["schema"] == "edgeml.bench/1" and r["measured"] and r["kind"] == "measured"
+    a, b = r["models"]
+    assert a["ratio_to_first"] == 1.0 and b["ratio_to_first"] == pytest.approx(b["latency_ms"]["p50"] /
+                                                                                a["latency_ms"]["p50"])
+    assert a["latency_ms"]["n"] == b["latency_ms"]["n"] == 20
+    assert a["cold_start"]["load_ms"] > 0 and r["settings"]["threads"] == 1
+    assert r["environment"]["cores"] >= 1 and r["environment"]["python"]
+    session = open_session(int8)  # the library's own evaluation agrees with the runner's
+    expected = evaluate(session, load_dataset(TEST, inputs=float_inputs(session.inputs)))["top1"]
+    assert b["accuracy"]["top1"] == pytest.approx(expected) and b["accuracy"]["samples"] == 120
+    assert "top5" in b["accuracy"]
+
+
+def test_reference_gives_fidelity(digits_pair):
+    fp32, int8 = digits_pair
+    r = bench([int8], reference=fp32, runs=5, data=TEST).to_dict()
+    fid = r["models"][0]["fidelity"]
+    assert fid["argmax_agreement"] >= 0.95 and fid["cosine"] > 0.99 and fid["max_abs_error"] > 0
+    assert r["models"][1]["role"] == "reference" and "latency_ms" not in r["models"][1]
+
+
+def test_remote_bench_over_real_ssh_matches_local_exactly(board, digits_pair):
+    fp32, int8 = digits_pair
+    local = bench([fp32, int8], runs=5, data=TEST, threads=1).to_dict()
+    lines = []
+    remote = bench([fp32, int8], runs=5, data=TEST, threads=1, host=_ssh(board), progress=lines.append).to_dict()
+    assert remote["where"] == board.host and remote["measured"]
+    for lm, rm in zip(local["models"], remote["models"]):
+        assert rm["accuracy"] == lm["accuracy"]
+    assert any("[127.0.0.1]" in line and "timing" in line for line in lines)  # progress streamed from the board
+    assert any("copying" in line for line in lines)
+
+
+def test_remote_board_without_runtime_says_what_to_install(board, digits_pair):
+    with pytest.raises(RemoteError, match="no TFLite runtime") as err:
+        bench([digits_pair[0]], runs=2, host=_ssh(board, python=str(board.bare_python)))
+    assert "pip3 install ai-edge-litert" in err.value.hint
+
+
+def test_unreachable_host_and_refused_key(board, digits_pair, tmp_path):
+    import sshd
+
+    closed = sshd.free_port()
+    with pytest.raises(RemoteError, match="failed") as err:
+        bench([digits_pair[0]], runs=2, host=SSHTarget.parse(f"127.0.0.1:{closed}", config=str(board.config)))
+    assert "reachable" in err.value.hint
+    cfg = tmp_path / "cfg"
+    cfg.write_text(board.config.read_text().replace("user_key", "other_key"))
+    with pytest.raises(RemoteError, match="Permission denied") as err:
+        bench([digits_pair[0]], runs=2, host=SSHTarget.parse(board.host, config=str(cfg)))
+    assert "authorized_keys" in err.value.hint
+
+
+def test_jetson_providers_fall_back_and_say_so(board, tmp_path):
+    model = helpers.onnx_cnn(tmp_path / "m.onnx")
+    r = bench([model], target="jetson-orin-nano", host=_ssh(board), runs=3)
+    m = r.models[0]
+    assert m["providers"] == ["CPUExecutionProvider"]
+    assert "TensorrtExecutionProvider" in m["missing_providers"] and r.notes
+    assert r.settings["threads"] == 6  # the board's cores by default
+
+
+def test_doctor_over_ssh(board):
+    res = CliRunner().invoke(cli, ["doctor", "--host", board.host, "--ssh-config", str(board.config), "--json",
+                                   "--remote-python", board.python])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["modules"]["numpy"] and d["modules"]["ai_edge_litert"] and "CPUExecutionProvider" in \
+        d["onnxruntime_providers"]
+
+
+def test_edgetpu_delegate_missing_is_explained(tmp_path, tiny_tflite):
+    with pytest.raises(device_runner.RunnerError, match="edgetpu delegate") as err:
+        device_runner.TFLiteModel({"path": str(tiny_tflite), "name": "m", "delegate": "edgetpu"})
+    assert "libedgetpu" in err.value.hint
+
+
+def test_preflight_errors(tmp_path, tiny_keras, tiny_tflite):
+    with pytest.raises(EdgeMLError, match="deployable models") as err:
+        bench([tiny_keras])
+    assert "edgeml convert" in err.value.hint
+    with pytest.raises(EdgeMLError, match="not compiled for the Edge TPU") as err:
+        bench([tiny_tflite], target="coral-usb", host=SSHTarget.parse("127.0.0.1:1"))
+    assert "edgeml compile" in err.value.hint
+    compiled = helpers.edit_tflite(tiny_tflite, tmp_path / "m_edgetpu.tflite", helpers.make_custom_op)
+    with pytest.raises(EdgeMLError, match="needs one"):
+        bench([compiled])
+    with pytest.raises(EdgeMLError, match="does not run onnx"):
+        bench([helpers.onnx_cnn(tmp_path / "m.onnx")], target="coral-usb", host=SSHTarget.parse("127.0.0.1:1"))
+
+
+@pytest.mark.parametrize("text", ["pi@", "-oProxyCommand=x", "a b", "host:port"])
+def test_host_syntax_is_checked(text):
+    with pytest.raises(EdgeMLError, match="expected"):
+        SSHTarget.parse(text)
+
+
+def test_ssh_arguments_are_a_list_with_batchmode_and_no_hostkey_override():
+    t = SSHTarget.parse("pi@10.0.0.2:2222", config="/x/cfg", identity="/x/key")
+    args = t.ssh_args()
+    assert args[args.index("-p") + 1] == "2222" and args[args.index("-l") + 1] == "pi"
+    assert "BatchMode=yes" in args and args[-2:] == ["--", "10.0.0.2"]
+    assert not any("StrictHostKeyChecking" in a for a in args)
+
+
+def test_cli_bench_table_and_json(digits_pair, tmp_path):
+    fp32, int8 = digits_pair
+    runner = CliRunner()
+    res = runner.invoke(cli, ["bench", str(fp32), str(int8), "--runs", "5", "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert "p50 ms" in res.stdout and "vs first" in res.stdout and "1.00x" in res.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["schema"] == "edgeml.bench/1"
+    res = runner.invoke(cli, ["bench", str(int8), "--runs", "3", "--json"])
+    assert json.loads(res.stdout)["models"][0]["latency_ms"]["n"] == 3

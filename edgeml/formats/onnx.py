@@ -256,7 +256,9 @@ def inspect(path: Path) -> Inspection:
             macs = 0
         total += macs
         params = sum(weight_params.get(i, 0) for i in node.input)
-        layers.append(LayerInfo(node.name or node.output[0], node.op_type, macs, params))
+        group = next((a.i for a in node.attribute if a.name == "group"), 1) if node.op_type == "Conv" else 1
+        op = "Conv(depthwise)" if group > 1 else node.op_type  # grouped convs cost like depthwise ones
+        layers.append(LayerInfo(node.name or node.output[0], op, macs, params))
     notes = []
     if unknown:
         notes.append(f"MACs incomplete: {unknown} node(s) have shapes ONNX shape inference could not resolve")

@@ -1,0 +1,72 @@
+"""edgeml estimate MODEL --target T | edgeml estimate --fit RESULTS.json ... --target T [-o PROFILE.toml]"""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli._out import emit_json, table
+
+
+@click.command("estimate")
+@click.argument("model", required=False, type=click.Path())
+@click.option("--target", required=True, metavar="NAME|PROFILE.toml", help="Board to estimate for.")
+@click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]),
+              help="[default: int8 for quantized models / Edge TPU, fp16 on Jetson GPUs, else fp32]")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: the board's cores].")
+@click.option("--fit", "fit_files", multiple=True, type=click.Path(), metavar="RESULTS.json",
+              help="Refit the target's coefficients from your measured edgeml bench results (repeatable).")
+@click.option("-o", "--output", "out", type=click.Path(), help="With --fit: write the profile with the new "
+                                                                "coefficients here.")
+@click.option("--force", is_flag=True, help="Overwrite -o if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.estimate/1).")
+def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json):
+    """Estimate MODEL's latency and energy per inference on a board you do not have.
+
+    Always an estimate: a per-op cost model (dense vs depthwise MACs at the board's peak, thread scaling,
+    a per-invoke floor; for the Edge TPU the parameter cache, host link and CPU fallback) with
+    coefficients fitted to published measurements. With --fit, refit from your own edgeml bench results.
+    """
+    from edgeml.errors import EdgeMLError
+    from edgeml.targets import estimate as est
+
+    if fit_files:
+        from edgeml._io import check_output, write_bytes_atomic
+        from edgeml.targets import load_profile
+
+        out_path = check_output(out, inputs=list(fit_files), force=force) if out else None
+        r = est.fit_from_bench(list(fit_files), target, precision)
+        if out_path:
+            write_bytes_atomic(out_path, est.profile_with_fit(load_profile(target), r).encode())
+        if as_json:
+            emit_json(r.to_dict())
+            return
+        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%"]
+                for e in r.errors]
+        click.echo(f"fitted {r.target} {r.precision}: coefficients {r.coef} on {r.points} points, median |error| "
+                   f"{100 * r.median_abs_error:.1f}%" + (f"; wrote {out_path}" if out_path else ""))
+        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error"], "lrrr"))
+        return
+    if not model:
+        raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
+                                                                                    "--target rpi4")
+    e = est.estimate(model, target=target, precision=precision, threads=threads)
+    if as_json:
+        emit_json(e.to_dict())
+        return
+    click.echo(render_estimates({"models": [{"name": e.model, "estimate": e.to_dict()}]}))
+
+
+def render_estimates(d: dict) -> str:
+    lines = []
+    for m in d["models"]:
+        e = m["estimate"]
+        energy = f", {e['energy_mj']:.1f} mJ/inference at {e['power_w']:g} W" if e.get("energy_mj") else ""
+        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {e['ms']:.2f} ms, {e['precision']}"
+                     f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
+        lines.append(f"  basis: {e['basis']}")
+        lines.append("  " + ", ".join(f"{k} {v:.2f}" for k, v in e["breakdown"].items()))
+        rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", f"{o['ms']:.2f}"] for o in e["top_ops"][:5]]
+        if rows:
+            lines.append("  " + table(rows, ["top ops", "op", "MACs", "ms"], "llrr").replace("\n", "\n  "))
+        lines += [f"  note: {n}" for n in e.get("notes", [])]
+    return "\n".join(lines)

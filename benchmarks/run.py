@@ -19,6 +19,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import convert_models  # noqa: E402
 import data_sampling  # noqa: E402
+import estimate_validate  # noqa: E402
+import quantize_models  # noqa: E402
 import startup_inspect  # noqa: E402
 
 
@@ -42,7 +44,8 @@ def main() -> None:
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine()}
     for name, mod in (("startup_inspect", startup_inspect), ("data_sampling", data_sampling),
-                      ("convert_models", convert_models)):
+                      ("convert_models", convert_models), ("quantize_models", quantize_models),
+                      ("estimate_validate", estimate_validate)):
         print(f"running {name} ...", file=sys.stderr)
         results[name] = mod.main()
     (HERE / "results.json").write_text(json.dumps(results, indent=2))

@@ -117,8 +117,7 @@ def main(write: bool = False) -> dict:
                   f"leave-one-out", file=sys.stderr)
             if write:
                 path = Path(est.__file__).parent / "profiles" / f"{target}.toml"
-                full_basis = SimpleNamespace(**{**vars(full)})
-                text = est.profile_with_fit(profile, full_basis)
+                text = est.profile_with_fit(profile, full)
                 text = text.replace(f"fitted to {len(points)} measured edgeml bench results",
                                     f"fitted to {len(points)} published points (benchmarks/estimate_validate.py)")
                 path.write_text(text)

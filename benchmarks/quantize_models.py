@@ -59,6 +59,12 @@ def ort_default_int8(float_onnx: Path, calib: dict[str, np.ndarray], out: Path) 
     return out
 
 
+def _input_name(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path)).graph.input[0].name
+
+
 def _tflite_runner(path: Path, threads: int, x: np.ndarray):
     from edgeml.runtimes.litert import LiteRTSession
 
@@ -107,12 +113,11 @@ def quantization_section(name: str, keras_path: Path, calib_path: Path, eval_spe
     t["edgeml_tflite_int8_s"] = time.perf_counter() - s
     plain_tflite_int8(keras_path, calib[:100], paths["tflite_plain_int8"])
     s = time.perf_counter()
-    qo = quantize(paths["onnx_fp32"], calib=str(calib_path), out=paths["onnx_edgeml_int8"], force=True,
+    quantize(paths["onnx_fp32"], calib=str(calib_path), out=paths["onnx_edgeml_int8"], force=True,
                   calib_samples=100)
     t["edgeml_onnx_int8_s"] = time.perf_counter() - s
-    onnx_in = qo.metrics and __import__("onnx").load(str(paths["onnx_fp32"])).graph.input[0].name
-    layout_calib = calib if calib.shape[-1] in (1, 3) else calib
-    ort_default_int8(paths["onnx_fp32"], {onnx_in: layout_calib[:100]}, paths["onnx_ort_default_int8"])
+    ort_default_int8(paths["onnx_fp32"], {_input_name(paths["onnx_fp32"]): calib[:100]},
+                     paths["onnx_ort_default_int8"])
     x = calib[:1]
     result: dict = {"model": name, "sizes": {k: p.stat().st_size for k, p in paths.items()}, "times": t,
                     "latency_ms": {}}
@@ -156,7 +161,6 @@ else:
     name = onnx.load(src).graph.input[0].name
     m = {{"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
          "percentile": CalibrationMethod.Percentile}}[method]
-    reader = qm.ort_default_int8.__globals__  # reuse the Reader class shape below
     from onnxruntime.quantization import CalibrationDataReader
     data = arr[arr.files[0]][:100]
     class R(CalibrationDataReader):

@@ -120,7 +120,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
-            feeds = random_feeds([t for t in ref_art.inspect().inputs], 16, seed=0)
+            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0)
             np.savez(job / "data.npz", **{f"in{i}": np.concatenate([f[t] for f in feeds])
                                            for i, t in enumerate(feeds[0])})
         (job / "job.json").write_text(json.dumps({"models": entries, "runs": runs, "warmup": warmup,

@@ -73,11 +73,10 @@ class QuantizeResult:
 
 
 def _already_quantized(art: ModelArtifact) -> str | None:
-    if art.format is ModelFormat.ONNX:
-        from edgeml.formats.onnx import load
-        from edgeml.quantize.onnx import already_quantized
+    if art.format is ModelFormat.ONNX:  # the cached inspection has the op histogram: no second load
+        from edgeml.quantize.onnx import QUANTIZED_OPS
 
-        ops = already_quantized(load(art.path))
+        ops = sorted(set(art.inspect().ops) & QUANTIZED_OPS)
         return f"it has quantized ops ({', '.join(ops)})" if ops else None
     if art.format is ModelFormat.TFLITE:
         info = art.inspect()
@@ -152,7 +151,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
 
         check_modes(mode, io, method)
         io = "float32"
-    needs_calib = mode in ("int8", "int16x8") or (fmt == "onnx" and mode == "int8")
+    needs_calib = mode in ("int8", "int16x8")
     if needs_calib and calib is None:
         raise EdgeMLError(f"--mode {mode} needs calibration data", hint="pass --calib SPEC (100-500 representative "
                                                                         "samples, e.g. --calib images/?samples=200)")
@@ -225,9 +224,9 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
 
         sigs = load_interpreter(art.path, allocate=False).get_signature_list()
         signature = next(iter(sigs), "serving_default")
-        names = list(sigs.get(signature, {}).get("inputs", [])) or ds.input_names if ds else []
         calibration = None
         if ds is not None:
+            names = list(sigs.get(signature, {}).get("inputs", [])) or ds.input_names
             calibration = [{n: s.feeds[k][None] for n, k in zip(names, ds.input_names)} for s in ds]
         say(f"quantizing with AI Edge Quantizer ({mode})")
         data, left = tq.from_tflite(art.path, mode=mode, io=io, per_channel=per_channel, calibration=calibration,

@@ -59,19 +59,13 @@ def _finish(acc: dict[str, _Acc]) -> list[LayerError]:
 
 def tflite_layer_errors(float_path: Path, quant_path: Path, feeds: list[dict[str, np.ndarray]]) -> list[LayerError]:
     """Match tensors by name between a float and a quantized .tflite (the converter keeps names)."""
-    from edgeml.runtimes.litert import LiteRTSession, interpreter_class
+    from edgeml.formats.common import Quantization
+    from edgeml.runtimes.litert import LiteRTSession
     from edgeml.runtimes.session import dequantize
 
-    cls, _ = interpreter_class()
-    sessions = []
-    for path in (float_path, quant_path):
-        s = LiteRTSession(path)
-        with warnings.catch_warnings():  # "intended for debugging purposes only": that is what this is
-            warnings.simplefilter("ignore")
-            s.interpreter = cls(model_path=str(path), experimental_preserve_all_tensors=True)
-        s.interpreter.allocate_tensors()
-        sessions.append(s)
-    fs, qs = sessions
+    with warnings.catch_warnings():  # "intended for debugging purposes only": that is what this is
+        warnings.simplefilter("ignore")
+        fs, qs = (LiteRTSession(p, preserve_all_tensors=True) for p in (float_path, quant_path))
     op_of = _tflite_producers(quant_path)
     f_details = {d["name"]: d for d in fs.interpreter.get_tensor_details()}
     pairs = []
@@ -82,8 +76,6 @@ def tflite_layer_errors(float_path: Path, quant_path: Path, feeds: list[dict[str
         if (f is None or d["name"] not in op_of or len(scales) != 1 or f["dtype"] != np.float32
                 or d["dtype"] not in (np.int8, np.uint8, np.int16) or tuple(f["shape"]) != tuple(d["shape"])):
             continue
-        from edgeml.formats.common import Quantization
-
         pairs.append((f["index"], d["index"], d["name"], Quantization(float(scales[0]), int(qp["zero_points"][0]))))
     acc = {name: _Acc(op_of[name]) for _, _, name, _ in pairs}
     for feed in feeds:

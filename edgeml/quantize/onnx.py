@@ -27,10 +27,6 @@ QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMa
 CONTROL_FLOW = {"If", "Loop", "Scan"}
 
 
-def already_quantized(model) -> list[str]:
-    return sorted({n.op_type for n in model.graph.node if n.op_type in QUANTIZED_OPS})
-
-
 def _opset(model) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 

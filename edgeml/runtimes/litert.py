@@ -42,7 +42,7 @@ def interpreter_class() -> tuple[Any, str]:
 
 
 def load_interpreter(path: str | Path, *, num_threads: int | None = None, allocate: bool = True,
-                     experimental_delegates: list | None = None) -> Any:
+                     experimental_delegates: list | None = None, preserve_all_tensors: bool = False) -> Any:
     """Create (and by default allocate) an interpreter; refusals become one-line ModelLoadErrors."""
     cls, _ = interpreter_class()
     kwargs: dict[str, Any] = {"model_path": str(path)}
@@ -50,6 +50,8 @@ def load_interpreter(path: str | Path, *, num_threads: int | None = None, alloca
         kwargs["num_threads"] = num_threads
     if experimental_delegates:
         kwargs["experimental_delegates"] = experimental_delegates
+    if preserve_all_tensors:  # intermediate tensors stay readable after invoke (per-layer debugging)
+        kwargs["experimental_preserve_all_tensors"] = True
     try:
         with native_stderr_captured():
             interp = cls(**kwargs)
@@ -65,13 +67,15 @@ def load_interpreter(path: str | Path, *, num_threads: int | None = None, alloca
 class LiteRTSession:
     """A LiteRT interpreter behind the Session interface (signature names when the model has one)."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, delegate: str | None = None):
+    def __init__(self, path: str | Path, *, threads: int | None = None, delegate: str | None = None,
+                 preserve_all_tensors: bool = False):
         from edgeml.formats.tflite import inspect as inspect_tflite
 
         self.path = Path(path)
         _, self.runtime = interpreter_class()
         delegates = [load_delegate(delegate)] if delegate else None
-        self.interpreter = load_interpreter(self.path, num_threads=threads, experimental_delegates=delegates)
+        self.interpreter = load_interpreter(self.path, num_threads=threads, experimental_delegates=delegates,
+                                            preserve_all_tensors=preserve_all_tensors)
         info = inspect_tflite(self.path, validate=False)
         self.inputs, self.outputs = info.inputs, info.outputs
         details_in = self.interpreter.get_input_details()

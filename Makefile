@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/edgeml demo -o edgeml-demo
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,test,bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("edgeml.cli.convert_cmd", "convert_cmd", "Convert to TFLite or ONNX and verify the numbers match."),
     "data": ("edgeml.cli.data_cmd", "data", "Inspect calibration/evaluation data as a model would see it."),
     "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
+    "prune": ("edgeml.cli.prune_cmd", "prune_cmd", "Prune a Keras model: magnitude or structured channels."),
     "quantize": ("edgeml.cli.quantize_cmd", "quantize_cmd", "Quantize to int8 with calibration data; per-layer error."),
     "bench": ("edgeml.cli.bench_cmd", "bench_cmd", "Measure latency/accuracy on the host or a board over SSH."),
     "doctor": ("edgeml.cli.doctor_cmd", "doctor_cmd", "What a machine (or a board over SSH) has to run models."),

@@ -1,0 +1,260 @@
+"""edgeml prune: magnitude sparsity is exact, channel pruning rebuilds a smaller model that computes the
+same function when the removed channels were dead, fine-tuning is recorded, and bad input is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+
+from edgeml.cli import cli as main
+from edgeml.errors import DataError, EdgeMLError
+from edgeml.prune import prune
+from edgeml.prune.magnitude import polynomial
+
+TRAIN = "builtin:digits?split=train&samples=300"
+VAL = "builtin:digits?split=test"
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def branchy_model(seed: int = 0):
+    """Conv+BN+ReLU, a residual Add, a Concatenate, depthwise and separable convs, then Flatten -> Dense."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    inp = keras.Input((8, 8, 3), name="image")
+    a = L.ReLU(name="a_relu")(L.BatchNormalization(name="a_bn")(L.Conv2D(8, 3, padding="same", name="a")(inp)))
+    b = L.Conv2D(8, 1, name="b")(a)
+    res = L.Add(name="add")([a, b])  # a and b are one coupled group
+    dw = L.DepthwiseConv2D(3, padding="same", name="dw")(res)
+    c = L.Conv2D(8, 1, activation="relu", name="c")(dw)
+    cat = L.Concatenate(name="cat")([res, c])  # 16 channels from two groups
+    s = L.SeparableConv2D(8, 3, padding="same", activation="relu", name="sep")(cat)
+    x = L.Flatten(name="flat")(L.MaxPooling2D(name="pool")(s))
+    x = L.Dense(8, activation="relu", name="fc")(x)
+    out = L.Dense(4, name="logits")(x)
+    return keras.Model(inp, out)
+
+
+DEAD = [1, 5]  # channel indices made dead in every prunable group
+
+
+def kill_channels(model):
+    """Zero DEAD channels so they output exactly 0: removing them must not change the model's function."""
+    for layer in model.layers:
+        w = layer.get_weights()
+        cls = type(layer).__name__
+        if layer.name == "logits" or not w:
+            continue
+        if cls in ("Conv2D", "Dense"):
+            w[0][..., DEAD] = 0
+            w[1][DEAD] = 0
+        elif cls == "SeparableConv2D":
+            w[1][..., DEAD] = 0
+            w[2][DEAD] = 0
+        elif cls == "DepthwiseConv2D":
+            w[1][DEAD] = 0
+        elif cls == "BatchNormalization":  # gamma, beta, mean, var: 0 in -> 0 out
+            w[1][DEAD] = 0
+            w[2][DEAD] = 0
+        layer.set_weights(w)
+    return model
+
+
+@pytest.fixture(scope="module")
+def dead_model(tmp_path_factory):
+    model = kill_channels(branchy_model())
+    path = tmp_path_factory.mktemp("prune") / "branchy.keras"
+    model.save(path)
+    return path, model
+
+
+def test_channel_pruning_removes_dead_channels_and_keeps_the_function(tmp_path, dead_model):
+    path, model = dead_model
+    r = prune(path, out=tmp_path / "p.keras", sparsity=0.25, method="channel")
+    pruned = _keras().saving.load_model(tmp_path / "p.keras")
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(pruned(x), model(x), atol=1e-5)
+    widths = {e["name"]: (e["channels_before"], e["channels_after"]) for e in r.layers}
+    assert widths["a"] == widths["b"] == widths["c"] == widths["sep"] == widths["fc"] == (8, 6)
+    assert r.after["macs"] < r.before["macs"] and r.after["params"] < r.before["params"]
+    coupled = next(e for e in r.layers if e["name"] == "a")["coupled_with"]
+    assert coupled == ["b"]  # the residual Add couples a and b
+    assert pruned.get_layer("fc").kernel.shape[0] == 4 * 4 * 6  # Dense after Flatten sliced per position
+    assert any("one-shot" in w for w in r.warnings)
+    assert [s["layers"] for s in r.skipped] == [["logits"]]  # the model output keeps its width
+
+
+def test_channel_pruning_mobilenet_v2_stays_valid(tmp_path):
+    keras = _keras()
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=5)
+    model.save(tmp_path / "m.keras")
+    r = prune(tmp_path / "m.keras", out=tmp_path / "p.keras", sparsity=0.5, method="channel", criterion="bn")
+    pruned = keras.saving.load_model(tmp_path / "p.keras")
+    assert pruned(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 5)
+    assert r.after["macs"] < 0.5 * r.before["macs"]
+    stage = next(e for e in r.layers if e["name"] == "block_3_project")
+    assert set(stage["coupled_with"]) == {"block_4_project", "block_5_project"}  # residual stage pruned together
+
+
+def test_channel_pruning_skips_what_it_cannot_follow(tmp_path):
+    keras = _keras()
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, name="c1")(inp)
+    x = keras.layers.Reshape((6 * 6 * 8,), name="reshape")(x)
+    x = keras.layers.Dense(16, name="d1")(x)
+    out = keras.layers.Dense(3, name="out")(x)
+    keras.Model(inp, out).save(tmp_path / "m.keras")
+    r = prune(tmp_path / "m.keras", out=tmp_path / "p.keras", sparsity=0.5, method="channel")
+    skipped = {s["layers"][0]: s["reason"] for s in r.skipped}
+    assert "Reshape is not supported" in skipped["c1"]
+    assert [(e["name"], e["channels_after"]) for e in r.layers] == [("d1", 8)]
+
+
+def test_channel_pruning_with_nothing_prunable_is_refused(tmp_path):
+    keras = _keras()
+    inp = keras.Input((4,))
+    keras.Model(inp, keras.layers.Dense(3)(inp)).save(tmp_path / "m.keras")
+    with pytest.raises(EdgeMLError, match="no prunable channels"):
+        prune(tmp_path / "m.keras", out=tmp_path / "p.keras", sparsity=0.5, method="channel")
+    assert not (tmp_path / "p.keras").exists()
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_magnitude_sparsity_is_exact_and_the_model_stays_plain(tmp_path, dead_model, scope):
+    path, model = dead_model
+    r = prune(path, out=tmp_path / "p.keras", sparsity=0.6, scope=scope)
+    pruned = _keras().saving.load_model(tmp_path / "p.keras")
+    assert [type(layer).__name__ for layer in pruned.layers] == [type(layer).__name__ for layer in model.layers]
+    kernels = [np.asarray(v) for layer in pruned.layers for v in layer.weights
+               if v.path.endswith(("kernel", "depthwise_kernel", "pointwise_kernel"))]
+    if scope == "layer":
+        for k in kernels:
+            assert (k == 0).sum() == round(0.6 * k.size)
+    else:
+        total = sum(k.size for k in kernels)
+        assert sum((k == 0).sum() for k in kernels) == round(0.6 * total)
+        assert len({round(e["sparsity"], 3) for e in r.layers}) > 1  # one threshold, uneven per layer
+    assert r.after["gzip_bytes"] < r.before["gzip_bytes"] and r.after["macs"] == r.before["macs"]
+    assert any("not dense-kernel latency" in n for n in r.notes)
+
+
+def test_magnitude_fine_tuning_keeps_masks_and_records_cost(tmp_path, digits_keras):
+    r = prune(digits_keras, out=tmp_path / "p.keras", sparsity=0.5, train=TRAIN, val=VAL, epochs=2)
+    pruned = _keras().saving.load_model(tmp_path / "p.keras")
+    for layer in pruned.layers:
+        if hasattr(layer, "kernel"):
+            k = np.asarray(layer.kernel)
+            assert (k == 0).sum() == round(0.5 * k.size)
+    t = r.training
+    assert t["epochs"] >= 1 and t["samples"] == 300 and t["wall_s"] > 0
+    assert t["flops"] == 3 * 2 * t["forward_macs"] * 300 * t["epochs"]
+    assert 0.5 < r.after["accuracy"] <= 1 and "accuracy" in r.before
+    assert not r.warnings
+
+
+def test_channel_fine_tuning_on_digits(tmp_path, digits_keras):
+    r = prune(digits_keras, out=tmp_path / "p.keras", sparsity=0.5, method="channel", train=TRAIN, val=VAL,
+              epochs=2, lr=3e-3)
+    assert r.after["macs"] <= 0.6 * r.before["macs"]  # both sides of the middle convs halve
+    assert r.training["forward_macs"] == r.after["macs"]  # FLOPs of the network that was trained
+    assert r.after["accuracy"] > 0.5
+
+
+def test_polynomial_schedule():
+    assert polynomial(0, 100, 0.8) == 0 and polynomial(100, 100, 0.8) == 0.8 and polynomial(500, 100, 0.8) == 0.8
+    values = [polynomial(s, 100, 0.8) for s in range(101)]
+    assert values == sorted(values) and values[50] > 0.4  # ramps fast, then flattens (cubic)
+
+
+def test_onnx_one_shot_magnitude(tmp_path, tiny_onnx):
+    r = prune(tiny_onnx, out=tmp_path / "p.onnx", sparsity=0.5)
+    assert r.after["nonzero_params"] < r.before["nonzero_params"]
+    assert all(abs(e["sparsity"] - 0.5) < 0.05 for e in r.layers)
+    assert any("one-shot" in w for w in r.warnings)
+    sess = ort.InferenceSession(str(tmp_path / "p.onnx"))
+    feed = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+            for i in sess.get_inputs()}
+    assert sess.run(None, feed)[0].shape[0] == 1
+    with pytest.raises(EdgeMLError, match="magnitude pruning only"):
+        prune(tiny_onnx, out=tmp_path / "c.onnx", sparsity=0.5, method="channel")
+
+
+def test_subclassed_model_cannot_be_channel_pruned(tmp_path):
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="edgeml_tests")
+    class Sub(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.d = keras.layers.Dense(4)
+
+        def call(self, x):
+            return self.d(x)
+
+    m = Sub()
+    m(np.zeros((1, 3), np.float32))
+    m.save(tmp_path / "sub.keras")
+    with pytest.raises(EdgeMLError, match="subclassed"):
+        prune(tmp_path / "sub.keras", out=tmp_path / "p.keras", sparsity=0.5, method="channel")
+    r = prune(tmp_path / "sub.keras", out=tmp_path / "m.keras", sparsity=0.5)  # magnitude needs no rebuild
+    assert r.after["nonzero_params"] < r.before["nonzero_params"]
+
+
+def test_training_data_that_does_not_fit_is_refused(tmp_path, digits_keras, dead_model):
+    with pytest.raises(DataError):  # digits are 8x8x1, the model wants 8x8x3
+        prune(dead_model[0], out=tmp_path / "p.keras", sparsity=0.5, train=TRAIN)
+    keras = _keras()
+    inp = keras.Input((8, 8, 1), name="image")
+    out = keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inp)))
+    keras.Model(inp, out).save(tmp_path / "five.keras")
+    with pytest.raises(DataError, match="labels run from 0 to 9 but the model outputs 5 classes"):
+        prune(tmp_path / "five.keras", out=tmp_path / "p.keras", sparsity=0.5, train=TRAIN)
+    np.savez(tmp_path / "x.npz", image=np.zeros((20, 8, 8, 1), np.float32))
+    with pytest.raises(DataError, match="no labels"):
+        prune(digits_keras, out=tmp_path / "p.keras", sparsity=0.5, train=str(tmp_path / "x.npz"))
+    assert not (tmp_path / "p.keras").exists()
+
+
+def test_model_without_prunable_layers(tmp_path):
+    keras = _keras()
+    inp = keras.Input((8, 8, 3))
+    keras.Model(inp, keras.layers.GlobalAveragePooling2D()(inp)).save(tmp_path / "m.keras")
+    with pytest.raises(EdgeMLError, match="no prunable layers"):
+        prune(tmp_path / "m.keras", out=tmp_path / "p.keras", sparsity=0.5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sparsity", "0"], "--sparsity"),
+    (["--sparsity", "1"], "--sparsity"),
+    (["--sparsity", "0.5", "--exclude", "("], "not a valid regular expression"),
+    (["--sparsity", "0.5", "-o", "{tmp}/p.tflite"], "saved as .keras"),
+    (["--sparsity", "0.5", "-o", "{model}"], "overwrite the input"),
+])
+def test_cli_bad_input_one_line_error(tmp_path, dead_model, args, message):
+    model = str(dead_model[0])
+    args = [a.format(tmp=tmp_path, model=model) for a in args]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "p.keras")]
+    res = CliRunner().invoke(main, ["prune", model, *args])
+    assert res.exit_code in (2, 3) and message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "p.keras").exists()
+
+
+def test_cli_json_and_table(tmp_path, dead_model):
+    res = CliRunner().invoke(main, ["prune", str(dead_model[0]), "--sparsity", "0.25", "--method", "channel",
+                                    "-o", str(tmp_path / "p.keras"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["schema"] == "edgeml.prune/1" and data["method"] == "channel" and data["after"]["macs"] > 0
+    res = CliRunner().invoke(main, ["prune", str(dead_model[0]), "--sparsity", "0.5", "-o", str(tmp_path / "m.keras")])
+    assert res.exit_code == 0, res.output
+    assert "gzip size" in res.stdout and "sparsity" in res.stdout and "50.0%" in res.stdout

@@ -74,3 +74,19 @@ def _clean(obj: Any) -> Any:
 def json_text(data: Any) -> str:
     """Strict JSON (NaN/Inf become null; dataclasses with to_dict and numpy values are converted)."""
     return json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=2)
+
+
+def read_toml(path: str | Path, *, what: str, hint: str, error: type | None = None) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad TOML becomes one clear ``error`` (EdgeMLError by default)."""
+    import tomllib
+
+    from edgeml.errors import EdgeMLError
+
+    error = error or EdgeMLError
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: {what} not found", hint=hint)
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{p}: not valid TOML ({exc})") from exc

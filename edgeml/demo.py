@@ -1,7 +1,7 @@
-"""The built-in end-to-end example: train a small CNN on builtin digits, convert, verify, evaluate.
-
-Everything is computed on this machine; nothing is downloaded. Later stages (prune, quantize, bench,
-estimate, report) join this pipeline as they land.
+"""The built-in end-to-end example: train a small CNN on builtin digits (recording what training cost),
+then the whole pipeline: channel-prune with fine-tuning, convert to TFLite and ONNX, quantize to int8,
+benchmark every variant on this machine, estimate rpi4 / coral-usb / jetson-orin-nano, write the report and
+check budgets. Everything is computed on this machine; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -75,34 +75,40 @@ def accuracy(model_or_path: Any, data: str = "builtin:digits?split=test") -> flo
     return correct / len(ds)
 
 
-def run_demo(out_dir: str | Path = "edgeml-demo", *, epochs: int = 15, seed: int = 0,
+DEMO_TARGETS = ["host", "rpi4", "coral-usb", "jetson-orin-nano"]
+DEMO_BUDGET = {"max_size": "64KiB", "max_latency_ms": 5.0, "min_accuracy": 0.9}
+
+
+def run_demo(out_dir: str | Path = "edgeml-demo", *, epochs: int = 15, prune_epochs: int = 5, seed: int = 0,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from edgeml.artifact import inspect_model
-    from edgeml.convert import convert
+    """Train on builtin digits (recording the cost), then the whole pipeline: prune -> convert -> quantize ->
+    bench on this machine -> estimate rpi4 / coral-usb / jetson-orin-nano -> report -> budget check."""
+    from edgeml._io import json_text
+    from edgeml.pipeline import Recipe, run_pipeline
 
     say = progress or (lambda m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    say(f"[1/4] training a CNN on builtin:digits ({epochs} epochs)")
-    model, cost = train_cnn(epochs, seed, progress)
     keras_path = out / "digits_cnn.keras"
+    train_json = out / "training.json"
+    say(f"training a CNN on builtin:digits ({epochs} epochs)")
+    model, cost = train_cnn(epochs, seed, progress)
     model.save(keras_path)
-    say("[2/4] converting to TFLite and ONNX (each verified against the Keras model on test digits)")
-    variants: dict[str, dict[str, Any]] = {"keras": {"path": str(keras_path)}}
-    for fmt in ("tflite", "onnx"):
-        res = convert(keras_path, to=fmt, out=out / f"digits_cnn.{fmt}", calib="builtin:digits?split=test",
-                      verify=32, force=True, keras_model=model)
-        variants[fmt] = {"path": res.output, "convert_s": res.seconds, "verification": res.verification.to_dict()}
-    say("[3/4] inspecting")
-    for fmt, v in variants.items():
-        info = inspect_model(v["path"])
-        v.update(size_bytes=info.size_bytes, params=info.params, macs=info.macs)
-    say("[4/4] measuring top-1 accuracy on the 360 held-out test digits")
-    variants["keras"]["accuracy"] = accuracy(model)
-    for fmt in ("tflite", "onnx"):
-        variants[fmt]["accuracy"] = accuracy(variants[fmt]["path"])
+    train_json.write_text(json_text({"schema": "edgeml.train/1", "what": f"training {keras_path.name} from scratch",
+                                     "model": str(keras_path), **cost}))
+    recipe = Recipe(model=str(keras_path), out=str(out), targets=list(DEMO_TARGETS),
+                    calib="builtin:digits?split=train", eval="builtin:digits?split=test",
+                    train="builtin:digits?split=train", prune=0.5, prune_method="channel", epochs=prune_epochs,
+                    lr=3e-3, formats=["tflite", "onnx"], training=str(train_json), budget=dict(DEMO_BUDGET))
+    result = run_pipeline(recipe, progress=say)
+    report = result.report
+    variants = {v.name: {"path": v.path, "size_bytes": v.size_bytes, "macs": v.macs, "accuracy": v.accuracy,
+                         "latency_ms": {t: {"ms": c.ms, "kind": c.kind} for t, c in v.costs.items()}}
+                for v in report.variants}
     summary = {"schema": "edgeml.demo/1", "out_dir": str(out), "training": cost, "variants": variants,
-               "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+               "asymmetry": report.asymmetry(), "deploy": report.deploy,
+               "check": result.check.to_dict() if result.check else None,
+               "report": str(out / "report.html"), "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "summary.json").write_text(json_text(summary))
     return summary

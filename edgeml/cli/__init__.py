@@ -24,12 +24,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("edgeml.cli.convert_cmd", "convert_cmd", "Convert to TFLite or ONNX and verify the numbers match."),
     "data": ("edgeml.cli.data_cmd", "data", "Inspect calibration/evaluation data as a model would see it."),
     "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
+    "optimize": ("edgeml.cli.optimize_cmd", "optimize_cmd", "One command: prune, quantize, convert, bench, report, check."),
+    "run": ("edgeml.cli.optimize_cmd", "run_cmd", "Run the optimize pipeline from a recipe TOML."),
     "prune": ("edgeml.cli.prune_cmd", "prune_cmd", "Prune a Keras model: magnitude or structured channels."),
     "quantize": ("edgeml.cli.quantize_cmd", "quantize_cmd", "Quantize to int8 with calibration data; per-layer error."),
     "bench": ("edgeml.cli.bench_cmd", "bench_cmd", "Measure latency/accuracy on the host or a board over SSH."),
     "doctor": ("edgeml.cli.doctor_cmd", "doctor_cmd", "What a machine (or a board over SSH) has to run models."),
+    "check": ("edgeml.cli.check_cmd", "check_cmd", "CI gates: fail when a model is too big, slow or inaccurate."),
     "compile": ("edgeml.cli.compile_cmd", "compile_cmd", "Compile a full-int8 .tflite for the Edge TPU."),
     "estimate": ("edgeml.cli.estimate_cmd", "estimate_cmd", "Estimate latency and energy on a target without it."),
+    "report": ("edgeml.cli.report_cmd", "report_cmd", "Training cost vs per-inference cost per target (HTML/MD)."),
     "targets": ("edgeml.cli.targets_cmd", "targets_cmd", "List target profiles (host, Pi, Coral, Jetson)."),
 }
 

@@ -69,6 +69,10 @@ def features(inspection: Any) -> Features:
     return Features(dense, dw, inspection.params, ops, tpu, cpu, first_bad)
 
 
+# the smallest published model behind the fitted coefficients (benchmarks/estimate_validate.py)
+FIT_SMALLEST_MACS = 56.5e6
+
+
 def _default_precision(inspection: Any, profile: Any) -> str:
     if profile.kind == "edgetpu":
         return "int8"
@@ -156,8 +160,14 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
 
 def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: int | None, top: int = 8,
                   name: str = "") -> Estimate:
-    precision = precision or _default_precision(info, profile)
     notes = []
+    if precision is None:
+        precision = _default_precision(info, profile)
+        est = profile.estimate
+        if profile.kind == "gpu" and precision == "int8" and "coef_int8" not in est and "coef_fp16" in est:
+            precision = "fp16"
+            notes.append("no published int8 latency for this target to fit: estimated at its fp16 cost (TensorRT "
+                         "int8 is usually no slower than fp16, so read this as an upper bound)")
     if profile.kind == "edgetpu":
         if precision != "int8":
             raise EdgeMLError(f"target {profile.name} runs int8 only", hint="use --precision int8")
@@ -179,6 +189,11 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
     else:
         breakdown = {"dense_ms": parts[0], "depthwise_ms": parts[1], "fixed_ms": parts[2]}
     total_macs = max(1, f.dense_macs + f.dw_macs)
+    if total_macs < FIT_SMALLEST_MACS / 4:
+        notes.append(f"under {FIT_SMALLEST_MACS / 4e6:.0f} M MACs, the model is far smaller than every published "
+                     f"model the coefficients were fitted on (smallest: MobileNetV3-Small, "
+                     f"{FIT_SMALLEST_MACS / 1e6:.0f} M MACs): the fixed per-inference term and launch overheads "
+                     "are extrapolated; treat the number as a rough guide and measure on the board")
     compute_ms = ms - parts[-1] - (parts[1] if profile.kind == "edgetpu" else 0.0)
     ranked = sorted(f.ops, key=lambda o: -o[2])[:top]
     top_ops = [{"name": n, "op": op, "macs": m, "share": m / total_macs,
@@ -196,13 +211,19 @@ def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
     from edgeml.bench.harness import BenchResult
 
     models = []
+    notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
     for art in arts:
-        e = estimate_from(art.inspect(), profile, precision=None, threads=threads, name=str(art.path))
+        try:
+            e = estimate_from(art.inspect(), profile, precision=None, threads=threads, name=str(art.path))
+        except EdgeMLError as exc:
+            if len(arts) == 1:
+                raise
+            notes.append(f"{art.path.name}: not estimated: {exc.message}")
+            continue
         models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.path.stat().st_size,
                        "estimate": e.to_dict()})
     return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
-                       settings={"threads": threads},
-                       notes=[f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"])
+                       settings={"threads": threads}, notes=notes)
 
 
 # -- fitting ---------------------------------------------------------------------------------------------

@@ -1,0 +1,274 @@
+"""edgeml check: CI gates on model size, latency and accuracy budgets.
+
+Budgets come from a TOML file, ``[tool.edgeml]`` in pyproject.toml, or flags; the layout is the same
+everywhere::
+
+    [defaults]                      # optional, applied to every budget
+    target = "host"
+    data = "builtin:digits?split=test"
+
+    [[budget]]
+    model = "model_int8.tflite"     # relative to the budget file
+    max_size = "300KiB"             # B, KB, KiB, MB, MiB, GB, GiB
+    max_latency_ms = 5
+    percentile = "p90"              # p50 (default), p90, p99, mean, max
+    min_accuracy = 0.95
+    max_accuracy_drop = 0.01        # with baseline = "model.tflite"
+
+Latency on a noisy CI runner: the model is benchmarked ``repeat`` times, each in a fresh process; the budget
+is compared with the median of the per-run percentiles, and the spread across runs is reported. A target
+without a board (``--target rpi4`` and no ``host``) is checked against the labelled estimate.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgeml import __version__
+from edgeml.errors import EdgeMLError
+
+UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2, "gb": 1000 ** 3, "gib": 1024 ** 3}
+PERCENTILES = ("p50", "p90", "p99", "mean", "max")
+
+
+class BudgetError(EdgeMLError):
+    """A malformed budget: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
+def parse_size(value: Any, where: str = "max_size") -> int:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in UNITS or float(m.group(1)) <= 0:
+        raise BudgetError(f"{where} = {value!r}: not a size", hint="e.g. 300KiB, 1.5MB, 2MiB or a byte count")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+@dataclass
+class Budget:
+    model: str
+    target: str = "host"
+    host: str | None = None
+    data: str | None = None
+    max_size: int | None = None
+    max_latency_ms: float | None = None
+    percentile: str = "p50"
+    min_accuracy: float | None = None
+    max_accuracy_drop: float | None = None
+    baseline: str | None = None
+    origin: str = "flags"
+
+    def validate(self) -> "Budget":
+        where = self.origin
+        if self.percentile not in PERCENTILES:
+            raise BudgetError(f"{where}: percentile = {self.percentile!r}", hint=f"one of {', '.join(PERCENTILES)}")
+        for key in ("max_latency_ms", "min_accuracy", "max_accuracy_drop"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+                raise BudgetError(f"{where}: {key} = {v!r} must be a non-negative number")
+        for key in ("min_accuracy", "max_accuracy_drop"):
+            v = getattr(self, key)
+            if v is not None and v > 1:
+                raise BudgetError(f"{where}: {key} = {v} is a fraction", hint=f"e.g. {key} = {v / 100:g} for {v:g} %")
+        if self.max_accuracy_drop is not None and not self.baseline:
+            raise BudgetError(f"{where}: max_accuracy_drop needs a baseline model", hint="add baseline = \"MODEL\"")
+        if (self.min_accuracy is not None or self.max_accuracy_drop is not None) and not self.data:
+            raise BudgetError(f"{where}: accuracy budgets need labelled data", hint="add data = \"SPEC\" (or --data)")
+        if None is self.max_size is self.max_latency_ms is self.min_accuracy is self.max_accuracy_drop:
+            raise BudgetError(f"{where}: budget for {self.model} sets no limit",
+                              hint="set max_size, max_latency_ms, min_accuracy or max_accuracy_drop")
+        return self
+
+
+_KEYS = {f.name for f in fields(Budget)} - {"origin"}
+
+
+def _budget(entry: Any, defaults: dict[str, Any], base: Path, origin: str) -> Budget:
+    if not isinstance(entry, dict):
+        raise BudgetError(f"{origin}: each [[budget]] must be a table")
+    merged = {**defaults, **entry}
+    unknown = sorted(set(merged) - _KEYS)
+    if unknown:
+        raise BudgetError(f"{origin}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_KEYS))}")
+    if "model" not in merged:
+        raise BudgetError(f"{origin}: missing key 'model'", hint="each [[budget]] names its model = \"PATH\"")
+    for key in ("model", "baseline"):
+        if merged.get(key) is not None:
+            p = Path(str(merged[key]))
+            merged[key] = str(p if p.is_absolute() else base / p)
+    if merged.get("max_size") is not None:
+        merged["max_size"] = parse_size(merged["max_size"], f"{origin}: max_size")
+    return Budget(**merged, origin=origin).validate()
+
+
+def load_budgets(path: str | Path) -> list[Budget]:
+    """Budgets from a budget TOML file or a pyproject.toml (its [tool.edgeml] table)."""
+    from edgeml._io import read_toml
+
+    p = Path(path)
+    data = read_toml(p, what="budget file", hint="pass --budget FILE, or set [tool.edgeml] in pyproject.toml",
+                     error=BudgetError)
+    if p.name == "pyproject.toml":
+        data = data.get("tool", {}).get("edgeml")
+        if data is None:
+            raise BudgetError(f"{p}: no [tool.edgeml] table", hint="add [[tool.edgeml.budget]] entries")
+    unknown = sorted(set(data) - {"defaults", "budget"})
+    if unknown:
+        raise BudgetError(f"{p}: unknown key {unknown[0]!r}", hint="a budget file has [defaults] and [[budget]] tables")
+    entries = data.get("budget", [])
+    if not isinstance(entries, list) or not entries:
+        raise BudgetError(f"{p}: no [[budget]] entries", hint="add at least one [[budget]] with model = \"PATH\"")
+    defaults = data.get("defaults", {})
+    return [_budget(e, defaults, p.parent, f"{p} budget #{i + 1}") for i, e in enumerate(entries)]
+
+
+@dataclass
+class Item:
+    model: str
+    budget: str
+    limit: float
+    measured: float | None
+    unit: str
+    passed: bool
+    detail: str = ""
+    kind: str = "measured"
+
+    @property
+    def status(self) -> str:
+        return "pass" if self.passed else "FAIL"
+
+
+@dataclass
+class CheckResult:
+    items: list[Item]
+    noise: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(i.passed for i in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "edgeml.check/1", "edgeml": __version__, "passed": self.passed,
+                "items": [asdict(i) | {"status": i.status} for i in self.items], "noise": self.noise}
+
+
+def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> tuple[float, str, str]:
+    from edgeml.bench.harness import bench
+
+    host = None
+    if b.host:
+        from edgeml.targets.remote import SSHTarget
+
+        host = SSHTarget.parse(b.host)
+    values = []
+    for k in range(repeat):
+        r = bench([b.model], target=b.target, host=host, runs=runs)
+        m = r.models[0]
+        if not r.measured:
+            e = m["estimate"]
+            return e["ms"], f"estimated for {b.target} ({e['basis']})", "estimated"
+        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{repeat} {b.percentile} {m['latency_ms'][b.percentile]:.4g} ms")
+        values.append(m["latency_ms"][b.percentile])
+    med = statistics.median(values)
+    spread = (max(values) - min(values)) / med * 100 if med else 0.0
+    return med, (f"median of {repeat} runs x {runs}: {b.percentile} per run "
+                 f"{', '.join(f'{v:.4g}' for v in values)} ms (spread {spread:.0f} %)"), "measured"
+
+
+def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
+              progress: Callable[[str], None] | None = None) -> CheckResult:
+    from edgeml.artifact import ModelArtifact
+
+    say = progress or (lambda m: None)
+    items: list[Item] = []
+    acc_cache: dict[tuple[str, str], float] = {}
+
+    def acc(model: str, data: str) -> float:
+        if (model, data) not in acc_cache:
+            from edgeml.demo import accuracy
+
+            say(f"  accuracy of {Path(model).name} on {data}")
+            acc_cache[(model, data)] = accuracy(model, data)
+        return acc_cache[(model, data)]
+
+    for b in budgets:
+        art = ModelArtifact.open(b.model)
+        name = str(art.path)
+        if b.max_size is not None:
+            size = _size(art.path)
+            items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
+        if b.max_latency_ms is not None:
+            say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
+            ms, detail, kind = _latency(b, repeat, runs, say)
+            items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target})", b.max_latency_ms, ms, "ms",
+                              ms <= b.max_latency_ms, detail, kind))
+        if b.min_accuracy is not None:
+            a = acc(name, b.data)
+            items.append(Item(name, "min_accuracy", b.min_accuracy, a, "top-1", a >= b.min_accuracy, f"on {b.data}"))
+        if b.max_accuracy_drop is not None:
+            a, base = acc(name, b.data), acc(b.baseline, b.data)
+            drop = base - a
+            items.append(Item(name, "max_accuracy_drop", b.max_accuracy_drop, drop, "top-1",
+                              drop <= b.max_accuracy_drop + 1e-12,
+                              f"baseline {Path(b.baseline).name} {base:.4f} -> {a:.4f} on {b.data}"))
+    return CheckResult(items)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def fmt_value(item: Item, value: float | None) -> str:
+    from edgeml.formats.common import human_bytes
+
+    if value is None:
+        return "—"
+    if item.unit == "bytes":
+        return human_bytes(value)
+    if item.unit == "ms":
+        return f"{value:.4g} ms"
+    return f"{value:.4f}"
+
+
+def junit_xml(result: CheckResult) -> str:
+    import xml.etree.ElementTree as ET
+
+    fails = sum(not i.passed for i in result.items)
+    suite = ET.Element("testsuite", name="edgeml check", tests=str(len(result.items)), failures=str(fails))
+    for i in result.items:
+        case = ET.SubElement(suite, "testcase", classname=f"edgeml.check.{Path(i.model).name}", name=i.budget)
+        msg = f"measured {fmt_value(i, i.measured)} vs limit {fmt_value(i, i.limit)} ({i.kind})"
+        if not i.passed:
+            ET.SubElement(case, "failure", message=msg).text = (msg + ("\n" + i.detail if i.detail else ""))
+        else:
+            ET.SubElement(case, "system-out").text = msg + ("\n" + i.detail if i.detail else "")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def markdown(result: CheckResult) -> str:
+    head = "✅ all budgets met" if result.passed else f"❌ {sum(not i.passed for i in result.items)} budget(s) exceeded"
+    lines = [f"### edgeml check: {head}", "", "| model | budget | limit | measured | status |", "|---|---|---|---|---|"]
+    for i in result.items:
+        status = "✅ pass" if i.passed else "❌ **FAIL**"
+        est = " (estimated)" if i.kind == "estimated" else ""
+        lines.append(f"| `{Path(i.model).name}` | {i.budget} | {fmt_value(i, i.limit)} | {fmt_value(i, i.measured)}{est} "
+                     f"| {status} |")
+    notes = [f"- `{Path(i.model).name}` {i.budget}: {i.detail}" for i in result.items if i.detail]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def github_annotations(result: CheckResult) -> list[str]:
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return []
+    return [f"::error file={i.model},title=edgeml check {i.budget}::{Path(i.model).name}: {i.budget} measured "
+            f"{fmt_value(i, i.measured)} exceeds limit {fmt_value(i, i.limit)}" for i in result.items if not i.passed]

@@ -1,0 +1,93 @@
+"""edgeml check [MODEL ...] [--budget FILE] [--max-size ...] — CI gates"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgeml.cli._out import emit_json, status, table
+
+
+@click.command("check")
+@click.argument("models", nargs=-1, type=click.Path())
+@click.option("--budget", "budget_file", type=click.Path(), help="Budget TOML ([defaults] + [[budget]] tables) "
+              "[default: [tool.edgeml] in ./pyproject.toml when no MODEL is given].")
+@click.option("--max-size", metavar="SIZE", help="Largest file size, e.g. 300KiB, 1.5MB.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0), help="Largest latency in ms (see --percentile).")
+@click.option("--percentile", type=click.Choice(["p50", "p90", "p99", "mean", "max"]), default="p50",
+              show_default=True, help="Latency statistic the budget applies to.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Lowest top-1 on --data (a fraction).")
+@click.option("--max-accuracy-drop", type=click.FloatRange(0, 1), help="Largest top-1 drop vs --baseline.")
+@click.option("--baseline", type=click.Path(), help="Model the accuracy drop is measured against.")
+@click.option("--target", default="host", show_default=True, help="Target for latency (a board without --host "
+                                                                   "is checked against the labelled estimate).")
+@click.option("--host", metavar="USER@ADDR[:PORT]", help="Measure latency on this board over SSH.")
+@click.option("--data", metavar="SPEC", help="Labelled data for accuracy budgets.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Latency: fresh-process runs whose median is compared (noise is reported).")
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per repeat.")
+@click.option("--junit", type=click.Path(), help="Write JUnit XML (one test case per budget).")
+@click.option("--markdown", "md", type=click.Path(), help="Write a Markdown summary for a pull-request comment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.check/1).")
+@click.pass_context
+def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, min_accuracy, max_accuracy_drop,
+              baseline, target, host, data, repeat, runs, junit, md, as_json):
+    """Fail CI when a model is too big, too slow or not accurate enough.
+
+    Exit codes: 0 all budgets met, 1 a budget exceeded, 2 usage error (incl. a malformed budget file),
+    3 error. With GITHUB_ACTIONS=true failures are also printed as ::error annotations.
+
+    \b
+    Examples:
+      edgeml check model_int8.tflite --max-size 300KiB --max-latency-ms 5 --percentile p90
+      edgeml check model_int8.tflite --min-accuracy 0.95 --data builtin:digits?split=test
+      edgeml check --budget budgets.toml --junit check.xml --markdown check.md
+    """
+    from edgeml._io import write_bytes_atomic
+    from edgeml.check import Budget, BudgetError, github_annotations, junit_xml, load_budgets, markdown, \
+        parse_size, run_check
+    from edgeml.errors import CheckFailed
+
+    quiet = ctx.obj.get("quiet") if ctx.obj else False
+    budgets = []
+    if budget_file:
+        budgets += load_budgets(budget_file)
+    flags = dict(max_size=parse_size(max_size, "--max-size") if max_size else None, max_latency_ms=max_latency_ms,
+                 min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop)
+    if models:
+        if not any(v is not None for v in flags.values()) and budget_file:
+            raise BudgetError("MODEL arguments need budget flags (--max-size, --max-latency-ms, ...)",
+                              hint="or list the models in the budget file only")
+        budgets += [Budget(model=m, target=target, host=host, data=data, percentile=percentile, baseline=baseline,
+                           origin=f"flags for {m}", **flags).validate() for m in models]
+    elif any(v is not None for v in flags.values()):
+        raise BudgetError("budget flags need a MODEL", hint="edgeml check MODEL --max-size 300KiB")
+    if not budgets:
+        if Path("pyproject.toml").is_file() and "[tool.edgeml" in Path("pyproject.toml").read_text():
+            budgets = load_budgets("pyproject.toml")
+        else:
+            raise BudgetError("no budgets", hint="pass MODEL with --max-size/--max-latency-ms/--min-accuracy, "
+                                                 "--budget FILE, or add [tool.edgeml] to pyproject.toml")
+    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status)
+    if junit:
+        write_bytes_atomic(junit, junit_xml(result).encode())
+    if md:
+        write_bytes_atomic(md, markdown(result).encode())
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        from edgeml.check import fmt_value
+
+        rows = [[Path(i.model).name, i.budget, fmt_value(i, i.limit),
+                 fmt_value(i, i.measured) + (" (est.)" if i.kind == "estimated" else ""), i.status]
+                for i in result.items]
+        click.echo(table(rows, ["model", "budget", "limit", "measured", "status"], "llrrl"))
+        for i in result.items:
+            if i.detail and "runs" in i.detail:
+                click.echo(f"  {Path(i.model).name}: {i.detail}")
+    for line in github_annotations(result):
+        click.echo(line)
+    if not result.passed:
+        n = sum(not i.passed for i in result.items)
+        raise CheckFailed(f"{n} of {len(result.items)} budget(s) exceeded")

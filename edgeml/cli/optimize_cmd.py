@@ -1,0 +1,99 @@
+"""edgeml optimize MODEL ... -o RUN_DIR   and   edgeml run RECIPE.toml"""
+
+from __future__ import annotations
+
+import click
+
+from edgeml.cli._out import emit_json, status, table
+
+
+def _finish(ctx, result, as_json: bool) -> None:
+    from edgeml.errors import CheckFailed
+    from edgeml.report.render import asymmetry_rows, training_line
+
+    if as_json:
+        emit_json(result.manifest)
+    else:
+        rep = result.report
+        click.echo(f"\ntraining cost: {training_line(rep)}")
+        h, rows = asymmetry_rows(rep)
+        click.echo(f"the cheap-inference asymmetry ({rep.deploy}):")
+        click.echo(table(rows, h, "llrrrrrr"))
+        if result.check is not None:
+            from edgeml.check import fmt_value
+
+            rows = [[i.budget, fmt_value(i, i.limit), fmt_value(i, i.measured), i.status] for i in result.check.items]
+            click.echo("\nbudget check:")
+            click.echo(table(rows, ["budget", "limit", "measured", "status"], "lrrl"))
+        click.echo(f"\nrun folder: {result.out} (run.json manifest, report.html, report.md)")
+    if not result.passed:
+        raise CheckFailed("budget check failed (see check.json in the run folder)")
+
+
+@click.command("optimize")
+@click.argument("model", type=click.Path())
+@click.option("-o", "--output", "out", type=click.Path(), required=True, help="Run folder for every artifact.")
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Target(s); repeat for several "
+              "[default: host]. Boards without --host are estimated.")
+@click.option("--calib", metavar="SPEC", required=True, help="Calibration data for int8.")
+@click.option("--eval", "eval_spec", metavar="SPEC", help="Labelled data: accuracy of every variant.")
+@click.option("--train", metavar="SPEC", help="Labelled data for fine-tuning after pruning.")
+@click.option("--prune", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Channel-prune this fraction first (0 = no pruning; needs --train).")
+@click.option("--prune-method", type=click.Choice(["channel", "magnitude"]), default="channel", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Fine-tuning epochs.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["tflite", "onnx"]),
+              help="Deployable format(s) [default: tflite].")
+@click.option("--host", metavar="USER@ADDR[:PORT]", help="Measure on this board (the first non-host --target).")
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
+@click.option("--max-size", metavar="SIZE", help="Budget: largest final model, e.g. 300KiB.")
+@click.option("--max-latency-ms", type=float, help="Budget: p50 latency on the first target.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Budget: lowest top-1 on --eval.")
+@click.option("--dry-run", is_flag=True, help="Print the recipe (TOML) this would run, and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run manifest as JSON (schema edgeml.run/1).")
+@click.pass_context
+def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune_method, epochs, formats, host,
+                 runs, max_size, max_latency_ms, min_accuracy, dry_run, as_json):
+    """Run prune -> quantize -> convert -> bench/estimate -> report -> check into one run folder.
+
+    Re-running skips stages whose inputs and options did not change. `--dry-run > recipe.toml` saves the
+    same configuration for `edgeml run recipe.toml`.
+
+    \b
+    Example:
+      edgeml optimize model.keras --target host --target rpi4 --calib builtin:digits?split=train \\
+          --eval builtin:digits?split=test --train builtin:digits?split=train --prune 0.5 -o run/
+    """
+    from edgeml.pipeline import Recipe, run_pipeline
+
+    budget = {k: v for k, v in (("max_size", max_size), ("max_latency_ms", max_latency_ms),
+                                ("min_accuracy", min_accuracy)) if v is not None}
+    recipe = Recipe(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec, train=train,
+                    prune=prune, prune_method=prune_method, epochs=epochs, formats=list(formats) or ["tflite"],
+                    host=host, runs=runs, budget=budget)
+    if dry_run:  # absolute paths: the recipe may be saved anywhere
+        from pathlib import Path
+
+        recipe.model, recipe.out = str(Path(model).resolve()), str(Path(out).resolve())
+        click.echo(recipe.to_toml(), nl=False)
+        return
+    quiet = ctx.obj.get("quiet") if ctx.obj else False
+    _finish(ctx, run_pipeline(recipe, progress=None if quiet else status), as_json)
+
+
+@click.command("run")
+@click.argument("recipe_file", metavar="RECIPE.toml", type=click.Path())
+@click.option("-o", "--output", "out", type=click.Path(), help="Run folder [default: the recipe's out].")
+@click.option("--dry-run", is_flag=True, help="Print the resolved recipe and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run manifest as JSON (schema edgeml.run/1).")
+@click.pass_context
+def run_cmd(ctx, recipe_file, out, dry_run, as_json):
+    """Run the optimize pipeline from a declarative recipe (the same keys as edgeml optimize's options)."""
+    from edgeml.pipeline import load_recipe, run_pipeline
+
+    recipe = load_recipe(recipe_file, out=out)
+    if dry_run:
+        click.echo(recipe.to_toml(), nl=False)
+        return
+    quiet = ctx.obj.get("quiet") if ctx.obj else False
+    _finish(ctx, run_pipeline(recipe, progress=None if quiet else status), as_json)

@@ -1,0 +1,293 @@
+"""The one-command pipeline behind ``edgeml optimize`` and ``edgeml run RECIPE.toml``:
+prune -> convert (fp32 variants) -> quantize -> bench (host / board) or estimate -> report -> check.
+
+The CLI options and the recipe are the same config (``Recipe``). Every artifact lands in ``out`` with a
+manifest (``run.json``, schema edgeml.run/1): input hashes, options, library versions and each stage's
+outputs. A stage whose inputs (content hashes) and options did not change since the last run is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgeml import __version__
+from edgeml._io import json_text
+from edgeml.errors import EdgeMLError
+
+MANIFEST = "run.json"
+LIBS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "onnxsim", "numpy")
+
+
+@dataclass
+class Recipe:
+    model: str
+    out: str
+    targets: list[str] = field(default_factory=lambda: ["host"])
+    calib: str | None = None
+    eval: str | None = None
+    train: str | None = None
+    prune: float = 0.0
+    prune_method: str = "channel"
+    epochs: int = 5
+    lr: float = 1e-3
+    formats: list[str] = field(default_factory=lambda: ["tflite"])
+    calib_samples: int = 200
+    runs: int = 50
+    host: str | None = None  # SSH board for the first non-host target
+    training: str | None = None  # an edgeml.train/1 JSON: how the model was trained (for the report)
+    budget: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "Recipe":
+        if not Path(self.model).exists():
+            raise EdgeMLError(f"{self.model}: model not found", hint="check the model path (relative to the recipe)")
+        if not self.calib:
+            raise EdgeMLError("the pipeline quantizes to int8 and needs calibration data",
+                              hint="--calib SPEC (recipe: calib = \"SPEC\"), e.g. builtin:digits?split=train")
+        if not 0 <= self.prune < 1:
+            raise EdgeMLError(f"prune = {self.prune}: a sparsity in [0, 1)", hint="0 skips pruning; e.g. 0.5")
+        if self.prune and not self.train:
+            raise EdgeMLError("pruning in the pipeline fine-tunes and needs --train SPEC",
+                              hint="add --train (recipe: train = \"SPEC\") or drop --prune")
+        bad = [f for f in self.formats if f not in ("tflite", "onnx")]
+        if bad or not self.formats:
+            raise EdgeMLError(f"formats = {self.formats}: tflite and/or onnx")
+        from edgeml.targets import load_profile
+
+        for t in self.targets:
+            load_profile(t)
+        return self
+
+    def to_toml(self) -> str:
+        """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`."""
+        def val(v: Any) -> str:
+            return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
+
+        lines = [f"{k} = {val(v)}" for k, v in asdict(self).items() if k != "budget" and v is not None]
+        if self.budget:
+            lines += ["", "[budget]"] + [f"{k} = {val(v)}" for k, v in self.budget.items()]
+        return "\n".join(lines) + "\n"
+
+
+_FIELDS = {f.name for f in fields(Recipe)}
+
+
+def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
+    """A recipe TOML; relative paths resolve against its folder; unknown keys are named."""
+    from edgeml._io import read_toml
+
+    p = Path(path)
+    data = read_toml(p, what="recipe", hint="edgeml optimize ... --dry-run > recipe.toml writes one")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise EdgeMLError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
+    for key in ("model", "out", "training"):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str(p.parent / data[key])
+    if isinstance(data.get("targets"), str):
+        data["targets"] = [data["targets"]]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if "model" not in data or "out" not in data:
+        raise EdgeMLError(f"{p}: needs model = \"PATH\" and out = \"RUN_DIR\"")
+    try:
+        return Recipe(**data)
+    except TypeError as exc:
+        raise EdgeMLError(f"{p}: {exc}") from exc
+
+
+def sha256(path: str | Path) -> str:
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else "").encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"edgeml": __version__}
+    for lib in LIBS:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = None
+    return out
+
+
+@dataclass
+class RunResult:
+    out: str
+    manifest: dict[str, Any]
+    report: Any
+    check: Any
+
+    @property
+    def passed(self) -> bool:
+        return self.check is None or self.check.passed
+
+
+class _Run:
+    def __init__(self, recipe: Recipe, say: Callable[[str], None]):
+        self.r = recipe
+        self.dir = Path(recipe.out)
+        self.say = say
+        old = self.dir / MANIFEST
+        self.old = json.loads(old.read_text()).get("stages", {}) if old.exists() else {}
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.n = 0
+
+    def stage(self, name: str, options: dict[str, Any], inputs: list[Path], fn: Callable[[], dict[str, Any]],
+              total: int) -> dict[str, Any]:
+        """Run ``fn`` unless the same options and input hashes produced outputs that are still there."""
+        self.n += 1
+        key = hashlib.sha256(json_text({"stage": name, "options": options,
+                                        "inputs": [sha256(p) for p in inputs]}).encode()).hexdigest()
+        prev = self.old.get(name)
+        if prev and prev.get("key") == key and all((self.dir / o).exists() and sha256(self.dir / o) == h
+                                                   for o, h in prev.get("outputs", {}).items()):
+            self.say(f"[{self.n}/{total}] {name}: up to date (inputs and options unchanged), skipped")
+            self.stages[name] = dict(prev, status="skipped")
+            return self.stages[name]
+        self.say(f"[{self.n}/{total}] {name}")
+        t = time.perf_counter()
+        res = fn()
+        outputs = {o: sha256(self.dir / o) for o in res.get("outputs", [])}
+        self.stages[name] = {"key": key, "options": options, "inputs": {str(p): sha256(p) for p in inputs},
+                             "outputs": outputs, "results": res.get("results", []), "status": "ran",
+                             "seconds": round(time.perf_counter() - t, 2)}
+        return self.stages[name]
+
+    def save(self, extra: dict[str, Any]) -> dict[str, Any]:
+        manifest = {"schema": "edgeml.run/1", "edgeml": __version__,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "config": asdict(self.r), "inputs": {self.r.model: sha256(self.r.model)},
+                    "versions": versions(), "stages": self.stages, **extra}
+        (self.dir / MANIFEST).write_text(json_text(manifest))
+        return manifest
+
+
+def _write(path: Path, data: dict[str, Any]) -> str:
+    path.write_text(json_text(data))
+    return path.name
+
+
+def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run (or bring up to date) the pipeline for ``recipe``; see the module docstring."""
+    from edgeml.artifact import ModelArtifact, ModelFormat
+
+    say = progress or (lambda m: None)
+    r = recipe.validate()
+    d = Path(r.out)
+    d.mkdir(parents=True, exist_ok=True)
+    run = _Run(r, say)
+    src = Path(r.model)
+    fmt = ModelArtifact.open(src).format
+    keras_like = fmt in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL)
+    if r.prune and fmt not in (ModelFormat.KERAS, ModelFormat.H5):
+        raise EdgeMLError(f"{src}: the pipeline prunes Keras models (.keras, .h5)", hint="drop --prune")
+    total = 6 if r.prune else 5
+    sources = {"fp32": src}
+    if r.prune:
+        def do_prune() -> dict[str, Any]:
+            from edgeml.prune import prune
+
+            res = prune(src, out=d / "pruned.keras", sparsity=r.prune, method=r.prune_method, train=r.train,
+                        val=r.eval, epochs=r.epochs, lr=r.lr, force=True, progress=say)
+            return {"outputs": ["pruned.keras"], "results": [_write(d / "prune.json", res.to_dict())]}
+
+        run.stage("prune", {k: getattr(r, k) for k in ("prune", "prune_method", "train", "eval", "epochs", "lr")},
+                  [src], do_prune, total)
+        sources["pruned"] = d / "pruned.keras"
+
+    if not keras_like:  # a deployable source: it is the fp32 variant, in its own format only
+        r.formats = [fmt.value]
+
+    def do_convert() -> dict[str, Any]:
+        from edgeml.convert import convert
+
+        outs = []
+        for name, s in sources.items():
+            for f in r.formats:
+                if keras_like:
+                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say)
+                else:
+                    (d / f"{name}.{f}").write_bytes(s.read_bytes())
+                outs.append(f"{name}.{f}")
+        return {"outputs": outs}
+
+    conv = run.stage("convert", {"formats": r.formats}, list(sources.values()), do_convert, total)
+    deployables = list(conv["outputs"])
+
+    def do_quantize() -> dict[str, Any]:
+        from edgeml.quantize import quantize
+
+        outs, results = [], []
+        for name, s in sources.items():
+            for f in r.formats:
+                out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
+                q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
+                             target=r.targets[0], force=True, progress=say)
+                outs.append(out)
+                results.append(_write(d / f"quantize_{Path(out).stem}_{f}.json", q.to_dict()))
+        return {"outputs": outs, "results": results}
+
+    qopts = {"calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats, "target": r.targets[0],
+             "eval": r.eval}
+    quant = run.stage("quantize", qopts, list(sources.values()), do_quantize, total)
+    deployables += list(quant["outputs"])
+
+    def do_bench() -> dict[str, Any]:
+        from edgeml.bench.harness import bench
+        from edgeml.targets import load_profile
+
+        results = []
+        board = next((t for t in r.targets if t != "host"), None)
+        for t in r.targets:
+            prof = load_profile(t)
+            models = [d / m for m in deployables if prof.accepts(Path(m).suffix[1:])]
+            host = None
+            if r.host and t == board:
+                from edgeml.targets.remote import SSHTarget
+
+                host = SSHTarget.parse(r.host)
+            res = bench(models, target=t, host=host, runs=r.runs, data=r.eval if (prof.is_host or host) else None,
+                        progress=say)
+            results.append(_write(d / f"bench_{prof.name}.json", res.to_dict()))
+        return {"results": results}
+
+    run.stage("bench", {"targets": r.targets, "runs": r.runs, "eval": r.eval, "host": r.host},
+              [d / m for m in deployables], do_bench, total)
+    if r.training:
+        run.stages["training"] = {"status": "given", "results": [str(Path(r.training).resolve())]}
+    manifest = run.save({})
+    say(f"[{run.n + 1}/{total}] report")
+    from edgeml.report import build_report, write_report
+
+    rep = build_report([d / MANIFEST])
+    for suffix in (".html", ".md", ".json"):
+        write_report(rep, d / f"report{suffix}", force=True)
+    check = None
+    if r.budget:
+        say(f"[{run.n + 2}/{total}] check")
+        from edgeml.check import _budget, run_check
+
+        final = d / deployables[-1 - (len(r.formats) - 1)]  # the last source's first-format int8 model
+        entry = dict(r.budget, model=str(final))
+        defaults = {"target": r.targets[0], "data": r.eval}
+        if "max_accuracy_drop" in entry:
+            entry.setdefault("baseline", str(d / f"fp32.{final.suffix[1:]}"))
+        check = run_check([_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
+                          progress=say)
+        _write(d / "check.json", check.to_dict())
+        manifest = run.save({"check": "check.json"})
+    return RunResult(out=str(d), manifest=manifest, report=rep, check=check)

@@ -75,7 +75,7 @@ def digits_section(quick: bool) -> dict:
     work = _models.WORK / "prune"
     work.mkdir(parents=True, exist_ok=True)
     base, cost = _models.digits_cnn()
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict] = {"fp32": {"train_wall_s": cost["wall_s"], "epochs_run": cost["epochs"]}}
     tfl = {"fp32": _tflite(base, work / "fp32.tflite")}
     for name, kw in (("edgeml magnitude", {"method": "magnitude"}),
                      ("edgeml channel", {"method": "channel", "lr": 3e-3})):
@@ -84,8 +84,7 @@ def digits_section(quick: bool) -> dict:
         tfl[name] = _tflite(Path(r.output), work / f"{name.split()[1]}.tflite")
         rows[name] = {"macs": r.after["macs"], "nonzero_params": r.after["nonzero_params"],
                       "train_wall_s": r.training["wall_s"], "epochs_run": r.training["epochs"]}
-        rows.setdefault("fp32", {"macs": r.before["macs"], "nonzero_params": r.before["nonzero_params"],
-                                 "train_wall_s": cost["wall_s"], "epochs_run": cost["epochs"]})
+        rows["fp32"].update(macs=r.before["macs"], nonzero_params=r.before["nonzero_params"])
     t = tfmot(base, work, 0.5, epochs)
     if "path" in t:
         tfl["tfmot magnitude"] = t["path"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -169,8 +168,10 @@ else:
             if self.i >= len(data): return None
             self.i += 1; return {{name: data[self.i - 1:self.i]}}
     quantize_static(src, out, R(), calibrate_method=m)
-print(json.dumps({{"seconds": time.perf_counter() - t,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM is this process's own peak (ru_maxrss would include the parent's RSS inherited across fork+exec)
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak = hwm[0] / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": time.perf_counter() - t, "peak_rss_mib": peak}}))
 """
 
 

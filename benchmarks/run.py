@@ -1,6 +1,6 @@
-"""Run every benchmark script and write benchmarks/results.json (machine, versions, date, results).
-
-`make bench` calls this. benchmarks/RESULTS.md is the readable summary of these numbers.
+"""Run every benchmark script and write benchmarks/results.json (machine, versions, date, results) and
+the generated section of benchmarks/RESULTS.md. `make bench` calls this; nothing is downloaded at run time
+(models are built with weights=None or trained on the bundled digits).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -20,8 +21,12 @@ sys.path.insert(0, str(HERE.parent))
 import convert_models  # noqa: E402
 import data_sampling  # noqa: E402
 import estimate_validate  # noqa: E402
+import harness_overhead  # noqa: E402
+import prune_models  # noqa: E402
 import quantize_models  # noqa: E402
 import startup_inspect  # noqa: E402
+import summary  # noqa: E402
+import toolchain  # noqa: E402
 
 
 def machine() -> dict:
@@ -43,13 +48,21 @@ def machine() -> dict:
 def main() -> None:
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine()}
+    start = time.perf_counter()
     for name, mod in (("startup_inspect", startup_inspect), ("data_sampling", data_sampling),
                       ("convert_models", convert_models), ("quantize_models", quantize_models),
-                      ("estimate_validate", estimate_validate)):
+                      ("prune_models", prune_models), ("harness_overhead", harness_overhead),
+                      ("estimate_validate", estimate_validate), ("toolchain", toolchain)):
+        t = time.perf_counter()
         print(f"running {name} ...", file=sys.stderr)
         results[name] = mod.main()
-    (HERE / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {HERE / 'results.json'}", file=sys.stderr)
+        results.setdefault("section_s", {})[name] = round(time.perf_counter() - t, 1)
+        print(f"  {name}: {results['section_s'][name]:.0f} s", file=sys.stderr)
+    results["suite_s"] = round(time.perf_counter() - start, 1)
+    (HERE / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    summary.write(results)
+    print(f"wrote {HERE / 'results.json'} and the generated part of {HERE / 'RESULTS.md'} "
+          f"({results['suite_s'] / 60:.1f} min)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ check budgets. Everything is computed on this machine; nothing is downloaded.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path

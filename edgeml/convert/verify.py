@@ -93,7 +93,6 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
     test_in = [t.name for t in test.inputs]
     ref_in = [t.name for t in reference.inputs]
     rename = dict(zip(ref_in, test_in)) if set(ref_in) != set(test_in) else {n: n for n in ref_in}
-    diffs: dict[str, list] = {r: [] for r, _ in pairs}
     refs: dict[str, list] = {r: [] for r, _ in pairs}
     tests: dict[str, list] = {r: [] for r, _ in pairs}
     for f in feeds:

@@ -52,7 +52,6 @@ def prune_onnx(src: Path, out: Path, sparsity: float, *, scope: str = "layer",
 
 
 def onnx_stats(path: Path) -> dict[str, int]:
-    import onnx
     from onnx import numpy_helper
 
     from edgeml.formats.onnx import load

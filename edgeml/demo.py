@@ -103,7 +103,7 @@ def run_demo(out_dir: str | Path = "edgeml-demo", *, epochs: int = 15, prune_epo
     result = run_pipeline(recipe, progress=say)
     report = result.report
     variants = {v.name: {"path": v.path, "size_bytes": v.size_bytes, "macs": v.macs, "accuracy": v.accuracy,
-                         "latency_ms": {t: {"ms": c.ms, "kind": c.kind} for t, c in v.costs.items()}}
+                         "latency_ms": {t: {"ms": c.ms, "kind": c.label} for t, c in v.costs.items()}}
                 for v in report.variants}
     summary = {"schema": "edgeml.demo/1", "out_dir": str(out), "training": cost, "variants": variants,
                "asymmetry": report.asymmetry(), "deploy": report.deploy,

@@ -24,6 +24,15 @@ def test_estimate_is_labelled_and_grows_with_macs(tiny_onnx, digits_keras):
     assert big.top_ops[0]["macs"] >= big.top_ops[-1]["macs"]
     one = est.estimate(digits_keras, target="rpi4", threads=1)
     assert one.ms > big.ms  # fewer threads, slower
+    assert big.extrapolated and any("far smaller than every published model" in n for n in big.notes)
+
+
+def test_gpu_int8_without_int8_fit_uses_fp16_and_says_so(tmp_path, digits_keras):
+    from edgeml.quantize import quantize
+
+    q = quantize(digits_keras, out=tmp_path / "q.tflite", calib="builtin:digits?split=train&samples=50")
+    e = est.estimate(q.output, target="jetson-orin-nano")
+    assert e.precision == "fp16" and any("upper bound" in n for n in e.notes)
 
 
 def test_edge_tpu_reports_cache_and_cpu_fallback(digits_keras):

@@ -38,11 +38,13 @@ def demo_cmd(ctx, out_dir: str, epochs: int, prune_epochs: int, as_json: bool) -
     targets = [r["target"] for r in s["asymmetry"]]
     rows = []
     for name, v in s["variants"].items():
-        lat = [(_ms(v["latency_ms"][tg]["ms"]) + ("*" if v["latency_ms"][tg]["kind"] == "estimated" else ""))
-               if tg in v["latency_ms"] else "—" for tg in targets]
+        marks = {"measured": "", "estimated": "*", "estimated, extrapolated": "†"}
+        lat = [_ms(v["latency_ms"][tg]["ms"]) + marks[v["latency_ms"][tg]["kind"]] if tg in v["latency_ms"] else "—"
+               for tg in targets]
         rows.append([name, human_bytes(v["size_bytes"] or 0), human_count(v["macs"] or 0),
                      f"{100 * v['accuracy']:.2f}%" if v["accuracy"] is not None else "—", *lat])
-    click.echo("\nvariants (* = estimated, no board measured):")
+    click.echo("\nvariants (* = estimated, no board measured; † = estimated far outside the published models the "
+               "estimate was fitted on: a rough guide only)")
     click.echo(table(rows, ["model", "size", "MACs", "top-1", *targets], "l" + "r" * (3 + len(targets))))
     rows = [[r["target"], r["kind"], _ms(r["latency_ms"]), human_count(r["break_even_flops"] or 0),
              human_count(r["break_even_time"] or 0)] for r in s["asymmetry"]]

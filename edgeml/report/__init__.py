@@ -33,6 +33,11 @@ class Cost:
     power_basis: str | None = None
     where: str | None = None
     stats: dict[str, float] | None = None  # min/p50/p90/p99/max when measured
+    extrapolated: bool = False  # an estimate far outside the models its coefficients were fitted on
+
+    @property
+    def label(self) -> str:
+        return self.kind if not self.extrapolated else "estimated, extrapolated"
 
 
 @dataclass
@@ -75,7 +80,7 @@ class Report:
             c = v.costs.get(target)
             if c is None:
                 continue
-            row = {"target": target, "kind": c.kind, "model": v.name, "latency_ms": c.ms, "flops": v.flops,
+            row = {"target": target, "kind": c.label, "model": v.name, "latency_ms": c.ms, "flops": v.flops,
                    "energy_mj": c.energy_mj, "break_even_flops": None, "break_even_time": None,
                    "break_even_energy": None}
             if t.flops and v.flops:
@@ -189,7 +194,7 @@ class _Builder:
             self.estimate_notes.setdefault(f"{e['target']}: {n}", []).append(v.name)
         v.costs[e["target"]] = Cost(e["target"], "estimated", e["ms"], energy_mj=e.get("energy_mj"),
                                     power_basis=f"{e.get('power_w')} W board power from the {e['target']} profile"
-                                    if e.get("power_w") else None)
+                                    if e.get("power_w") else None, extrapolated=bool(e.get("extrapolated")))
 
 
 def build_report(results: list[str | Path], *, train_flops: float | None = None, train_samples: int | None = None,

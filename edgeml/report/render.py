@@ -44,7 +44,8 @@ def variant_rows(report: Any) -> tuple[list[str], list[list[str]]]:
         cells = [v.name, human_bytes(v.size_bytes) if v.size_bytes else "—", _n(v.macs), _pct(v.accuracy)]
         for t in report.targets:
             c = v.costs.get(t)
-            cells.append("—" if c is None else _ms(c.ms) + (" (est.)" if c.kind == "estimated" else ""))
+            mark = " (est., extrapolated)" if c is not None and c.extrapolated else " (est.)"
+            cells.append("—" if c is None else _ms(c.ms) + (mark if c.kind == "estimated" else ""))
         rows.append(cells)
     return header, rows
 
@@ -94,7 +95,8 @@ small{color:#666}"""
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     def cell(c: str) -> str:
-        cls = ' class="est"' if c == "estimated" or c.endswith("(est.)") else ' class="meas"' if c == "measured" else ""
+        cls = ' class="est"' if c.startswith("estimated") or c.endswith(("(est.)", "extrapolated)")) else \
+            ' class="meas"' if c == "measured" else ""
         return f"<td{cls}>{_html.escape(c)}</td>"
 
     head = "".join(f"<th>{_html.escape(x)}</th>" for x in header)

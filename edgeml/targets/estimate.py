@@ -135,6 +135,7 @@ class Estimate:
     breakdown: dict[str, float]
     top_ops: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    extrapolated: bool = False  # the model is far outside the published models the coefficients were fitted on
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "edgeml.estimate/1", "kind": "estimated", **asdict(self)}
@@ -189,7 +190,8 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
     else:
         breakdown = {"dense_ms": parts[0], "depthwise_ms": parts[1], "fixed_ms": parts[2]}
     total_macs = max(1, f.dense_macs + f.dw_macs)
-    if total_macs < FIT_SMALLEST_MACS / 4:
+    extrapolated = total_macs < FIT_SMALLEST_MACS / 4
+    if extrapolated:
         notes.append(f"under {FIT_SMALLEST_MACS / 4e6:.0f} M MACs, the model is far smaller than every published "
                      f"model the coefficients were fitted on (smallest: MobileNetV3-Small, "
                      f"{FIT_SMALLEST_MACS / 1e6:.0f} M MACs): the fixed per-inference term and launch overheads "
@@ -203,7 +205,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
                     threads=threads or (profile.cores if profile.kind == "cpu" else None), ms=ms,
                     energy_mj=ms * power if power else None, power_w=power,
                     basis=f"estimate from profile {profile.name}: {basis}", breakdown=breakdown, top_ops=top_ops,
-                    notes=notes)
+                    notes=notes, extrapolated=extrapolated)
 
 
 def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:

@@ -43,6 +43,7 @@ class Recipe:
     runs: int = 50
     host: str | None = None  # SSH board for the first non-host target
     training: str | None = None  # an edgeml.train/1 JSON: how the model was trained (for the report)
+    train_power_w: float | None = None  # average power while training: energy break-even in the report
     budget: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "Recipe":
@@ -51,6 +52,8 @@ class Recipe:
         if not self.calib:
             raise EdgeMLError("the pipeline quantizes to int8 and needs calibration data",
                               hint="--calib SPEC (recipe: calib = \"SPEC\"), e.g. builtin:digits?split=train")
+        if self.train_power_w is not None and not self.train_power_w > 0:
+            raise EdgeMLError(f"train_power_w = {self.train_power_w}: watts, > 0")
         if not 0 <= self.prune < 1:
             raise EdgeMLError(f"prune = {self.prune}: a sparsity in [0, 1)", hint="0 skips pruning; e.g. 0.5")
         if self.prune and not self.train:
@@ -273,7 +276,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     say(f"[{run.n + 1}/{total}] report")
     from edgeml.report import build_report, write_report
 
-    rep = build_report([d / MANIFEST])
+    rep = build_report([d / MANIFEST], train_power_w=r.train_power_w)
     for suffix in (".html", ".md", ".json"):
         write_report(rep, d / f"report{suffix}", force=True)
     check = None

@@ -58,9 +58,12 @@ def test_manifest_records_hashes_versions_and_skips_unchanged_stages(demo):
     assert all(stages[s]["status"] == "skipped" for s in ("prune", "convert", "quantize", "bench"))
     assert any("up to date" in m for m in messages)
     recipe.runs = 7  # a bench option changed: only bench runs again
+    recipe.train_power_w = 100.0  # report-only: energy break-even where the target's power is known
     res = run_pipeline(recipe)
     assert res.manifest["stages"]["bench"]["status"] == "ran" and res.manifest["stages"]["quantize"]["status"] == \
         "skipped"
+    rows = {r["target"]: r for r in res.report.asymmetry()}
+    assert rows["rpi4"]["break_even_energy"] > 0 and rows["host"]["break_even_energy"] is None
 
 
 def _recipe(out: Path, config: dict) -> Path:

@@ -258,3 +258,23 @@ def test_cli_json_and_table(tmp_path, dead_model):
     res = CliRunner().invoke(main, ["prune", str(dead_model[0]), "--sparsity", "0.5", "-o", str(tmp_path / "m.keras")])
     assert res.exit_code == 0, res.output
     assert "gzip size" in res.stdout and "sparsity" in res.stdout and "50.0%" in res.stdout
+
+
+def test_exclude_leaves_layers_dense_and_lists_them(tmp_path, dead_model):
+    path, _ = dead_model
+    r = prune(path, out=tmp_path / "p.keras", sparsity=0.5, exclude="^(a|logits)$")
+    names = {e["name"].split("/")[0] for e in r.layers}
+    assert "a" not in names and "logits" not in names and "b" in names
+    assert {s["layers"][0] for s in r.skipped} == {"a", "logits"}
+    r = prune(path, out=tmp_path / "c.keras", sparsity=0.25, method="channel", exclude="^b$")
+    assert not any(e["name"] in ("a", "b") for e in r.layers)  # b is coupled with a: the whole group stays
+    assert any(s["layers"] == ["a", "b"] and "excluded" in s["reason"] for s in r.skipped)
+
+
+def test_constant_schedule_and_global_channel_scope(tmp_path, digits_keras):
+    r = prune(digits_keras, out=tmp_path / "p.keras", sparsity=0.7, schedule="constant", train=TRAIN, epochs=1)
+    assert all(abs(e["sparsity"] - 0.7) < 0.01 for e in r.layers)
+    r = prune(digits_keras, out=tmp_path / "g.keras", sparsity=0.5, method="channel", scope="global")
+    kept = sum(e["channels_after"] for e in r.layers)
+    assert kept == pytest.approx(0.5 * sum(e["channels_before"] for e in r.layers), abs=2)
+    assert all(e["channels_after"] >= 0.1 * e["channels_before"] for e in r.layers)  # no layer emptied

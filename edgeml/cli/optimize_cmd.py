@@ -46,6 +46,8 @@ def _finish(ctx, result, as_json: bool) -> None:
               help="Deployable format(s) [default: tflite].")
 @click.option("--host", metavar="USER@ADDR[:PORT]", help="Measure on this board (the first non-host --target).")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
+@click.option("--train-power-w", type=click.FloatRange(min=0, min_open=True),
+              help="Average power while (fine-)training, in W: adds the energy break-even to the report.")
 @click.option("--max-size", metavar="SIZE", help="Budget: largest final model, e.g. 300KiB.")
 @click.option("--max-latency-ms", type=float, help="Budget: p50 latency on the first target.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Budget: lowest top-1 on --eval.")
@@ -53,7 +55,7 @@ def _finish(ctx, result, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run manifest as JSON (schema edgeml.run/1).")
 @click.pass_context
 def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune_method, epochs, formats, host,
-                 runs, max_size, max_latency_ms, min_accuracy, dry_run, as_json):
+                 runs, train_power_w, max_size, max_latency_ms, min_accuracy, dry_run, as_json):
     """Run prune -> quantize -> convert -> bench/estimate -> report -> check into one run folder.
 
     Re-running skips stages whose inputs and options did not change. `--dry-run > recipe.toml` saves the
@@ -70,7 +72,7 @@ def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune
                                 ("min_accuracy", min_accuracy)) if v is not None}
     recipe = Recipe(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec, train=train,
                     prune=prune, prune_method=prune_method, epochs=epochs, formats=list(formats) or ["tflite"],
-                    host=host, runs=runs, budget=budget)
+                    host=host, runs=runs, train_power_w=train_power_w, budget=budget)
     if dry_run:  # absolute paths: the recipe may be saved anywhere
         from pathlib import Path
 

@@ -67,7 +67,7 @@ def tfmot(keras_path: Path, work: Path, sparsity: float, epochs: int) -> dict:
 
 
 def digits_section(quick: bool) -> dict:
-    from edgeml.demo import accuracy
+    from edgeml.bench.accuracy import top1 as accuracy
     from edgeml.prune import prune
     from edgeml.runtimes.litert import LiteRTSession
 

@@ -46,6 +46,14 @@ def atomic_path(out: str | Path) -> Iterator[Path]:
                 tmp_path.unlink()
 
 
+def path_size(path: str | Path) -> int:
+    """Bytes of a file, or of every file under a folder (a SavedModel)."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size
+
+
 def write_bytes_atomic(out: str | Path, data: bytes) -> None:
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml import __version__
+from edgeml._io import path_size
 from edgeml.errors import EdgeMLError
 
 UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2, "gb": 1000 ** 3, "gib": 1024 ** 3}
@@ -91,7 +92,7 @@ class Budget:
 _KEYS = {f.name for f in fields(Budget)} - {"origin"}
 
 
-def _budget(entry: Any, defaults: dict[str, Any], base: Path, origin: str) -> Budget:
+def make_budget(entry: Any, defaults: dict[str, Any], base: Path, origin: str) -> Budget:
     if not isinstance(entry, dict):
         raise BudgetError(f"{origin}: each [[budget]] must be a table")
     merged = {**defaults, **entry}
@@ -127,7 +128,7 @@ def load_budgets(path: str | Path) -> list[Budget]:
     if not isinstance(entries, list) or not entries:
         raise BudgetError(f"{p}: no [[budget]] entries", hint="add at least one [[budget]] with model = \"PATH\"")
     defaults = data.get("defaults", {})
-    return [_budget(e, defaults, p.parent, f"{p} budget #{i + 1}") for i, e in enumerate(entries)]
+    return [make_budget(e, defaults, p.parent, f"{p} budget #{i + 1}") for i, e in enumerate(entries)]
 
 
 @dataclass
@@ -193,17 +194,17 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
 
     def acc(model: str, data: str) -> float:
         if (model, data) not in acc_cache:
-            from edgeml.demo import accuracy
+            from edgeml.bench.accuracy import top1
 
             say(f"  accuracy of {Path(model).name} on {data}")
-            acc_cache[(model, data)] = accuracy(model, data)
+            acc_cache[(model, data)] = top1(model, data)
         return acc_cache[(model, data)]
 
     for b in budgets:
         art = ModelArtifact.open(b.model)
         name = str(art.path)
         if b.max_size is not None:
-            size = _size(art.path)
+            size = path_size(art.path)
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
         if b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
@@ -220,10 +221,6 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
                               drop <= b.max_accuracy_drop + 1e-12,
                               f"baseline {Path(b.baseline).name} {base:.4f} -> {a:.4f} on {b.data}"))
     return CheckResult(items)
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def fmt_value(item: Item, value: float | None) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from edgeml.formats.common import TensorSpec
 
@@ -58,20 +57,6 @@ def train_cnn(epochs: int = 15, seed: int = 0, progress: Callable[[str], None] |
             "flops": 3 * 2 * macs * len(y) * epochs,  # forward + backward ~ 3x forward FLOPs; 1 MAC = 2 FLOPs
             "flops_basis": "3 x forward FLOPs x samples x epochs"}
     return model, cost
-
-
-def accuracy(model_or_path: Any, data: str = "builtin:digits?split=test") -> float:
-    """Top-1 accuracy of any model format on a labelled data spec."""
-    from edgeml.calibration import load_dataset
-    from edgeml.runtimes.session import open_session
-
-    session = open_session(model_or_path)
-    ds = load_dataset(data, inputs=session.inputs)
-    correct = 0
-    for s in ds:
-        out = session.run({k: v[None] for k, v in s.feeds.items()})
-        correct += int(np.argmax(next(iter(out.values()))) == s.label)
-    return correct / len(ds)
 
 
 DEMO_TARGETS = ["host", "rpi4", "coral-usb", "jetson-orin-nano"]

@@ -8,6 +8,7 @@ outputs. A stage whose inputs (content hashes) and options did not change since 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -189,7 +190,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
-    r = recipe.validate()
+    r = dataclasses.replace(recipe).validate()  # a copy: the caller's recipe is not changed
     d = Path(r.out)
     d.mkdir(parents=True, exist_ok=True)
     run = _Run(r, say)
@@ -198,7 +199,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     keras_like = fmt in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL)
     if r.prune and fmt not in (ModelFormat.KERAS, ModelFormat.H5):
         raise EdgeMLError(f"{src}: the pipeline prunes Keras models (.keras, .h5)", hint="drop --prune")
-    total = 6 if r.prune else 5
+    total = 4 + bool(r.prune) + bool(r.budget)  # [prune] convert quantize bench report [check]
     sources = {"fp32": src}
     if r.prune:
         def do_prune() -> dict[str, Any]:
@@ -282,14 +283,14 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     check = None
     if r.budget:
         say(f"[{run.n + 2}/{total}] check")
-        from edgeml.check import _budget, run_check
+        from edgeml.check import make_budget, run_check
 
-        final = d / deployables[-1 - (len(r.formats) - 1)]  # the last source's first-format int8 model
+        final = d / deployables[-len(r.formats)]  # the last source's first-format int8 model
         entry = dict(r.budget, model=str(final))
         defaults = {"target": r.targets[0], "data": r.eval}
         if "max_accuracy_drop" in entry:
             entry.setdefault("baseline", str(d / f"fp32.{final.suffix[1:]}"))
-        check = run_check([_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
+        check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
                           progress=say)
         _write(d / "check.json", check.to_dict())
         manifest = run.save({"check": "check.json"})

@@ -41,3 +41,12 @@ def evaluate(session: Any, dataset: Any, *, progress: Callable[[int, int], None]
     if classes and classes > 5:
         result["top5"] = top5 / n
     return result
+
+
+def top1(model: Any, data: Any) -> float:
+    """Top-1 of a model (any format, or an in-memory Keras model) on a labelled data spec, on this machine."""
+    from edgeml.calibration import load_dataset
+    from edgeml.runtimes.session import open_session
+
+    session = open_session(model)
+    return evaluate(session, load_dataset(data, inputs=float_inputs(session.inputs)))["top1"]

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edgeml._io import path_size
 from edgeml._quiet import native_stderr_captured
 from edgeml._tf import keras as import_keras
 from edgeml.errors import ModelLoadError
@@ -192,16 +193,10 @@ def describe(model, path: Path, fmt: str) -> Inspection:
     for w in model.weights:
         stats.add(w.numpy(), dtype=str(w.dtype))
     return Inspection(
-        path=str(path), format=fmt, size_bytes=_size(path), inputs=inputs, outputs=outputs,
+        path=str(path), format=fmt, size_bytes=path_size(path), inputs=inputs, outputs=outputs,
         params=int(model.count_params()), macs=sum(layer.macs for layer in layers), ops=dict(ops.most_common()),
         weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers,
     )
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return path.stat().st_size
 
 
 def inspect(path: Path) -> Inspection:

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edgeml._io import path_size
 from edgeml._quiet import native_stderr_captured
 from edgeml._tf import tensorflow
 from edgeml.errors import ModelLoadError
@@ -86,9 +87,8 @@ def inspect(path: Path) -> Inspection:
             continue
         ops[op.type] += 1
         layers.append(LayerInfo(op.name, op.type, _macs(op, shape), 0))
-    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
     return Inspection(
-        path=str(path), format="savedmodel", size_bytes=size, inputs=inputs, outputs=outputs,
+        path=str(path), format="savedmodel", size_bytes=path_size(path), inputs=inputs, outputs=outputs,
         params=stats.params, macs=sum(layer.macs for layer in layers), ops=dict(ops.most_common()),
         weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers,
     )

@@ -167,3 +167,12 @@ def test_check_without_budgets_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["check"])
     assert res.exit_code == 2 and "no budgets" in res.output
+
+
+def test_accuracy_budget_refuses_unlabelled_data(results, tmp_path):
+    import numpy as np
+
+    _, model = results
+    np.savez(tmp_path / "x.npz", image=np.zeros((10, 8, 8, 1), np.float32))
+    res = CliRunner().invoke(cli, ["check", str(model), "--min-accuracy", "0.5", "--data", str(tmp_path / "x.npz")])
+    assert res.exit_code == 3 and "has no labels" in res.output  # not a silent 0 % "FAIL"

@@ -34,6 +34,7 @@ class Cost:
     where: str | None = None
     stats: dict[str, float] | None = None  # min/p50/p90/p99/max when measured
     extrapolated: bool = False  # an estimate far outside the models its coefficients were fitted on
+    ci95: list[float] | None = None  # 95 % confidence interval of the measured median (ms)
 
     @property
     def label(self) -> str:
@@ -185,7 +186,8 @@ class _Builder:
             elif m.get("latency_ms"):
                 lat = m["latency_ms"]
                 v.costs[target] = Cost(target, "measured", lat["p50"], lat.get("p90"), where=data.get("where"),
-                                       stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat})
+                                       stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat},
+                                       ci95=list(lat["median_ci95"]) if lat.get("median_ci95") else None)
 
     def _estimate(self, e: dict[str, Any], path: str | None, name: str | None = None) -> None:
         self.target(e["target"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as _html
 from typing import Any
 
+from edgeml._units import format_ms
 from edgeml.formats.common import human_bytes, human_count
 
 
@@ -13,9 +14,7 @@ def _n(x: float | None) -> str:
 
 
 def _ms(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x * 1000:.1f} µs" if x < 0.1 else f"{x:.3g} ms"
+    return format_ms(x)
 
 
 def _mj(x: float | None) -> str:

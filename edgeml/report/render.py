@@ -87,20 +87,25 @@ def markdown(report: Any) -> str:
 
 CSS = """body{font:15px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#1d1d1f}table{border-collapse:collapse;margin:1em 0}th,td{padding:.35em .7em;border-bottom:1px solid #ddd;
-text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f4f4f6}.est{color:#a15c00}
+text-align:right;white-space:nowrap}th:first-child,td:first-child{text-align:left}th{background:#f4f4f6}.est{color:#a15c00}
 .meas{color:#17702f}.big{font-size:1.2em}.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
-small{color:#666}"""
+small{color:#666}.scroll{overflow-x:auto}th{white-space:normal}
+.numbered td:nth-child(2),.numbered th:nth-child(2){text-align:left}.est small{color:#a15c00}"""
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def _html_table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     def cell(c: str) -> str:
-        cls = ' class="est"' if c.startswith("estimated") or c.endswith(("(est.)", "extrapolated)")) else \
-            ' class="meas"' if c == "measured" else ""
-        return f"<td{cls}>{_html.escape(c)}</td>"
+        est = c.endswith(("(est.)", "extrapolated)"))
+        kind = ' class="est"' if c.startswith("estimated") or est else ' class="meas"' if c == "measured" else ""
+        if est:  # the value stays on one line, its label goes under it: narrow columns
+            value, label = c.split(" (", 1)
+            return f"<td{kind}>{_html.escape(value)}<br><small>({_html.escape(label)}</small></td>"
+        return f"<td{kind}>{_html.escape(c)}</td>"
 
     head = "".join(f"<th>{_html.escape(x)}</th>" for x in header)
     body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<div class='scroll'><table{f' class={cls!r}' if cls else ''}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def html(report: Any) -> str:
@@ -116,7 +121,8 @@ def html(report: Any) -> str:
              f"<h2>The cheap-inference asymmetry <small>({e(report.deploy)})</small></h2>",
              "<p>How many inferences on each target cost as much as training did. <span class='meas'>measured</span> = "
              "timed on that machine; <span class='est'>estimated</span> = edgeml's latency model, never a "
-             "measurement.</p>", _html_table(h, rows), "<h2>Variants</h2>", _html_table(vh, vrows)]
+             "measurement.</p>", _html_table(h, rows), "<h2>Variants</h2>",
+             _html_table(["#"] + vh, [[str(k + 1)] + r for k, r in enumerate(vrows)], "numbered")]  # plots' numbers
     plots, why = svgs(report)
     if plots:
         parts.append("<h2>Plots</h2><div class='plots'>" + "".join(f"<figure>{svg}</figure>" for svg in plots)

@@ -103,3 +103,19 @@ def test_recipe_to_toml_rebases_relative_paths_and_keeps_absolute_ones(tmp_path,
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_report_of_a_run_folder_headlines_the_runs_best_variant(tmp_path):
+    import json
+
+    from edgeml.report import build_report
+
+    models = [{"name": n, "path": str(tmp_path / n), "size_bytes": s, "latency_ms": {"p50": ms, "p90": ms}}
+              for n, s, ms in (("int8.tflite", 20_000, 0.01), ("int8.onnx", 25_000, 0.03))]
+    (tmp_path / "bench_host.json").write_text(json.dumps({"schema": "edgeml.bench/1", "target": "host",
+                                                          "models": models}))
+    run = {"schema": "edgeml.run/1", "stages": {"bench": {"results": ["bench_host.json"]}}}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert build_report([tmp_path]).deploy == "int8.onnx"  # no ranking recorded: the last benched
+    (tmp_path / "run.json").write_text(json.dumps(run | {"best": {"best": "int8.tflite"}}))
+    assert build_report([tmp_path]).deploy == "int8.tflite"

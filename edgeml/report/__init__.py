@@ -123,6 +123,7 @@ class _Builder:
         self.sources: list[str] = []
         self.notes: list[str] = []
         self._trained: set[str] = set()
+        self.best: str | None = None  # a pipeline run's best variant (run.json "best")
 
     def variant(self, path: str | None, name: str) -> Variant:
         v = self.variants.get(name)
@@ -140,6 +141,7 @@ class _Builder:
         self.sources.append(str(origin))
         schema = data["schema"]
         if schema == "edgeml.run/1":
+            self.best = (data.get("best") or {}).get("best") or self.best
             for stage in data.get("stages", {}).values():
                 for res in stage.get("results", []):
                     p = (origin.parent / res)
@@ -253,10 +255,12 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
     costed = [n for n in names if b.variants[n].costs]
     if not costed:
         raise EdgeMLError("the results hold no latency", hint="include an edgeml bench or estimate result")
-    # default: the model costed on the most targets (the one being deployed), the later one on a tie
+    # default: a pipeline run's best variant (edgeml.report.rank); else the model costed on the most targets
+    # (the one being deployed), the later one on a tie
     best = max(range(len(costed)), key=lambda i: (len(b.variants[costed[i]].costs), i))
+    default = b.best if b.best in costed else costed[best]
     return Report(variants=list(b.variants.values()), targets=b.targets, training=tr,
-                  deploy=deploy or costed[best], sources=b.sources, notes=b.notes)
+                  deploy=deploy or default, sources=b.sources, notes=b.notes)
 
 
 def write_report(report: Report, out: str | Path, *, force: bool = False) -> Path:

@@ -210,9 +210,11 @@ def svgs(report: Any) -> tuple[list[str], str | None]:
         out.append(_svg(fig))
 
     acc = [v for v in report.variants if v.accuracy is not None]
-    sized = [(number[v.name], v.name, v.size_bytes / 1024, v.accuracy * 100) for v in acc if v.size_bytes]
+    sizes = [v.size_bytes for v in acc if v.size_bytes]
+    unit, scale = ("MiB", 1024 ** 2) if sizes and max(sizes) >= 2 * 1024 ** 2 else ("KiB", 1024)
+    sized = [(number[v.name], v.name, v.size_bytes / scale, v.accuracy * 100) for v in acc if v.size_bytes]
     if sized:
-        out.append(_svg(_scatter(plt, sized, "size (KiB)", "Accuracy vs size", is_ms=False)))
+        out.append(_svg(_scatter(plt, sized, f"size ({unit})", "Accuracy vs size", is_ms=False)))
     target = next((t for t in report.targets if any(t in v.costs for v in acc)), None)
     if target:
         kind = next(v.costs[target].kind for v in acc if target in v.costs)

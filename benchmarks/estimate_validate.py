@@ -6,7 +6,8 @@ coefficients fitted without it), for the previous model (a fitted constant term:
 one (runtime floors from the profile's [overhead] + a fitted per-layer term: "after"); then tiny models next
 to the floors they rest on. `--write` stores the fitted coefficients in edgeml/targets/profiles/*.toml;
 `--floors` measures LiteRT's per-invoke/per-op overhead on this machine (the [overhead] basis).
-Run: .venv/bin/python benchmarks/estimate_validate.py [--write | --floors]
+`--plan` runs the Edge TPU plan on full-int8 keras.applications models against published mapping facts.
+Run: .venv/bin/python benchmarks/estimate_validate.py [--write | --floors | --plan]
 """
 
 from __future__ import annotations
@@ -243,8 +244,58 @@ def measure_litert_floor() -> dict:
     return res
 
 
+# published facts about how edgetpu_compiler maps these architectures
+PLAN_MODELS = {
+    "MobileNet": ("all ops on the Edge TPU: Coral's compiled mobilenet_v1_1.0_224_quant_edgetpu.tflite is one "
+                  "edgetpu-custom-op (coral.ai/models)", 224, {}),
+    "MobileNetV2": ("all ops on the Edge TPU: Coral's mobilenet_v2_1.0_224_quant_edgetpu.tflite is one "
+                    "edgetpu-custom-op (coral.ai/models)", 224, {}),
+    "MobileNetV3Small": ("stops at the first HARD_SWISH: not supported (google-coral/edgetpu#272)", 224,
+                         {"minimalistic": False}),
+    "EfficientNetB0": ("Coral's EfficientNet-EdgeTPU variants exist because the stock model maps poorly "
+                       "(published: coral.ai EfficientNet-EdgeTPU); swish = LOGISTIC + MUL is in the table", 224, {}),
+}
+
+
+def plan_real_models(work: Path) -> list[dict]:
+    """Full-int8 TFLite of keras.applications models (random calibration) -> the Edge TPU plan + estimate."""
+    import keras
+    import tensorflow as tf
+
+    from edgeml.targets.edgetpu_plan import plan
+
+    rows = []
+    for name, (published, size, kwargs) in PLAN_MODELS.items():
+        path = work / f"{name}_b1_int8.tflite"
+        if not path.exists():
+            # a fixed batch of 1, as edgetpu_compiler needs static shapes (a dynamic batch adds SHAPE ops)
+            m = getattr(keras.applications, name)(weights=None, input_tensor=keras.Input((size, size, 3), batch_size=1),
+                                                  **kwargs)
+            conv = tf.lite.TFLiteConverter.from_keras_model(m)
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            rng = np.random.default_rng(0)
+            conv.representative_dataset = lambda: ([rng.random((1, size, size, 3), dtype=np.float32)]
+                                                   for _ in range(8))
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = conv.inference_output_type = tf.uint8
+            path.write_bytes(conv.convert())
+            keras.backend.clear_session()
+        p = plan(path, target="coral-usb")
+        first = next((o for o in p.ops if o.where == "cpu" and not o.boundary), None)
+        e = est.estimate(path, target="coral-usb")
+        rows.append({"model": name, "ops": len(p.ops), "ops_on_edgetpu": p.ops_on_edgetpu, "ops_on_cpu": p.ops_on_cpu,
+                     "first_cpu_op": f"{first.op} ({first.reason})" if first else None,
+                     "cached_mib": p.cached_weight_bytes / 2**20, "streamed_mib": p.streamed_weight_bytes / 2**20,
+                     "estimate_ms": e.ms, "published": published})
+        print(f"  plan {name}: {p.summary()}; estimate {e.ms:.2f} ms", file=sys.stderr)
+    return rows
+
+
 if __name__ == "__main__":
-    if "--floors" in sys.argv:
+    if "--plan" in sys.argv:
+        (HERE / "_work").mkdir(exist_ok=True)
+        print(json.dumps(plan_real_models(HERE / "_work"), indent=2))
+    elif "--floors" in sys.argv:
         print(json.dumps(measure_litert_floor(), indent=2))
     else:
         print(json.dumps(main("--write" in sys.argv), indent=2))

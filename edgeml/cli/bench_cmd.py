@@ -72,6 +72,15 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ru
         emit_json(d)
         return
     click.echo(render(d))
+    if d["measured"] and str(target or "").startswith("coral"):
+        from edgeml.errors import EdgeMLError
+        from edgeml.targets.edgetpu_plan import plan
+
+        for m in models:  # what ran on the Edge TPU and what stayed on the CPU
+            try:
+                click.echo(f"{m}: {plan(m, target=target).summary()}")
+            except EdgeMLError as exc:
+                click.echo(f"{m}: Edge TPU plan not available ({exc.message})")
 
 
 def render(d: dict) -> str:

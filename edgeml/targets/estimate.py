@@ -220,6 +220,10 @@ def _edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) ->
     if info.format != "tflite" or not Path(str(info.path)).is_file():
         notes.append("not a .tflite: assumes every op maps to the Edge TPU after quantization (no compiler plan)")
         return f, None, False
+    if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
+        notes.append(f"float .tflite: assumes every op maps after full-int8 quantization; quantize with --target "
+                     f"{profile.name}, then edgeml compile MODEL --plan shows the real mapping")
+        return f, None, False
     from edgeml.targets.edgetpu_plan import plan
 
     p = plan(info.path, target=profile.name)

@@ -274,8 +274,8 @@ def plan_real_models(work: Path) -> list[dict]:
             conv = tf.lite.TFLiteConverter.from_keras_model(m)
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             rng = np.random.default_rng(0)
-            conv.representative_dataset = lambda: ([rng.random((1, size, size, 3), dtype=np.float32)]
-                                                   for _ in range(8))
+            conv.representative_dataset = lambda rng=rng, size=size: ([rng.random((1, size, size, 3), dtype=np.float32)]
+                                                                     for _ in range(8))
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = conv.inference_output_type = tf.uint8
             path.write_bytes(conv.convert())

@@ -64,7 +64,7 @@ def render_estimates(d: dict) -> str:
     for m in d["models"]:
         e = m["estimate"]
         energy = f", {e['energy_mj']:.1f} mJ/inference at {e['power_w']:g} W" if e.get("energy_mj") else ""
-        ms = f"{'>= ' if e.get('lower_bound') else ''}{e['ms']:.3f}" if e["ms"] < 1 else f"{e['ms']:.2f}"
+        ms = ">= " * bool(e.get("lower_bound")) + (f"{e['ms']:.3f}" if e["ms"] < 1 else f"{e['ms']:.2f}")
         lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms} ms, {e['precision']}"
                      f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
         lines.append(f"  basis: {e['basis']}")

@@ -33,7 +33,8 @@ def compile_edgetpu(model: str | Path, *, target: str = "coral-usb", out_dir: st
         where = ("on this x86-64 Linux machine: add Coral's apt repository and apt install edgetpu-compiler"
                  if platform.system() == "Linux" and platform.machine() == "x86_64"
                  else "it runs on x86-64 Linux only: compile there (or in a Debian x86-64 container)")
-        raise MissingDependencyError("edgetpu_compiler is not installed", hint=where)
+        raise MissingDependencyError("edgetpu_compiler is not installed",
+                                     hint=where + f"; or predict its mapping: edgeml compile {art.path} --plan")
     out = Path(out_dir) if out_dir else art.path.parent
     out.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([compiler, "-s", "-o", str(out), str(art.path)], capture_output=True, text=True)

@@ -79,7 +79,9 @@ class Plan:
     def summary(self) -> str:
         if not self.compiles:
             return f"Edge TPU plan: will not compile ({'; '.join(self.blockers)})"
-        s = (f"Edge TPU plan (predicted, no compiler run): {self.ops_on_edgetpu} of {len(self.ops)} ops on the Edge "
+        head = ("Edge TPU mapping (read from the compiled file)" if self.compiled else
+                "Edge TPU plan (predicted, no compiler run)")
+        s = (f"{head}: {self.ops_on_edgetpu} of {len(self.ops)} ops on the Edge "
              f"TPU, {self.ops_on_cpu} on the CPU; weights {self.cached_weight_bytes / 2**20:.2f} MiB cached"
              f", {self.streamed_weight_bytes / 2**20:.2f} MiB streamed per inference")
         first = next((o for o in self.ops if o.where == "cpu" and not o.boundary), None)
@@ -284,7 +286,8 @@ def plan(model: str | Path, *, target: str = "coral-usb", compiler: int = DEFAUL
 
     profile = load_profile(target)
     if profile.kind != "edgetpu":
-        raise EdgeMLError(f"--target {target} is not an Edge TPU target", hint="use --target coral-usb or coral-devboard")
+        raise EdgeMLError(f"--target {target} is not an Edge TPU target",
+                          hint="use --target coral-usb or coral-devboard")
     path = Path(model)
     if path.suffix.lower() != ".tflite":
         raise EdgeMLError(f"{path}: the Edge TPU plan needs a .tflite", hint=f"edgeml quantize MODEL --calib SPEC "
@@ -361,7 +364,7 @@ def _io_bytes(g: _Graph, ops: list[OpPlan]) -> int:
     total = 0
     seen: set[int] = set()
     for o in ops:
-        ins, outs = _io(g.sg.Operators(o.index))
+        ins, _ = _io(g.sg.Operators(o.index))
         if o.index in tpu:
             for i in ins:
                 if g.const(i) is None and g.producer.get(i, -1) not in tpu and i not in seen:

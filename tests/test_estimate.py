@@ -340,3 +340,21 @@ def test_fit_never_fits_more_coefficients_than_independent_points(tiny_onnx):
     assert one.n_coefficients == 1 and one.median_abs_error is None and "no held-out error" in one.basis("x")
     same = est.fit([("a", info, 0.05, 4), ("b", info, 0.06, 4), ("c", info, 0.07, 4)], profile, "fp32")
     assert same.independent_points == 1 and same.n_coefficients == 1 and same.median_abs_error is not None
+
+
+def test_compile_compares_the_compiler_log_with_the_plan(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    fake = tmp_path / "bin" / "edgetpu_compiler"  # prints a recorded compiler log (format of edgetpu#342)
+    fake.parent.mkdir()
+    (tmp_path / "bin" / "log.txt").write_text(RECORDED_LOG)
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'bin' / 'log.txt'}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    res = CliRunner().invoke(cli, ["compile", str(_conv_chain(tmp_path)), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "1 op(s) on the Edge TPU, 2 on the CPU" in res.stdout and "plan vs compiler: agree" in res.stdout
+    res = CliRunner().invoke(cli, ["compile", str(_conv_chain(tmp_path, "RELU")), "--json"])
+    d = json.loads(res.stdout)
+    assert d["plan_comparison"]["agree"] is False and d["plan_comparison"]["by_op"]

@@ -77,9 +77,12 @@ def features(inspection: Any) -> Features:
 def refuse_unknown_cost(info: Any, path: Any) -> None:
     """Refuse models whose MACs edgeml cannot count right (never estimate from an invented number)."""
     if getattr(info, "macs_partial", False):
-        raise EdgeMLError(f"{path}: MACs are partial (see edgeml inspect): an estimate would be too low",
-                          hint="fix the unknown dimensions (edgeml inspect MODEL lists them) and estimate again")
-    for t in getattr(info, "inputs", []):
+        why = next((n for n in getattr(info, "notes", []) if n.startswith("MACs partial")), "")
+        raise EdgeMLError(f"{path}: cannot estimate: MACs are partial ({why.split(';')[0] or 'see edgeml inspect'})",
+                          hint=why.split("; ", 1)[1] if "; " in why else
+                          "give the unknown dims with --input-shape NAME=D0,D1,... (edgeml inspect MODEL lists them)")
+    counted_at_shapes = hasattr(info, "macs_shapes")  # the inspector resolves dims and loop trip counts itself
+    for t in [] if counted_at_shapes else getattr(info, "inputs", []):
         unknown = [i for i, d in enumerate(t.shape) if d is None and i > 0]
         if unknown:
             raise EdgeMLError(f"{path}: input '{t.name}' {t.shape_str()} has unknown dims {unknown}: MACs would be "
@@ -89,7 +92,7 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
         if layer.op in RECURRENT and not layer.macs:
             raise EdgeMLError(f"{path}: recurrent op {layer.op} ({layer.name}) has no MAC count: its cost is unknown",
                               hint="edgeml inspect MODEL; recurrent MACs need the sequence length to be fixed")
-        if layer.op in LOOPS:
+        if layer.op in LOOPS and not counted_at_shapes:
             raise EdgeMLError(f"{path}: control-flow loop {layer.op} ({layer.name}): its iteration count, and so its "
                               "cost, is unknown before running", hint="measure it: edgeml bench MODEL --target T")
 
@@ -191,8 +194,12 @@ class Estimate:
         return {"schema": "edgeml.estimate/1", "kind": "estimated", **asdict(self)}
 
 
+def _inspect(art: Any, input_shapes: Any) -> Any:
+    return art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
+
+
 def estimate(model: str | Path, *, target: str, precision: str | None = None, threads: int | None = None,
-             top: int = 8) -> Estimate:
+             top: int = 8, input_shapes: Any = None) -> Estimate:
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
 
@@ -202,7 +209,7 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
     if precision is not None and precision not in PRECISIONS:
         raise EdgeMLError(f"--precision {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
     art = ModelArtifact.open(model)
-    info = art.inspect()
+    info = _inspect(art, input_shapes)
     if EDGETPU_OP in (info.custom_ops or []):
         if profile.kind != "edgetpu":
             raise EdgeMLError(f"{art.path}: compiled for the Edge TPU; it runs only on Coral targets",
@@ -252,6 +259,8 @@ def _edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) ->
 
 def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: int | None, top: int = 8,
                   name: str = "") -> Estimate:
+    if getattr(info, "macs_partial", False):
+        refuse_unknown_cost(info, name or info.path)
     notes: list[str] = []
     if precision is None:
         precision = _default_precision(info, profile)
@@ -306,7 +315,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
                         "compiled")})
 
 
-def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
+def estimate_bench(arts: list, profile: Any, *, threads: int | None, input_shapes: Any = None) -> Any:
     """``edgeml bench --target BOARD`` without --host: estimates, labelled as such."""
     from edgeml.bench.harness import BenchResult
 
@@ -314,7 +323,7 @@ def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
     notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
     for art in arts:
         try:
-            info = art.inspect()
+            info = _inspect(art, input_shapes)
             if EDGETPU_OP not in (info.custom_ops or []):
                 refuse_unknown_cost(info, art.path)
             e = estimate_from(info, profile, precision=None, threads=threads, name=str(art.path))

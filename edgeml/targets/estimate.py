@@ -244,7 +244,9 @@ def _edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) ->
     notes.append(p.summary())
     if not p.compiles:
         raise EdgeMLError(f"{info.path}: edgetpu_compiler would not compile it: {'; '.join(p.blockers)}",
-                          hint=f"edgeml compile {info.path} --target {profile.name} --plan shows each op")
+                          hint=f"quantize to full int8 with static shapes (edgeml quantize MODEL --calib SPEC --target "
+                               f"{profile.name}); edgeml compile {info.path} --target {profile.name} --plan "
+                               "shows each op")
     lower = False
     if p.compiled:
         lower = True

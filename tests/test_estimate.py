@@ -358,3 +358,19 @@ def test_compile_compares_the_compiler_log_with_the_plan(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, ["compile", str(_conv_chain(tmp_path, "RELU")), "--json"])
     d = json.loads(res.stdout)
     assert d["plan_comparison"]["agree"] is False and d["plan_comparison"]["by_op"]
+
+
+def test_edge_tpu_fit_reads_the_source_of_a_compiled_model(tmp_path):
+    src = _conv_chain(tmp_path)
+    compiled = tmp_path / (src.stem + "_edgetpu.tflite")
+    t = {"x": ((1, 8, 8, 1), "int8", None), "c": ((1, 6, 6, 4), "int8", None)}
+    _tflite(compiled, t, [("edgetpu-custom-op", ["x"], ["c"], None)], ["x"], ["c"])
+    result = {"schema": "edgeml.bench/1", "measured": True,
+              "environment": {"arch": "aarch64", "cores": 4, "board": "Raspberry Pi 4 Model B Rev 1.4"},
+              "models": [{"path": str(compiled), "latency_ms": {"p50": 2.0}, "runtime": "ai_edge_litert"}]}
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    r = est.fit_from_bench([tmp_path / "r.json"], "coral-usb")
+    assert r.n_coefficients == 1 and r.points == 1 and r.errors[0]["estimated_ms"] == pytest.approx(2.0, rel=1e-3)
+    src.unlink()
+    with pytest.raises(EdgeMLError, match="is compiled; its MACs are not visible"):
+        est.fit_from_bench([tmp_path / "r.json"], "coral-usb")

@@ -75,13 +75,16 @@ def _solve(a: np.ndarray, y: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, 
 
 def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precision: str) -> Fit:
     """Fit to (name, inspection, measured ms, threads) points; errors are relative."""
-    from edgeml.targets.estimate import coefficients, design_row, features
+    from edgeml.targets.estimate import _edgetpu_features, coefficients, design_row, features
 
     if not points:
         raise EdgeMLError("no measurements to fit", hint="give edgeml bench --json results measured on the target")
     rows, fixed, y = [], [], []
     for _, info, ms, threads in points:
-        r, e = design_row(features(info), profile, precision, threads)
+        f = features(info)
+        if profile.kind == "edgetpu":  # split by the compiler plan, as the estimate does
+            f = _edgetpu_features(info, profile, f, [])[0]
+        r, e = design_row(f, profile, precision, threads)
         rows.append(r)
         fixed.append(e)
         y.append(ms)
@@ -172,6 +175,13 @@ def fit_from_bench(results: list[str | Path], target: str, precision: str | None
             if not model_path.exists():
                 raise EdgeMLError(f"{path}: the benchmarked model {model_path} is not here",
                                   hint="fit where the models are (the graph is needed, not just the times)")
+            if model_path.name.endswith("_edgetpu.tflite"):  # its MACs are inside the compiled op: use the source
+                source = model_path.with_name(model_path.name[:-len("_edgetpu.tflite")] + ".tflite")
+                if not source.exists():
+                    raise EdgeMLError(f"{path}: {model_path.name} is compiled; its MACs are not visible and "
+                                      f"{source.name} (the model it was compiled from) is not beside it",
+                                      hint="keep MODEL.tflite next to MODEL_edgetpu.tflite to fit Edge TPU results")
+                model_path = source
             info = ModelArtifact.open(model_path).inspect()
             refuse_unknown_cost(info, model_path)
             precisions.add(precision or _default_precision(info, profile))

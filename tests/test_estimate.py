@@ -374,3 +374,19 @@ def test_edge_tpu_fit_reads_the_source_of_a_compiled_model(tmp_path):
     src.unlink()
     with pytest.raises(EdgeMLError, match="is compiled; its MACs are not visible"):
         est.fit_from_bench([tmp_path / "r.json"], "coral-usb")
+
+
+def test_plan_keeps_float_io_conversions_on_the_cpu_without_splitting_the_graph(tmp_path):
+    import numpy as np
+
+    from edgeml.targets.edgetpu_plan import plan
+
+    rng = np.random.default_rng(0)
+    t = {"f": ((1, 8, 8, 1), "float32", None), "x": ((1, 8, 8, 1), "int8", None),
+         "w": ((4, 3, 3, 1), "int8", rng.integers(-5, 5, (4, 3, 3, 1))), "b": ((4,), "int32", np.zeros(4)),
+         "c": ((1, 6, 6, 4), "int8", None), "o": ((1, 6, 6, 4), "float32", None)}
+    ops = [("QUANTIZE", ["f"], ["x"], None), ("CONV_2D", ["x", "w", "b"], ["c"], None),
+           ("DEQUANTIZE", ["c"], ["o"], None)]
+    p = plan(_tflite(tmp_path / "float_io.tflite", t, ops, ["f"], ["o"]))
+    assert [o.where for o in p.ops] == ["cpu", "edgetpu", "cpu"] and all(p.ops[i].boundary for i in (0, 2))
+    assert p.compiles and "first CPU op" not in p.summary()

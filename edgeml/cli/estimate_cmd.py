@@ -22,9 +22,13 @@ from edgeml.cli._out import emit_json, table
 def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
-    Always an estimate: a per-op cost model (dense vs depthwise MACs at the board's peak, thread scaling,
-    a per-invoke floor; for the Edge TPU the parameter cache, host link and CPU fallback) with
-    coefficients fitted to published measurements. With --fit, refit from your own edgeml bench results.
+    Always an estimate: dense and depthwise MACs at the board's peak (thread scaling), a per-layer term, on
+    top of the runtime's own floor (invoke + per-op overhead, published/measured, in the profile's
+    [overhead]). For the Edge TPU: the predicted compiler plan (edgeml compile MODEL --plan), weights beyond
+    the parameter cache streamed over the link, and CPU-fallback ops costed on the host board's profile; a
+    compiled *_edgetpu.tflite gets a labelled lower bound. Models whose MACs are partial (unknown dims,
+    uncounted recurrent ops) are refused. With --fit, refit from your own edgeml bench results measured on
+    the same kind of machine (never more coefficients than independent points; leave-one-out error).
     """
     from edgeml.errors import EdgeMLError
     from edgeml.targets import estimate as est

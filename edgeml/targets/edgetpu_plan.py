@@ -202,16 +202,16 @@ def _check(name: str, g: _Graph, op, op_name: str, ins: list[int], outs: list[in
         axes = g.const_values(ins[1]) if len(ins) > 1 else None
         if axes is None:
             return "reduction axes are not a compile-time constant"
-        rank = len(g.shape(ins[0]))
-        if rank != 4 or not {int(a) % rank for a in axes.ravel()} <= {1, 2}:
+        rank = len(g.shape(ins[0]))  # NHWC / NWC: x and y are the axes between batch and channels
+        if rank < 3 or not {int(a) % rank for a in axes.ravel()} <= set(range(1, rank - 1)):
             return f"reduces along axes {sorted(int(a) for a in axes.ravel())} of a rank-{rank} tensor (x/y only)"
     elif name == "pad_xy_only":
         pads = g.const_values(ins[1]) if len(ins) > 1 else None
         if pads is None:
             return "paddings are not a compile-time constant"
         pads = pads.reshape(-1, 2)
-        if len(pads) != 4 or np.any(pads[0]) or np.any(pads[3]):
-            return "pads along a dimension other than x/y"
+        if len(pads) < 3 or np.any(pads[0]) or np.any(pads[-1]):
+            return "pads along a dimension other than x/y (batch or channels)"
     elif name == "io_3d":
         for t in act[:1] + outs[:1]:
             if len(g.shape(t)) == 4 and g.shape(t)[0] != 1:

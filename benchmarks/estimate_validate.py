@@ -252,6 +252,8 @@ PLAN_MODELS = {
                     "edgetpu-custom-op (coral.ai/models)", 224, {}),
     "MobileNetV3Small": ("stops at the first HARD_SWISH: not supported (google-coral/edgetpu#272)", 224,
                          {"minimalistic": False}),
+    "ResNet50": ("all mapped; 25.6 M int8 weights exceed the ~8 MiB cache and stream (targets.md section 1); "
+                 "Coral: ResNet-50 V1 299 49 ms on USB3", 299, {}),
     "EfficientNetB0": ("Coral's EfficientNet-EdgeTPU variants exist because the stock model maps poorly "
                        "(published: coral.ai EfficientNet-EdgeTPU); swish = LOGISTIC + MUL is in the table", 224, {}),
 }

@@ -102,12 +102,13 @@ def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path
             arrays = {f"in{i}": feeds[name] for i, name in enumerate(ds.input_names)}
             if labels is not None:
                 labels = arrays["labels"] = check_labels(labels, None, origin)
+                where = lambda j, ds=ds: ds.source.where(int(ds.indices[j]))  # noqa: E731
             written[key] = f"data{len(written)}.npz"
             np.savez(job / written[key], **arrays)
             count = len(ds)
         n_classes, _ = classes_of(info.outputs)
         if n_classes is not None and labels is not None:  # same selection for every model: same labels
-            check_labels(labels, n_classes, origin, art.path.name)
+            check_labels(labels, n_classes, origin, art.path.name, where=where)
         files.append(written[key])
     return files, count
 

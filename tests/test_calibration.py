@@ -432,3 +432,10 @@ def test_data_inspect_states_the_path_each_input_took(tmp_path, monkeypatch):
     assert fed["path"] == "as-is" and fed["model_dtype"] == "int8" and fed["quantization"]["zero_point"] == 10
     text = runner.invoke(cli, ["data", "inspect", str(tmp_path / "d.npz"), "--model", "m.tflite"]).stdout
     assert "fed as     x: passed through: int8 data is already in the model's int8 domain" in text
+
+
+def test_csv_whole_numbers_for_an_int8_input_are_flagged(tmp_path, caplog):
+    (tmp_path / "d.csv").write_text("a,b,c,d,label\n" + "1,2,3,4,0\n" * 3)
+    with caplog.at_level(logging.WARNING, logger="edgeml"):
+        ds = load_dataset(str(tmp_path / "d.csv"), inputs=[I8])
+    assert "only whole numbers" in caplog.text and ds.sample(0).feeds["x"].tolist() == [12, 14, 16, 18]

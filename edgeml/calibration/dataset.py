@@ -251,7 +251,7 @@ class Dataset:
                 self.source.check_readable(int(i))
         elif self.source.kind == "array":
             for key, binding in self.bindings.items():
-                arr = getattr(self.source, "arrays", {}).get(key)
+                arr = _whole_array(self.source, key)
                 if arr is not None and arr.dtype.kind == "f":
                     bad = ~np.isfinite(arr[self.indices].reshape(len(self.indices), -1)).all(axis=1)
                     if bad.any():
@@ -363,6 +363,16 @@ class Dataset:
                     for k, v in sorted(Counter(labels.tolist()).items())}
         return {"schema": "edgeml.data/1", "spec": self.spec.to_dict(), "source_samples": len(self.source),
                 "count": len(self), "inputs": inputs, "labelled": labels is not None, "label_distribution": dist}
+
+
+def _whole_array(source: Source, key: str) -> np.ndarray | None:
+    """The stored array behind ``key`` for array sources (.npz, .npy memory-mapped, .csv), else None."""
+    if hasattr(source, "arrays"):
+        return source.arrays.get(key)
+    stored = getattr(source, "array", None)
+    if stored is None:
+        stored = getattr(source, "features", None)
+    return stored if stored is not None and key == source.keys[0] else None
 
 
 def _float32(x: np.ndarray) -> np.ndarray:

@@ -439,3 +439,15 @@ def test_csv_whole_numbers_for_an_int8_input_are_flagged(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="edgeml"):
         ds = load_dataset(str(tmp_path / "d.csv"), inputs=[I8])
     assert "only whole numbers" in caplog.text and ds.sample(0).feeds["x"].tolist() == [12, 14, 16, 18]
+
+
+def test_images_for_an_unquantized_uint8_input_are_raw_pixels():
+    x = load_dataset("builtin:digits?samples=3", inputs=[TensorSpec("image", (None, 8, 8, 1), "uint8")])
+    assert x.sample(0).feeds["image"].max() > 200  # not 0..1 rounded to 0/1
+
+
+def test_images_for_an_int16_input_are_normalised_then_quantized():
+    spec = [TensorSpec("image", (None, 8, 8, 1), "int16", Quantization(1 / 32767, 0))]
+    x = load_dataset("builtin:digits?samples=3&sampling=first", inputs=spec).sample(0).feeds["image"]
+    f = load_dataset("builtin:digits?samples=3&sampling=first", inputs=NHWC).sample(0).feeds["image"]
+    assert x.dtype == np.int16 and np.array_equal(x, np.round(f * 32767).astype(np.int16))

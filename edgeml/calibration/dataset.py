@@ -59,9 +59,10 @@ class _Binding:
         self.color = color
         # images: raw pixels when asked, or by default for a uint8/int8 quantized input (what it was trained on)
         normalised = spec.norm not in (None, "raw") or any(v is not None for v in (spec.scale, spec.mean, spec.std))
-        quantized = self.target is not None and domain.is_quantized(self.target)
-        self.pixels = spec.raw_pixels or (quantized and spec.norm == "raw") or (
-            quantized and self.target.dtype in domain.PIXEL_DTYPES and spec.domain == "auto" and not normalised)
+        integer = self.target is not None and np.dtype(self.target.dtype).kind in "iu" and (
+            self.target.dtype in domain.PIXEL_DTYPES or not domain.is_quantized(self.target))  # int16: normalise
+        self.pixels = spec.raw_pixels or (integer and spec.norm == "raw") or (
+            integer and spec.domain == "auto" and not normalised)
         self.paths: Counter = Counter()  # path -> samples, for data inspect
         self.data_dtypes: Counter = Counter()
         self.notes: dict[str, int] = {}

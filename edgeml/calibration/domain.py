@@ -8,7 +8,8 @@ per input from the data's dtype and the spec's ``domain`` (auto | real | quantiz
     quantize  float data holds real values: q = round(x / scale + zero_point), clipped to the range
     pixels    image pixels 0..255 fill the input's integer range: uint8 as they are, int8 as p - 128.
               That is what quantized image models are trained on (scale 1/255 zp 0 or -128 for 0..1,
-              scale 1/128 zp 128 or 0 for -1..1): the default for images when no norm/scale is set
+              scale 1/128 zp 128 or 0 for -1..1): the default for images into any integer input (also
+              one without quantization, e.g. an ONNX uint8 image input) when no norm/scale is set
     shift     uint8 data for an int8 input (int8 for uint8): the same 128 zero-point shift as pixels
     integers  other integer data whose values fit the input's range: read as the model's integers
     cast      inputs that are not quantized: converted to the input's dtype
@@ -57,16 +58,16 @@ def to_model(x: np.ndarray, t: TensorSpec, *, domain: str = "auto", pixels: bool
              ) -> tuple[np.ndarray, str, str | None, bool]:
     """``x`` as input ``t`` takes it: ``(array, path, note, clipped)``; ``note`` flags an ambiguous choice."""
     dtype, name = t.dtype, t.name
+    if pixels and np.dtype(dtype).kind in "iu" and (dtype in PIXEL_DTYPES or not is_quantized(t)):
+        if dtype == "int8":
+            return (x.astype(np.int16) - 128).astype(np.int8), "pixels", None, False
+        return x.astype(dtype), "pixels", None, False
     if not is_quantized(t):
         return _plain(x, t, pixels)
     if x.dtype.kind == "b":
         x = x.astype(np.uint8)
     q = t.quantization
     lo, hi = RANGES[dtype]
-    if pixels:
-        if dtype == "int8":
-            return (x.astype(np.int16) - 128).astype(np.int8), "pixels", None, False
-        return x.astype(dtype), "pixels", None, False
     if domain == "real" or (domain == "auto" and x.dtype.kind == "f"):
         scaled = np.round(x.astype(np.float64) / q.scale + q.zero_point)
         clipped = bool(scaled.size and (scaled.min() < lo or scaled.max() > hi))

@@ -234,6 +234,8 @@ def brightness_classifier(path: Path, *, io: str = "uint8", trained_on: str = "-
     levels = np.linspace(0, 255, 32)
     reps = ((levels[:, None, None, None] + np.zeros((1, hw, hw, 1))) / 255) * (hi - lo) + lo
     reps[0], reps[-1] = lo, hi  # calibrate on the exact range: the input quantization is exact
+    if io == "float32":
+        return keras_to_tflite(model, path)
     return _int_io_tflite(model, path, reps.astype(np.float32), io)
 
 

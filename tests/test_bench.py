@@ -184,6 +184,7 @@ def int_io(tmp_path_factory):
     return {"kws": model, "dir": d, "u8": helpers.brightness_classifier(d / "u8.tflite"),
             "i8": helpers.brightness_classifier(d / "i8.tflite", io="int8", trained_on="0..1"),
             "u8_16": helpers.brightness_classifier(d / "u8_16.tflite", hw=16),
+            "f32": helpers.brightness_classifier(d / "f32.tflite", io="float32"),
             "det": helpers.onnx_detector(d / "det.onnx")}
 
 
@@ -266,3 +267,11 @@ def test_runner_feeds_data_by_the_same_rule():
     with pytest.raises(device_runner.RunnerError, match="does not fit"):
         to(np, np.asarray([300], np.int64), "int8", q)
     assert device_runner.classes([(1, 4, 6)])[0] is None and device_runner.classes([(1, 10)]) == (10, None)
+
+
+def test_float_reference_reads_the_real_values_the_quantized_model_reads(int_io):
+    images = str(int_io["dir"] / "images")
+    r = bench([int_io["u8"]], reference=int_io["f32"], runs=2, data=images).to_dict()
+    m, ref = r["models"]
+    assert m["accuracy"]["top1"] == ref["accuracy"]["top1"] == 1.0  # the reference got (p - 128) / 128
+    assert m["fidelity"]["argmax_agreement"] == 1.0

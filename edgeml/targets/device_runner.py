@@ -405,6 +405,8 @@ def measure(job_dir):
         say("running the data samples through each model")
         for k, (m, _) in enumerate(models):
             data = datas[k]
+            if data is None:
+                continue
             outs = []
             for j in range(int(data["in0"].shape[0])):
                 m.set([data["in%d" % i][j:j + 1] for i in range(len(m.inputs))])
@@ -413,10 +415,12 @@ def measure(job_dir):
             outputs[k] = outs
         ref = job.get("reference")
         for k, entry in enumerate(result_models):
+            if k not in outputs:
+                continue
             labels = datas[k]["labels"] if "labels" in datas[k].files else None
             if labels is not None and outputs[k]:
                 entry["accuracy"] = _accuracy(np, outputs[k], labels)
-            if ref is not None and k != ref:
+            if ref is not None and k != ref and ref in outputs:
                 entry["fidelity"] = _fidelity(np, outputs[ref], outputs[k])
     return {"schema": "edgeml.device_run/1", "environment": environment(), "peak_rss_mib": peak_rss_mib(),
             "models": result_models, "warmup": warmup, "runs": rounds, "min_time_s": min_time}

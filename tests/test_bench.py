@@ -275,3 +275,13 @@ def test_float_reference_reads_the_real_values_the_quantized_model_reads(int_io)
     m, ref = r["models"]
     assert m["accuracy"]["top1"] == ref["accuracy"]["top1"] == 1.0  # the reference got (p - 128) / 128
     assert m["fidelity"]["argmax_agreement"] == 1.0
+
+
+def test_one_hot_labels_score_like_class_indices(int_io, tmp_path):
+    from edgeml.bench.accuracy import top1
+
+    d = np.load(int_io["dir"] / "int8.npz")
+    np.savez(tmp_path / "onehot.npz", features=d["features"], y=np.eye(4, dtype=np.float32)[d["y"]])
+    assert top1(int_io["kws"], str(tmp_path / "onehot.npz")) == top1(int_io["kws"], str(int_io["dir"] / "int8.npz"))
+    r = bench([int_io["kws"]], runs=2, data=str(tmp_path / "onehot.npz")).to_dict()
+    assert r["models"][0]["accuracy"]["top1"] > 0.9

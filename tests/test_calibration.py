@@ -451,3 +451,11 @@ def test_images_for_an_int16_input_are_normalised_then_quantized():
     x = load_dataset("builtin:digits?samples=3&sampling=first", inputs=spec).sample(0).feeds["image"]
     f = load_dataset("builtin:digits?samples=3&sampling=first", inputs=NHWC).sample(0).feeds["image"]
     assert x.dtype == np.int16 and np.array_equal(x, np.round(f * 32767).astype(np.int16))
+
+
+def test_one_hot_labels_are_described_and_stratified_as_classes(tmp_path):
+    y = np.arange(30) % 3
+    np.savez(tmp_path / "d.npz", x=np.ones((30, 4)), y=np.eye(3)[y])
+    ds = load_dataset(f"{tmp_path / 'd.npz'}?samples=9&sampling=stratified", inputs=[TensorSpec("x", (None, 4),
+                                                                                             "float32")])
+    assert ds.describe()["label_distribution"] == {"0": 3, "1": 3, "2": 3}

@@ -199,7 +199,7 @@ def _select(source: Source, spec: DataSpec) -> np.ndarray:
         if source.labels is None:
             raise DataError(f"data spec '{spec.origin}': sampling=stratified needs labelled data",
                             hint="use sampling=random, or labelled data")
-        labels = np.asarray(source.labels)
+        labels = class_ids(np.asarray(source.labels))
         classes, counts = np.unique(labels, return_counts=True)
         quota = np.floor(counts / n * k).astype(int)
         for j in np.argsort(-(counts / n * k - quota))[: k - quota.sum()]:
@@ -235,7 +235,8 @@ class Dataset:
         where = self.source.where(i)
         raw = self.source.read(i)
         feeds = {b.name: b.convert(raw[k], where, self.source.kind) for k, b in self.bindings.items()}
-        label = None if self.source.labels is None else self.source.labels[i].item()
+        label = None if self.source.labels is None else self.source.labels[i]
+        label = label.item() if getattr(label, "ndim", 0) == 0 and hasattr(label, "item") else label  # one-hot rows stay
         return Sample(feeds, label, where)
 
     def __iter__(self) -> Iterator[Sample]:
@@ -356,7 +357,7 @@ class Dataset:
             if fed is not None:
                 entry["fed"] = fed
             inputs.append(entry)
-        labels = self.labels
+        labels = None if self.labels is None else class_ids(self.labels)
         dist = None
         if labels is not None and labels.dtype.kind in "iu":
             names = self.source.class_names
@@ -364,6 +365,13 @@ class Dataset:
                     for k, v in sorted(Counter(labels.tolist()).items())}
         return {"schema": "edgeml.data/1", "spec": self.spec.to_dict(), "source_samples": len(self.source),
                 "count": len(self), "inputs": inputs, "labelled": labels is not None, "label_distribution": dist}
+
+
+def class_ids(labels: np.ndarray) -> np.ndarray:
+    """One-hot label rows as class indices (other labels as they are)."""
+    if labels.ndim == 2 and labels.size and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1):
+        return labels.argmax(1)
+    return labels
 
 
 def _whole_array(source: Source, key: str) -> np.ndarray | None:

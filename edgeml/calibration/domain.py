@@ -44,9 +44,12 @@ def describe_path(path: str, data_dtype: str, t: TensorSpec) -> str:
     if path == "quantize":
         return f"{data_dtype} real values quantized with the model's scale {q.scale:.6g}, zero point {q.zero_point}"
     if path == "pixels":
-        if t.dtype == "int8":
-            return "raw pixels 0..255 as int8 p - 128"
-        return f"raw pixels 0..255 as {t.dtype}"
+        text = "raw pixels 0..255 as int8 p - 128" if t.dtype == "int8" else f"raw pixels 0..255 as {t.dtype}"
+        if is_quantized(t) and t.dtype in PIXEL_DTYPES:
+            shift = -128 if t.dtype == "int8" else 0
+            lo, hi = ((shift - q.zero_point) * q.scale, (255 + shift - q.zero_point) * q.scale)
+            text += f", which the model reads as real values {lo:.4g}..{hi:.4g}"
+        return text
     if path == "shift":
         return f"{data_dtype} shifted by {-128 if t.dtype == 'int8' else 128} to {t.dtype}"
     if path == "integers":

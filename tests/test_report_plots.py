@@ -42,3 +42,18 @@ def test_html_report_numbers_variants_for_the_plots(tmp_path):
     assert text.count("<svg") == 4 and "<th>#</th>" in text
     assert "3  v2_int8.tflite" in text  # the plots' key uses the table's numbers
     assert "10.0 µs" in text  # latency axes in µs, not 0.010 ms
+
+
+def test_a_lower_bound_estimate_is_never_shown_as_a_plain_number():
+    from edgeml.report.render import asymmetry_rows, markdown, variant_rows
+
+    v = Variant("m_edgetpu.tflite", size_bytes=1000, macs=None,
+                costs={"coral-usb": Cost("coral-usb", "estimated", 2.5, energy_mj=5.0, lower_bound=True)})
+    rep = Report(variants=[v], targets=["coral-usb"], training=Training(wall_s=100.0, energy_j=1000.0),
+                 deploy=v.name, sources=[])
+    _, rows = asymmetry_rows(rep)
+    assert rows[0][1] == "estimated, lower bound" and rows[0][2] == "≥ 2.50 ms" and rows[0][4].startswith("≥ ")
+    assert rows[0][6].startswith("≤ ") and rows[0][7].startswith("≤ ")  # fewer inferences than that break even
+    _, vrows = variant_rows(rep)
+    assert vrows[0][-1] == "≥ 2.50 ms (est., lower bound)"
+    assert "≥ 2.50 ms" in markdown(rep)

@@ -35,10 +35,11 @@ class Cost:
     stats: dict[str, float] | None = None  # min/p50/p90/p99/max when measured
     extrapolated: bool = False  # an estimate far outside the models its coefficients were fitted on
     ci95: list[float] | None = None  # 95 % confidence interval of the measured median (ms)
+    lower_bound: bool = False  # an estimate that is only a lower bound (a compiled Edge TPU model)
 
     @property
     def label(self) -> str:
-        return self.kind if not self.extrapolated else "estimated, extrapolated"
+        return ", ".join([self.kind] + ["extrapolated"] * self.extrapolated + ["lower bound"] * self.lower_bound)
 
 
 @dataclass
@@ -81,7 +82,8 @@ class Report:
             c = v.costs.get(target)
             if c is None:
                 continue
-            row = {"target": target, "kind": c.label, "model": v.name, "latency_ms": c.ms, "flops": v.flops,
+            row = {"target": target, "kind": c.label, "model": v.name, "latency_ms": c.ms,
+                   "latency_lower_bound": c.lower_bound, "flops": v.flops,
                    "energy_mj": c.energy_mj, "break_even_flops": None, "break_even_time": None,
                    "break_even_energy": None}
             if t.flops and v.flops:
@@ -198,7 +200,8 @@ class _Builder:
             self.estimate_notes.setdefault(f"{e['target']}: {n}", []).append(v.name)
         v.costs[e["target"]] = Cost(e["target"], "estimated", e["ms"], energy_mj=e.get("energy_mj"),
                                     power_basis=f"{e.get('power_w')} W board power from the {e['target']} profile"
-                                    if e.get("power_w") else None, extrapolated=bool(e.get("extrapolated")))
+                                    if e.get("power_w") else None, extrapolated=bool(e.get("extrapolated")),
+                                    lower_bound=bool(e.get("lower_bound")))
 
 
 def build_report(results: list[str | Path], *, train_flops: float | None = None, train_samples: int | None = None,

@@ -30,8 +30,12 @@ def _pct(x: float | None) -> str:
 def asymmetry_rows(report: Any) -> tuple[list[str], list[list[str]]]:
     header = ["target", "kind", "latency / inference", "FLOPs / inference", "energy / inference",
               "training = N inferences (FLOPs)", "(time)", "(energy)"]
-    rows = [[r["target"], r["kind"], _ms(r["latency_ms"]), _n(r["flops"]), _mj(r["energy_mj"]),
-             _n(r["break_even_flops"]), _n(r["break_even_time"]), _n(r["break_even_energy"])]
+    def at_least(r: dict, text: str, sign: str) -> str:  # a lower-bound latency bounds what follows from it
+        return f"{sign} {text}" if r.get("latency_lower_bound") and text != "—" else text
+
+    rows = [[r["target"], r["kind"], at_least(r, _ms(r["latency_ms"]), "≥"), _n(r["flops"]),
+             at_least(r, _mj(r["energy_mj"]), "≥"), _n(r["break_even_flops"]),
+             at_least(r, _n(r["break_even_time"]), "≤"), at_least(r, _n(r["break_even_energy"]), "≤")]
             for r in report.asymmetry()]
     return header, rows
 
@@ -43,8 +47,11 @@ def variant_rows(report: Any) -> tuple[list[str], list[list[str]]]:
         cells = [v.name, human_bytes(v.size_bytes) if v.size_bytes else "—", _n(v.macs), _pct(v.accuracy)]
         for t in report.targets:
             c = v.costs.get(t)
-            mark = " (est., extrapolated)" if c is not None and c.extrapolated else " (est.)"
-            cells.append("—" if c is None else _ms(c.ms) + (mark if c.kind == "estimated" else ""))
+            if c is None:
+                cells.append("—")
+                continue
+            mark = " (" + c.label.replace("estimated", "est.") + ")" if c.kind == "estimated" else ""
+            cells.append("≥ " * c.lower_bound + _ms(c.ms) + mark)
         rows.append(cells)
     return header, rows
 
@@ -95,7 +102,7 @@ small{color:#666}.scroll{overflow-x:auto}th{white-space:normal}
 
 def _html_table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     def cell(c: str) -> str:
-        est = c.endswith(("(est.)", "extrapolated)"))
+        est = " (est." in c and c.endswith(")")
         kind = ' class="est"' if c.startswith("estimated") or est else ' class="meas"' if c == "measured" else ""
         if est:  # the value stays on one line, its label goes under it: narrow columns
             value, label = c.split(" (", 1)

@@ -85,8 +85,12 @@ def _data(spec: Any, first: ModelArtifact, job: Path) -> int:
 
 def bench(models: list[str | Path], *, target: str | None = None, host: Any = None, runs: int = 50, warmup: int = 5,
           min_time: float = 0.0, threads: int | None = None, data: Any = None, reference: str | Path | None = None,
-          progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board."""
+          progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> BenchResult:
+    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board.
+
+    Input shapes: from ``data`` when given, else batch 1 with ``input_shapes`` (``NAME=D0,D1,...``) for
+    other dynamic dimensions; a model with a dimension neither fixes is refused (never run at a guess).
+    """
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -100,7 +104,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
         from edgeml.targets.estimate import estimate_bench
 
         say(f"no --host given: estimating for {profile.name} (no board measured)")
-        return estimate_bench(arts, profile, threads=threads)
+        return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes)
     specs = [preflight(a, profile) for a in arts]
     ref_art = ModelArtifact.open(reference) if reference else None
     if ref_art is not None:
@@ -117,14 +121,22 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             entries.append({"name": art.path.name, "file": name, "threads": threads, **spec})
         n_data = _data(data, arts[0], job) if data is not None else 0
         ref_index = len(arts) if ref_art is not None else None
+        if data is None:
+            from edgeml.convert.verify import random_feeds
+
+            for k, (art, entry) in enumerate(zip(all_arts, entries)):
+                inputs = art.inspect().inputs
+                feed = random_feeds(inputs, 1, seed=0, input_shapes=input_shapes)[0]
+                np.savez(job / f"feed{k}.npz", **{f"in{i}": feed[t.name] for i, t in enumerate(inputs)})
+                entry["feed"] = f"feed{k}.npz"
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
-            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0)
-            np.savez(job / "data.npz", **{f"in{i}": np.concatenate([f[t] for f in feeds])
-                                           for i, t in enumerate(feeds[0])})
+            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes)
+            np.savez(job / "data.npz", **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})
         (job / "job.json").write_text(json.dumps({"models": entries, "runs": runs, "warmup": warmup,
-                                                  "min_time": min_time, "reference": ref_index}))
+                                                  "min_time": min_time, "reference": ref_index,
+                                                  "data_layout": "full" if data is None else "samples"}))
         if host is None:
             say(f"measuring {len(arts)} model(s) on this machine")
             raw = run_local(job, progress=say)

@@ -11,9 +11,6 @@ import numpy as np
 
 from edgeml.formats.common import TensorSpec
 
-NON_BATCH_DYNAMIC = 16  # a dynamic non-batch dimension (e.g. sequence length) is fed at this size
-
-
 @dataclass
 class Verification:
     """How closely ``test`` reproduces ``reference``.
@@ -43,20 +40,40 @@ class Verification:
                 f"{self.atol:g}), mean {self.mean_abs_diff:.3g}{agree} on {self.samples} samples ({self.data})")
 
 
-def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10)."""
+def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shapes: Any = None
+                 ) -> list[dict[str, np.ndarray]]:
+    """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10), booleans False/True.
+
+    Shapes come from ``edgeml.formats.shapes.resolve`` (batch 1, symbolic dims resolved by name across
+    inputs, ``input_shapes`` for the rest); an unknown dimension is refused, never invented.
+    """
+    from edgeml.formats.shapes import resolve
+
+    shapes = resolve(inputs, input_shapes).require("generating sample inputs")
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(n):
         sample = {}
         for t in inputs:
-            shape = [1] + [NON_BATCH_DYNAMIC if d is None else d for d in t.shape[1:]]
+            shape = shapes[t.name]
             if t.dtype.startswith("float") or t.quantization is not None:
                 sample[t.name] = rng.random(shape, dtype=np.float32)
+            elif t.dtype == "bool":
+                sample[t.name] = rng.integers(0, 2, shape).astype(bool)
             else:
                 sample[t.name] = rng.integers(0, 10, shape).astype(t.dtype)
         feeds.append(sample)
     return feeds
+
+
+def random_feeds_label(inputs: list[TensorSpec]) -> str:
+    """What ``random_feeds`` fed, in words (integer inputs such as a sample rate are named)."""
+    ints = [t for t in inputs if not (t.dtype.startswith("float") or t.quantization is not None)]
+    text = "seeded random inputs in [0, 1)"
+    if ints:
+        text += "; " + ", ".join(f"{t.name} ({t.dtype}{' scalar' if not t.shape else ''}) random integers in "
+                                 f"[0, 10)" if t.dtype != "bool" else f"{t.name} (bool) random" for t in ints)
+    return text
 
 
 def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np.ndarray]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from math import prod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 
 from edgeml.errors import ModelLoadError
 from edgeml.formats.common import (Inspection, LayerInfo, Quantization, TensorSpec, WeightStats, conv_macs,
-                                   dim, matmul_macs)
+                                   matmul_macs)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def load(path: str | Path, *, check: bool = True):
 
 
 class _Graph:
-    """Shapes and constant values of one (shape-inferred) graph."""
+    """Shapes and constant values of a (shape-inferred) model, subgraphs (If/Loop/Scan bodies) included."""
 
     def __init__(self, model):
         import onnx
@@ -123,27 +124,28 @@ class _Graph:
         self.np = numpy_helper
         try:
             inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-        except Exception as exc:  # inference is best effort; MACs then come out incomplete
+        except Exception as exc:  # inference is best effort; MACs then come out partial
             log.debug("shape inference failed: %s", exc)
             inferred = model
-        g = inferred.graph
         self.graph = model.graph
         self.shapes: dict[str, tuple] = {}
-        for vi in list(g.value_info) + list(g.input) + list(g.output):
-            t = vi.type.tensor_type
-            if t.HasField("shape"):
-                self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                                             for d in t.shape.dim)
+        for g in _all_graphs(inferred.graph):
+            for vi in list(g.value_info) + list(g.input) + list(g.output):
+                t = vi.type.tensor_type
+                if t.HasField("shape"):
+                    self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0
+                                                 else None for d in t.shape.dim)
         self.consts: dict[str, Any] = {}
-        for init in model.graph.initializer:
-            self.consts[init.name] = init
-            self.shapes[init.name] = tuple(init.dims)
-        for node in model.graph.node:
-            if node.op_type == "Constant":
-                for attr in node.attribute:
-                    if attr.name == "value":
-                        self.consts[node.output[0]] = attr.t
-                        self.shapes[node.output[0]] = tuple(attr.t.dims)
+        for g in _all_graphs(model.graph):
+            for init in g.initializer:
+                self.consts[init.name] = init
+                self.shapes[init.name] = tuple(init.dims)
+            for node in g.node:
+                if node.op_type == "Constant":
+                    for attr in node.attribute:
+                        if attr.name == "value":
+                            self.consts[node.output[0]] = attr.t
+                            self.shapes[node.output[0]] = tuple(attr.t.dims)
 
     def value(self, name: str) -> np.ndarray | None:
         t = self.consts.get(name)
@@ -153,32 +155,138 @@ class _Graph:
         return self.shapes.get(name)
 
 
+def _known(*shapes) -> bool:
+    return all(s is not None and all(d is not None for d in s) for s in shapes)
+
+
+# recurrent ops: weights W [dirs, gates*hidden, input] and R [dirs, gates*hidden, hidden]
+_RECURRENT = {"LSTM", "GRU", "RNN"}
+
+
 def _node_macs(node, g: _Graph) -> int | None:
     """MACs of one node, 0 for uncounted ops, None when a needed shape is unknown."""
     op = node.op_type
     w_pos = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}.get(op)
     if w_pos is not None:
         w, out = g.shape(node.input[w_pos]), g.shape(node.output[0])
-        if not w or not out or len(out) < 3:
+        if not _known(w, out) or len(out) < 3:
             return None
-        return conv_macs(out[2:], dim(w[0]), tuple(dim(k) for k in w[2:]), dim(w[1]), batch=dim(out[0]))
+        return conv_macs(out[2:], w[0], tuple(w[2:]), w[1], batch=out[0])
     if op == "ConvTranspose":
         w, x = g.shape(node.input[1]), g.shape(node.input[0])
-        if not w or not x:
+        if not _known(w, x):
             return None
-        return conv_macs(x[2:], dim(w[0]), tuple(dim(k) for k in w[2:]), dim(w[1]), batch=dim(x[0]))
+        return conv_macs(x[2:], w[0], tuple(w[2:]), w[1], batch=x[0])
     if op == "Gemm":
         a, out = g.shape(node.input[0]), g.shape(node.output[0])
-        if not a or not out:
+        if not _known(a, out):
             return None
         trans_a = any(at.name == "transA" and at.i for at in node.attribute)
-        return matmul_macs(out, dim(a[0] if trans_a else a[-1]))
+        return matmul_macs(out, a[0] if trans_a else a[-1])
     if op in ("MatMul", "MatMulInteger", "QLinearMatMul"):
         a, out = g.shape(node.input[0]), g.shape(node.output[0])
-        if not a or out is None:
+        if not _known(a, out):
             return None
-        return matmul_macs(out, dim(a[-1]))
+        return matmul_macs(out, a[-1])
+    if op in _RECURRENT:
+        x, w, r = g.shape(node.input[0]), g.shape(node.input[1]), g.shape(node.input[2])
+        if not _known(x, w, r) or len(x) != 3:
+            return None
+        layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+        steps, batch = (x[1], x[0]) if layout else (x[0], x[1])
+        return steps * batch * (prod(w) + prod(r))
     return 0
+
+
+def _attr_graph(node, name: str):
+    return next((a.g for a in node.attribute if a.name == name), None)
+
+
+class _MacCounter:
+    """MACs of a graph, recursing into control flow: Loop x trip count, If = costlier branch."""
+
+    def __init__(self, g: _Graph, weight_params: dict[str, int]):
+        self.g, self.weight_params = g, weight_params
+        self.layers: list[LayerInfo] = []
+        self.unknown: list[str] = []
+        self.notes: list[str] = []
+
+    def graph(self, graph, scale: int = 1, record: bool = True) -> int:
+        total = 0
+        for node in graph.node:
+            total += self.node(node, scale, record)
+        return total
+
+    def node(self, node, scale: int, record: bool) -> int:
+        name = node.name or (node.output[0] if node.output else node.op_type)
+        if node.op_type == "If":
+            branches = [b for b in (_attr_graph(node, "then_branch"), _attr_graph(node, "else_branch")) if b]
+            costs = [self._sub(b, scale, record=False) for b in branches]
+            best = max(range(len(costs)), key=costs.__getitem__) if costs else None
+            if best is not None and max(costs) > 0:
+                self.notes.append(f"If {name}: MACs count the costlier branch")
+            for k, b in enumerate(branches):
+                self.graph(b, scale, record=record and k == best)
+                if record and k != best:  # keep the other branch's layers (params) at 0 MACs
+                    self._record_zero(b)
+            return costs[best] if best is not None else 0
+        if node.op_type in ("Loop", "Scan"):
+            body = _attr_graph(node, "body")
+            if body is None:
+                return 0
+            trips = self._trips(node)
+            body_once = self._sub(body, 1, record=False)
+            if body_once and trips is None:
+                self.unknown.append(f"{node.op_type} {name} (trip count unknown)")
+                self._record_zero(body)
+                return 0
+            self.graph(body, scale * (trips or 0), record=record)
+            return body_once * (trips or 0) * scale
+        macs = _node_macs(node, self.g)
+        if macs is None:
+            self.unknown.append(f"{node.op_type} {name}")
+            macs = 0
+        macs *= scale
+        if record:
+            params = sum(self.weight_params.get(i, 0) for i in node.input)
+            group = next((a.i for a in node.attribute if a.name == "group"), 1) if node.op_type == "Conv" else 1
+            self.layers.append(LayerInfo(name, "Conv(depthwise)" if group > 1 else node.op_type, macs, params))
+        return macs
+
+    def _sub(self, graph, scale: int, record: bool) -> int:
+        saved = (self.layers, self.unknown, self.notes)
+        self.layers, self.unknown, self.notes = [], [], []
+        try:
+            return self.graph(graph, scale, record)
+        finally:
+            self.layers, self.unknown, self.notes = saved
+
+    def _record_zero(self, graph) -> None:
+        for node in graph.node:
+            for sub in (a.g for a in node.attribute if a.g.node):
+                self._record_zero(sub)
+            params = sum(self.weight_params.get(i, 0) for i in node.input)
+            self.layers.append(LayerInfo(node.name or (node.output[0] if node.output else node.op_type),
+                                         node.op_type, 0, params))
+
+    def _trips(self, node) -> int | None:
+        if node.op_type == "Scan":
+            x = self.g.shape(node.input[-1]) if node.input else None
+            axis = 0
+            return x[axis] if x and x[axis] is not None else None
+        trip = self.g.value(node.input[0]) if node.input and node.input[0] else None
+        if trip is None or trip.size != 1 or int(trip.reshape(-1)[0]) >= 2**31:
+            return None
+        body = _attr_graph(node, "body")
+        if body is not None and len(body.input) > 1 and body.output:
+            # only a loop whose condition is passed through unchanged runs exactly `trip` times
+            cond_in, cond_out = body.input[1].name, body.output[0].name
+            producer = next((n for n in body.node if cond_out in n.output), None)
+            fixed = cond_out == cond_in or (producer is not None and producer.op_type == "Identity"
+                                            and producer.input[0] == cond_in)
+            if not fixed:
+                return None
+        return int(trip.reshape(-1)[0])
 
 
 def _quant_of(name: str, g: _Graph, consumers: dict, producers: dict) -> Quantization | None:
@@ -208,22 +316,53 @@ def _is_weight(dtype: str, name: str, consumers: dict) -> bool:
     return not (uses and qparam)
 
 
-def inspect(path: Path) -> Inspection:
+def _spec_of(vi, g: _Graph | None = None, consumers=None, producers=None) -> TensorSpec:
+    t = vi.type.tensor_type
+    shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
+    symbols = tuple(d.dim_param or None if not (d.HasField("dim_value") and d.dim_value > 0) else None
+                    for d in t.shape.dim)
+    quant = _quant_of(vi.name, g, consumers, producers) if g is not None else None
+    return TensorSpec(vi.name, shape, _dtype_name(t.elem_type), quant, symbols=symbols)
+
+
+def graph_inputs(model) -> list:
+    init_names = {i.name for i in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in init_names]
+
+
+def fix_input_shapes(model, shapes: dict[str, tuple]) -> None:
+    """Set the graph inputs' dims to ``shapes`` (None keeps a dimension as it is), in place."""
+    for vi in graph_inputs(model):
+        shape = shapes.get(vi.name)
+        if shape is None or not vi.type.tensor_type.HasField("shape"):
+            continue
+        for d, value in zip(vi.type.tensor_type.shape.dim, shape):
+            if value is not None:
+                d.Clear()
+                d.dim_value = int(value)
+
+
+def inspect(path: Path, *, input_shapes=None) -> Inspection:
+    """Describe an .onnx file; MACs at ``input_shapes`` (see edgeml.formats.shapes) for dynamic inputs."""
     import onnx
 
+    from edgeml.formats.shapes import resolve
+
     model = load(path)
+    raw_inputs = [_spec_of(vi) for vi in graph_inputs(model)]
+    resolved = resolve(raw_inputs, input_shapes)
+    fix_input_shapes(model, resolved.shapes)
     g = _Graph(model)
     consumers: dict[str, list] = {}
     producers: dict[str, Any] = {}
-    for node in model.graph.node:
-        for pos, name in enumerate(node.input):
-            consumers.setdefault(name, []).append((node, pos))
-        for name in node.output:
-            producers[name] = node
     ops: Counter[str] = Counter()
     custom: list[str] = []
     for graph in _all_graphs(model.graph):
         for node in graph.node:
+            for pos, name in enumerate(node.input):
+                consumers.setdefault(name, []).append((node, pos))
+            for name in node.output:
+                producers[name] = node
             key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
             ops[key] += 1
             if node.domain not in STANDARD_DOMAINS and key not in custom:
@@ -235,8 +374,11 @@ def inspect(path: Path) -> Inspection:
         dtype = _dtype_name(tensor.data_type)
         if _is_weight(dtype, name, consumers):
             weight_params[name] = stats.add(g.value(name), dtype=dtype)
-    for node in model.graph.node:  # weights materialised at run time (e.g. models with stripped weights)
-        if node.op_type == "ConstantOfShape" and node.input and g.value(node.input[0]) is not None:
+    materialised = 0
+    for graph in _all_graphs(model.graph):  # weights built at run time (e.g. models with stripped weights)
+        for node in graph.node:
+            if node.op_type != "ConstantOfShape" or not node.input or g.value(node.input[0]) is None:
+                continue
             shape = g.value(node.input[0])
             fill = next((onnx.numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"),
                         np.zeros(1, np.float32))
@@ -245,37 +387,32 @@ def inspect(path: Path) -> Inspection:
             stats.params += n
             stats.dtypes[str(fill.dtype)] += n
             stats.zeros += n if float(fill.reshape(-1)[0]) == 0.0 else 0
+            materialised += n
 
-    layers: list[LayerInfo] = []
-    unknown = 0
-    total = 0
-    for node in model.graph.node:
-        macs = _node_macs(node, g)
-        if macs is None:
-            unknown += 1
-            macs = 0
-        total += macs
-        params = sum(weight_params.get(i, 0) for i in node.input)
-        group = next((a.i for a in node.attribute if a.name == "group"), 1) if node.op_type == "Conv" else 1
-        op = "Conv(depthwise)" if group > 1 else node.op_type  # grouped convs cost like depthwise ones
-        layers.append(LayerInfo(node.name or node.output[0], op, macs, params))
-    notes = []
-    if unknown:
-        notes.append(f"MACs incomplete: {unknown} node(s) have shapes ONNX shape inference could not resolve")
+    counter = _MacCounter(g, weight_params)
+    total = counter.graph(model.graph)
+    notes = list(dict.fromkeys(counter.notes))
+    if materialised:
+        notes.append(f"{materialised} parameter(s) are built at run time by ConstantOfShape (placeholder weights)")
+    notes += [n for n in resolved.notes() if not n.startswith("unknown")]
+    partial = bool(counter.unknown)
+    if partial:
+        if resolved.unknown:
+            notes.append("MACs partial: unknown input dimensions " + ", ".join(str(u) for u in resolved.unknown)
+                         + f"; give {resolved.hint_example()} (replace D)")
+        else:
+            shown = ", ".join(counter.unknown[:3]) + (" ..." if len(counter.unknown) > 3 else "")
+            notes.append(f"MACs partial: {len(counter.unknown)} op(s) have shapes ONNX shape inference could "
+                         f"not resolve ({shown})")
     if custom:
         notes.append("custom-domain ops " + ", ".join(custom) + " need a runtime with those kernels registered")
 
-    init_names = set(g.consts)
-
-    def spec(vi) -> TensorSpec:
-        t = vi.type.tensor_type
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
-        return TensorSpec(vi.name, shape, _dtype_name(t.elem_type), _quant_of(vi.name, g, consumers, producers))
-
+    quant_inputs = {vi.name: _spec_of(vi, g, consumers, producers).quantization for vi in graph_inputs(model)}
     return Inspection(
         path=str(path), format="onnx", size_bytes=path.stat().st_size,
-        inputs=[spec(vi) for vi in model.graph.input if vi.name not in init_names],
-        outputs=[spec(vi) for vi in model.graph.output],
+        inputs=[TensorSpec(t.name, t.shape, t.dtype, quant_inputs[t.name], symbols=t.symbols) for t in raw_inputs],
+        outputs=[_spec_of(vi, g, consumers, producers) for vi in model.graph.output],
         params=stats.params, macs=total, ops=dict(ops.most_common()), weight_dtypes=dict(stats.dtypes),
-        sparsity=stats.sparsity, custom_ops=custom, layers=layers, notes=notes,
+        sparsity=stats.sparsity, custom_ops=custom, layers=counter.layers, notes=notes, macs_partial=partial,
+        macs_shapes=dict(resolved.shapes),
     )

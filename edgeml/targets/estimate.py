@@ -142,7 +142,7 @@ class Estimate:
 
 
 def estimate(model: str | Path, *, target: str, precision: str | None = None, threads: int | None = None,
-             top: int = 8) -> Estimate:
+             top: int = 8, input_shapes: Any = None) -> Estimate:
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
 
@@ -152,8 +152,8 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
     if precision is not None and precision not in PRECISIONS:
         raise EdgeMLError(f"--precision {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
     art = ModelArtifact.open(model)
-    info = art.inspect()
-    if not info.macs:
+    info = art.inspect(input_shapes=input_shapes)
+    if not info.macs and not info.macs_partial:
         raise EdgeMLError(f"{art.path}: no MACs found in the graph, nothing to estimate from",
                           hint="edgeml inspect MODEL shows what edgeml sees")
     return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
@@ -161,6 +161,10 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
 
 def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: int | None, top: int = 8,
                   name: str = "") -> Estimate:
+    if getattr(info, "macs_partial", False):
+        why = next((n for n in info.notes if n.startswith("MACs partial")), "MACs partial")
+        raise EdgeMLError(f"{name or info.path}: cannot estimate: {why.split(';')[0]}",
+                          hint=why.split("; ", 1)[1] if "; " in why else "edgeml inspect MODEL shows what is missing")
     notes = []
     if precision is None:
         precision = _default_precision(info, profile)
@@ -208,7 +212,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
                     notes=notes, extrapolated=extrapolated)
 
 
-def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
+def estimate_bench(arts: list, profile: Any, *, threads: int | None, input_shapes: Any = None) -> Any:
     """``edgeml bench --target BOARD`` without --host: estimates, labelled as such."""
     from edgeml.bench.harness import BenchResult
 
@@ -216,7 +220,7 @@ def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
     notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
     for art in arts:
         try:
-            e = estimate_from(art.inspect(), profile, precision=None, threads=threads, name=str(art.path))
+            e = estimate_from(art.inspect(input_shapes=input_shapes), profile, precision=None, threads=threads, name=str(art.path))
         except EdgeMLError as exc:
             if len(arts) == 1:
                 raise

@@ -25,7 +25,7 @@ from edgeml.errors import EdgeMLError
 from edgeml.formats.common import TensorSpec
 
 _BATCH_NAME = re.compile(r"batch|^(n|b|bs|batch_size|unk__\d+|none)$", re.IGNORECASE)
-_NOT_BATCH_NAME = re.compile(r"seq|len|time|step|token|frame|sample|height|width|^h$|^w$|^t$|^l$|^s$|dim|feat",
+_NOT_BATCH_NAME = re.compile(r"seq|len|time|step|token|frame|sample|height|width|^h$|^w$|^t$|^l$|^s$|feat",
                              re.IGNORECASE)
 
 

@@ -40,8 +40,8 @@ class Verification:
                 f"{self.atol:g}), mean {self.mean_abs_diff:.3g}{agree} on {self.samples} samples ({self.data})")
 
 
-def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shapes: Any = None
-                 ) -> list[dict[str, np.ndarray]]:
+def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shapes: Any = None,
+                 what: str = "generated sample inputs") -> list[dict[str, np.ndarray]]:
     """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10), booleans False/True.
 
     Shapes come from ``edgeml.formats.shapes.resolve`` (batch 1, symbolic dims resolved by name across
@@ -49,7 +49,7 @@ def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shape
     """
     from edgeml.formats.shapes import resolve
 
-    shapes = resolve(inputs, input_shapes).require("generating sample inputs")
+    shapes = resolve(inputs, input_shapes).require(what)
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(n):

@@ -66,6 +66,11 @@ def parse_input_shapes(items: Any) -> Overrides:
     return out
 
 
+def format_input_shapes(shapes: Any) -> list[str]:
+    """Overrides back to ``["NAME=D0,D1,..."]`` (the recipe / command-line form)."""
+    return [(f"{k}=" if k else "") + ",".join(str(d) for d in v) for k, v in parse_input_shapes(shapes).items()]
+
+
 def _parse_dims(name: str | None, dims: Any) -> tuple[int, ...]:
     label = f"{name}=" if name else ""
     if isinstance(dims, (list, tuple)):

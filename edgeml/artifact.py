@@ -131,6 +131,11 @@ class ModelArtifact:
             from edgeml.formats import savedmodel as reader
         else:
             from edgeml.formats import keras as reader
+        if input_shapes and self.format is ModelFormat.SAVEDMODEL:
+            from edgeml.formats.shapes import ShapeError
+
+            raise ShapeError(f"{self.path}: --input-shape is not supported for SavedModel directories",
+                             hint="convert it (edgeml convert ... --to tflite) and give --input-shape to that")
         try:
             if input_shapes:
                 return reader.inspect(self.path, input_shapes=input_shapes)

@@ -138,13 +138,13 @@ def recurrent(path: Path, op: str, *, hidden: int = 4, inp: int = 3, direction: 
 def stateful_vad(path: Path) -> Path:
     """Silero-VAD-shaped IO: input [batch, seq], state [2, batch, 128], sr int64 scalar.
 
-    out [batch, 1] = mean(input) * (sr / 16000) + mean(state); new_state = state.
+    out [batch, 1] = mean(input) * (sr == 16000) + mean(state); new_state = state.
     """
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1], keepdims=1),
-             helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT),
-             helper.make_node("Div", ["srf", "k"], ["scale"]),
+             helper.make_node("Equal", ["sr", "k"], ["is16k"]),
+             helper.make_node("Cast", ["is16k"], ["scale"], to=TensorProto.FLOAT),
              helper.make_node("Mul", ["m", "scale"], ["ms"]),
              helper.make_node("ReduceMean", ["state"], ["sm"], axes=[0, 2], keepdims=0),
              helper.make_node("Unsqueeze", ["sm", "one"], ["sm1"]),
@@ -157,7 +157,7 @@ def stateful_vad(path: Path) -> Path:
          helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 1]),
          helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, "batch", 128])],
-        initializer=[numpy_helper.from_array(np.array(16000, np.float32), "k"),
+        initializer=[numpy_helper.from_array(np.array(16000, np.int64), "k"),
                      numpy_helper.from_array(np.array([1], np.int64), "one")])
     return _save(graph, path)
 
@@ -328,7 +328,12 @@ def test_stateful_model_resolves_by_name_and_generates_typed_inputs(shape_models
     feeds = random_feeds(info.inputs, 2, input_shapes=["input=1,512"])
     assert feeds[0]["input"].shape == (1, 512) and feeds[0]["state"].shape == (2, 1, 128)
     assert feeds[0]["sr"].shape == () and feeds[0]["sr"].dtype == np.int64
-    assert "sr (int64 scalar)" in random_feeds_label(info.inputs)
+    assert "sr (int64 scalar) random integers" in random_feeds_label(info.inputs)
+    # the graph tests sr == 16000: generated inputs feed that value, and say so
+    assert info.input_values == {"sr": 16000}
+    feeds = random_feeds(info.inputs, 1, input_shapes=["input=1,512"], values=info.input_values)
+    assert int(feeds[0]["sr"]) == 16000
+    assert "sr (int64 scalar) = 16000" in random_feeds_label(info.inputs, info.input_values)
     with pytest.raises(ShapeError, match=r"input\[1\] \(seq\)"):
         random_feeds(info.inputs, 1)
 
@@ -336,6 +341,7 @@ def test_stateful_model_resolves_by_name_and_generates_typed_inputs(shape_models
 def test_bench_runs_a_stateful_model_with_a_scalar_input(shape_models, tmp_path):
     r = invoke("bench", str(shape_models["vad"]), "--runs", "2", "--warmup", "0", "--input-shape", "input=1,512")
     assert r.exit_code == 0, r.output
+    assert "no --data, fed seeded random inputs in [0, 1); sr (int64 scalar) = 16000" in r.output
     ref = tmp_path / "ref.onnx"
     ref.write_bytes(shape_models["vad"].read_bytes())
     r = invoke("bench", str(shape_models["vad"]), "--reference", str(ref), "--runs", "2", "--warmup", "0",
@@ -343,3 +349,52 @@ def test_bench_runs_a_stateful_model_with_a_scalar_input(shape_models, tmp_path)
     assert r.exit_code == 0, r.output
     fid = json.loads(r.stdout)["models"][0]["fidelity"]
     assert fid["cosine"] == pytest.approx(1.0) and fid["samples"] == 16
+
+
+# --- Keras and TFLite: recurrent layers (a WHILE loop in TFLite), dynamic spatial dims ----------------------
+
+@pytest.fixture(scope="module")
+def keras_rnns(tmp_path_factory):
+    """LSTM(6) and Bidirectional(LSTM(6)) on (7 steps, 5 features) + Dense(3); a CNN on (None, None, 3)."""
+    import helpers
+    import keras
+
+    d = tmp_path_factory.mktemp("keras_rnns")
+    keras.utils.set_random_seed(0)
+    out = {}
+    for name, layer in (("lstm", lambda: keras.layers.LSTM(6)),
+                        ("bilstm", lambda: keras.layers.Bidirectional(keras.layers.LSTM(6)))):
+        inp = keras.Input((7, 5), name="seq")
+        model = keras.Model(inp, keras.layers.Dense(3)(layer()(inp)))
+        model.save(d / f"{name}.keras")
+        out[name] = d / f"{name}.keras"
+        out[name + "_tflite"] = helpers.keras_to_tflite(model, d / f"{name}.tflite")
+    inp = keras.Input((None, None, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.save(d / "dyn.keras")
+    out["dyn"] = d / "dyn.keras"
+    out["dyn_tflite"] = helpers.keras_to_tflite(model, d / "dyn.tflite")
+    return out
+
+
+LSTM_MACS = 7 * 4 * 6 * (5 + 6) + 6 * 3  # 7 steps x 4 gates x hidden 6 x (input 5 + hidden 6), then Dense
+
+
+def test_keras_lstm_macs_match_the_standard_formula(keras_rnns):
+    assert inspect_model(keras_rnns["lstm"]).macs == LSTM_MACS
+    assert inspect_model(keras_rnns["bilstm"]).macs == 2 * 7 * 4 * 6 * 11 + 12 * 3
+
+
+def test_tflite_lstm_while_loop_counts_its_body_per_step(keras_rnns):
+    info = inspect_model(keras_rnns["lstm_tflite"])
+    assert "WHILE" in info.ops and info.macs == LSTM_MACS and not info.macs_partial
+    assert inspect_model(keras_rnns["bilstm_tflite"]).macs == 2 * 7 * 4 * 6 * 11 + 12 * 3
+
+
+def test_dynamic_spatial_dims_partial_then_exact_in_keras_and_tflite(keras_rnns):
+    for key in ("dyn", "dyn_tflite"):
+        info = inspect_model(keras_rnns[key])
+        assert info.macs_partial, key
+        info = inspect_model(keras_rnns[key], input_shapes=["image=1,20,30,3"])
+        assert info.macs == 20 * 30 * 4 * 27 + 4 * 2 and not info.macs_partial, key

@@ -27,7 +27,7 @@ def inspect_cmd(model: str, layers: bool, as_json: bool, input_shapes) -> None:
     """
     from edgeml.artifact import inspect_model
 
-    info = inspect_model(model, input_shapes=input_shapes)
+    info = inspect_model(model, input_shapes=input_shapes) if input_shapes else inspect_model(model)
     if as_json:
         emit_json(info.to_dict(layers=layers))
         return

@@ -41,8 +41,10 @@ class Verification:
 
 
 def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shapes: Any = None,
-                 what: str = "generated sample inputs") -> list[dict[str, np.ndarray]]:
-    """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10), booleans False/True.
+                 what: str = "generated sample inputs", values: dict[str, int] | None = None
+                 ) -> list[dict[str, np.ndarray]]:
+    """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10), booleans False/True;
+    ``values`` (``Inspection.input_values``: a sample rate the graph tests for) are fed as they are.
 
     Shapes come from ``edgeml.formats.shapes.resolve`` (batch 1, symbolic dims resolved by name across
     inputs, ``input_shapes`` for the rest); an unknown dimension is refused, never invented.
@@ -56,7 +58,9 @@ def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shape
         sample = {}
         for t in inputs:
             shape = shapes[t.name]
-            if t.dtype.startswith("float") or t.quantization is not None:
+            if values and t.name in values:
+                sample[t.name] = np.full(shape, values[t.name], dtype=t.dtype)
+            elif t.dtype.startswith("float") or t.quantization is not None:
                 sample[t.name] = rng.random(shape, dtype=np.float32)
             elif t.dtype == "bool":
                 sample[t.name] = rng.integers(0, 2, shape).astype(bool)
@@ -66,13 +70,19 @@ def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shape
     return feeds
 
 
-def random_feeds_label(inputs: list[TensorSpec]) -> str:
+def random_feeds_label(inputs: list[TensorSpec], values: dict[str, int] | None = None) -> str:
     """What ``random_feeds`` fed, in words (integer inputs such as a sample rate are named)."""
+    values = values or {}
     ints = [t for t in inputs if not (t.dtype.startswith("float") or t.quantization is not None)]
     text = "seeded random inputs in [0, 1)"
+
+    def one(t: TensorSpec) -> str:
+        kind = f"{t.name} ({t.dtype}{' scalar' if not t.shape else ''})"
+        if t.name in values:
+            return f"{kind} = {values[t.name]}, the value the model tests it for"
+        return f"{t.name} (bool) random" if t.dtype == "bool" else f"{kind} random integers in [0, 10)"
     if ints:
-        text += "; " + ", ".join(f"{t.name} ({t.dtype}{' scalar' if not t.shape else ''}) random integers in "
-                                 f"[0, 10)" if t.dtype != "bool" else f"{t.name} (bool) random" for t in ints)
+        text += "; " + ", ".join(one(t) for t in ints)
     return text
 
 

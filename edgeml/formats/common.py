@@ -101,6 +101,9 @@ class Inspection:
     # unknown trip count): ``macs`` is then the sum over the ops that could be counted, a lower bound
     macs_partial: bool = False
     macs_shapes: dict[str, tuple] | None = None  # the input shapes the MACs were counted at
+    # scalar integer inputs the graph compares with one constant (a sample rate: Equal(sr, 16000)):
+    # generated inputs feed that value rather than a random one
+    input_values: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self, *, layers: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {

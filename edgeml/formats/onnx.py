@@ -485,6 +485,38 @@ def runtime_shapes(model, feeds: dict[str, np.ndarray], taken: dict[str, str] | 
     return found
 
 
+_PASS_THROUGH = {"Reshape", "Cast", "Squeeze", "Unsqueeze", "Identity", "Flatten"}
+
+
+def compared_values(model, g: _Graph, specs: list[TensorSpec]) -> dict[str, int]:
+    """Scalar integer inputs the graph tests against exactly one constant (``Equal(sr, 16000)``)."""
+    consumers: dict[str, list] = {}
+    for graph in _all_graphs(model.graph):
+        for node in graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
+    out = {}
+    for t in specs:
+        if t.shape or not (t.dtype.startswith("int") or t.dtype.startswith("uint")):
+            continue
+        values, todo, seen = set(), [t.name], set()
+        while todo:
+            name = todo.pop()
+            for node in consumers.get(name, []):
+                if id(node) in seen:
+                    continue
+                seen.add(id(node))
+                if node.op_type in _PASS_THROUGH and node.input[0] == name:
+                    todo += list(node.output[:1])
+                elif node.op_type == "Equal":
+                    other = g.value(node.input[1] if node.input[0] == name else node.input[0])
+                    if other is not None and other.size == 1:
+                        values.add(int(other.reshape(-1)[0]))
+        if len(values) == 1:
+            out[t.name] = values.pop()
+    return out
+
+
 def inspect(path: Path, *, input_shapes=None) -> Inspection:
     """Describe an .onnx file; MACs at ``input_shapes`` (see edgeml.formats.shapes) for dynamic inputs."""
     import onnx
@@ -570,5 +602,5 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
         outputs=[_spec_of(vi, g, consumers, producers) for vi in model.graph.output],
         params=stats.params, macs=total, ops=dict(ops.most_common()), weight_dtypes=dict(stats.dtypes),
         sparsity=stats.sparsity, custom_ops=custom, layers=counter.layers, notes=notes, macs_partial=partial,
-        macs_shapes=dict(resolved.shapes),
+        macs_shapes=dict(resolved.shapes), input_values=compared_values(model, g, raw_inputs),
     )

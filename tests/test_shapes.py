@@ -358,17 +358,22 @@ def keras_rnns(tmp_path_factory):
     """LSTM(6) and Bidirectional(LSTM(6)) on (7 steps, 5 features) + Dense(3); a CNN on (None, None, 3)."""
     import helpers
     import keras
+    import tensorflow as tf
+
+    def rnn_to_tflite(model, path):  # from_keras_model keeps the static batch the RNN lowering needs
+        path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        return path
 
     d = tmp_path_factory.mktemp("keras_rnns")
     keras.utils.set_random_seed(0)
     out = {}
     for name, layer in (("lstm", lambda: keras.layers.LSTM(6)),
                         ("bilstm", lambda: keras.layers.Bidirectional(keras.layers.LSTM(6)))):
-        inp = keras.Input((7, 5), name="seq")
+        inp = keras.Input((7, 5), batch_size=1, name="seq")  # TFLite lowers an RNN at a static batch
         model = keras.Model(inp, keras.layers.Dense(3)(layer()(inp)))
         model.save(d / f"{name}.keras")
         out[name] = d / f"{name}.keras"
-        out[name + "_tflite"] = helpers.keras_to_tflite(model, d / f"{name}.tflite")
+        out[name + "_tflite"] = rnn_to_tflite(model, d / f"{name}.tflite")
     inp = keras.Input((None, None, 3), name="image")
     x = keras.layers.Conv2D(4, 3, padding="same")(inp)
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
@@ -398,3 +403,39 @@ def test_dynamic_spatial_dims_partial_then_exact_in_keras_and_tflite(keras_rnns)
         assert info.macs_partial, key
         info = inspect_model(keras_rnns[key], input_shapes=["image=1,20,30,3"])
         assert info.macs == 20 * 30 * 4 * 27 + 4 * 2 and not info.macs_partial, key
+
+
+class _FakeOp:
+    """Just enough of a TFLite Operator for _op_macs: input tensor indices (-1: absent)."""
+
+    def __init__(self, inputs: list[int]):
+        self.inputs = inputs
+
+    def Inputs(self, i):  # noqa: N802 (flatbuffers API)
+        return self.inputs[i]
+
+    def InputsLength(self):  # noqa: N802
+        return len(self.inputs)
+
+    def Outputs(self, i):  # noqa: N802
+        return 99
+
+
+def test_tflite_fused_sequence_lstm_macs():
+    from edgeml.formats.tflite import _op_macs
+
+    batch, time, n_in, cell, n_out = 2, 9, 5, 6, 4  # with a projection cell -> n_out
+    shapes = {0: (batch, time, n_in), 16: (n_out, cell)}
+    shapes.update({i: (cell, n_in) for i in (1, 2, 3, 4)})
+    shapes.update({i: (cell, n_out) for i in (5, 6, 7, 8)})
+    uni = _FakeOp([0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, 12, 13, 14, 15, 16, -1, 18, 19])
+    per_step = 4 * cell * n_in + 4 * cell * n_out + n_out * cell
+    assert _op_macs("UNIDIRECTIONAL_SEQUENCE_LSTM", uni, shapes.get, None) == batch * time * per_step
+    cifg = _FakeOp([0, -1, 2, 3, 4, -1, 6, 7, 8] + [-1] * 11)  # coupled input-forget gate: 3 gates
+    assert _op_macs("UNIDIRECTIONAL_SEQUENCE_LSTM", cifg, shapes.get, None) == \
+        batch * time * 3 * cell * (n_in + n_out)
+    bw = {k + 17: v for k, v in shapes.items() if k in (1, 2, 3, 4, 5, 6, 7, 8, 16)}
+    bidi = _FakeOp([0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, 12, 13, 14, 15, 16, -1,
+                    18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, 29, 30, 31, 32, 33] + [-1] * 14)
+    assert _op_macs("BIDIRECTIONAL_SEQUENCE_LSTM", bidi, {**shapes, **bw}.get, None) == 2 * batch * time * per_step
+    assert _op_macs("UNIDIRECTIONAL_SEQUENCE_LSTM", uni, {**shapes, 0: None}.get, None) is None  # unknown steps

@@ -190,9 +190,16 @@ class _Shapes:
 
     def _from_interpreter(self, path: Path, shapes: dict[str, tuple]) -> None:
         try:
-            from edgeml.runtimes.litert import load_interpreter
+            import sys
 
-            it = load_interpreter(path, allocate=False)
+            from edgeml.runtimes.litert import interpreter_class
+
+            cls, _ = interpreter_class()
+            kwargs = {}
+            resolver = getattr(sys.modules.get(cls.__module__), "OpResolverType", None)
+            if resolver is not None:  # a delegate (XNNPACK) would hide the intermediate shapes
+                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            it = cls(model_path=str(path), **kwargs)
             details = it.get_input_details()
             main = self.reader.model.Subgraphs(0)
             names = self.reader.signature_names()
@@ -202,6 +209,9 @@ class _Shapes:
                 if name in shapes:
                     it.resize_tensor_input(d["index"], list(shapes[name]), strict=False)
             it.allocate_tensors()
+            for d in it.get_input_details():  # dynamic tensors get their shapes when the graph runs
+                it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+            it.invoke()
             for d in it.get_tensor_details():
                 self.runtime[int(d["index"])] = tuple(int(x) for x in d["shape"])
             self.dynamic_ok = True

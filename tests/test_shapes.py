@@ -439,3 +439,23 @@ def test_tflite_fused_sequence_lstm_macs():
                     18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, 29, 30, 31, 32, 33] + [-1] * 14)
     assert _op_macs("BIDIRECTIONAL_SEQUENCE_LSTM", bidi, {**shapes, **bw}.get, None) == 2 * batch * time * per_step
     assert _op_macs("UNIDIRECTIONAL_SEQUENCE_LSTM", uni, {**shapes, 0: None}.get, None) is None  # unknown steps
+
+
+def test_constant_of_shape_weights_count_but_zero_states_do_not(tmp_path):
+    """A placeholder conv weight built by ConstantOfShape (reshaped on the way) is a weight; a zero state
+    built the same way and added to the output is not."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)  # noqa: E731
+    nodes = [helper.make_node("ConstantOfShape", ["wshape"], ["wflat"],
+                              value=numpy_helper.from_array(np.array([0.5], np.float32))),
+             helper.make_node("Reshape", ["wflat", "w4"], ["w"]),
+             helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("ConstantOfShape", ["sshape"], ["state"]),
+             helper.make_node("Add", ["c", "state"], ["y"])]
+    graph = helper.make_graph(nodes, "cos", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])],
+                              initializer=[i64("wshape", [72]), i64("w4", [4, 2, 3, 3]), i64("sshape", [1, 4, 4, 4])])
+    info = inspect_model(_save(graph, tmp_path / "cos.onnx"))
+    assert info.params == 72 and info.macs == 4 * 4 * 4 * 18
+    assert any("72 parameter(s) are built at run time by ConstantOfShape" in n for n in info.notes)

@@ -517,6 +517,23 @@ def compared_values(model, g: _Graph, specs: list[TensorSpec]) -> dict[str, int]
     return out
 
 
+# inputs that hold a layer's parameters (a ConstantOfShape feeding one is a placeholder weight)
+_WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
+                  "BatchNormalization": (1, 2, 3, 4), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
+                  "PRelu": (1,), "LSTM": (1, 2, 3), "GRU": (1, 2, 3), "RNN": (1, 2, 3)}
+
+
+def _feeds_weight(name: str, consumers: dict, depth: int = 0) -> bool:
+    """Whether ``name`` reaches a parameter input (through Reshape/Transpose/Cast/... of the value itself)."""
+    for node, pos in consumers.get(name, []):
+        if pos in _WEIGHT_INPUTS.get(node.op_type, ()):
+            return True
+        if (node.op_type in _PASS_THROUGH or node.op_type == "Transpose") and pos == 0 and depth < 4 \
+                and _feeds_weight(node.output[0], consumers, depth + 1):
+            return True
+    return False
+
+
 def inspect(path: Path, *, input_shapes=None) -> Inspection:
     """Describe an .onnx file; MACs at ``input_shapes`` (see edgeml.formats.shapes) for dynamic inputs."""
     import onnx
@@ -554,6 +571,8 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
         for node in graph.node:
             if node.op_type != "ConstantOfShape" or not node.input or g.value(node.input[0]) is None:
                 continue
+            if not _feeds_weight(node.output[0], consumers):
+                continue  # a zero state or a shape helper, not a weight
             shape = g.value(node.input[0])
             fill = next((onnx.numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"),
                         np.zeros(1, np.float32))

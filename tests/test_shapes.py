@@ -459,3 +459,17 @@ def test_constant_of_shape_weights_count_but_zero_states_do_not(tmp_path):
     info = inspect_model(_save(graph, tmp_path / "cos.onnx"))
     assert info.params == 72 and info.macs == 4 * 4 * 4 * 18
     assert any("72 parameter(s) are built at run time by ConstantOfShape" in n for n in info.notes)
+
+
+def test_recipe_input_shape_is_normalised_and_checked(tmp_path, shape_models):
+    from edgeml.pipeline import Recipe
+
+    r = Recipe(model=str(shape_models["dyn"]), out=str(tmp_path / "run"), calib="builtin:digits",
+               input_shape={"x": [1, 3, 32, 32]}).validate()
+    assert r.input_shape == ["x=1,3,32,32"] and 'input_shape = ["x=1,3,32,32"]' in r.to_toml()
+    with pytest.raises(ShapeError, match="whole numbers"):
+        Recipe(model=str(shape_models["dyn"]), out=str(tmp_path / "run"), calib="builtin:digits",
+               input_shape=["x=1,a"]).validate()
+    r = invoke("optimize", str(shape_models["dyn"]), "-o", str(tmp_path / "run"), "--calib", "builtin:digits",
+               "--input-shape", "x=1,3,32,32", "--dry-run")
+    assert r.exit_code == 0 and 'input_shape = ["x=1,3,32,32"]' in r.output

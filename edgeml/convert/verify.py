@@ -11,6 +11,9 @@ import numpy as np
 
 from edgeml.formats.common import TensorSpec
 
+NON_BATCH_DYNAMIC = 16  # size a memory bound may assume for a dynamic dim; generated inputs never invent one
+
+
 @dataclass
 class Verification:
     """How closely ``test`` reproduces ``reference``.

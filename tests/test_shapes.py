@@ -473,3 +473,14 @@ def test_recipe_input_shape_is_normalised_and_checked(tmp_path, shape_models):
     r = invoke("optimize", str(shape_models["dyn"]), "-o", str(tmp_path / "run"), "--calib", "builtin:digits",
                "--input-shape", "x=1,3,32,32", "--dry-run")
     assert r.exit_code == 0 and 'input_shape = ["x=1,3,32,32"]' in r.output
+
+
+def test_convert_refuses_unknown_dims_before_converting_and_verifies_at_the_given_shape(keras_rnns, tmp_path):
+    out = tmp_path / "dyn.tflite"
+    r = invoke("convert", str(keras_rnns["dyn"]), "--to", "tflite", "-o", str(out))
+    assert r.exit_code == 3 and "image[1], image[2]" in r.output and "--input-shape image=1,D,D,3" in r.output
+    assert not out.exists()
+    r = invoke("convert", str(keras_rnns["dyn"]), "--to", "tflite", "-o", str(out), "--input-shape",
+               "image=1,12,16,3", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["verification"]["passed"] and out.exists()

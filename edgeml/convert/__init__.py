@@ -77,6 +77,12 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
         say(f"loading {art.path}")
         keras_model = load(art.path)
+    if verify > 0 and calib is None:  # refuse unknown input dims before converting, not after
+        from edgeml.formats.keras import io_specs
+        from edgeml.formats.shapes import resolve
+
+        specs = io_specs(keras_model)[0] if keras_model is not None else art.inspect().inputs
+        resolve(specs, input_shapes).require("verifying the conversion on generated inputs")
     simplify_info = None
     with atomic_path(out) as tmp:
         if to == "tflite":

@@ -182,7 +182,11 @@ class TFLiteModel:
             self.delegate = name
         try:
             self.it = cls(**kwargs)
-            self.it.allocate_tensors()
+            # dynamic inputs (shape signature -1) are allocated once set() has resized them: a delegate may
+            # refuse to prepare the graph at the placeholder size 1
+            self.allocated = not any(-1 in list(d.get("shape_signature", [])) for d in self.it.get_input_details())
+            if self.allocated:
+                self.it.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise RunnerError("%s: the TFLite runtime refuses this model: %s" % (spec["name"], exc),
                               "an Edge TPU-compiled model needs the edgetpu delegate (--target coral-usb)"
@@ -199,8 +203,14 @@ class TFLiteModel:
             if shape != [int(v) for v in d["shape"]]:  # dynamic dims: the data decides the shape
                 self.it.resize_tensor_input(d["index"], shape, strict=False)
                 resized = True
-        if resized:
-            self.it.allocate_tensors()
+        if resized or not self.allocated:
+            try:
+                self.it.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise RunnerError("the TFLite runtime cannot prepare the model at input shapes %s: %s"
+                                  % ([list(np.shape(x)) for x in arrays], " ".join(str(exc).split())),
+                                  "check the input shapes (--input-shape) fit the model")
+            self.allocated = True
             self.inputs = self.it.get_input_details()
             self.outputs = self.it.get_output_details()
         for d, x in zip(self.inputs, arrays):

@@ -237,9 +237,11 @@ def _validate_with_runtime(path: Path, inspection: Inspection) -> None:
             "custom ops " + ", ".join(inspection.custom_ops) + " need a delegate or op resolver at run time "
             "(edgetpu-custom-op: the Coral Edge TPU delegate, libedgetpu)")
         return
-    dynamic = any(d is None for t in inspection.inputs for d in t.shape)
-    try:  # dynamic inputs: ops are checked, but nothing is prepared at the placeholder size 1
-        load_interpreter(path, allocate=not dynamic)
+    from edgeml.formats.shapes import resolve
+
+    unknown = not resolve(inspection.inputs).complete
+    try:  # unknown input dims: ops are checked, but nothing is prepared at the placeholder size 1
+        load_interpreter(path, allocate=not unknown)
     except MissingDependencyError:
         inspection.notes.append("no TFLite runtime installed: the model was parsed but not loaded")
 

@@ -77,7 +77,9 @@ class LiteRTSession:
         info = inspect_tflite(self.path, validate=False)
         # a model with dynamic inputs is allocated at the first real shape (set_inputs): a delegate such as
         # XNNPACK may refuse to prepare it at the placeholder size 1
-        self._allocated = not any(d is None for t in info.inputs for d in t.shape)
+        from edgeml.formats.shapes import resolve
+
+        self._allocated = resolve(info.inputs).complete
         self.interpreter = load_interpreter(self.path, num_threads=threads, experimental_delegates=delegates,
                                             preserve_all_tensors=preserve_all_tensors, allocate=self._allocated)
         self.inputs, self.outputs = info.inputs, info.outputs

@@ -184,7 +184,7 @@ class TFLiteModel:
             self.it = cls(**kwargs)
             # dynamic inputs (shape signature -1) are allocated once set() has resized them: a delegate may
             # refuse to prepare the graph at the placeholder size 1
-            self.allocated = not any(-1 in list(d.get("shape_signature", [])) for d in self.it.get_input_details())
+            self.allocated = not any(-1 in list(d.get("shape_signature", []))[1:] for d in self.it.get_input_details())
             if self.allocated:
                 self.it.allocate_tensors()
         except (RuntimeError, ValueError) as exc:

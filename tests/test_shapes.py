@@ -484,3 +484,15 @@ def test_convert_refuses_unknown_dims_before_converting_and_verifies_at_the_give
                "image=1,12,16,3", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["verification"]["passed"] and out.exists()
+
+
+def test_bench_takes_dynamic_dims_from_the_data(keras_rnns, shape_models, tmp_path):
+    data = tmp_path / "imgs.npz"
+    np.savez(data, image=np.random.default_rng(0).random((3, 12, 16, 3), dtype=np.float32))
+    r = invoke("bench", str(keras_rnns["dyn_tflite"]), "--runs", "2", "--warmup", "0", "--data", str(data), "--json")
+    assert r.exit_code == 0, r.output
+    onnx_data = tmp_path / "x.npz"
+    np.savez(onnx_data, x=np.random.default_rng(0).random((2, 3, 20, 24), dtype=np.float32))
+    r = invoke("bench", str(shape_models["dyn"]), "--target", "rpi4", "--data", str(onnx_data), "--json")
+    assert r.exit_code == 0, r.output  # the estimate counts at the data's 20 x 24
+    assert json.loads(r.stdout)["models"][0]["estimate"]["top_ops"][0]["macs"] == 20 * 24 * 216

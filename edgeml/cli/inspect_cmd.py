@@ -51,8 +51,8 @@ def render(info, *, layers: bool = False) -> str:
         f"model      {info.path}",
         f"format     {info.format}   size {human_bytes(info.size_bytes)} ({info.size_bytes} bytes)",
         f"params     {human_count(info.params)} ({info.params})",
-        f"MACs       {human_count(info.macs)} ({info.macs})" + (" partial: a lower bound, see notes"
-                                                             if info.macs_partial else "") + _at(info),
+        f"MACs       {human_count(info.macs)} ({info.macs})" + _at(info) + (" - partial: a lower bound, see notes"
+                                                                          if info.macs_partial else ""),
         f"weights    {dtypes}",
         f"sparsity   {100 * info.sparsity:.2f}% exact zeros",
         f"custom ops {', '.join(info.custom_ops) if info.custom_ops else 'none'}",

@@ -163,9 +163,10 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"
     else:
+        values = art.inspect().input_values if keras_model is None else {}  # e.g. sr = 16000
         feeds = random_feeds(reference.inputs, n, seed=0, input_shapes=input_shapes,
-                             what="verifying the conversion on generated inputs")
-        label = random_feeds_label(reference.inputs)
+                             what="verifying the conversion on generated inputs", values=values)
+        label = random_feeds_label(reference.inputs, values)
     return compare(reference, test, feeds, atol=atol, data=label)
 
 

@@ -233,7 +233,9 @@ def fmt_value(item: Item, value: float | None) -> str:
     if item.unit == "bytes":
         return human_bytes(value)
     if item.unit == "ms":
-        return f"{value:.4g} ms"
+        from edgeml._units import format_ms
+
+        return format_ms(value)
     return f"{value:.4f}"
 
 

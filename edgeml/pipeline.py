@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -74,18 +75,56 @@ class Recipe:
             load_profile(t)
         return self
 
-    def to_toml(self) -> str:
-        """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`."""
+    def to_toml(self, base: str | Path | None = None) -> str:
+        """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`.
+
+        With ``base`` (the folder the recipe file will be in), relative paths -- given relative to the current
+        directory -- are rewritten relative to ``base``, the way :func:`load_recipe` reads them back; absolute
+        paths stay absolute. So a recipe of relative paths can be committed next to its model.
+        """
         def val(v: Any) -> str:
             return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
 
-        lines = [f"{k} = {val(v)}" for k, v in asdict(self).items() if k != "budget" and v is not None]
+        data = asdict(self)
+        if base is not None:
+            for key in PATH_KEYS:
+                if isinstance(data.get(key), str):
+                    data[key] = _rebase(data[key], Path.cwd(), Path(base))
+            for key in SPEC_KEYS:
+                if isinstance(data.get(key), str):
+                    data[key] = _rebase_spec(data[key], Path.cwd(), Path(base))
+        lines = [f"{k} = {val(v)}" for k, v in data.items() if k != "budget" and v is not None]
         if self.budget:
             lines += ["", "[budget]"] + [f"{k} = {val(v)}" for k, v in self.budget.items()]
         return "\n".join(lines) + "\n"
 
 
 _FIELDS = {f.name for f in fields(Recipe)}
+PATH_KEYS = ("model", "out", "training")  # file paths in a recipe
+SPEC_KEYS = ("calib", "eval", "train")  # data specs: PATH[?k=v...], a .toml spec or builtin:NAME
+
+
+def _rebase(path: str, frm: Path, to: Path) -> str:
+    """A relative ``path`` meant from folder ``frm`` as seen from folder ``to``; absolute paths unchanged."""
+    p = Path(path)
+    if p.is_absolute():
+        return path
+    return Path(os.path.relpath((frm / p).resolve(), to.resolve())).as_posix()
+
+
+def _spec_parts(spec: str, folder: Path) -> tuple[str, str]:
+    """(path, '?options' or '') of a data spec; the whole spec is the path when that file exists."""
+    if "?" in spec and not (folder / spec).exists():
+        path, query = spec.split("?", 1)
+        return path, "?" + query
+    return spec, ""
+
+
+def _rebase_spec(spec: str, frm: Path, to: Path) -> str:
+    if spec.startswith("builtin:"):
+        return spec
+    path, query = _spec_parts(spec, frm)
+    return _rebase(path, frm, to) + query if path else spec
 
 
 def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
@@ -97,9 +136,15 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise EdgeMLError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
-    for key in ("model", "out", "training"):
+    for key in PATH_KEYS:
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(p.parent / data[key])
+    for key in SPEC_KEYS:  # a data file named in a committed recipe is next to the recipe, like the model
+        spec = data.get(key)
+        if isinstance(spec, str) and spec and not spec.startswith("builtin:"):
+            path, query = _spec_parts(spec, p.parent)
+            if path and not Path(path).is_absolute():
+                data[key] = str(p.parent / path) + query
     if isinstance(data.get("targets"), str):
         data["targets"] = [data["targets"]]
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -139,6 +184,7 @@ class RunResult:
     manifest: dict[str, Any]
     report: Any
     check: Any
+    ranking: Any = None  # edgeml.report.rank.Ranking: the variants, best first
 
     @property
     def passed(self) -> bool:
@@ -283,15 +329,21 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     say(f"[{run.n + 1}/{total}] report")
     from edgeml.report import build_report, write_report
 
+    from edgeml.report.rank import rank_variants
+
     rep = build_report([d / MANIFEST], train_power_w=r.train_power_w)
+    ranking = rank_variants(rep, r.budget, target=rep.targets[0] if rep.targets else None)
+    if ranking.best:  # headline (and gate) the best variant, not the last one benched
+        rep.deploy = ranking.best
     for suffix in (".html", ".md", ".json"):
         write_report(rep, d / f"report{suffix}", force=True)
+    manifest = run.save({"best": ranking.to_dict()})
     check = None
     if r.budget:
         say(f"[{run.n + 2}/{total}] check")
         from edgeml.check import make_budget, run_check
 
-        final = d / deployables[-len(r.formats)]  # the last source's first-format int8 model
+        final = d / rep.deploy
         entry = dict(r.budget, model=str(final))
         defaults = {"target": r.targets[0], "data": r.eval}
         if "max_accuracy_drop" in entry:
@@ -299,5 +351,5 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
         check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
                           progress=say, input_shapes=r.input_shape)
         _write(d / "check.json", check.to_dict())
-        manifest = run.save({"check": "check.json"})
-    return RunResult(out=str(d), manifest=manifest, report=rep, check=check)
+        manifest = run.save({"best": ranking.to_dict(), "check": "check.json"})
+    return RunResult(out=str(d), manifest=manifest, report=rep, check=check, ranking=ranking)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeml.cli._options import input_shape_option
-from edgeml.cli._out import emit_json, table
+from edgeml.cli._out import emit_json, spinner, table
 
 
 @click.command("inspect")
@@ -27,7 +27,10 @@ def inspect_cmd(model: str, layers: bool, as_json: bool, input_shapes) -> None:
     """
     from edgeml.artifact import inspect_model
 
-    info = inspect_model(model, input_shapes=input_shapes) if input_shapes else inspect_model(model)
+    # a .keras/.h5/SavedModel loads TensorFlow (seconds): say so at once; .tflite/.onnx only when slow
+    fast = model.lower().endswith((".tflite", ".onnx"))
+    with spinner(f"inspecting {model}", delay=0.5 if fast else 0):
+        info = inspect_model(model, input_shapes=input_shapes) if input_shapes else inspect_model(model)
     if as_json:
         emit_json(info.to_dict(layers=layers))
         return

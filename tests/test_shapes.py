@@ -422,7 +422,7 @@ class _FakeOp:
 
 
 def test_tflite_fused_sequence_lstm_macs():
-    from edgeml.formats.tflite import _op_macs
+    from edgeml.formats.tflite import op_macs as _op_macs
 
     batch, time, n_in, cell, n_out = 2, 9, 5, 6, 4  # with a projection cell -> n_out
     shapes = {0: (batch, time, n_in), 16: (n_out, cell)}

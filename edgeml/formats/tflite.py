@@ -123,7 +123,16 @@ def _options(op, cls):
     return o
 
 
-def _op_macs(op_name: str, op, shape_of, reader: _Reader) -> int | None:
+def _op_macs(op_name: str, sg, op, reader: _Reader) -> int:
+    """MACs of one op of subgraph ``sg`` at the shapes stored in the file (static models; 0 when unknown)."""
+    def file_shape(t_idx: int) -> tuple:
+        t = sg.Tensors(t_idx)
+        return tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+
+    return op_macs(op_name, op, file_shape, reader) or 0
+
+
+def op_macs(op_name: str, op, shape_of, reader: _Reader) -> int | None:
     """MACs of one op; ``shape_of(tensor index)`` is a concrete shape or None (unknown). None: unknown."""
     def t_shape(i: int) -> tuple | None:
         idx = op.Inputs(i) if i >= 0 else op.Outputs(0)
@@ -331,7 +340,7 @@ class _MacCounter:
         if name == "CALL_ONCE":
             o = _options(op, self.S.CallOnceOptions)
             return self.subgraph(o.InitSubgraphIndex(), 1, record) if o is not None else 0
-        macs = _op_macs(name, op, lambda t: self.shapes.of(g, sg, t), self.reader)
+        macs = op_macs(name, op, lambda t: self.shapes.of(g, sg, t), self.reader)
         if macs is None:
             self.unknown.append(f"{name} {self._label(sg, op)}")
             return 0

@@ -161,7 +161,8 @@ class CheckResult:
                 "items": [asdict(i) | {"status": i.status} for i in self.items], "noise": self.noise}
 
 
-def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> tuple[float, str, str]:
+def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None], input_shapes: Any = None
+             ) -> tuple[float, str, str]:
     from edgeml.bench.harness import bench
 
     host = None
@@ -171,7 +172,7 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> t
         host = SSHTarget.parse(b.host)
     values = []
     for k in range(repeat):
-        r = bench([b.model], target=b.target, host=host, runs=runs)
+        r = bench([b.model], target=b.target, host=host, runs=runs, input_shapes=input_shapes)
         m = r.models[0]
         if not r.measured:
             e = m["estimate"]
@@ -185,7 +186,8 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> t
 
 
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
-              progress: Callable[[str], None] | None = None) -> CheckResult:
+              progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> CheckResult:
+    """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs."""
     from edgeml.artifact import ModelArtifact
 
     say = progress or (lambda m: None)
@@ -208,7 +210,7 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
         if b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
-            ms, detail, kind = _latency(b, repeat, runs, say)
+            ms, detail, kind = _latency(b, repeat, runs, say, input_shapes)
             items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target})", b.max_latency_ms, ms, "ms",
                               ms <= b.max_latency_ms, detail, kind))
         if b.min_accuracy is not None:

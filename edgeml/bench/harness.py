@@ -113,10 +113,29 @@ def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path
     return files, count
 
 
+def _data_shapes(spec: Any, first: ModelArtifact) -> dict[str, tuple[int, ...]]:
+    """Input shapes (batch 1) of the first sample of ``spec``, for the model's dynamic dimensions."""
+    from edgeml.bench.accuracy import float_inputs
+    from edgeml.calibration import load_dataset
+
+    inputs = first.inspect().inputs
+    ds = load_dataset(spec, inputs=float_inputs(inputs))
+    feeds = ds.sample(0).feeds
+    out = {}
+    for t in inputs:
+        x = np.asarray(feeds[t.name])
+        out[t.name] = tuple(x.shape) if x.ndim == len(t.shape) else (1, *x.shape)
+    return out
+
+
 def bench(models: list[str | Path], *, target: str | None = None, host: Any = None, runs: int = 50, warmup: int = 5,
           min_time: float = 0.0, threads: int | None = None, data: Any = None, reference: str | Path | None = None,
-          progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board."""
+          progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> BenchResult:
+    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board.
+
+    Input shapes: from ``data`` when given, else batch 1 with ``input_shapes`` (``NAME=D0,D1,...``) for
+    other dynamic dimensions; a model with a dimension neither fixes is refused (never run at a guess).
+    """
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -130,7 +149,9 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
         from edgeml.targets.estimate import estimate_bench
 
         say(f"no --host given: estimating for {profile.name} (no board measured)")
-        return estimate_bench(arts, profile, threads=threads)
+        if data is not None and not input_shapes:  # the data decides dynamic dims
+            input_shapes = _data_shapes(data, arts[0])
+        return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes)
     specs = [preflight(a, profile) for a in arts]
     ref_art = ModelArtifact.open(reference) if reference else None
     if ref_art is not None:
@@ -151,14 +172,27 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             data_files, n_data = _data(data, all_arts, ref_index, job)
             for entry, data_file in zip(entries, data_files):
                 entry["data"] = data_file
+        generated: dict[int, str] = {}
+        if data is None:
+            from edgeml.convert.verify import random_feeds, random_feeds_label
+
+            for k, (art, entry) in enumerate(zip(all_arts, entries)):
+                info = art.inspect()
+                inputs = info.inputs
+                feed = random_feeds(inputs, 1, seed=0, input_shapes=input_shapes, values=info.input_values,
+                                    what="benchmarking without --data")[0]
+                generated[k] = random_feeds_label(inputs, info.input_values)
+                np.savez(job / f"feed{k}.npz", **{f"in{i}": feed[t.name] for i, t in enumerate(inputs)})
+                entry["feed"] = f"feed{k}.npz"
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
-            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0)
-            np.savez(job / "data.npz", **{f"in{i}": np.concatenate([f[t] for f in feeds])
-                                           for i, t in enumerate(feeds[0])})
+            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes,
+                                 values=ref_art.inspect().input_values, what="comparing with --reference")
+            np.savez(job / "data.npz", **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})
         (job / "job.json").write_text(json.dumps({"models": entries, "runs": runs, "warmup": warmup,
-                                                  "min_time": min_time, "reference": ref_index}))
+                                                  "min_time": min_time, "reference": ref_index,
+                                                  "data_layout": "full" if data is None else "samples"}))
         if host is None:
             say(f"measuring {len(arts)} model(s) on this machine")
             raw = run_local(job, progress=say)
@@ -172,6 +206,8 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
     base = None
     for k, (art, entry) in enumerate(zip(all_arts, raw["models"])):
         entry = dict(entry, path=str(art.path), size_bytes=art.path.stat().st_size)
+        if k in generated:
+            entry["inputs"] = generated[k]  # what was fed without --data
         entry["name"] = art.path.name
         if k == ref_index:
             entry["role"] = "reference"
@@ -186,6 +222,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
                 "interleaved": len(arts) > 1, "peak_rss_mib": raw.get("peak_rss_mib")}
     notes = [f"{e['name']}: {', '.join(e['missing_providers'])} not available there; ran on {e['providers'][0]}"
              for e in out if e.get("missing_providers")]
+    notes += [f"{all_arts[k].path.name}: no --data, fed {label}" for k, label in generated.items() if ";" in label]
     for e in out:
         acc = e.get("accuracy") or {}
         if "error" in acc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -41,9 +42,10 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--out", "out_file", type=click.Path(), help="Also write the JSON result to this file.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.bench/1).")
+@input_shape_option
 @click.pass_context
 def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, runs, warmup, min_time, threads, data,
-              reference, out_file, force, as_json):
+              reference, out_file, force, as_json, input_shapes):
     """Measure latency (and accuracy) of .tflite/.onnx MODELS on a target.
 
     Several models run interleaved (A B A B ...) so their ratio holds on a noisy machine. Latency is timed
@@ -65,7 +67,7 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ru
     out_path = check_output(out_file, inputs=list(models), force=force) if out_file else None
     result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
                    runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                   progress=None if quiet else status)
+                   progress=None if quiet else status, input_shapes=input_shapes)
     d = result.to_dict()
     if out_path:
         write_bytes_atomic(out_path, (json_text(d) + "\n").encode())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -30,9 +31,10 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--junit", type=click.Path(), help="Write JUnit XML (one test case per budget).")
 @click.option("--markdown", "md", type=click.Path(), help="Write a Markdown summary for a pull-request comment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.check/1).")
+@input_shape_option
 @click.pass_context
 def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, min_accuracy, max_accuracy_drop,
-              baseline, target, host, data, repeat, runs, junit, md, as_json):
+              baseline, target, host, data, repeat, runs, junit, md, as_json, input_shapes):
     """Fail CI when a model is too big, too slow or not accurate enough.
 
     Exit codes: 0 all budgets met, 1 a budget exceeded, 2 usage error (incl. a malformed budget file),
@@ -69,7 +71,8 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         else:
             raise BudgetError("no budgets", hint="pass MODEL with --max-size/--max-latency-ms/--min-accuracy, "
                                                  "--budget FILE, or add [tool.edgeml] to pyproject.toml")
-    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status)
+    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status,
+                       input_shapes=input_shapes)
     if junit:
         write_bytes_atomic(junit, junit_xml(result).encode())
     if md:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, table
 
 
@@ -19,7 +20,8 @@ from edgeml.cli._out import emit_json, table
                                                                 "coefficients here.")
 @click.option("--force", is_flag=True, help="Overwrite -o if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.estimate/1).")
-def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json):
+@input_shape_option
+def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json, input_shapes):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
     Always an estimate: dense and depthwise MACs at the board's peak (thread scaling), a per-layer term, on
@@ -56,7 +58,7 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
-    e = est.estimate(model, target=target, precision=precision, threads=threads)
+    e = est.estimate(model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
     if as_json:
         emit_json(e.to_dict())
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -30,9 +31,10 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Worst layers to print.")
 @click.option("--force", is_flag=True, help="Overwrite OUT/--report if they exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.quantize/1).")
+@input_shape_option
 @click.pass_context
 def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, calib_samples, target, eval_spec,
-                 report, top, force, as_json):
+                 report, top, force, as_json, input_shapes):
     """Quantize MODEL (.keras, .h5, SavedModel, float .tflite, .onnx) with calibration data.
 
     TFLite: the TFLite converter (Keras/SavedModel) or AI Edge Quantizer (a float .tflite); full-integer
@@ -52,7 +54,7 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, cal
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     r = quantize(model, out=out, calib=calib, format=fmt, mode=mode, io=io, per_channel=per_channel, method=method,
                  calib_samples=calib_samples, target=target, eval=eval_spec, report=report, force=force,
-                 progress=None if quiet else status)
+                 progress=None if quiet else status, input_shapes=input_shapes)
     if as_json:
         emit_json(r.to_dict())
         return

@@ -16,7 +16,7 @@ from typing import Any
 from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
-from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds
+from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
 from edgeml.errors import EdgeMLError
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,10 @@ def _route(fmt: ModelFormat, to: str, path: Path) -> None:
 def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, simplify: bool = True,
             float16: bool = False, verify: int = 8, calib: Any = None, atol: float | None = None,
             force: bool = False, strict: bool = False, progress: Callable[[str], None] | None = None,
-            keras_model: Any = None) -> ConvertResult:
-    """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload."""
+            keras_model: Any = None, input_shapes: Any = None) -> ConvertResult:
+    """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload.
+
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of the verification samples."""
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
     _route(art.format, to, art.path)
@@ -75,6 +77,12 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
         say(f"loading {art.path}")
         keras_model = load(art.path)
+    if verify > 0 and calib is None:  # refuse unknown input dims before converting, not after
+        from edgeml.formats.keras import io_specs
+        from edgeml.formats.shapes import resolve
+
+        specs = io_specs(keras_model)[0] if keras_model is not None else art.inspect().inputs
+        resolve(specs, input_shapes).require("verifying the conversion on generated inputs")
     simplify_info = None
     with atomic_path(out) as tmp:
         if to == "tflite":
@@ -92,7 +100,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
         seconds = time.perf_counter() - t0
         verification = None
         if verify > 0:
-            verification = _verify(art, keras_model, tmp, verify, calib, atol, say)
+            verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
             if simplify_info and simplify_info["applied"] and not verification.passed:
                 # simplification may be what broke it: retry with the unsimplified graph
                 msg = "simplified model differs from the source; kept the unsimplified model"
@@ -103,7 +111,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
                 onnx.save(_to_onnx(art, keras_model, opset, say), str(tmp))
                 simplify_info.update(applied=False, warning=msg)
-                verification = _verify(art, keras_model, tmp, verify, calib, atol, say)
+                verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
             if not verification.passed:
                 raise VerificationError(
                     f"{art.path}: converted {to} output differs from the source: {verification.summary()}",
@@ -145,7 +153,7 @@ def _simplify(proto: Any, say) -> tuple[Any, dict[str, Any]]:
 
 
 def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib: Any, atol: float,
-            say) -> Verification:
+            say, input_shapes: Any = None) -> Verification:
     from edgeml.runtimes.session import KerasSession, open_session
 
     say(f"verifying on {n} samples")
@@ -155,8 +163,10 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"
     else:
-        feeds = random_feeds(reference.inputs, n, seed=0)
-        label = "seeded random inputs in [0, 1)"
+        values = art.inspect().input_values if keras_model is None else {}  # e.g. sr = 16000
+        feeds = random_feeds(reference.inputs, n, seed=0, input_shapes=input_shapes,
+                             what="verifying the conversion on generated inputs", values=values)
+        label = random_feeds_label(reference.inputs, values)
     return compare(reference, test, feeds, atol=atol, data=label)
 
 

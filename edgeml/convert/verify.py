@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeml.formats.common import TensorSpec
 
-NON_BATCH_DYNAMIC = 16  # a dynamic non-batch dimension (e.g. sequence length) is fed at this size
+NON_BATCH_DYNAMIC = 16  # size a memory bound may assume for a dynamic dim; generated inputs never invent one
 
 
 @dataclass
@@ -43,20 +43,50 @@ class Verification:
                 f"{self.atol:g}), mean {self.mean_abs_diff:.3g}{agree} on {self.samples} samples ({self.data})")
 
 
-def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10)."""
+def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shapes: Any = None,
+                 what: str = "generated sample inputs", values: dict[str, int] | None = None
+                 ) -> list[dict[str, np.ndarray]]:
+    """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10), booleans False/True;
+    ``values`` (``Inspection.input_values``: a sample rate the graph tests for) are fed as they are.
+
+    Shapes come from ``edgeml.formats.shapes.resolve`` (batch 1, symbolic dims resolved by name across
+    inputs, ``input_shapes`` for the rest); an unknown dimension is refused, never invented.
+    """
+    from edgeml.formats.shapes import resolve
+
+    shapes = resolve(inputs, input_shapes).require(what)
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(n):
         sample = {}
         for t in inputs:
-            shape = [1] + [NON_BATCH_DYNAMIC if d is None else d for d in t.shape[1:]]
-            if t.dtype.startswith("float") or t.quantization is not None:
+            shape = shapes[t.name]
+            if values and t.name in values:
+                sample[t.name] = np.full(shape, values[t.name], dtype=t.dtype)
+            elif t.dtype.startswith("float") or t.quantization is not None:
                 sample[t.name] = rng.random(shape, dtype=np.float32)
+            elif t.dtype == "bool":
+                sample[t.name] = rng.integers(0, 2, shape).astype(bool)
             else:
                 sample[t.name] = rng.integers(0, 10, shape).astype(t.dtype)
         feeds.append(sample)
     return feeds
+
+
+def random_feeds_label(inputs: list[TensorSpec], values: dict[str, int] | None = None) -> str:
+    """What ``random_feeds`` fed, in words (integer inputs such as a sample rate are named)."""
+    values = values or {}
+    ints = [t for t in inputs if not (t.dtype.startswith("float") or t.quantization is not None)]
+    text = "seeded random inputs in [0, 1)"
+
+    def one(t: TensorSpec) -> str:
+        kind = f"{t.name} ({t.dtype}{' scalar' if not t.shape else ''})"
+        if t.name in values:
+            return f"{kind} = {values[t.name]}, the value the model tests it for"
+        return f"{t.name} (bool) random" if t.dtype == "bool" else f"{kind} random integers in [0, 10)"
+    if ints:
+        text += "; " + ", ".join(one(t) for t in ints)
+    return text
 
 
 def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np.ndarray]]:

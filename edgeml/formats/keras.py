@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,12 @@ def layer_macs(layer) -> int:
         return shape[2:] if channels_first else shape[1:-1]
 
     total = 0
+    rnns = [layer.forward_layer, layer.backward_layer] if "Bidirectional" in names else [layer]
+    cells = [getattr(r, "cell", None) for r in rnns]
+    if all(c is not None and hasattr(c, "recurrent_kernel") and hasattr(c, "kernel") for c in cells):
+        per_step = sum(int(prod(c.kernel.shape)) + int(prod(c.recurrent_kernel.shape)) for c in cells)
+        shp = (_input_shapes(layer) or [()])[0]
+        return dim(shp[0]) * dim(shp[1]) * per_step if len(shp) >= 3 else 0  # batch x steps x (W + R)
     if "BaseConvTranspose" in names:
         k = layer.kernel.shape  # (*kernel, out, in)
         for shp in _input_shapes(layer):
@@ -135,6 +142,16 @@ def layer_macs(layer) -> int:
         elif "Dense" in names:
             total += matmul_macs(out, int(layer.kernel.shape[0]))
     return total
+
+
+def unknown_dims(layer) -> bool:
+    """True when a layer that costs MACs has a dynamic non-batch dimension (its MACs cannot be counted)."""
+    names = _class_names(layer)
+    if not ({"BaseConv", "BaseConvTranspose", "BaseSeparableConv", "BaseDepthwiseConv", "Dense", "Bidirectional"}
+            & names or hasattr(getattr(layer, "cell", None), "recurrent_kernel")):
+        return False
+    shapes = _input_shapes(layer) + _output_shapes(layer)
+    return any(d is None for shp in shapes for d in shp[1:])
 
 
 def _walk_layers(model) -> list:
@@ -183,24 +200,64 @@ def describe(model, path: Path, fmt: str) -> Inspection:
     inputs, outputs = io_specs(model)
     ops: Counter[str] = Counter()
     layers: list[LayerInfo] = []
+    unknown: list[str] = []
     for layer in _walk_layers(model):
         cls = type(layer).__name__
         if cls == "InputLayer":
             continue
         ops[cls] += 1
-        layers.append(LayerInfo(layer.name, cls, layer_macs(layer), int(layer.count_params())))
+        if unknown_dims(layer):
+            unknown.append(layer.name)
+        macs = 0 if unknown_dims(layer) else layer_macs(layer)
+        layers.append(LayerInfo(layer.name, cls, macs, int(layer.count_params())))
     stats = WeightStats()
     for w in model.weights:
         stats.add(w.numpy(), dtype=str(w.dtype))
     return Inspection(
         path=str(path), format=fmt, size_bytes=path_size(path), inputs=inputs, outputs=outputs,
         params=int(model.count_params()), macs=sum(layer.macs for layer in layers), ops=dict(ops.most_common()),
-        weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers,
+        weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers, notes=_notes(inputs, unknown),
+        macs_partial=bool(unknown),
     )
 
 
-def inspect(path: Path) -> Inspection:
+def _notes(inputs: list[TensorSpec], unknown: list[str]) -> list[str]:
+    if not unknown:
+        return []
+    from edgeml.formats.shapes import resolve
+
+    resolved = resolve(inputs)
+    dims = ", ".join(str(u) for u in resolved.unknown) or "inside the model"
+    return [f"MACs partial: {len(unknown)} layer(s) ({', '.join(unknown[:3])}) have dynamic dimensions "
+            f"({dims}); convert with a fixed shape, or inspect the .tflite/.onnx with --input-shape"]
+
+
+def with_input_shapes(model, input_shapes):
+    """The model rebuilt on fixed input shapes (MACs of dynamic dims), or the model itself when none."""
+    from edgeml.formats.shapes import ShapeError, resolve
+
+    inputs, _ = io_specs(model)
+    resolved = resolve(inputs, input_shapes)
+    if not resolved.overridden:
+        return model
+    keras = import_keras()
+    new_inputs = [keras.Input(batch_shape=resolved.shapes[t.name], dtype=t.dtype, name=f"in_{i}")
+                  for i, t in enumerate(inputs)]
+    try:
+        return keras.models.clone_model(model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0])
+    except Exception as exc:
+        raise ShapeError(f"cannot rebuild this Keras model on the input shapes given: {_reason(exc)}",
+                         hint="convert it to .tflite/.onnx and inspect that with --input-shape") from exc
+
+
+def inspect(path: Path, *, input_shapes=None) -> Inspection:
     from edgeml.artifact import detect_format
 
     fmt = detect_format(path).value
-    return describe(load(path), path, fmt)
+    model = load(path)
+    fixed = with_input_shapes(model, input_shapes)
+    info = describe(fixed, path, fmt)
+    if fixed is not model:
+        info.inputs, _ = io_specs(model)
+        info.macs_shapes = {t.name: s.shape for t, s in zip(info.inputs, io_specs(fixed)[0])}
+    return info

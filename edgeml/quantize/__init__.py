@@ -124,8 +124,11 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              mode: str = "int8", io: str | None = None, per_channel: bool = True, method: str = "minmax",
              calib_samples: int | None = None, target: str | None = None, eval: Any = None,
              report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
-             progress: Callable[[str], None] | None = None, keras_model: Any = None) -> QuantizeResult:
-    """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input."""
+             progress: Callable[[str], None] | None = None, keras_model: Any = None,
+             input_shapes: Any = None) -> QuantizeResult:
+    """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input.
+
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -192,7 +195,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
             warnings.append(f"{len(left)} op(s) stay in float: {', '.join(left[:8])}"
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
-        metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say)
+        metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
         accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
@@ -280,8 +283,8 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
     return float_path, left, recipe
 
 
-def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say):
-    from edgeml.convert.verify import compare, random_feeds
+def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say, input_shapes: Any = None):
+    from edgeml.convert.verify import compare, random_feeds, random_feeds_label
     from edgeml.runtimes.session import open_session
 
     try:
@@ -294,8 +297,9 @@ def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, s
         feeds = [{k: v[None] for k, v in ds.sample(j).feeds.items()} for j in range(min(n, len(ds)))]
         label = f"{len(feeds)} calibration samples"
     else:
-        feeds = random_feeds(ref.inputs, n, seed=0)
-        label = "seeded random inputs in [0, 1)"
+        feeds = random_feeds(ref.inputs, n, seed=0, input_shapes=input_shapes,
+                             what="comparing the quantized model on generated inputs")
+        label = random_feeds_label(ref.inputs)
     try:
         metrics = compare(ref, test, feeds, atol=math.inf, data=label)
     except Exception as exc:

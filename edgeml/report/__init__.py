@@ -224,7 +224,8 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
             from edgeml.artifact import inspect_model
 
             try:
-                v.macs = inspect_model(v.path).macs or None
+                info = inspect_model(v.path)
+                v.macs = None if info.macs_partial else (info.macs or None)  # a partial count is no figure
             except EdgeMLError:
                 pass
         if v.size_bytes is None and v.path and Path(v.path).exists():

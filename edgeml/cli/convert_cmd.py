@@ -53,3 +53,6 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
         click.echo(f"onnxsim   nodes {s['nodes_before']} -> {after}" + ("" if s["applied"] else " (not applied)"))
     if result.verification:
         click.echo(f"verified  {result.verification.summary()}")
+    for name, q in result.io_quantization.items():
+        click.echo(f"int IO    {name}: real = {q['scale']:.6g} * (q - {q['zero_point']}) "
+                   f"(kept from the source; recorded in the model's metadata)")

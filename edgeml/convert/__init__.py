@@ -16,7 +16,7 @@ from typing import Any
 from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
-from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds
+from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_label
 from edgeml.errors import EdgeMLError
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class ConvertResult:
     simplify: dict[str, Any] | None
     verification: Verification | None
     warnings: list[str] = field(default_factory=list)
+    io_quantization: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,10 +117,15 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
             warnings.append(f"kept the unsimplified model: {simplify_info['warning']}")
             log.warning("kept the unsimplified model: %s", simplify_info["warning"])
         size = tmp.stat().st_size
+        io_quant = {}
+        if to == "onnx":
+            from edgeml.convert.ioquant import read_file
+
+            io_quant = {k: q.to_dict() for k, q in read_file(tmp).items()}
     return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=to,
                          size_bytes=size, seconds=round(seconds, 3), float16=float16,
                          opset=opset if to == "onnx" else None, simplify=simplify_info,
-                         verification=verification, warnings=warnings)
+                         verification=verification, warnings=warnings, io_quantization=io_quant)
 
 
 def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
@@ -156,7 +162,7 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
         label = f"data {getattr(calib, 'origin', None) or calib}"
     else:
         feeds = random_feeds(reference.inputs, n, seed=0)
-        label = "seeded random inputs in [0, 1)"
+        label = random_label(reference.inputs)
     return compare(reference, test, feeds, atol=atol, data=label)
 
 

@@ -117,4 +117,7 @@ def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
         rename_value(model, vi.name, t.name)
     for vi, t in zip(list(model.graph.output), info.outputs):
         rename_value(model, vi.name, t.name)
+    from edgeml.convert.ioquant import record
+
+    record(model, info.inputs + info.outputs)  # int8 IO stays int8: keep what the integers mean
     return model

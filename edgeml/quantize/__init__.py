@@ -82,6 +82,10 @@ def _already_quantized(art: ModelArtifact) -> str | None:
         info = art.inspect()
         q = [d for d in info.weight_dtypes if d in ("int8", "uint8", "int4", "int16")]
         if q or "QUANTIZE" in info.ops and any(t.quantization for t in info.inputs + info.outputs):
+            from edgeml.quantize.tflite_edit import hybrid_weights
+
+            if hybrid_weights(art.path.read_bytes()) is not None:
+                return None  # float activations with int8 weights: dequantized and quantized fully
             return f"its weights are {', '.join(q) or 'quantized'}"
     return None
 
@@ -179,7 +183,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         work = Path(work_dir)
         t_cal = time.perf_counter()
         if fmt == "tflite":
-            float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, say)
+            float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
+                                               say)
         else:
             float_path, left, recipe = _onnx(art, keras_model, work, tmp, mode, per_channel, method, ds, profile,
                                              notes, say)
@@ -214,26 +219,28 @@ def _keras_inputs(keras_model: Any) -> list:
     return io_specs(keras_model)[0]
 
 
-def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, say):
+def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say):
     from edgeml.quantize import tflite as tq
 
     recipe = {"quantizer": "", "mode": mode, "io": io, "per_channel": per_channel, "method": "minmax",
               "full_int8_required": profile.full_int8}
     if art.format is ModelFormat.TFLITE:
-        from edgeml.runtimes.litert import load_interpreter
-
-        sigs = load_interpreter(art.path, allocate=False).get_signature_list()
-        signature = next(iter(sigs), "serving_default")
+        float_path, source, signature, names = _float_tflite(art, work, notes, say)
         calibration = None
         if ds is not None:
-            names = list(sigs.get(signature, {}).get("inputs", [])) or ds.input_names
-            calibration = [{n: s.feeds[k][None] for n, k in zip(names, ds.input_names)} for s in ds]
+            by_name = set(names) == set(ds.input_names)
+            calibration = [{n: s.feeds[n if by_name else k][None] for n, k in zip(names, ds.input_names)}
+                           for s in ds]
         say(f"quantizing with AI Edge Quantizer ({mode})")
-        data, left = tq.from_tflite(art.path, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
+        data, left = tq.from_tflite(source, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
                                     signature=signature, full_int8=profile.full_int8, target=profile.name)
+        if source != float_path:  # the signature was edgeml's: the output keeps the source's contract
+            from edgeml.quantize.tflite_edit import strip_signatures
+
+            data = strip_signatures(data)
         recipe["quantizer"] = "ai-edge-quantizer"
         tmp.write_bytes(data)
-        return art.path, left, recipe
+        return float_path, left, recipe
     from edgeml.convert.tflite import convert_savedmodel, export_savedmodel
 
     folder = art.path if art.format is ModelFormat.SAVEDMODEL else export_savedmodel(keras_model, work / "sm")
@@ -248,6 +255,41 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
     recipe["quantizer"] = "tflite-converter"
     tmp.write_bytes(data)
     return float_path, left, recipe
+
+
+def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, str, list[str]]:
+    """(float reference, file to quantize, signature key, its input names) for a .tflite source.
+
+    A hybrid model's int8 weights are dequantized first (the float model is the reference); a model without
+    a SignatureDef gets a temporary one over subgraph 0 (AI Edge Quantizer calibrates through signatures).
+    """
+    from edgeml.quantize import tflite_edit
+    from edgeml.runtimes.litert import load_interpreter
+
+    float_path = art.path
+    data = art.path.read_bytes()
+    hybrid = tflite_edit.hybrid_weights(data)
+    if hybrid:
+        say(f"dequantizing {len(hybrid)} int8 weight tensor(s) of the hybrid model")
+        data, count = tflite_edit.dequantize_weights(data)
+        float_path = work / "dequantized.tflite"
+        float_path.write_bytes(data)
+        notes.append(f"the source is a hybrid (dynamic-range) model: its {count} int8 weight tensor(s) were "
+                     "dequantized to float32 and the model quantized fully; fidelity is measured against that "
+                     "dequantized float model")
+    sigs = load_interpreter(float_path, allocate=False).get_signature_list()
+    if sigs:
+        signature = next(iter(sigs))
+        if len(sigs) > 1:
+            notes.append(f"the model has {len(sigs)} signatures; quantized through the first, {signature!r}")
+        return float_path, float_path, signature, list(sigs[signature].get("inputs", []))
+    info = art.inspect()
+    ins, outs = [t.name for t in info.inputs], [t.name for t in info.outputs]
+    source = work / "with_signature.tflite"
+    source.write_bytes(tflite_edit.add_signature(data, ins, outs))
+    notes.append("the model has no SignatureDef: quantized through a temporary signature over its main "
+                 "subgraph (tensor names kept; the output has no signature, like the source)")
+    return float_path, source, tflite_edit.TEMP_SIGNATURE, ins
 
 
 def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say):

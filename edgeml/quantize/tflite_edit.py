@@ -1,0 +1,153 @@
+"""Flatbuffer edits that make a published float .tflite quantizable by AI Edge Quantizer.
+
+- **No signature.** Most MediaPipe / MLPerf files were converted without a SignatureDef; AI Edge Quantizer
+  calibrates through signature runners, so a temporary ``serving_default`` signature over subgraph 0 (its
+  tensor names, in subgraph order) is added for quantization and removed from the output again.
+- **Hybrid (dynamic-range) weights.** A "float" model converted with ``Optimize.DEFAULT`` and no
+  representative dataset keeps float activations but stores large weights as int8 (consumed directly by
+  hybrid kernels) or behind ``DEQUANTIZE`` ops. Those weights are dequantized back to float32 (exactly the
+  values the hybrid kernels use: ``scale * (q - zero_point)`` per channel), giving the float model that full
+  int8 quantization starts from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError
+
+TEMP_SIGNATURE = "serving_default"
+_INT_ACT = ("INT8", "UINT8", "INT16")
+
+
+def _schema():
+    from edgeml.formats.tflite import schema
+
+    return schema()
+
+
+def _unpack(data: bytes) -> tuple[Any, Any]:
+    S = _schema()
+    return S.ModelT.InitFromPackedBuf(bytearray(data), 0), S
+
+
+def _pack(model: Any) -> bytes:
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _type_names(S: Any) -> dict[int, str]:
+    return {v: k for k, v in vars(S.TensorType).items() if not k.startswith("_")}
+
+
+def _has_data(model: Any, t: Any) -> bool:
+    buf = model.buffers[t.buffer] if 0 < t.buffer < len(model.buffers) else None
+    return buf is not None and (buf.data is not None and len(buf.data) > 0 or (buf.offset or 0) > 1)
+
+
+def add_signature(data: bytes, inputs: list[str], outputs: list[str]) -> bytes:
+    """``data`` with a ``serving_default`` SignatureDef over subgraph 0 named ``inputs``/``outputs`` (in order)."""
+    model, S = _unpack(data)
+    sg = model.subgraphs[0]
+    sig = S.SignatureDefT()
+    sig.signatureKey, sig.subgraphIndex = TEMP_SIGNATURE, 0
+    sig.inputs, sig.outputs = [], []
+    for names, indices, dest in ((inputs, sg.inputs, sig.inputs), (outputs, sg.outputs, sig.outputs)):
+        for name, index in zip(names, indices):
+            m = S.TensorMapT()
+            m.name, m.tensorIndex = name, int(index)
+            dest.append(m)
+    model.signatureDefs = [sig]
+    return _pack(model)
+
+
+def strip_signatures(data: bytes) -> bytes:
+    model, _ = _unpack(data)
+    model.signatureDefs = []
+    return _pack(model)
+
+
+def hybrid_weights(data: bytes) -> list[str] | None:
+    """Names of the int8 weight tensors of a hybrid (float-activation) model; None if it is not hybrid.
+
+    Hybrid: some constant tensor is int8 with quantization parameters, and no non-constant tensor
+    (activation, input, output) is an integer type with quantization parameters.
+    """
+    model, S = _unpack(data)
+    names = _type_names(S)
+    weights = []
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            quantized = t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale)
+            if names.get(t.type) not in _INT_ACT or not quantized:
+                continue
+            if not _has_data(model, t):
+                return None  # an integer activation: a full-integer model, not a hybrid one
+            weights.append(t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name))
+    return weights or None
+
+
+def _real(model: Any, S: Any, t: Any) -> np.ndarray:
+    names = _type_names(S)
+    buf = model.buffers[t.buffer]
+    if buf.data is None or not len(buf.data):
+        raise EdgeMLError(f"weight tensor {t.name!r} is stored outside the flatbuffer (offset buffers)",
+                          hint="re-export the float model, or quantize its Keras/SavedModel source")
+    dtype = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "FLOAT16": np.float16}[names[t.type]]
+    raw = np.frombuffer(bytes(bytearray(buf.data)), dtype=dtype)
+    shape = [int(d) for d in t.shape] if t.shape is not None else [raw.size]
+    q = raw.reshape(shape) if shape else raw.reshape(())
+    if dtype is np.float16:
+        return q.astype(np.float32)
+    qp = t.quantization
+    scale = np.asarray(qp.scale, np.float64)
+    zp = np.asarray(qp.zeroPoint if qp.zeroPoint is not None else np.zeros_like(scale), np.float64)
+    if scale.size > 1:  # per-channel along quantizedDimension
+        bshape = [1] * q.ndim
+        bshape[int(qp.quantizedDimension)] = scale.size
+        scale, zp = scale.reshape(bshape), zp.reshape(bshape)
+    return ((q.astype(np.float64) - zp) * scale).astype(np.float32)
+
+
+def dequantize_weights(data: bytes) -> tuple[bytes, int]:
+    """Turn a hybrid model into its float model; returns (model bytes, weight tensors dequantized)."""
+    model, S = _unpack(data)
+    names = _type_names(S)
+    ops = {i: oc for i, oc in enumerate(model.operatorCodes)}
+
+    def opname(op: Any) -> str:
+        oc = ops[op.opcodeIndex]
+        code = max(oc.builtinCode or 0, oc.deprecatedBuiltinCode or 0)
+        return {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}.get(code, "")
+
+    count, done = 0, set()
+    for sg in model.subgraphs:
+        keep, sources = [], set()
+        for op in sg.operators:  # DEQUANTIZE(constant) -> the constant itself, in float
+            if opname(op) == "DEQUANTIZE" and _has_data(model, sg.tensors[op.inputs[0]]):
+                src, dst = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
+                buf = S.BufferT()
+                buf.data = np.ascontiguousarray(_real(model, S, src)).tobytes()
+                model.buffers.append(buf)
+                dst.buffer = len(model.buffers) - 1
+                sources.add(op.inputs[0])
+                count += 1
+            else:
+                keep.append(op)
+        sg.operators = keep
+        for i, t in enumerate(sg.tensors):  # int8 weights read directly by hybrid kernels
+            qp = t.quantization
+            if (names.get(t.type) in _INT_ACT and qp is not None and qp.scale is not None and len(qp.scale)
+                    and _has_data(model, t)):
+                if t.buffer not in done:  # tensors may share a buffer: convert it once
+                    model.buffers[t.buffer].data = np.ascontiguousarray(_real(model, S, t)).tobytes()
+                    done.add(t.buffer)
+                t.type, t.quantization = S.TensorType.FLOAT32, None
+                count += i not in sources
+    return _pack(model), count
+

@@ -21,6 +21,7 @@ from edgeml.formats.common import Quantization, TensorSpec
 
 KEY = "edgeml.io_quantization"
 INTEGER = {"int8", "uint8", "int16"}
+_LAYOUT = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity"}  # move integers, change none
 
 
 def record(model: Any, specs: list[TensorSpec]) -> dict[str, dict[str, Any]]:
@@ -71,17 +72,32 @@ def _from_graph(model: Any) -> dict[str, Quantization]:
             consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     found: dict[str, Quantization] = {}
     init_names = {i.name for i in model.graph.initializer}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    producers = {o: n for n in model.graph.node for o in n.output}
     for vi in model.graph.input:
         if vi.name in init_names or vi.type.tensor_type.elem_type not in int_types:
             continue
-        users = [n for n in model.graph.node if vi.name in n.input]
-        params = {_qparams(consts, n) if n.op_type == "DequantizeLinear" and n.input[0] == vi.name else None
-                  for n in users}
-        if users and len(params) == 1 and None not in params:
+        params = set()
+        stack, seen = [vi.name], set()
+        while stack:  # through layout-only ops (tf2onnx puts a Reshape/Transpose before the DequantizeLinear)
+            name = stack.pop()
+            for n in consumers.get(name, []):
+                if n.op_type in _LAYOUT and n.input[0] == name and n.output[0] not in seen:
+                    seen.add(n.output[0])
+                    stack.append(n.output[0])
+                elif n.op_type == "DequantizeLinear" and n.input[0] == name:
+                    params.add(_qparams(consts, n))
+                else:
+                    params.add(None)
+        if len(params) == 1 and None not in params:
             found[vi.name] = Quantization(*params.pop())
-    producers = {o: n for n in model.graph.node for o in n.output}
     for vi in model.graph.output:
         n = producers.get(vi.name)
+        while n is not None and n.op_type in _LAYOUT:
+            n = producers.get(n.input[0])
         if vi.type.tensor_type.elem_type in int_types and n is not None and n.op_type == "QuantizeLinear":
             q = _qparams(consts, n)
             if q is not None:

@@ -14,6 +14,7 @@ from edgeml.formats.common import TensorSpec
 
 NON_BATCH_DYNAMIC = 16  # a dynamic non-batch dimension (e.g. sequence length) is fed at this size
 _INTEGER = {"int8", "uint8", "int16"}
+INT_STEPS = 2
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 
 
@@ -27,6 +28,8 @@ class Verification:
 
     ``normalized_max_diff`` = max |a - b| / max(1, max |reference|): absolute for outputs in [-1, 1]
     (probabilities, normalised logits), relative for larger outputs. The tolerance applies to it.
+    An output that is integer on either side also passes when it is within ``INT_STEPS`` quantization steps
+    (its larger scale): an integer kernel and its float-emulated QDQ twin may round differently.
     ``relative_error`` = ||a - b|| / ||a|| (worst output). ``argmax_agreement`` only covers classifier-shaped
     outputs (one non-singleton axis per sample) whose reference top-1 is not tied; it is None otherwise.
     """
@@ -44,6 +47,7 @@ class Verification:
     mse: float = 0.0
     relative_error: float = 0.0
     notes: list[str] = field(default_factory=list)
+    quantized_io: list[str] = field(default_factory=list)  # integer IO fed/read through its scale/zero-point
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,8 +59,12 @@ class Verification:
 
     def summary(self) -> str:
         agree = f", argmax agreement {100 * self.argmax_agreement:.1f}%" if self.argmax_agreement is not None else ""
+        tol = max((o.get("tolerance", self.atol) for o in self.outputs), default=self.atol)
+        steps = f" = {INT_STEPS} output quantization steps" if tol > self.atol else ""
+        real = " as real values (integer IO through each model's scale/zero-point)" if self.quantized_io else ""
         return (f"max abs diff {self.max_abs_diff:.3g} (normalised {self.normalized_max_diff:.3g}, tolerance "
-                f"{self.atol:g}), mean {self.mean_abs_diff:.3g}{agree} on {self.samples} samples ({self.data})")
+                f"{tol:.3g}{steps}), mean {self.mean_abs_diff:.3g}{agree} on {self.samples} samples ({self.data})"
+                f"{real}")
 
 
 def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -166,9 +174,6 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
     test_specs = {t.name: t for t in test.inputs}
     notes: list[str] = []
     quantized_io = sorted(set(ref_iq) | set(ref_oq) | set(test_iq) | set(test_oq))
-    if quantized_io:
-        notes.append("integer IO compared as real values (each model's own scale/zero-point): "
-                     + ", ".join(quantized_io))
     refs: dict[str, list] = {r: [] for r, _ in pairs}
     tests: dict[str, list] = {r: [] for r, _ in pairs}
     for f in feeds:
@@ -203,9 +208,13 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
         else:
             cos, rel = float(np.dot(a.ravel(), b.ravel()) / (na * nb)), nd / na
         constant = bool(a.size) and float(a.max()) == float(a.min())
+        steps = [q.scale for q in (ref_oq.get(r), test_oq.get(t)) if q is not None]
+        tol = max(atol, INT_STEPS * max(steps) / max(1.0, float(np.abs(a).max()) if a.size else 1.0)) if steps \
+            else atol
         entry: dict[str, Any] = {"reference": r, "test": t, "max_abs_diff": o_max, "mean_abs_diff": float(d.mean()),
                                  "mse": float((d * d).mean()), "normalized_max_diff": o_norm, "cosine": cos,
-                                 "relative_error": rel, "constant": constant}
+                                 "relative_error": rel, "constant": constant, "tolerance": tol,
+                                 "passed": o_norm <= tol}
         if constant:
             notes.append(f"output {r!r} of the reference is constant ({float(a.flat[0]):.6g}) on every sample: "
                          "cosine and argmax say nothing about it (placeholder weights, or inputs it ignores?)")
@@ -229,5 +238,7 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
     return Verification(
         samples=len(feeds), data=data, max_abs_diff=max_abs, mean_abs_diff=mean_num / max(mean_den, 1),
         normalized_max_diff=norm, argmax_agreement=(agree_n / agree_d) if agree_d else None,
-        cosine=min(cos_vals) if cos_vals else 1.0, atol=atol, passed=norm <= atol, outputs=per_output,
-        mse=sq_num / max(mean_den, 1), relative_error=max(rel_vals) if rel_vals else 0.0, notes=notes)
+        cosine=min(cos_vals) if cos_vals else 1.0, atol=atol, passed=all(o["passed"] for o in per_output),
+        outputs=per_output,
+        mse=sq_num / max(mean_den, 1), relative_error=max(rel_vals) if rel_vals else 0.0, notes=notes,
+        quantized_io=quantized_io)

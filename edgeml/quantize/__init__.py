@@ -59,6 +59,7 @@ class QuantizeResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    fidelity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size_ratio(self) -> float:
@@ -128,8 +129,12 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              mode: str = "int8", io: str | None = None, per_channel: bool = True, method: str = "minmax",
              calib_samples: int | None = None, target: str | None = None, eval: Any = None,
              report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
-             progress: Callable[[str], None] | None = None, keras_model: Any = None) -> QuantizeResult:
-    """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input."""
+             progress: Callable[[str], None] | None = None, keras_model: Any = None,
+             keep_degraded: bool = False) -> QuantizeResult:
+    """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
+    and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
+    (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
+    says ``broken``."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -201,16 +206,64 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
+        source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
+        fid = _fidelity(art, metrics, source_size, size_after, warnings)
+        if fid["status"] == "broken" and not keep_degraded:
+            raise _broken(art.path, fid, metrics, layers, fmt, mode, per_channel, method, written=False)
     result = QuantizeResult(
         source=str(art.path), source_format=art.format.value, output=str(out), format=fmt, mode=mode, io=io,
         per_channel=per_channel, method=method, target=profile.name, recipe=recipe,
-        source_size_bytes=art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before,
+        source_size_bytes=source_size,
         size_before_bytes=size_before, size_after_bytes=size_after, calibration=calibration, float_ops=left,
         metrics=metrics, layers=layers, accuracy=accuracy, seconds=round(time.perf_counter() - t_start, 3),
-        notes=notes, warnings=warnings)
+        notes=notes, warnings=warnings, fidelity=fid)
     if report_path is not None:
         write_report(result, report_path)
     return result
+
+
+def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: int,
+              warnings: list[str]) -> dict[str, Any]:
+    from edgeml.quantize import fidelity
+
+    status, broken, degraded = fidelity.judge(metrics)
+    ops = art.inspect().ops if art.format is ModelFormat.ONNX else None
+    growth = fidelity.size_growth(source_size, size_after, ops)
+    if growth:
+        status = "broken"
+    warnings.extend(metrics.notes)
+    warnings.extend(f"fidelity degraded: {d}" for d in degraded)
+    return {"status": status, "broken": broken, "degraded": degraded, "size_growth": growth,
+            "thresholds": fidelity.thresholds()}
+
+
+def _broken(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: str, mode: str, per_channel: bool,
+            method: str, *, written: bool) -> EdgeMLError:
+    from edgeml.quantize.fidelity import FidelityError, hint
+
+    why = []
+    if fid["broken"]:
+        worst = f"; worst layer {layers[0].name.split(';')[0]!r} ({layers[0].op}, SQNR {layers[0].sqnr_db:.1f} dB)" \
+            if layers else ""
+        why.append(f"{'; '.join(fid['broken'])} on {metrics.data}{worst}")
+    if fid.get("size_growth"):
+        why.append(fid["size_growth"])
+    where = "kept at the output (--keep-degraded)" if written else "nothing was written"
+    if fid["broken"]:
+        advice = hint(fmt=fmt, mode=mode, per_channel=per_channel, method=method)
+    else:
+        advice = ("export the model with its trained weights stored as initializers (the source computes them at "
+                  "run time); --keep-degraded writes it anyway (still exit 1)")
+    return FidelityError(f"{path}: the quantized model fails its fidelity check: {'; '.join(why)}; {where}",
+                         hint=advice)
+
+
+def broken_error(r: QuantizeResult) -> EdgeMLError | None:
+    """The FidelityError for a result kept with ``keep_degraded`` whose check failed, else None."""
+    if r.fidelity.get("status") != "broken":
+        return None
+    return _broken(Path(r.source), r.fidelity, r.metrics, r.layers, r.format, r.mode, r.per_channel, r.method,
+                   written=True)
 
 
 def _keras_inputs(keras_model: Any) -> list:
@@ -323,7 +376,7 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
 
 
 def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say):
-    from edgeml.convert.verify import compare, random_feeds
+    from edgeml.convert.verify import compare, random_feeds, random_label
     from edgeml.runtimes.session import open_session
 
     try:
@@ -337,7 +390,7 @@ def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, s
         label = f"{len(feeds)} calibration samples"
     else:
         feeds = random_feeds(ref.inputs, n, seed=0)
-        label = "seeded random inputs in [0, 1)"
+        label = f"{n} {random_label(ref.inputs)}"
     try:
         metrics = compare(ref, test, feeds, atol=math.inf, data=label)
     except Exception as exc:
@@ -382,8 +435,10 @@ def summary_lines(r: QuantizeResult) -> list[str]:
     """The headline facts of a quantization, one per line (CLI and Markdown share them)."""
     from edgeml.formats.common import human_bytes
 
+    src = r.source_size_bytes
+    source = f"; source file {human_bytes(src)}" if src and abs(src - r.size_before_bytes) > 0.1 * src else ""
     lines = [f"size      {human_bytes(r.size_before_bytes)} float -> {human_bytes(r.size_after_bytes)} "
-             f"({100 * r.size_ratio:.1f}%)"]
+             f"({100 * r.size_ratio:.1f}%{source})"]
     if r.calibration:
         c = r.calibration
         lines.append(f"calibrate {c['samples']} samples from {c['data']}, {c['seconds']:.1f} s")
@@ -395,7 +450,18 @@ def summary_lines(r: QuantizeResult) -> list[str]:
     if r.metrics is not None:
         m = r.metrics
         agree = f", argmax agreement {100 * m.argmax_agreement:.1f}%" if m.argmax_agreement is not None else ""
-        lines.append(f"outputs   MSE {m.mse:.3g}, cosine {m.cosine:.5f}{agree} vs float ({m.data})")
+        if m.degenerate:
+            lines.append(f"outputs   constant in the float model on every sample: cosine and argmax say nothing; "
+                         f"max abs diff {m.max_abs_diff:.3g}, relative error {m.relative_error:.3g} vs float "
+                         f"({m.data})")
+        else:
+            lines.append(f"outputs   MSE {m.mse:.3g}, cosine {m.cosine:.5f}, relative error "
+                         f"{m.relative_error:.3g}{agree} vs float ({m.data})")
+    if r.fidelity:
+        f = r.fidelity
+        why = "; ".join(f["broken"] + [f["size_growth"]] * bool(f.get("size_growth")) if f["status"] == "broken"
+                        else f["degraded"])
+        lines.append(f"fidelity  {f['status'].upper() if f['status'] != 'ok' else 'ok'}" + (f": {why}" if why else ""))
     if r.accuracy:
         a = r.accuracy
         lines.append(f"top-1     float {100 * a['float_top1']:.2f}%  quantized {100 * a['quantized_top1']:.2f}%  "

@@ -123,12 +123,39 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
                                     per_channel=recipe["per_channel"], activation_type=_qtype(recipe["activation_type"]),
                                     weight_type=_qtype(recipe["weight_type"]), calibrate_method=method,
                                     extra_options=extra)
+            except EdgeMLError:
+                raise  # the calibration reader's own data errors
             except Exception as exc:
-                raise QuantizationError(f"ONNX Runtime static quantization failed: {' '.join(str(exc).split())[:300]}",
-                                        hint="check the calibration data matches the model; see --debug") from exc
+                raise ort_error(exc, "static") from exc
         info["quantize_seconds"] = round(time.perf_counter() - t0, 3)
         info["preprocessed"] = onnx.load(str(pre)) if preprocess else model
     return info
+
+
+def ort_error(exc: BaseException, kind: str) -> QuantizationError:
+    """Say which failed: a calibration run of the model on the data, or ONNX Runtime's quantizer itself."""
+    import traceback
+
+    import onnxruntime
+
+    text = " ".join(str(exc).split())[:300]
+    name = type(exc).__name__
+    if type(exc).__module__.startswith("onnxruntime.capi") and name == "InvalidArgument":
+        # the C++ runtime refused a calibration run: the data does not fit the model
+        return QuantizationError(f"ONNX Runtime could not run the model on the calibration data ({name}: {text})",
+                                 hint="check the calibration data's shape, dtype and layout match the model's inputs "
+                                      "(edgeml inspect MODEL; edgeml data inspect SPEC)")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "onnxruntime" in f.filename]
+    where = ""
+    if frames:
+        f = frames[-1]
+        tail = f.filename.split("onnxruntime", 1)[-1].lstrip("/\\")
+        where = f" in onnxruntime/{tail}:{f.lineno} ({f.name})"
+    return QuantizationError(
+        f"ONNX Runtime {onnxruntime.__version__}'s {kind} quantizer failed internally on this graph: "
+        f"{name}: {text}{where}",
+        hint="this is the quantizer's limitation on this graph, not a data problem: try --per-tensor, "
+             "--mode dynamic, or --format tflite from the Keras/SavedModel source; --debug shows the traceback")
 
 
 def _preprocess(src: Path, dst: Path, info: dict[str, Any]) -> Path:
@@ -159,7 +186,7 @@ def quantize_dynamic(model, out: Path) -> dict:
             try:
                 ort_quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
             except Exception as exc:
-                raise QuantizationError(f"ONNX Runtime dynamic quantization failed: {str(exc)[:300]}") from exc
+                raise ort_error(exc, "dynamic") from exc
     return {"preprocessed": model}
 
 

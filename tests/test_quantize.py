@@ -171,14 +171,19 @@ def test_cli_error_is_one_line_exit_3(tmp_path, digits_keras):
 
 # --- published .tflite files: no signature, hybrid weights (issue 24 item 6) ------------------------------
 
-def _strip_signatures(model, S) -> None:
+def _old_schema_without_signature(model, S) -> None:
+    """As 2019 MediaPipe files are: no SignatureDef, ops only in deprecated_builtin_code (builtin_code 0)."""
     model.signatureDefs = []
+    for oc in model.operatorCodes:
+        oc.deprecatedBuiltinCode = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        oc.builtinCode = 0
 
 
 @pytest.fixture(scope="module")
 def nosig_tflite(tmp_path_factory, tiny_tflite):
-    """The tiny float .tflite without a SignatureDef, as most MediaPipe / MLPerf files are published."""
-    return helpers.edit_tflite(tiny_tflite, tmp_path_factory.mktemp("nosig") / "nosig.tflite", _strip_signatures)
+    """The tiny float .tflite without a SignatureDef and with old-schema operator codes."""
+    return helpers.edit_tflite(tiny_tflite, tmp_path_factory.mktemp("nosig") / "nosig.tflite",
+                               _old_schema_without_signature)
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +210,9 @@ def test_float_tflite_without_signature_is_quantized_and_stays_without_one(tmp_p
     assert load_interpreter(tmp_path / "q.tflite", allocate=False).get_signature_list() == {}
     info = inspect_model(tmp_path / "q.tflite")
     assert info.inputs[0].dtype == "int8" and "int8" in info.weight_dtypes
-    assert any("no SignatureDef" in n for n in r.notes)
+    assert any("no SignatureDef" in n for n in r.notes) and any("operator code(s)" in n for n in r.notes)
     assert r.metrics.cosine > 0.98 and r.fidelity["status"] == "ok"
+    assert r.metrics.argmax_agreement is not None  # FULLY_CONNECTED head: a classifier output
 
 
 def test_hybrid_tflite_is_dequantized_and_quantized_fully_with_a_note(tmp_path, hybrid_tflite):
@@ -217,6 +223,7 @@ def test_hybrid_tflite_is_dequantized_and_quantized_fully_with_a_note(tmp_path, 
     assert hybrid_weights(data)  # int8 weights, float activations
     float_path = tmp_path / "deq.tflite"
     float_path.write_bytes(dequantize_weights(data)[0])
+    assert dequantize_weights(data)[1] == len(hybrid_weights(data))
     assert hybrid_weights(float_path.read_bytes()) is None
     x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
     a = open_session(hybrid_tflite).run({"image": x})["output_0"]
@@ -227,6 +234,24 @@ def test_hybrid_tflite_is_dequantized_and_quantized_fully_with_a_note(tmp_path, 
     assert res.exit_code == 0, res.output
     assert "hybrid (dynamic-range) model" in res.output and "dequantized" in res.output
     assert inspect_model(tmp_path / "q.tflite").inputs[0].dtype == "int8"
+
+
+def test_float16_weights_behind_dequantize_are_folded_then_quantized(tmp_path, tiny_keras_model):
+    """MediaPipe stores weights as float16 + DEQUANTIZE; AI Edge Quantizer needs them as constants."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as d:
+        tiny_keras_model.export(d, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(d)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+        (tmp_path / "fp16.tflite").write_bytes(conv.convert())
+    assert "DEQUANTIZE" in inspect_model(tmp_path / "fp16.tflite").ops
+    r = quantize(tmp_path / "fp16.tflite", calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
+    assert any("DEQUANTIZE op(s) of stored" in n for n in r.notes)
+    assert r.fidelity["status"] == "ok" and "int8" in inspect_model(tmp_path / "q.tflite").weight_dtypes
 
 
 def test_full_int8_tflite_is_still_refused_as_already_quantized(tmp_path, digits_keras):
@@ -327,3 +352,26 @@ def test_ort_internal_error_is_named_not_blamed_on_the_data(tmp_path, tiny_onnx,
         quantize(tiny_onnx, calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx",
                  calib_samples=20)
     assert "calibration data" not in str(e.value) and "not a data problem" in e.value.hint
+
+
+def test_argmax_is_judged_on_classifier_heads_only(tmp_path, tiny_onnx, tiny_tflite):
+    """A [N, K] output made by a convolution (landmarks, as MediaPipe's) has no meaningful argmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeml.quantize.heads import classifier_outputs
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 144], np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+                               helper.make_node("Reshape", ["c", "shape"], ["landmarks"])], "lm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["N", 144])], [w, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "lm.onnx"))
+    assert classifier_outputs(tmp_path / "lm.onnx", "onnx", ["landmarks"]) == set()
+    assert classifier_outputs(tiny_onnx, "onnx", ["logits"]) == {"logits"}
+    assert classifier_outputs(tiny_tflite, "tflite", ["output_0"]) == {"output_0"}
+    r = quantize(tmp_path / "lm.onnx", calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx",
+                 calib_samples=60)
+    assert r.metrics.argmax_agreement is None and "argmax" not in " ".join(r.fidelity["broken"])

@@ -249,11 +249,11 @@ def _broken(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: st
     if fid.get("size_growth"):
         why.append(fid["size_growth"])
     where = "kept at the output (--keep-degraded)" if written else "nothing was written"
-    if fid["broken"]:
-        advice = hint(fmt=fmt, mode=mode, per_channel=per_channel, method=method)
-    else:
-        advice = ("export the model with its trained weights stored as initializers (the source computes them at "
-                  "run time); --keep-degraded writes it anyway (still exit 1)")
+    advice = hint(fmt=fmt, mode=mode, per_channel=per_channel, method=method) if fid["broken"] else \
+        "--keep-degraded writes it anyway (still exit 1)"
+    if fid.get("size_growth"):
+        advice = "export the model with its trained weights stored as initializers (the source computes them at " \
+                 f"run time); {advice}"
     return FidelityError(f"{path}: the quantized model fails its fidelity check: {'; '.join(why)}; {where}",
                          hint=advice)
 
@@ -278,7 +278,7 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
     recipe = {"quantizer": "", "mode": mode, "io": io, "per_channel": per_channel, "method": "minmax",
               "full_int8_required": profile.full_int8}
     if art.format is ModelFormat.TFLITE:
-        float_path, source, signature, names = _float_tflite(art, work, notes, say)
+        float_path, source, signature, names, added = _float_tflite(art, work, notes, say)
         calibration = None
         if ds is not None:
             by_name = set(names) == set(ds.input_names)
@@ -286,8 +286,9 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
                            for s in ds]
         say(f"quantizing with AI Edge Quantizer ({mode})")
         data, left = tq.from_tflite(source, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
-                                    signature=signature, full_int8=profile.full_int8, target=profile.name)
-        if source != float_path:  # the signature was edgeml's: the output keeps the source's contract
+                                    signature=signature, full_int8=profile.full_int8, target=profile.name,
+                                    source=art.path)
+        if added:  # the signature was edgeml's: the output keeps the source's contract
             from edgeml.quantize.tflite_edit import strip_signatures
 
             data = strip_signatures(data)
@@ -310,39 +311,54 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
     return float_path, left, recipe
 
 
-def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, str, list[str]]:
-    """(float reference, file to quantize, signature key, its input names) for a .tflite source.
+def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, str, list[str], bool]:
+    """(float reference, file to quantize, signature key, its input names, signature added) for a .tflite.
 
-    A hybrid model's int8 weights are dequantized first (the float model is the reference); a model without
-    a SignatureDef gets a temporary one over subgraph 0 (AI Edge Quantizer calibrates through signatures).
+    A hybrid model's int8 weights are dequantized first (the float model is the reference); old-schema
+    operator codes are normalised; a model without a SignatureDef gets a temporary one over subgraph 0
+    (AI Edge Quantizer calibrates through signatures).
     """
     from edgeml.quantize import tflite_edit
     from edgeml.runtimes.litert import load_interpreter
 
     float_path = art.path
     data = art.path.read_bytes()
-    hybrid = tflite_edit.hybrid_weights(data)
-    if hybrid:
-        say(f"dequantizing {len(hybrid)} int8 weight tensor(s) of the hybrid model")
-        data, count = tflite_edit.dequantize_weights(data)
+    hybrid, consts = tflite_edit.stored_weights(data)
+    if hybrid or consts:
+        say("turning stored int8/float16 weights into float32")
+        data, int8, folded = tflite_edit.dequantize_weights(data)
         float_path = work / "dequantized.tflite"
         float_path.write_bytes(data)
-        notes.append(f"the source is a hybrid (dynamic-range) model: its {count} int8 weight tensor(s) were "
-                     "dequantized to float32 and the model quantized fully; fidelity is measured against that "
-                     "dequantized float model")
+        if hybrid:
+            notes.append(f"the source is a hybrid (dynamic-range) model: its {int8} int8 weight tensor(s) were "
+                         "dequantized to float32 and the model quantized fully; fidelity is measured against that "
+                         "dequantized float model")
+        if folded:
+            notes.append(f"{folded} DEQUANTIZE op(s) of stored (float16/int8) weights folded into float32 "
+                         "constants before quantization")
+    data, fixed = tflite_edit.normalise_opcodes(data)
+    if fixed:
+        notes.append(f"{fixed} operator code(s) in the pre-2020 schema form (builtin_code 0) normalised for "
+                     "AI Edge Quantizer")
     sigs = load_interpreter(float_path, allocate=False).get_signature_list()
+    added = not sigs
     if sigs:
         signature = next(iter(sigs))
         if len(sigs) > 1:
             notes.append(f"the model has {len(sigs)} signatures; quantized through the first, {signature!r}")
-        return float_path, float_path, signature, list(sigs[signature].get("inputs", []))
-    info = art.inspect()
-    ins, outs = [t.name for t in info.inputs], [t.name for t in info.outputs]
-    source = work / "with_signature.tflite"
-    source.write_bytes(tflite_edit.add_signature(data, ins, outs))
-    notes.append("the model has no SignatureDef: quantized through a temporary signature over its main "
-                 "subgraph (tensor names kept; the output has no signature, like the source)")
-    return float_path, source, tflite_edit.TEMP_SIGNATURE, ins
+        names = list(sigs[signature].get("inputs", []))
+    else:
+        info = art.inspect()
+        names, outs = [t.name for t in info.inputs], [t.name for t in info.outputs]
+        data = tflite_edit.add_signature(data, names, outs)
+        signature = tflite_edit.TEMP_SIGNATURE
+        notes.append("the model has no SignatureDef: quantized through a temporary signature over its main "
+                     "subgraph (tensor names kept; the output has no signature, like the source)")
+    if not fixed and not added:
+        return float_path, float_path, signature, names, False
+    source = work / "prepared.tflite"
+    source.write_bytes(data)
+    return float_path, source, signature, names, added
 
 
 def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say):
@@ -369,6 +385,8 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
             f"(activations {recipe['activation_type']}, weights {recipe['weight_type']})")
         info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe)
         recipe["preprocess"] = info.get("preprocess")
+        if info.get("workaround"):
+            notes.append(info["workaround"])
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
     left = []
@@ -391,20 +409,28 @@ def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, s
     else:
         feeds = random_feeds(ref.inputs, n, seed=0)
         label = f"{n} {random_label(ref.inputs)}"
+    from edgeml.quantize.heads import classifier_outputs
+
+    heads = classifier_outputs(float_path, fmt, [t.name for t in ref.outputs])
     try:
-        metrics = compare(ref, test, feeds, atol=math.inf, data=label)
+        metrics = compare(ref, test, feeds, atol=math.inf, data=label, classifiers=heads)
     except Exception as exc:
         raise QuantizationError(f"the quantized model fails to run: {' '.join(str(exc).split())[:300]}",
                                 hint="nothing was written; try --per-tensor or another --mode") from exc
     say(f"per-layer error on {len(feeds)} samples")
     from edgeml.quantize import debug
 
-    if fmt == "tflite":
-        layers = debug.tflite_layer_errors(float_path, quant_path, feeds)
-    else:
-        import onnx
+    try:
+        if fmt == "tflite":
+            layers = debug.tflite_layer_errors(float_path, quant_path, feeds)
+        else:
+            import onnx
 
-        layers = debug.onnx_layer_errors(onnx.load(str(float_path)), quant_path, feeds)
+            layers = debug.onnx_layer_errors(onnx.load(str(float_path)), quant_path, feeds)
+    except Exception as exc:  # the unoptimised, every-tensor run can fail where the deployed graph runs
+        layers = []
+        metrics.notes.append(f"per-layer errors unavailable: running every intermediate tensor failed "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
     return metrics, layers
 
 

@@ -16,8 +16,9 @@ wrong scale, a saturating per-tensor range or a broken graph gives single-digit 
 - **broken** (quantize fails with exit 1 and writes nothing unless ``--keep-degraded``):
   relative error > ``BROKEN_REL`` (0.5, i.e. output SQNR below 6 dB), or cosine < ``BROKEN_COSINE`` (0.90),
   or argmax agreement < ``BROKEN_ARGMAX`` (80 %) over at least ``MIN_ARGMAX_SAMPLES`` comparable samples;
-  also an output more than ``GROWTH_FACTOR`` x the source's size and ``GROWTH_MIN_BYTES`` larger (quantizing
-  should shrink a model; growth means weights built at run time were materialised as constants).
+  also an output more than ``GROWTH_FACTOR`` (2) x the source's size and ``GROWTH_MIN_BYTES`` (256 KiB)
+  larger (quantizing should shrink a model; growth means weights built at run time were materialised as
+  constants).
 - **degraded** (a warning): relative error > ``DEGRADED_REL`` (0.25, below 12 dB), cosine < ``DEGRADED_COSINE``
   (0.98), or argmax agreement < ``DEGRADED_ARGMAX`` (95 %).
 
@@ -35,7 +36,7 @@ BROKEN_REL, DEGRADED_REL = 0.5, 0.25
 BROKEN_COSINE, DEGRADED_COSINE = 0.90, 0.98
 BROKEN_ARGMAX, DEGRADED_ARGMAX = 0.80, 0.95
 MIN_ARGMAX_SAMPLES = 8
-GROWTH_FACTOR, GROWTH_MIN_BYTES = 2.0, 1 << 20
+GROWTH_FACTOR, GROWTH_MIN_BYTES = 2.0, 256 << 10
 WEIGHT_BUILDERS = ("ConstantOfShape", "Expand", "Tile", "RandomNormal", "RandomUniform", "RandomNormalLike",
                    "RandomUniformLike", "EyeLike", "Range")
 

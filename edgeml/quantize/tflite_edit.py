@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import EdgeMLError
 
 TEMP_SIGNATURE = "serving_default"
 _INT_ACT = ("INT8", "UINT8", "INT16")
@@ -29,8 +28,15 @@ def _schema():
 
 
 def _unpack(data: bytes) -> tuple[Any, Any]:
+    """The object-API model, with buffers stored after the flatbuffer (offset/size) moved inline so that
+    repacking keeps them (their offsets would point past the new, differently sized flatbuffer)."""
     S = _schema()
-    return S.ModelT.InitFromPackedBuf(bytearray(data), 0), S
+    model = S.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for buf in model.buffers or []:
+        if (buf.offset or 0) > 1:
+            buf.data = np.frombuffer(data, np.uint8, count=int(buf.size), offset=int(buf.offset)).copy()
+            buf.offset, buf.size = 0, 0
+    return model, S
 
 
 def _pack(model: Any) -> bytes:
@@ -47,7 +53,7 @@ def _type_names(S: Any) -> dict[int, str]:
 
 def _has_data(model: Any, t: Any) -> bool:
     buf = model.buffers[t.buffer] if 0 < t.buffer < len(model.buffers) else None
-    return buf is not None and (buf.data is not None and len(buf.data) > 0 or (buf.offset or 0) > 1)
+    return buf is not None and buf.data is not None and len(buf.data) > 0
 
 
 def add_signature(data: bytes, inputs: list[str], outputs: list[str]) -> bytes:
@@ -64,6 +70,20 @@ def add_signature(data: bytes, inputs: list[str], outputs: list[str]) -> bytes:
             dest.append(m)
     model.signatureDefs = [sig]
     return _pack(model)
+
+
+def normalise_opcodes(data: bytes) -> tuple[bytes, int]:
+    """Files from converters before schema 3a store the op in ``deprecated_builtin_code`` only, leaving
+    ``builtin_code`` 0 (ADD); the op is the larger of the two. AI Edge Quantizer reads ``builtin_code``
+    alone (every CONV_2D of a 2019 MediaPipe file looks like an ADD to it), so both are set."""
+    model, _ = _unpack(data)
+    fixed = 0
+    for oc in model.operatorCodes or []:
+        code = max(oc.builtinCode or 0, oc.deprecatedBuiltinCode or 0)
+        if oc.builtinCode != code:
+            oc.builtinCode = code
+            fixed += 1
+    return (_pack(model), fixed) if fixed else (data, 0)
 
 
 def strip_signatures(data: bytes) -> bytes:
@@ -95,9 +115,6 @@ def hybrid_weights(data: bytes) -> list[str] | None:
 def _real(model: Any, S: Any, t: Any) -> np.ndarray:
     names = _type_names(S)
     buf = model.buffers[t.buffer]
-    if buf.data is None or not len(buf.data):
-        raise EdgeMLError(f"weight tensor {t.name!r} is stored outside the flatbuffer (offset buffers)",
-                          hint="re-export the float model, or quantize its Keras/SavedModel source")
     dtype = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "FLOAT16": np.float16}[names[t.type]]
     raw = np.frombuffer(bytes(bytearray(buf.data)), dtype=dtype)
     shape = [int(d) for d in t.shape] if t.shape is not None else [raw.size]
@@ -114,40 +131,51 @@ def _real(model: Any, S: Any, t: Any) -> np.ndarray:
     return ((q.astype(np.float64) - zp) * scale).astype(np.float32)
 
 
-def dequantize_weights(data: bytes) -> tuple[bytes, int]:
-    """Turn a hybrid model into its float model; returns (model bytes, weight tensors dequantized)."""
+def _opnames(model: Any, S: Any) -> dict[int, str]:
+    codes = {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}
+    return {i: codes.get(max(oc.builtinCode or 0, oc.deprecatedBuiltinCode or 0), "")
+            for i, oc in enumerate(model.operatorCodes or [])}
+
+
+def stored_weights(data: bytes) -> tuple[list[str], int]:
+    """(int8 weights of a hybrid model, DEQUANTIZE ops of constants): what ``dequantize_weights`` would undo."""
+    model, S = _unpack(data)
+    opname = _opnames(model, S)
+    folded = sum(1 for sg in model.subgraphs for op in sg.operators
+                 if opname.get(op.opcodeIndex) == "DEQUANTIZE" and _has_data(model, sg.tensors[op.inputs[0]]))
+    return hybrid_weights(data) or [], folded
+
+
+def dequantize_weights(data: bytes) -> tuple[bytes, int, int]:
+    """The float model behind stored int8/float16 weights: (model bytes, int8 tensors dequantized, DEQUANTIZE
+    ops of constants folded). Float16 weights behind DEQUANTIZE ops (MediaPipe's storage) become float32
+    constants too: AI Edge Quantizer needs a conv's weights as a constant tensor."""
     model, S = _unpack(data)
     names = _type_names(S)
-    ops = {i: oc for i, oc in enumerate(model.operatorCodes)}
+    opname = _opnames(model, S)
+    int8, folded, done = 0, 0, set()
 
-    def opname(op: Any) -> str:
-        oc = ops[op.opcodeIndex]
-        code = max(oc.builtinCode or 0, oc.deprecatedBuiltinCode or 0)
-        return {v: k for k, v in vars(S.BuiltinOperator).items() if not k.startswith("_")}.get(code, "")
+    def to_float(t: Any) -> None:
+        if t.buffer not in done:  # tensors may share a buffer: convert it once
+            model.buffers[t.buffer].data = np.ascontiguousarray(_real(model, S, t)).tobytes()
+            done.add(t.buffer)
+        t.type, t.quantization = S.TensorType.FLOAT32, None
 
-    count, done = 0, set()
     for sg in model.subgraphs:
-        keep, sources = [], set()
-        for op in sg.operators:  # DEQUANTIZE(constant) -> the constant itself, in float
-            if opname(op) == "DEQUANTIZE" and _has_data(model, sg.tensors[op.inputs[0]]):
-                src, dst = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
-                buf = S.BufferT()
-                buf.data = np.ascontiguousarray(_real(model, S, src)).tobytes()
-                model.buffers.append(buf)
-                dst.buffer = len(model.buffers) - 1
-                sources.add(op.inputs[0])
-                count += 1
+        keep = []
+        for op in sg.operators:  # DEQUANTIZE(constant) -> the constant itself, in float32
+            src = sg.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) else None
+            if opname.get(op.opcodeIndex) == "DEQUANTIZE" and src is not None and _has_data(model, src):
+                to_float(src)
+                sg.tensors[op.outputs[0]].buffer = src.buffer
+                folded += 1
             else:
                 keep.append(op)
         sg.operators = keep
-        for i, t in enumerate(sg.tensors):  # int8 weights read directly by hybrid kernels
+        for t in sg.tensors:  # int8 weights read directly by hybrid kernels
             qp = t.quantization
             if (names.get(t.type) in _INT_ACT and qp is not None and qp.scale is not None and len(qp.scale)
                     and _has_data(model, t)):
-                if t.buffer not in done:  # tensors may share a buffer: convert it once
-                    model.buffers[t.buffer].data = np.ascontiguousarray(_real(model, S, t)).tobytes()
-                    done.add(t.buffer)
-                t.type, t.quantization = S.TensorType.FLOAT32, None
-                count += i not in sources
-    return _pack(model), count
-
+                to_float(t)
+                int8 += 1
+    return _pack(model), int8, folded

@@ -207,7 +207,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
         source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
-        fid = _fidelity(art, metrics, source_size, size_after, warnings)
+        fid = _fidelity(art, metrics, source_size, size_after, notes, warnings)
         if fid["status"] == "broken" and not keep_degraded:
             raise _broken(art.path, fid, metrics, layers, fmt, mode, per_channel, method, written=False)
     result = QuantizeResult(
@@ -222,7 +222,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     return result
 
 
-def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: int,
+def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: int, notes: list[str],
               warnings: list[str]) -> dict[str, Any]:
     from edgeml.quantize import fidelity
 
@@ -233,8 +233,9 @@ def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: in
         status = "broken"
     warnings.extend(metrics.notes)
     warnings.extend(f"fidelity degraded: {d}" for d in degraded)
+    caveats = [n for n in notes + metrics.notes if "ONNX Runtime's" in n or n.startswith("per-layer")]
     return {"status": status, "broken": broken, "degraded": degraded, "size_growth": growth,
-            "thresholds": fidelity.thresholds()}
+            "caveats": caveats if status == "broken" else [], "thresholds": fidelity.thresholds()}
 
 
 def _broken(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: str, mode: str, per_channel: bool,
@@ -249,6 +250,7 @@ def _broken(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: st
     if fid.get("size_growth"):
         why.append(fid["size_growth"])
     where = "kept at the output (--keep-degraded)" if written else "nothing was written"
+    why += [f"({c})" for c in fid.get("caveats", [])]
     advice = hint(fmt=fmt, mode=mode, per_channel=per_channel, method=method) if fid["broken"] else \
         "--keep-degraded writes it anyway (still exit 1)"
     if fid.get("size_growth"):

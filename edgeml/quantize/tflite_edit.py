@@ -146,6 +146,35 @@ def stored_weights(data: bytes) -> tuple[list[str], int]:
     return hybrid_weights(data) or [], folded
 
 
+def _drop_unused_tensors(model: Any, index: int) -> None:
+    """Remove tensors no op, subgraph IO or signature refers to (the stored copies of folded weights)."""
+    sg = model.subgraphs[index]
+
+    def ids(values) -> list[int]:
+        return [int(v) for v in values] if values is not None else []
+
+    used = set(ids(sg.inputs)) | set(ids(sg.outputs))
+    for op in sg.operators:
+        used |= {i for i in ids(op.inputs) + ids(op.outputs) + ids(op.intermediates) if i >= 0}
+    sigs = [sig for sig in model.signatureDefs or [] if sig.subgraphIndex == index]
+    for sig in sigs:
+        used |= {m.tensorIndex for m in (sig.inputs or []) + (sig.outputs or [])}
+    new = {old: k for k, old in enumerate(sorted(used))}
+    if len(new) == len(sg.tensors):
+        return
+
+    def remap(values):
+        return [new[i] if i >= 0 else i for i in ids(values)] if values is not None else values
+
+    sg.tensors = [sg.tensors[i] for i in sorted(used)]
+    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
+    for op in sg.operators:
+        op.inputs, op.outputs, op.intermediates = remap(op.inputs), remap(op.outputs), remap(op.intermediates)
+    for sig in sigs:
+        for m in (sig.inputs or []) + (sig.outputs or []):
+            m.tensorIndex = new[m.tensorIndex]
+
+
 def dequantize_weights(data: bytes) -> tuple[bytes, int, int]:
     """The float model behind stored int8/float16 weights: (model bytes, int8 tensors dequantized, DEQUANTIZE
     ops of constants folded). Float16 weights behind DEQUANTIZE ops (MediaPipe's storage) become float32
@@ -166,16 +195,25 @@ def dequantize_weights(data: bytes) -> tuple[bytes, int, int]:
         for op in sg.operators:  # DEQUANTIZE(constant) -> the constant itself, in float32
             src = sg.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) else None
             if opname.get(op.opcodeIndex) == "DEQUANTIZE" and src is not None and _has_data(model, src):
-                to_float(src)
-                sg.tensors[op.outputs[0]].buffer = src.buffer
+                buf = S.BufferT()  # its own buffer: the quantizer rewrites weight buffers in place
+                buf.data = np.ascontiguousarray(_real(model, S, src)).tobytes()
+                model.buffers.append(buf)
+                sg.tensors[op.outputs[0]].buffer = len(model.buffers) - 1
                 folded += 1
             else:
                 keep.append(op)
-        sg.operators = keep
+        if len(keep) != len(sg.operators):
+            sg.operators = keep
+            _drop_unused_tensors(model, model.subgraphs.index(sg))
         for t in sg.tensors:  # int8 weights read directly by hybrid kernels
             qp = t.quantization
             if (names.get(t.type) in _INT_ACT and qp is not None and qp.scale is not None and len(qp.scale)
                     and _has_data(model, t)):
                 to_float(t)
                 int8 += 1
+    if folded:  # the dropped stored copies leave their buffers behind: empty them
+        referenced = {t.buffer for sg in model.subgraphs for t in sg.tensors}
+        for k, buf in enumerate(model.buffers):
+            if k not in referenced and buf.data is not None:
+                buf.data = None
     return _pack(model), int8, folded

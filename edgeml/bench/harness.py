@@ -70,17 +70,47 @@ def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
     return spec
 
 
-def _data(spec: Any, first: ModelArtifact, job: Path) -> int:
-    from edgeml.bench.accuracy import float_inputs
-    from edgeml.calibration import load_dataset
+def _same_io(a: list, b: list) -> bool:
+    return [(t.name, tuple(t.shape)) for t in a] == [(t.name, tuple(t.shape)) for t in b]
 
-    ds = load_dataset(spec, inputs=float_inputs(first.inspect().inputs))
-    feeds, labels = ds.arrays()
-    arrays = {f"in{i}": feeds[name] for i, name in enumerate(ds.input_names)}
-    if labels is not None:
-        arrays["labels"] = np.asarray(labels)
-    np.savez(job / "data.npz", **arrays)
-    return len(ds)
+
+def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path) -> tuple[list[str], int]:
+    """Write each model's data, bound to its own inputs (size, layout, dtype, quantization): returns the file
+    per model and the sample count. Models with the same inputs share a file. A float reference whose inputs
+    match the first model's quantized ones gets that data's real values (what the quantized model reads)."""
+    from edgeml.bench.accuracy import check_labels, classes_of, float_inputs
+    from edgeml.calibration import DataSpec, load_dataset
+    from edgeml.calibration.domain import is_quantized
+
+    spec = DataSpec.parse(spec) if isinstance(spec, str) else spec
+    origin = spec.origin or spec.source
+    infos = [a.inspect() for a in arts]
+    files: list[str] = []
+    written: dict[tuple, str] = {}
+    labels: np.ndarray | None = None
+    count = 0
+    for k, (art, info) in enumerate(zip(arts, infos)):
+        inputs = list(info.inputs)
+        first = infos[0].inputs
+        if (k == ref_index and not any(is_quantized(t) for t in inputs) and any(is_quantized(t) for t in first)
+                and _same_io(inputs, first)):
+            inputs = float_inputs(first)
+        key = tuple((type(t).__name__, t.name, tuple(t.shape), t.dtype, t.quantization) for t in inputs)
+        if key not in written:
+            ds = load_dataset(spec, inputs=inputs)
+            feeds, labels = ds.arrays()
+            arrays = {f"in{i}": feeds[name] for i, name in enumerate(ds.input_names)}
+            if labels is not None:
+                labels = arrays["labels"] = check_labels(labels, None, origin)
+                where = lambda j, ds=ds: ds.source.where(int(ds.indices[j]))  # noqa: E731
+            written[key] = f"data{len(written)}.npz"
+            np.savez(job / written[key], **arrays)
+            count = len(ds)
+        n_classes, _ = classes_of(info.outputs)
+        if n_classes is not None and labels is not None:  # same selection for every model: same labels
+            check_labels(labels, n_classes, origin, art.path.name, where=where)
+        files.append(written[key])
+    return files, count
 
 
 def bench(models: list[str | Path], *, target: str | None = None, host: Any = None, runs: int = 50, warmup: int = 5,
@@ -115,8 +145,12 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             name = f"m{k}{art.path.suffix}"
             shutil.copyfile(art.path, job / name)
             entries.append({"name": art.path.name, "file": name, "threads": threads, **spec})
-        n_data = _data(data, arts[0], job) if data is not None else 0
         ref_index = len(arts) if ref_art is not None else None
+        n_data = 0
+        if data is not None:
+            data_files, n_data = _data(data, all_arts, ref_index, job)
+            for entry, data_file in zip(entries, data_files):
+                entry["data"] = data_file
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
@@ -146,12 +180,21 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             base = base or lat["p50"]
             entry["ratio_to_first"] = lat["p50"] / base if base else None
         out.append(entry)
+    origin = (getattr(data, "origin", None) or getattr(data, "source", None) or str(data)) if data is not None else None
     settings = {"runs": raw["runs"], "warmup": warmup, "min_time_s": min_time, "threads": threads,
-                "data": (getattr(data, "origin", None) or str(data)) if data is not None else None,
-                "data_samples": n_data, "reference": str(ref_art.path) if ref_art else None,
+                "data": origin, "data_samples": n_data, "reference": str(ref_art.path) if ref_art else None,
                 "interleaved": len(arts) > 1, "peak_rss_mib": raw.get("peak_rss_mib")}
     notes = [f"{e['name']}: {', '.join(e['missing_providers'])} not available there; ran on {e['providers'][0]}"
              for e in out if e.get("missing_providers")]
+    for e in out:
+        acc = e.get("accuracy") or {}
+        if "error" in acc:
+            from edgeml.errors import DataError
+
+            raise DataError(f"data '{origin}' on {e['name']}: {acc['error']}",
+                            hint="check the labels file / class folders match the model's class order")
+        if "not_applicable" in acc:
+            notes.append(f"{e['name']}: no top-1: {acc['not_applicable']}")
     return BenchResult(target=profile.name, where=where, measured=True, models=out, environment=raw["environment"],
                        settings=settings, notes=notes)
 

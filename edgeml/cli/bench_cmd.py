@@ -35,7 +35,8 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--min-time", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Keep timing until this many seconds have passed.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the target's cores].")
-@click.option("--data", metavar="SPEC", help="Labelled data: top-1/top-5 accuracy (fidelity with --reference).")
+@click.option("--data", metavar="SPEC", help="Data for each model (bound to its own inputs); labelled data gives "
+                                            "top-1/top-5 of classifiers (fidelity with --reference).")
 @click.option("--reference", type=click.Path(), help="Compare outputs with this model (e.g. the float parent).")
 @click.option("--out", "out_file", type=click.Path(), help="Also write the JSON result to this file.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
@@ -72,6 +73,15 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ru
         emit_json(d)
         return
     click.echo(render(d))
+    if d["measured"] and str(target or "").startswith("coral"):
+        from edgeml.errors import EdgeMLError
+        from edgeml.targets.edgetpu_plan import plan
+
+        for m in models:  # what ran on the Edge TPU and what stayed on the CPU
+            try:
+                click.echo(f"{m}: {plan(m, target=target).summary()}")
+            except EdgeMLError as exc:
+                click.echo(f"{m}: Edge TPU plan not available ({exc.message})")
 
 
 def render(d: dict) -> str:
@@ -100,7 +110,7 @@ def render(d: dict) -> str:
                      f"{lat['p90']:.3f}" if lat else "-", f"{lat['std']:.3f}" if lat else "-",
                      f"{m['ratio_to_first']:.2f}x" if m.get("ratio_to_first") else "-",
                      f"{cold['load_ms']:.1f}+{cold['first_inference_ms']:.1f}",
-                     f"{100 * acc['top1']:.2f}%" if "top1" in acc else "-",
+                     f"{100 * acc['top1']:.2f}%" if "top1" in acc else "n/a" if "not_applicable" in acc else "-",
                      f"{100 * fid['argmax_agreement']:.1f}%/{fid['cosine']:.4f}" if fid.get("argmax_agreement")
                      is not None else "-"])
     text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50 ms", "p50 95% CI", "p90 ms", "std",

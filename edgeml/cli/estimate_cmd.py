@@ -22,9 +22,13 @@ from edgeml.cli._out import emit_json, table
 def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
-    Always an estimate: a per-op cost model (dense vs depthwise MACs at the board's peak, thread scaling,
-    a per-invoke floor; for the Edge TPU the parameter cache, host link and CPU fallback) with
-    coefficients fitted to published measurements. With --fit, refit from your own edgeml bench results.
+    Always an estimate: dense and depthwise MACs at the board's peak (thread scaling), a per-layer term, on
+    top of the runtime's own floor (invoke + per-op overhead, published/measured, in the profile's
+    [overhead]). For the Edge TPU: the predicted compiler plan (edgeml compile MODEL --plan), weights beyond
+    the parameter cache streamed over the link, and CPU-fallback ops costed on the host board's profile; a
+    compiled *_edgetpu.tflite gets a labelled lower bound. Models whose MACs are partial (unknown dims,
+    uncounted recurrent ops) are refused. With --fit, refit from your own edgeml bench results measured on
+    the same kind of machine (never more coefficients than independent points; leave-one-out error).
     """
     from edgeml.errors import EdgeMLError
     from edgeml.targets import estimate as est
@@ -40,11 +44,14 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
         if as_json:
             emit_json(r.to_dict())
             return
-        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%"]
-                for e in r.errors]
-        click.echo(f"fitted {r.target} {r.precision}: coefficients {r.coef} on {r.points} points, median |error| "
-                   f"{100 * r.median_abs_error:.1f}%" + (f"; wrote {out_path}" if out_path else ""))
-        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error"], "lrrr"))
+        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%",
+                 "n/a" if e["loo_error"] is None else f"{100 * e['loo_error']:+.1f}%"] for e in r.errors]
+        held = ("no held-out error with one point" if r.median_abs_error is None else
+                f"leave-one-out median |error| {100 * r.median_abs_error:.1f}% (in-sample "
+                f"{100 * r.median_abs_error_in_sample:.1f}%)")
+        click.echo(f"fitted {r.target} {r.precision}: {r.n_coefficients} coefficient(s) {r.coef} on {r.points} points "
+                   f"({r.independent_points} independent); {held}" + (f"; wrote {out_path}" if out_path else ""))
+        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error", "held-out error"], "lrrrr"))
         return
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
@@ -61,10 +68,11 @@ def render_estimates(d: dict) -> str:
     for m in d["models"]:
         e = m["estimate"]
         energy = f", {e['energy_mj']:.1f} mJ/inference at {e['power_w']:g} W" if e.get("energy_mj") else ""
-        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {e['ms']:.2f} ms, {e['precision']}"
+        ms = ">= " * bool(e.get("lower_bound")) + (f"{e['ms']:.3f}" if e["ms"] < 1 else f"{e['ms']:.2f}")
+        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms} ms, {e['precision']}"
                      f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
         lines.append(f"  basis: {e['basis']}")
-        lines.append("  " + ", ".join(f"{k} {v:.2f}" for k, v in e["breakdown"].items()))
+        lines.append("  " + ", ".join(f"{k} {v:.3g}" for k, v in e["breakdown"].items()))
         rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", f"{o['ms']:.2f}"] for o in e["top_ops"][:5]]
         if rows:
             lines.append("  " + table(rows, ["top ops", "op", "MACs", "ms"], "llrr").replace("\n", "\n  "))

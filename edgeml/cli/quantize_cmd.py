@@ -68,6 +68,14 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, cal
                f"{'per-channel' if r.per_channel else 'per-tensor'}, target {r.target} ({r.seconds:.1f} s)")
     for line in summary_lines(r):
         click.echo(line)
+    if target and str(target).startswith("coral") and str(r.output).endswith(".tflite"):
+        from edgeml.errors import EdgeMLError
+        from edgeml.targets.edgetpu_plan import plan
+
+        try:  # what edgetpu_compiler is predicted to map (edgeml compile --plan for every op)
+            click.echo(plan(r.output, target=target).summary())
+        except EdgeMLError as exc:
+            click.echo(f"Edge TPU plan: not available ({exc.message})")
     if r.layers and top:
         rows = [[_short(e.name), e.op, f"{e.sqnr_db:.1f}"] for e in r.layers[:top]]
         click.echo(f"\nworst layers (SQNR, higher is better; {len(r.layers)} compared"

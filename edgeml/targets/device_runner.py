@@ -257,8 +257,7 @@ class OrtModel:
         np = self.np
         types = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
                  "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(bool)": "bool"}
-        self.feed = {i.name: np.asarray(x).astype(types.get(i.type, "float32"), copy=False)
-                     for i, x in zip(self.inputs, arrays)}
+        self.feed = {i.name: _to_dtype(np, x, types.get(i.type, "float32"), None) for i, x in zip(self.inputs, arrays)}
 
     def invoke(self):
         self.last = self.sess.run(None, self.feed)
@@ -274,15 +273,26 @@ class OrtModel:
 
 
 def _to_dtype(np, x, dtype, quant):
+    """The data rule of edgeml.calibration.domain (auto): data already in the input's dtype passes through;
+    float data is quantized with the input's scale/zero point; uint8 <-> int8 shifts by 128; other integers
+    must fit the input's range."""
     x = np.asarray(x)
     if x.dtype.name == dtype:
         return x
-    if dtype in _QRANGE and x.dtype.kind == "f":
-        scale, zp = quant or (0.0, 0)
-        lo, hi = _QRANGE[dtype]
+    if dtype not in _QRANGE:
+        return x.astype(dtype)
+    lo, hi = _QRANGE[dtype]
+    scale, zp = quant or (0.0, 0)
+    if x.dtype.kind == "f":
         if scale:
             return np.clip(np.round(x / scale + zp), lo, hi).astype(dtype)
         return np.clip(np.round(x), lo, hi).astype(dtype)
+    if scale and set((x.dtype.name, dtype)) == set(("uint8", "int8")):
+        return (x.astype(np.int16) + (-128 if dtype == "int8" else 128)).astype(dtype)
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise RunnerError("%s data (values %s..%s) does not fit the model's %s input" % (x.dtype, x.min(), x.max(),
+                                                                                      dtype),
+                          "store the data as %s, or as float real values" % dtype)
     return x.astype(dtype)
 
 
@@ -325,14 +335,20 @@ def measure(job_dir):
     np = _np()
     with open(os.path.join(job_dir, "job.json")) as f:
         job = json.load(f)
-    data = None
-    data_path = os.path.join(job_dir, "data.npz")
-    if os.path.exists(data_path):
-        data = np.load(data_path, allow_pickle=False)
-    models, result_models = [], []
+    files = {}
+
+    def data_for(spec):  # each model has its own data file (bound to its inputs); else a shared data.npz
+        name = spec.get("data") or "data.npz"
+        if name not in files:
+            path = os.path.join(job_dir, name)
+            files[name] = np.load(path, allow_pickle=False) if os.path.exists(path) else None
+        return files[name]
+
+    models, result_models, datas = [], [], []
     for spec in job["models"]:
         spec = dict(spec, path=os.path.join(job_dir, spec["file"]))
         say("loading %s" % spec["name"])
+        data = data_for(spec)
         before = rss_mib()
         t0 = time.perf_counter()
         m = (TFLiteModel if spec["format"] == "tflite" else OrtModel)(spec)
@@ -355,6 +371,7 @@ def measure(job_dir):
         if isinstance(m, TFLiteModel):
             entry["delegate"] = m.delegate
         models.append((m, first))
+        datas.append(data)
         result_models.append(entry)
     timed = [i for i, e in enumerate(result_models) if e["timed"]]
     warmup, runs, min_time = int(job.get("warmup", 5)), int(job.get("runs", 50)), float(job.get("min_time", 0))
@@ -384,30 +401,57 @@ def measure(job_dir):
     for i in timed:
         result_models[i]["latency_ms"] = stats(times[i])
     outputs = {}
-    if data is not None:
-        n = int(data["in0"].shape[0])
-        say("running %d data samples per model" % n)
+    if any(d is not None for d in datas):
+        say("running the data samples through each model")
         for k, (m, _) in enumerate(models):
+            data = datas[k]
+            if data is None:
+                continue
             outs = []
-            for j in range(n):
+            for j in range(int(data["in0"].shape[0])):
                 m.set([data["in%d" % i][j:j + 1] for i in range(len(m.inputs))])
                 m.invoke()
                 outs.append([np.asarray(o, np.float64) for o in m.get()])
             outputs[k] = outs
-        labels = data["labels"] if "labels" in data.files else None
         ref = job.get("reference")
         for k, entry in enumerate(result_models):
-            first_out = np.concatenate([o[0].reshape(1, -1) for o in outputs[k]])
-            if labels is not None:
-                entry["accuracy"] = _accuracy(np, first_out, labels)
-            if ref is not None and k != ref:
+            if k not in outputs:
+                continue
+            labels = datas[k]["labels"] if "labels" in datas[k].files else None
+            if labels is not None and outputs[k]:
+                entry["accuracy"] = _accuracy(np, outputs[k], labels)
+            if ref is not None and k != ref and ref in outputs:
                 entry["fidelity"] = _fidelity(np, outputs[ref], outputs[k])
     return {"schema": "edgeml.device_run/1", "environment": environment(), "peak_rss_mib": peak_rss_mib(),
             "models": result_models, "warmup": warmup, "runs": rounds, "min_time_s": min_time}
 
 
-def _accuracy(np, scores, labels):
+def classes(shapes):
+    """(C, None) for a classifier: one output of one score per class, [1, C] or [C]; else (None, why)."""
+    if len(shapes) != 1:
+        return None, ("the model has %d outputs; top-1 needs one class-score output [1, C] (a detector or "
+                      "multi-head model)" % len(shapes))
+    core = list(shapes[0])
+    while len(core) > 1 and core[0] in (1, None):
+        core.pop(0)
+    if len(core) != 1:
+        return None, ("the output is shaped [%s], not one score per class [1, C] (a detector, segmenter or "
+                      "embedding)" % ", ".join("?" if d is None else str(d) for d in shapes[0]))
+    if core[0] is not None and core[0] < 2:
+        return None, "the output is a single score; top-1 needs one score per class (C >= 2)"
+    return core[0], None
+
+
+def _accuracy(np, outs, labels):
+    n_classes, why = classes([o.shape for o in outs[0]])
+    if why:
+        return {"not_applicable": why}
+    scores = np.concatenate([o[0].reshape(1, -1) for o in outs])
     labels = np.asarray(labels).astype(np.int64).ravel()
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        return {"error": "label %d (sample %d) is outside the model's %d classes (0..%d); labels span %d..%d" % (
+            labels[bad.argmax()], int(bad.argmax()), n_classes, n_classes - 1, labels.min(), labels.max())}
     top1 = float((scores.argmax(1) == labels).mean())
     out = {"samples": int(len(labels)), "top1": top1}
     if scores.shape[1] > 5:

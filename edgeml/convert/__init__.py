@@ -156,7 +156,12 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
 
     say(f"verifying on {n} samples")
     reference = KerasSession(keras_model) if keras_model is not None else open_session(art)
-    test = open_session(out_path)
+    try:
+        test = open_session(out_path)
+    except EdgeMLError as exc:
+        reason = exc.message.replace(str(out_path), "the converted model")
+        raise ConversionError(f"{art.path}: the converter produced a model its runtime refuses: {reason}",
+                              hint="no output was written; try another --opset or --no-simplify") from exc
     if calib is not None:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"

@@ -272,3 +272,8 @@ def test_argmax_is_only_claimed_for_classifier_outputs_with_a_clear_top1():
     assert by["zeros"]["constant"] and "argmax_agreement" not in by["zeros"] and by["zeros"]["cosine"] == 1.0
     assert any("'zeros'" in n and "constant" in n for n in v.notes)
     assert not v.passed and by["boxes"]["relative_error"] > 0.1
+    first = np.zeros((1, 10))
+    first[0, 0] = 1.0  # the reference's top-1 is class 0; an all-zero output "picks" index 0 too
+    v = compare(Fixed({"p": first}), Fixed({"p": np.zeros((1, 10))}), [{"x": np.zeros((1, 2), np.float32)}] * 3,
+                atol=1e-4, data="test")
+    assert v.argmax_agreement == 0.0 and v.cosine == 0.0

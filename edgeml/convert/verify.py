@@ -234,7 +234,9 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
                 notes.append(f"output {r!r}: the reference's top-1 is tied on {int(tied.sum())}/{len(tied)} "
                              "samples, so argmax agreement is not meaningful")
             else:
-                agree = (a.reshape(len(a), -1).argmax(-1) == b.reshape(len(b), -1).argmax(-1))[~tied]
+                # a tied top-1 in the test output (e.g. all zeros) is no agreement, whatever index argmax picks
+                same = a.reshape(len(a), -1).argmax(-1) == b.reshape(len(b), -1).argmax(-1)
+                agree = (same & ~_top_tied(b))[~tied]
                 entry["argmax_agreement"] = float(agree.mean())
                 agree_n += int(agree.sum())
                 agree_d += agree.size

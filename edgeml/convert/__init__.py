@@ -41,6 +41,7 @@ class ConvertResult:
     simplify: dict[str, Any] | None
     verification: Verification | None
     warnings: list[str] = field(default_factory=list)
+    io_quantization: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,10 +125,15 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
             warnings.append(f"kept the unsimplified model: {simplify_info['warning']}")
             log.warning("kept the unsimplified model: %s", simplify_info["warning"])
         size = tmp.stat().st_size
+        io_quant = {}
+        if to == "onnx":
+            from edgeml.convert.ioquant import read_file
+
+            io_quant = {k: q.to_dict() for k, q in read_file(tmp).items()}
     return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=to,
                          size_bytes=size, seconds=round(seconds, 3), float16=float16,
                          opset=opset if to == "onnx" else None, simplify=simplify_info,
-                         verification=verification, warnings=warnings)
+                         verification=verification, warnings=warnings, io_quantization=io_quant)
 
 
 def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
@@ -158,7 +164,12 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
 
     say(f"verifying on {n} samples")
     reference = KerasSession(keras_model) if keras_model is not None else open_session(art)
-    test = open_session(out_path)
+    try:
+        test = open_session(out_path)
+    except EdgeMLError as exc:
+        reason = exc.message.replace(str(out_path), "the converted model")
+        raise ConversionError(f"{art.path}: the converter produced a model its runtime refuses: {reason}",
+                              hint="no output was written; try another --opset or --no-simplify") from exc
     if calib is not None:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"

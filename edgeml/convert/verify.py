@@ -45,6 +45,9 @@ class Verification:
 
 def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """Seeded inputs in a plausible range: floats in [0, 1), integers in [0, 10)."""
+    from edgeml._io import check_tensor_memory
+
+    check_tensor_memory(inputs, "random inputs", dynamic=NON_BATCH_DYNAMIC)
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(n):

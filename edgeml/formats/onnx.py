@@ -51,15 +51,22 @@ def _external_tensors(model) -> Iterator[Any]:
 
 
 def check_external_data(model, base_dir: Path, path: Path) -> bool:
-    """Refuse external-data locations outside the model's folder. Returns True when any are used."""
+    """Refuse external-data locations outside the model's folder, and ranges past the end of the data file or
+    over the memory ceiling (checked before anything is read). Returns True when any are used."""
+    return bool(external_files(model, base_dir, path))
+
+
+def external_files(model, base_dir: Path, path: Path) -> list[str]:
+    """The external-data locations (relative to the model's folder) the model uses, each validated."""
     import onnx
 
+    from edgeml._io import check_alloc
+
     base = base_dir.resolve()
-    used = False
+    used: list[str] = []
     for tensor in _external_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        used = True
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         target = (base / location).resolve()
         if not location or Path(location).is_absolute() or not target.is_relative_to(base):
@@ -69,6 +76,20 @@ def check_external_data(model, base_dir: Path, path: Path) -> bool:
         if not target.is_file():
             raise ModelLoadError(f"{path}: external data file '{location}' of tensor '{tensor.name}' is missing",
                                  hint="copy the .data file next to the .onnx model")
+        fields = {e.key: e.value for e in tensor.external_data}
+        try:
+            offset, length = int(fields.get("offset") or 0), fields.get("length")
+            length = int(length) if length not in (None, "") else target.stat().st_size - offset
+        except ValueError as exc:
+            raise ModelLoadError(f"{path}: external data of tensor '{tensor.name}' has a non-numeric offset/length",
+                                 hint="re-export the model") from exc
+        if offset < 0 or length < 0 or offset + length > target.stat().st_size:
+            raise ModelLoadError(f"{path}: external data of tensor '{tensor.name}' (offset {offset}, length {length})"
+                                 f" runs past the end of '{location}' ({target.stat().st_size} bytes)",
+                                 hint="the data file is truncated or does not belong to this model; re-export it")
+        check_alloc(length, f"{path}: external data of tensor '{tensor.name}'", error=ModelLoadError)
+        if location not in used:
+            used.append(location)
     return used
 
 

@@ -130,7 +130,7 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
     t0 = time.perf_counter()
     _validate(sparsity, method, scope, schedule, criterion, epochs, batch_size, lr)
     art = ModelArtifact.open(model)
-    out = check_output(out, inputs=[art.path], force=force)
+    out = check_output(out, inputs=[art.path, train, val], force=force)
     if exclude:
         import re
 

@@ -16,6 +16,16 @@ from pathlib import Path
 from edgeml.errors import OutputExistsError
 
 
+# Set by the CLI's SIGINT/SIGTERM handler to the exception class to raise. A library that swallows the
+# interrupt (some catch BaseException) still never gets its output renamed into place: see atomic_path.
+STOP: dict[str, Any] = {"exc": None}
+
+
+def raise_if_stopped() -> None:
+    if STOP["exc"] is not None:
+        raise STOP["exc"]()
+
+
 def _kind(mode: int) -> str | None:
     """What a non-regular file is (None for a regular file)."""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
@@ -148,6 +158,7 @@ def atomic_path(out: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        raise_if_stopped()
         refuse_non_regular(out)
         os.replace(tmp_path, out)
     finally:

@@ -45,3 +45,7 @@ class ResourceLimitError(EdgeMLError):
 
 class RemoteTimeout(EdgeMLError):
     """A remote command ran past its --timeout; the ssh process was killed and the board cleaned up."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every finally-block and temporary-file cleanup runs (exit 143)."""

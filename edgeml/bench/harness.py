@@ -114,6 +114,8 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
     for a in all_arts:  # before anything is allocated (here or on the board): declared shapes fit in memory
         info = a.inspect()
         check_tensor_memory([*info.inputs, *info.outputs], str(a.path))
+    if ref_art is not None:
+        _same_inputs(ref_art, arts)
     threads = threads or (profile.cores if not profile.is_host else None) or None
     with tempfile.TemporaryDirectory(prefix="edgeml-bench-") as tmp:
         job = Path(tmp) / "job"
@@ -164,6 +166,25 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
              for e in out if e.get("missing_providers")]
     return BenchResult(target=profile.name, where=where, measured=True, models=out, environment=raw["environment"],
                        settings=settings, notes=notes)
+
+
+def _shapes(art: ModelArtifact) -> list[tuple[int | None, ...]]:
+    return [tuple(t.shape[1:]) for t in art.inspect().inputs]
+
+
+def _same_inputs(ref: ModelArtifact, arts: list[ModelArtifact]) -> None:
+    """The reference is fed the same samples as the models: its inputs must take them (batch and dynamic
+    dimensions aside), else the comparison is refused here, not as a runtime error on the board."""
+    want = _shapes(ref)
+    for a in arts:
+        got = _shapes(a)
+        same = len(got) == len(want) and all(
+            len(g) == len(w) and all(x is None or y is None or x == y for x, y in zip(g, w)) for g, w in zip(got, want))
+        if not same:
+            raise EdgeMLError(f"--reference {ref.path}: its inputs {[list(s) for s in want]} do not match "
+                              f"{a.path.name}'s {[list(s) for s in got]} (per sample)",
+                              hint="the reference is the same model in another precision or format (e.g. the float "
+                                   "model a quantized one was made from)")
 
 
 MAX_RUNS = 100_000  # the runner stops there; more is refused, never silently capped

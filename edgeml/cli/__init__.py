@@ -64,13 +64,41 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logger.propagate = False
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every finally-block and temporary-file cleanup runs."""
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during cleanup ends the process at once
-    raise Terminated()
+def _raise_stop(signum, frame) -> None:
+    """Raise the pending stop now, unless the main thread is importing a module: an exception raised inside
+    a native extension's initialisation can crash the interpreter (seen with onnx), so retry shortly."""
+    from edgeml._io import STOP
+
+    if _importing(frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    raise STOP["exc"]()
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGTERM behaves like Ctrl-C: an exception unwinds the stack, so finally-blocks remove temp files."""
+    from edgeml._io import STOP
+    from edgeml.errors import Terminated
+
+    STOP["exc"] = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during cleanup ends the process at once
+    signal.signal(signal.SIGALRM, _raise_stop)
+    _raise_stop(signum, frame)
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
 
 
 def _finite_convert(convert, value, param, ctx):
@@ -127,6 +155,8 @@ class EdgeMLGroup(click.Group):
                 click.echo(f"hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): finally-blocks have cleaned up
+            from edgeml.errors import Terminated
+
             terminated = isinstance(exc, Terminated)
             click.echo(f"error: {'terminated' if terminated else 'interrupted'}", err=True)
             ctx.exit(143 if terminated else 130)
@@ -156,6 +186,14 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def main() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    cli.main(prog_name="edgeml")
+    from edgeml._io import STOP
+    from edgeml.errors import Terminated
+
+    _install_signal_handlers()
+    try:
+        cli.main(prog_name="edgeml")
+    except SystemExit as exc:  # a library swallowed the interrupt (finished, or failed from it): report the signal
+        if STOP["exc"] is not None and exc.code not in (130, 143):
+            click.echo("error: " + ("terminated" if STOP["exc"] is Terminated else "interrupted"), err=True)
+            raise SystemExit(143 if STOP["exc"] is Terminated else 130) from None
+        raise

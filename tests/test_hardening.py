@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import helpers
-from edgeml._io import atomic_path, check_output, check_outputs, write_bytes_atomic
+from edgeml._io import atomic_path, check_output, write_bytes_atomic
 from edgeml.cli import cli
 from edgeml.errors import DataError, EdgeMLError, ModelLoadError, OutputExistsError
 
@@ -117,6 +117,8 @@ def test_bench_out_never_overwrites_its_data_even_with_force(tiny_onnx, small_np
 
 
 def test_outputs_that_are_inputs_by_hard_link_symlink_or_spec_are_refused(tmp_path, small_npz):
+    from edgeml._io import check_outputs
+
     (tmp_path / "hard.npz").hardlink_to(small_npz)
     (tmp_path / "sym.json").symlink_to(small_npz)
     spec = tmp_path / "data.toml"

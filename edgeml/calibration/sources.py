@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ def _np_error(path: Path, kind: str, exc: Exception) -> DataError:
     if "object" in text.lower() or "pickle" in text.lower():
         return DataError(f"{path}: holds Python objects (pickle), which edgeml refuses to load",
                          hint="store plain numeric arrays (numpy.save / numpy.savez)")
+    if isinstance(exc, SyntaxError) or type(exc).__name__ == "TokenError":
+        text = f"damaged .npy header: {type(exc).__name__}"
     return DataError(f"{path}: cannot read {kind} ({text})", hint=f"save with numpy.{'savez' if kind == '.npz' else 'save'}")
 
 
@@ -51,7 +51,8 @@ def _check_npz_headers(path: Path, npz: Any) -> None:
 
     total = 0
     for key in npz.files:
-        with npz.zip.open(key + ".npy") as fh:
+        member = key + ".npy" if key + ".npy" in npz.zip.namelist() else key
+        with npz.zip.open(member) as fh:
             version = np.lib.format.read_magic(fh)  # then the header only: no data is read
             if version == (1, 0):
                 shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
@@ -75,7 +76,7 @@ class NpzSource(Source):
     def __init__(self, path: Path):
         try:
             npz = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # truncated/damaged zip (BadZipFile, zlib.error, ...) or .npy header
             raise _np_error(path, ".npz", exc) from exc
         if not hasattr(npz, "files"):
             raise DataError(f"{path}: not an .npz archive", hint="use numpy.savez, or a .npy file for one input")
@@ -83,7 +84,9 @@ class NpzSource(Source):
         try:
             _check_npz_headers(path, npz)
             self.arrays = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        except DataError:
+            raise
+        except Exception as exc:  # a damaged archive or .npy header: numpy and zipfile raise many types
             raise _np_error(path, ".npz", exc) from exc
         label_key = next((k for k in LABEL_KEYS if k in self.arrays), None)
         self.labels = self.arrays.pop(label_key) if label_key else None
@@ -112,7 +115,7 @@ class NpySource(Source):
     def __init__(self, path: Path, key: str):
         try:
             self.array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except Exception as exc:  # a damaged header raises ValueError, SyntaxError, tokenize.TokenError, ...
             raise _np_error(path, ".npy", exc) from exc
         if self.array.ndim == 0:
             raise DataError(f"{path}: .npy holds a scalar, expected samples along the first axis")

@@ -114,7 +114,7 @@ def check_outputs(outputs: list[str | Path | None], *, inputs: Any = (), force: 
         p = Path(out)
         for src in ins:
             if same_file(p, src) or _inside(p, src):
-                raise OutputExistsError(f"{p}: output would overwrite an input of this command ({src})",
+                raise OutputExistsError(f"{p}: output would overwrite the input {src}",
                                         hint="choose another output path; inputs are never overwritten, "
                                              "not even with --force")
         if any(c is not None and same_file(p, c) for c in checked):

@@ -108,6 +108,15 @@ def test_bench_out_to_a_fifo_is_refused_and_the_fifo_kept(tiny_onnx, tmp_path):
     assert fifo.is_fifo()
 
 
+def test_output_folders_that_are_files_are_refused_before_any_work(tmp_path, tiny_onnx, small_npz):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = _run("demo", "-o", afile)
+    assert res.exit_code == 3 and "not a folder" in res.output and afile.read_text() == "x"
+    res = _run("optimize", tiny_onnx, "--calib", small_npz, "-o", small_npz)
+    assert res.exit_code == 3 and "input" in res.output
+
+
 # -- 2. no output is an input -------------------------------------------------------------------------------
 def test_bench_out_never_overwrites_its_data_even_with_force(tiny_onnx, small_npz):
     before = small_npz.read_bytes()
@@ -333,6 +342,16 @@ def test_tensor_names_that_are_not_utf8_are_refused_cleanly(tmp_path):
     res = _run("bench", bad, "--runs", "2")
     assert res.exit_code == 3, res.output
     assert "not valid UTF-8" in res.output and "Traceback" not in res.output
+
+
+def test_tflite_tensor_names_that_are_not_utf8_are_named_as_such(tiny_tflite, tmp_path):
+    bad = tmp_path / "bad.tflite"
+    data = tiny_tflite.read_bytes()
+    assert data.count(b"image") >= 1
+    bad.write_bytes(data.replace(b"image", b"im\xff\xfeg"))
+    res = _run("inspect", bad)
+    assert res.exit_code == 3, res.output
+    assert "not valid UTF-8" in res.output
 
 
 # -- 6. bad input is exit 3, not 4 ----------------------------------------------------------------------------

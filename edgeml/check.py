@@ -221,7 +221,7 @@ def _parse_model(art: Any) -> None:
 
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
               progress: Callable[[str], None] | None = None) -> CheckResult:
-    from edgeml.artifact import ModelArtifact
+    from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
     items: list[Item] = []
@@ -240,7 +240,7 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
         _parse_model(art)  # a size budget alone must not "pass" a file that is no model at all
         name = str(art.path)
         if b.max_size is not None:
-            size = path_size(art.path)
+            size = art.inspect().size_bytes if art.format is ModelFormat.ONNX else path_size(art.path)
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
         if b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")

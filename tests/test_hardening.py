@@ -429,6 +429,16 @@ def test_bench_onnx_with_external_data_locally(tmp_path):
     assert [m["name"] for m in models] == ["ext.onnx", "ext.onnx"] and all(m["latency_ms"]["n"] == 3 for m in models)
 
 
+def test_size_of_an_onnx_model_includes_its_external_data(tmp_path):
+    model = _external_onnx(tmp_path / "a")
+    total = model.stat().st_size + (model.parent / "weights.bin").stat().st_size
+    res = _run("check", model, "--max-size", str(model.stat().st_size + 1), "--json")
+    assert res.exit_code == 1, res.output  # the .onnx alone would fit; with its weights it does not
+    assert json.loads(res.stdout)["items"][0]["measured"] == total
+    res = _run("bench", model, "--runs", "2", "--json")
+    assert json.loads(res.stdout)["models"][0]["size_bytes"] == total
+
+
 def test_bench_onnx_with_external_data_over_ssh(board, tmp_path):
     model = _external_onnx(tmp_path / "a")
     res = _run("bench", model, "--host", board.host, "--ssh-config", board.config, "--remote-python", board.python,
@@ -466,6 +476,9 @@ def test_check_with_a_malformed_pyproject_is_an_error_not_no_budgets(tmp_path, t
     monkeypatch.chdir(tmp_path)
     Path("pyproject.toml").write_text(f'[tool.edgeml\n[[tool.edgeml.budget]]\nmodel = "{tiny_onnx}"\n')
     res = _run("check")
+    assert res.exit_code == 2 and "not valid TOML" in res.output
+    Path("budget.toml").write_text('[[budget]\nmodel = "m.onnx"\n')
+    res = _run("check", "--budget", "budget.toml")
     assert res.exit_code == 2 and "not valid TOML" in res.output
     Path("pyproject.toml").write_text(f'[tool]\nedgeml.budget = [{{model = "{tiny_onnx}", max_size = "1MB"}}]\n')
     res = _run("check")

@@ -149,7 +149,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
     out = []
     base = None
     for k, (art, entry) in enumerate(zip(all_arts, raw["models"])):
-        entry = dict(entry, path=str(art.path), size_bytes=art.path.stat().st_size)
+        entry = dict(entry, path=str(art.path), size_bytes=art.inspect().size_bytes)
         entry["name"] = art.path.name
         if k == ref_index:
             entry["role"] = "reference"

@@ -114,13 +114,19 @@ def check_safe(path: str | Path) -> None:
     check_external_data(_parse(p), p.parent, p)
 
 
-def load(path: str | Path, *, check: bool = True):
-    """Load an ONNX model safely (external data only from the model's folder) and validate it."""
+def load(path: str | Path, *, check: bool = True, external: list[str] | None = None):
+    """Load an ONNX model safely (external data only from the model's folder) and validate it.
+
+    ``external``, when given, receives the model's external-data files (relative to its folder).
+    """
     import onnx
 
     p = Path(path)
     model = _parse(p)
-    if check_external_data(model, p.parent, p):
+    files = external_files(model, p.parent, p)
+    if external is not None:
+        external.extend(files)
+    if files:
         from onnx.external_data_helper import load_external_data_for_model
 
         load_external_data_for_model(model, str(p.parent))
@@ -232,7 +238,8 @@ def _is_weight(dtype: str, name: str, consumers: dict) -> bool:
 def inspect(path: Path) -> Inspection:
     import onnx
 
-    model = load(path)
+    external: list[str] = []
+    model = load(path, external=external)
     g = _Graph(model)
     consumers: dict[str, list] = {}
     producers: dict[str, Any] = {}
@@ -294,7 +301,8 @@ def inspect(path: Path) -> Inspection:
         return TensorSpec(vi.name, shape, _dtype_name(t.elem_type), _quant_of(vi.name, g, consumers, producers))
 
     return Inspection(
-        path=str(path), format="onnx", size_bytes=path.stat().st_size,
+        path=str(path), format="onnx",  # the size on disk includes external data files
+        size_bytes=path.stat().st_size + sum((path.parent / f).stat().st_size for f in external),
         inputs=[spec(vi) for vi in model.graph.input if vi.name not in init_names],
         outputs=[spec(vi) for vi in model.graph.output],
         params=stats.params, macs=total, ops=dict(ops.most_common()), weight_dtypes=dict(stats.dtypes),

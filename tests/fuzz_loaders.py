@@ -74,9 +74,9 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         inner = OPS[int(rng.integers(0, len(OPS) - 1))]
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w") as dst:
-            for name in names:
-                content = src.read(name)
-                dst.writestr(name, _bytes_mutation(content, rng, inner) if name == victim else content)
+            for info in src.infolist():  # same names, dates and compression: only the victim's bytes change
+                content = src.read(info.filename)
+                dst.writestr(info, _bytes_mutation(content, rng, inner) if info.filename == victim else content)
         return out.getvalue(), f"member:{victim}:{inner}"
     except zipfile.BadZipFile:
         return _bytes_mutation(data, rng, "flip"), "flip"

@@ -81,9 +81,12 @@ def detect_format(path: str | Path) -> ModelFormat:
     if head[4:8] == b"TFL3":
         return ModelFormat.TFLITE
     if head.startswith(b"PK"):
-        if zipfile.is_zipfile(p):
+        try:
             with zipfile.ZipFile(p) as zf:
                 names = set(zf.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            names = None
+        if names is not None:
             if "config.json" in names:
                 return ModelFormat.KERAS
             raise ModelLoadError(f"{p}: zip archive without a Keras config.json", hint=_SUPPORTED)

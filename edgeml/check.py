@@ -131,6 +131,25 @@ def load_budgets(path: str | Path) -> list[Budget]:
     return [make_budget(e, defaults, p.parent, f"{p} budget #{i + 1}") for i, e in enumerate(entries)]
 
 
+def pyproject_budgets(path: str | Path = "pyproject.toml") -> list[Budget] | None:
+    """Budgets from ``[tool.edgeml]`` in a pyproject.toml; None when there is no such file or table.
+
+    The file is parsed for real (never searched as text): malformed TOML is a BudgetError, not "no budgets".
+    """
+    from edgeml._io import read_toml
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    data = read_toml(p, what="pyproject.toml", hint="", error=BudgetError)
+    tool = data.get("tool")
+    if not isinstance(tool, dict) or "edgeml" not in tool:
+        return None
+    if not isinstance(tool["edgeml"], dict):
+        raise BudgetError(f"{p}: [tool.edgeml] must be a table", hint="add [[tool.edgeml.budget]] entries")
+    return load_budgets(p)
+
+
 @dataclass
 class Item:
     model: str
@@ -185,10 +204,26 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None], inpu
                  f"{', '.join(f'{v:.4g}' for v in values)} ms (spread {spread:.0f} %)"), "measured"
 
 
+def _parse_model(art: Any) -> None:
+    """Parse the model's structure (cheaply: no runtime, no TensorFlow); a non-model raises ModelLoadError.
+
+    Detection reads only the first bytes (a text file can look like an ONNX protobuf), so ONNX and TFLite
+    files are parsed whole; Keras zips (config.json), HDF5 and SavedModel folders were already checked.
+    """
+    from edgeml.artifact import ModelFormat
+
+    if art.format is ModelFormat.ONNX:
+        from edgeml.formats.onnx import check_safe
+
+        check_safe(art.path)
+    elif art.format is ModelFormat.TFLITE:
+        art.inspect()
+
+
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
               progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> CheckResult:
     """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs."""
-    from edgeml.artifact import ModelArtifact
+    from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
     items: list[Item] = []
@@ -204,9 +239,10 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
 
     for b in budgets:
         art = ModelArtifact.open(b.model)
+        _parse_model(art)  # a size budget alone must not "pass" a file that is no model at all
         name = str(art.path)
         if b.max_size is not None:
-            size = path_size(art.path)
+            size = art.inspect().size_bytes if art.format is ModelFormat.ONNX else path_size(art.path)
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
         if b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml import __version__
-from edgeml._io import json_text
+from edgeml._io import json_text, write_bytes_atomic
 from edgeml.errors import EdgeMLError
 
 MANIFEST = "run.json"
@@ -227,12 +227,12 @@ class _Run:
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "config": asdict(self.r), "inputs": {self.r.model: sha256(self.r.model)},
                     "versions": versions(), "stages": self.stages, **extra}
-        (self.dir / MANIFEST).write_text(json_text(manifest))
+        write_bytes_atomic(self.dir / MANIFEST, json_text(manifest).encode())
         return manifest
 
 
 def _write(path: Path, data: dict[str, Any]) -> str:
-    path.write_text(json_text(data))
+    write_bytes_atomic(path, json_text(data).encode())
     return path.name
 
 
@@ -276,7 +276,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
                 if keras_like:
                     convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape)
                 else:
-                    (d / f"{name}.{f}").write_bytes(s.read_bytes())
+                    write_bytes_atomic(d / f"{name}.{f}", s.read_bytes())
                 outs.append(f"{name}.{f}")
         return {"outputs": outs}
 

@@ -9,6 +9,9 @@ from edgeml.cli._out import emit_json, status, table
 
 
 def ssh_options(f):
+    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                     help="With --host: give up on the board after this long (ssh killed, board cleaned up) "
+                          "[default: sized to the run].")(f)
     f = click.option("--remote-python", default="python3", show_default=True,
                      help="Python 3 on the board (needs numpy and the board's runtime).")(f)
     f = click.option("--identity", type=click.Path(), help="SSH private key (else your ssh config/agent).")(f)
@@ -31,9 +34,9 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--target", metavar="NAME|PROFILE.toml", help="Target profile [default: host]. Without --host, a "
                                                              "board target is estimated, never measured here.")
 @ssh_options
-@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs first.")
-@click.option("--min-time", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs per model.")
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=5, show_default=True, help="Untimed runs first.")
+@click.option("--min-time", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
               help="Keep timing until this many seconds have passed.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the target's cores].")
 @click.option("--data", metavar="SPEC", help="Data for each model (bound to its own inputs); labelled data gives "
@@ -44,8 +47,8 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.bench/1).")
 @input_shape_option
 @click.pass_context
-def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, runs, warmup, min_time, threads, data,
-              reference, out_file, force, as_json, input_shapes):
+def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, timeout, runs, warmup, min_time,
+              threads, data, reference, out_file, force, as_json, input_shapes):
     """Measure latency (and accuracy) of .tflite/.onnx MODELS on a target.
 
     Several models run interleaved (A B A B ...) so their ratio holds on a noisy machine. Latency is timed
@@ -64,10 +67,10 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ru
     from edgeml.bench.harness import bench
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
-    out_path = check_output(out_file, inputs=list(models), force=force) if out_file else None
+    out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None
     result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
                    runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                   progress=None if quiet else status, input_shapes=input_shapes)
+                   progress=None if quiet else status, input_shapes=input_shapes, timeout=timeout)
     d = result.to_dict()
     if out_path:
         write_bytes_atomic(out_path, (json_text(d) + "\n").encode())

@@ -66,11 +66,18 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
     elif any(v is not None for v in flags.values()):
         raise BudgetError("budget flags need a MODEL", hint="edgeml check MODEL --max-size 300KiB")
     if not budgets:
-        if Path("pyproject.toml").is_file() and "[tool.edgeml" in Path("pyproject.toml").read_text():
-            budgets = load_budgets("pyproject.toml")
-        else:
+        from edgeml.check import pyproject_budgets
+
+        budgets = pyproject_budgets("pyproject.toml") or []
+        if not budgets:
             raise BudgetError("no budgets", hint="pass MODEL with --max-size/--max-latency-ms/--min-accuracy, "
                                                  "--budget FILE, or add [tool.edgeml] to pyproject.toml")
+    if junit or md:  # before any work: reports never replace an input, a folder or a device
+        from edgeml._io import check_outputs
+
+        check_outputs([junit, md], inputs=[budget_file, "pyproject.toml" if not budget_file else None,
+                                           *[p for b in budgets for p in (b.model, b.baseline, b.data)]],
+                      force=True)
     result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status,
                        input_shapes=input_shapes)
     if junit:

@@ -39,7 +39,7 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
         from edgeml._io import check_output, write_bytes_atomic
         from edgeml.targets import load_profile
 
-        out_path = check_output(out, inputs=list(fit_files), force=force) if out else None
+        out_path = check_output(out, inputs=[model, *fit_files], force=force) if out else None
         r = est.fit_from_bench(list(fit_files), target, precision)
         if out_path:
             write_bytes_atomic(out_path, est.profile_with_fit(load_profile(target), r).encode())

@@ -112,8 +112,16 @@ def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune
                    "# these are written for a recipe saved in the current directory.")
         click.echo(recipe.to_toml(base=Path.cwd()), nl=False)
         return
+    _check_folder(recipe)
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     _finish(ctx, run_pipeline(recipe, progress=None if quiet else status), as_json)
+
+
+def _check_folder(recipe, *inputs) -> None:
+    """The run folder is never an input (model, data, recipe) nor inside one; checked before any work."""
+    from edgeml._io import check_outputs
+
+    check_outputs([], inputs=[recipe.model, recipe.calib, recipe.eval, recipe.train, getattr(recipe, "training", None), *inputs], folders=[recipe.out])
 
 
 @click.command("run")
@@ -130,5 +138,6 @@ def run_cmd(ctx, recipe_file, out, dry_run, as_json):
     if dry_run:
         click.echo(recipe.to_toml(), nl=False)
         return
+    _check_folder(recipe, recipe_file)
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     _finish(ctx, run_pipeline(recipe, progress=None if quiet else status), as_json)

@@ -69,7 +69,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
     _route(art.format, to, art.path)
     if float16 and to != "tflite":
         raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
-    out = check_output(out, inputs=[art.path], force=force)
+    out = check_output(out, inputs=[art.path, calib], force=force)
     atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
     warnings: list[str] = []
     t0 = time.perf_counter()

@@ -8,6 +8,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from edgeml.formats.common import TensorSpec
@@ -82,9 +84,12 @@ def random_feeds(inputs: list[TensorSpec], n: int, seed: int = 0, *, input_shape
     Shapes come from ``edgeml.formats.shapes.resolve`` (batch 1, symbolic dims resolved by name across
     inputs, ``input_shapes`` for the rest); an unknown dimension is refused, never invented.
     """
+    from edgeml._io import check_tensor_memory
     from edgeml.formats.shapes import resolve
 
     shapes = resolve(inputs, input_shapes).require(what)
+    check_tensor_memory([SimpleNamespace(name=t.name, shape=shapes[t.name], dtype=t.dtype) for t in inputs],
+                        "random inputs")
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(n):

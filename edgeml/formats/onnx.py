@@ -52,15 +52,22 @@ def _external_tensors(model) -> Iterator[Any]:
 
 
 def check_external_data(model, base_dir: Path, path: Path) -> bool:
-    """Refuse external-data locations outside the model's folder. Returns True when any are used."""
+    """Refuse external-data locations outside the model's folder, and ranges past the end of the data file or
+    over the memory ceiling (checked before anything is read). Returns True when any are used."""
+    return bool(external_files(model, base_dir, path))
+
+
+def external_files(model, base_dir: Path, path: Path) -> list[str]:
+    """The external-data locations (relative to the model's folder) the model uses, each validated."""
     import onnx
 
+    from edgeml._io import check_alloc
+
     base = base_dir.resolve()
-    used = False
+    used: list[str] = []
     for tensor in _external_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        used = True
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         target = (base / location).resolve()
         if not location or Path(location).is_absolute() or not target.is_relative_to(base):
@@ -70,6 +77,20 @@ def check_external_data(model, base_dir: Path, path: Path) -> bool:
         if not target.is_file():
             raise ModelLoadError(f"{path}: external data file '{location}' of tensor '{tensor.name}' is missing",
                                  hint="copy the .data file next to the .onnx model")
+        fields = {e.key: e.value for e in tensor.external_data}
+        try:
+            offset, length = int(fields.get("offset") or 0), fields.get("length")
+            length = int(length) if length not in (None, "") else target.stat().st_size - offset
+        except ValueError as exc:
+            raise ModelLoadError(f"{path}: external data of tensor '{tensor.name}' has a non-numeric offset/length",
+                                 hint="re-export the model") from exc
+        if offset < 0 or length < 0 or offset + length > target.stat().st_size:
+            raise ModelLoadError(f"{path}: external data of tensor '{tensor.name}' (offset {offset}, length {length})"
+                                 f" runs past the end of '{location}' ({target.stat().st_size} bytes)",
+                                 hint="the data file is truncated or does not belong to this model; re-export it")
+        check_alloc(length, f"{path}: external data of tensor '{tensor.name}'", error=ModelLoadError)
+        if location not in used:
+            used.append(location)
     return used
 
 
@@ -94,13 +115,19 @@ def check_safe(path: str | Path) -> None:
     check_external_data(_parse(p), p.parent, p)
 
 
-def load(path: str | Path, *, check: bool = True):
-    """Load an ONNX model safely (external data only from the model's folder) and validate it."""
+def load(path: str | Path, *, check: bool = True, external: list[str] | None = None):
+    """Load an ONNX model safely (external data only from the model's folder) and validate it.
+
+    ``external``, when given, receives the model's external-data files (relative to its folder).
+    """
     import onnx
 
     p = Path(path)
     model = _parse(p)
-    if check_external_data(model, p.parent, p):
+    files = external_files(model, p.parent, p)
+    if external is not None:
+        external.extend(files)
+    if files:
         from onnx.external_data_helper import load_external_data_for_model
 
         load_external_data_for_model(model, str(p.parent))
@@ -540,7 +567,8 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
 
     from edgeml.formats.shapes import resolve
 
-    model = load(path)
+    external: list[str] = []
+    model = load(path, external=external)
     raw_inputs = [_spec_of(vi) for vi in graph_inputs(model)]
     resolved = resolve(raw_inputs, input_shapes)
     fix_input_shapes(model, resolved.shapes)
@@ -616,7 +644,8 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
 
     quant_inputs = {vi.name: _spec_of(vi, g, consumers, producers).quantization for vi in graph_inputs(model)}
     return Inspection(
-        path=str(path), format="onnx", size_bytes=path.stat().st_size,
+        path=str(path), format="onnx",  # the size on disk includes external data files
+        size_bytes=path.stat().st_size + sum((path.parent / f).stat().st_size for f in external),
         inputs=[TensorSpec(t.name, t.shape, t.dtype, quant_inputs[t.name], symbols=t.symbols) for t in raw_inputs],
         outputs=[_spec_of(vi, g, consumers, producers) for vi in model.graph.output],
         params=stats.params, macs=total, ops=dict(ops.most_common()), weight_dtypes=dict(stats.dtypes),

@@ -267,6 +267,9 @@ def inspect(path: Path, *, validate: bool = True, input_shapes=None) -> Inspecti
         info = _parse(path, data, input_shapes)
     except (EdgeMLError, MissingDependencyError):
         raise
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"{path}: a tensor or operator name in the model is not valid UTF-8 ({exc.object[:40]!r})",
+                             hint="rename it when exporting; runtimes cannot address such a tensor") from exc
     except Exception as exc:  # flatbuffers raise struct/index errors on truncated or corrupt data
         raise ModelLoadError(f"{path}: corrupt or truncated TFLite file ({type(exc).__name__}: {exc})",
                              hint="re-export the model; the file does not parse as a TFLite flatbuffer") from exc

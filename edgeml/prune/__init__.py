@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeml import __version__
-from edgeml._io import check_output
+from edgeml._io import check_output, refuse_non_regular
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 
@@ -97,6 +97,7 @@ def _save_keras(model: Any, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=".edgeml-prune-", dir=out.parent) as tmp:
         path = Path(tmp) / "model.keras"
         model.save(path)
+        refuse_non_regular(out)
         os.replace(path, out)
 
 
@@ -130,7 +131,7 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
     t0 = time.perf_counter()
     _validate(sparsity, method, scope, schedule, criterion, epochs, batch_size, lr)
     art = ModelArtifact.open(model)
-    out = check_output(out, inputs=[art.path], force=force)
+    out = check_output(out, inputs=[art.path, train, val], force=force)
     if exclude:
         import re
 

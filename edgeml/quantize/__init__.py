@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml._io import atomic_path, check_output
+from edgeml._io import atomic_path, check_outputs
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 from edgeml.quantize.debug import LayerError
@@ -166,8 +166,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     if needs_calib and calib is None:
         raise EdgeMLError(f"--mode {mode} needs calibration data", hint="pass --calib SPEC (100-500 representative "
                                                                         "samples, e.g. --calib images/?samples=200)")
-    out = check_output(out, inputs=[art.path], force=force)
-    report_path = check_output(report, inputs=[art.path, out], force=force) if report else None
+    out, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
     why = _already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",

@@ -191,8 +191,12 @@ class TFLiteModel:
             raise RunnerError("%s: the TFLite runtime refuses this model: %s" % (spec["name"], exc),
                               "an Edge TPU-compiled model needs the edgetpu delegate (--target coral-usb)"
                               if "edgetpu-custom-op" in str(exc) else "re-convert the model")
-        self.inputs = self.it.get_input_details()
-        self.outputs = self.it.get_output_details()
+        try:
+            self.inputs = self.it.get_input_details()
+            self.outputs = self.it.get_output_details()
+        except UnicodeDecodeError:
+            raise RunnerError("%s: a tensor name is not valid UTF-8; the TFLite runtime cannot read the model's IO"
+                              % spec["name"], "rename the model's input/output tensors and re-export it")
         self.np = np
 
     def set(self, arrays):
@@ -268,8 +272,13 @@ class OrtModel:
             raise RunnerError("%s: ONNX Runtime refuses this model: %s" % (spec["name"], " ".join(str(exc).split())),
                               "check the model loads with onnxruntime on this machine")
         self.providers = self.sess.get_providers()
-        self.inputs = self.sess.get_inputs()
-        self.names = [o.name for o in self.inputs]
+        try:
+            self.inputs = self.sess.get_inputs()
+            self.names = [o.name for o in self.inputs]
+            [o.name for o in self.sess.get_outputs()]
+        except UnicodeDecodeError:
+            raise RunnerError("%s: a tensor name is not valid UTF-8; ONNX Runtime cannot feed or fetch it"
+                              % spec["name"], "rename the model's input/output tensors and re-export it")
         self.np = np
         self.feed = {}
 
@@ -339,6 +348,31 @@ def stats(ms):
 
 
 # -- measurement -----------------------------------------------------------------------------------------
+def memory_ceiling(job):
+    """Bytes the job's tensors may take: the job's own limit, else a quarter of this machine's free memory."""
+    if job.get("max_memory_bytes"):
+        return int(job["max_memory_bytes"])
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 // 4
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024 ** 3
+
+
+def check_shapes(np, name, shapes, limit):
+    """Refuse inputs whose declared shapes would not fit, before allocating them."""
+    for k, (shape, dtype, _) in enumerate(shapes):
+        n = np.dtype(dtype).itemsize
+        for d in [1] + list(shape[1:]):
+            n *= d if isinstance(d, int) and d > 0 else 1
+        if n > limit:
+            raise RunnerError("%s: input %d %s (%s) would need %.1f GiB, over this machine's memory ceiling of "
+                              "%.1f GiB" % (name, k, list(shape), dtype, n / 2 ** 30, limit / 2 ** 30),
+                              "check the model's declared input shape (or raise EDGEML_MAX_MEMORY)")
+
+
 def _synthetic(np, shapes, seed=0):
     rng = np.random.default_rng(seed)
     arrays = []
@@ -386,6 +420,7 @@ def measure(job_dir):
         elif data is not None:
             first = [_row(data["in%d" % i], 0, full) for i in range(len(m.inputs))]
         else:
+            check_shapes(np, spec["name"], m.input_shapes(), memory_ceiling(job))
             first = _synthetic(np, m.input_shapes())
         m.set(first)
         t0 = time.perf_counter()
@@ -516,6 +551,18 @@ def main(argv):
             raise RunnerError("usage: device_runner.py JOB_DIR | --doctor")
     except RunnerError as exc:
         print(json.dumps({"error": exc.message, "hint": exc.hint}))
+        return 3
+    except MemoryError:
+        print(json.dumps({"error": "the device runner ran out of memory",
+                          "hint": "the model or data is too large for this machine's free memory"}))
+        return 3
+    except Exception as exc:  # summarised in one line; the traceback travels in the JSON (shown with -v)
+        import traceback
+
+        text = " ".join(str(exc).split())[:300]
+        print(json.dumps({"error": "the device runner failed: %s%s" % (type(exc).__name__, ": " + text if text else ""),
+                          "hint": "run with -v to see the runner's traceback",
+                          "traceback": traceback.format_exc()}))
         return 3
     print(json.dumps(result))
     return 0

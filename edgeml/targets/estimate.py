@@ -336,7 +336,7 @@ def estimate_bench(arts: list, profile: Any, *, threads: int | None, input_shape
                 raise
             notes.append(f"{art.path.name}: not estimated: {exc.message}")
             continue
-        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.path.stat().st_size,
+        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
                        "estimate": e.to_dict()})
     return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
                        settings={"threads": threads}, notes=notes)

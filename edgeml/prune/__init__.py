@@ -209,7 +209,7 @@ def _channel(model: Any, *, sparsity, scope, criterion, exclude, train, val, epo
     graph_model = functional(model)
     say(f"planning channel groups ({criterion} ranking, {scope} scope)")
     graph, keep, skipped, notes = plan(graph_model, sparsity, criterion=criterion, scope=scope, exclude=exclude)
-    pruned = rebuild(graph_model, graph, keep)
+    pruned = rebuild(model, graph, keep)  # a Sequential model is rebuilt as a Sequential
     layers = []
     for r, k in keep.items():
         grp = graph.groups[r]

@@ -95,14 +95,17 @@ class Graph:
         return self.groups[self.find(g)]
 
     def _walk(self, model: Any) -> None:
+        # Only the nodes of this model's graph count: a layer also keeps the nodes of earlier calls (Keras 3
+        # Sequential models call every layer again each time a layer is added, when building the model).
+        in_graph = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
         for layer in model.operations:
-            nodes = [n for n in layer._inbound_nodes if all(id(t) in self.chan for t in n.input_tensors)]
+            nodes = [n for n in layer._inbound_nodes if id(n) in in_graph]
             cls = type(layer).__name__
             if cls == "InputLayer":
                 for t in layer.output if isinstance(layer.output, list) else [layer.output]:
                     self.chan[id(t)] = self.new(int(t.shape[-1]), blocked="model input")
                 continue
-            if len(layer._inbound_nodes) != 1 or len(nodes) != 1:
+            if len(nodes) != 1:
                 for n in nodes:
                     self._opaque(layer, n, "shared layer (called more than once)")
                 continue
@@ -152,8 +155,23 @@ class Graph:
             self.chan[id(out)] = x
         elif cls in PASS_THROUGH:
             self.chan[id(out)] = x
+        elif cls == "PReLU":
+            alpha = tuple(layer.alpha.shape)
+            if alpha[-1] == 1:  # slope shared over the channel axis
+                self.chan[id(out)] = x
+            else:
+                self.uses.append((layer, "through", [x]))
+                self.chan[id(out)] = x
         elif cls == "Flatten":
             self.chan[id(out)] = Chan(x.segs, flat=math.prod(int(d) for d in node.input_tensors[0].shape[1:-1]))
+        elif cls == "Reshape":
+            in_shape, out_shape = tuple(node.input_tensors[0].shape), tuple(out.shape)
+            if out_shape[-1] == in_shape[-1]:  # row-major: the last axis keeps its channels, e.g. (C,) <-> (1, 1, C)
+                self.chan[id(out)] = x
+            elif len(out_shape) == 2 and None not in in_shape[1:]:  # a Flatten
+                self.chan[id(out)] = Chan(x.segs, flat=math.prod(int(d) for d in in_shape[1:-1]))
+            else:
+                self._opaque(layer, node, f"Reshape {in_shape[1:]} -> {out_shape[1:]} moves the channel axis")
         elif cls in ELEMENTWISE:
             shapes = [[n for _, n in c.segs] for c in ins]
             if any(s != shapes[0] for s in shapes[1:]):
@@ -239,7 +257,8 @@ def _indices(g: Graph, keep: dict[int, np.ndarray], chan: Chan) -> np.ndarray:
 
 
 def rebuild(model: Any, g: Graph, keep: dict[int, np.ndarray]) -> Any:
-    """A new model with the kept channels only, weights sliced from ``model``."""
+    """A new model (Functional or Sequential, as ``model`` is) with the kept channels only, weights sliced from
+    ``model``; ``g`` is the graph of ``model`` (of its functional graph for a Sequential model)."""
     from edgeml._tf import keras as import_keras
 
     keras = import_keras()
@@ -281,6 +300,8 @@ def rebuild(model: Any, g: Graph, keep: dict[int, np.ndarray]) -> Any:
             ws[1:] = [b.take(i) for b in ws[1:]]
         elif cls == "BatchNormalization" and i is not None:
             ws = [w.take(i) for w in ws]
+        elif cls == "PReLU" and i is not None:
+            ws[0] = ws[0].take(i, axis=-1)
         new_layer.set_weights(ws)
     return new
 

@@ -144,7 +144,8 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
         raise EdgeMLError(f"{art.path}: prune works on Keras models (.keras, .h5) and ONNX, not {art.format.value}",
                           hint="prune the Keras model before converting it")
     if out.suffix != ".keras":
-        raise EdgeMLError(f"{out}: the pruned Keras model is saved as .keras",
+        raise EdgeMLError(f"{out}: the pruned Keras model is saved as .keras (the Keras 3 format, which saves and "
+                          "reloads the whole model; edgeml prunes .h5 input to .keras too)",
                           hint=f"use -o {out.with_suffix('.keras').name}, then edgeml convert/quantize it")
     say(f"loading {art.path}")
     keras_model, compiled_loss = _load_keras(art.path)
@@ -170,6 +171,9 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
     say(f"saving {out}")
     _save_keras(pruned, out)
     after.update(_file_stats(out))
+    if art.format is ModelFormat.H5:
+        notes.append(f"{art.path.name} is a (Keras 2) HDF5 model; the pruned model is saved in the Keras 3 .keras "
+                     "format (keras.saving.load_model reads it; sizes before are of the input re-saved as .keras)")
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=criterion if method == "channel" else None, before=before, after=after,
                        layers=layers, skipped=skipped, training=training, seconds=time.perf_counter() - t0,

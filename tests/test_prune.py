@@ -405,3 +405,40 @@ def test_keras2_h5_with_tensorflow_ops_is_refused_clearly():
     with pytest.raises(ModelLoadError, match=r"TFOpLambda layers \(__operators__.add\)") as exc:
         load(DATA / "keras2_tf_op.h5")
     assert "tf_keras" in exc.value.hint
+
+
+def test_keras2_h5_optimizer_arguments_keras3_dropped_still_compile(tmp_path):
+    """Keras <= 2.2 saved `lr` (and `decay`) in the optimizer config; Keras 3 refuses them."""
+    import json
+    import shutil
+
+    import h5py
+
+    from edgeml.formats.keras import load
+
+    path = tmp_path / "old.h5"
+    shutil.copyfile(DATA / K2_SEQ, path)
+    with h5py.File(path, "r+") as f:
+        training = json.loads(f.attrs["training_config"])
+        training["optimizer_config"] = {"class_name": "Adam", "config": {"lr": 0.0001, "beta_1": 0.9, "decay": 0.0}}
+        f.attrs["training_config"] = json.dumps(training)
+    model = load(path, compile=True)
+    assert model.compiled and "categorical_crossentropy" in str(model.loss)
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
+    assert json.loads(h5py.File(path, "r").attrs["training_config"])["optimizer_config"]["config"]["lr"] == 0.0001
+
+
+def test_strided_pointwise_convs_are_found_without_tensorflow(tmp_path, monkeypatch):
+    from edgeml.prune.finetune import avoid_onednn_crash, strided_pointwise_convs
+
+    keras = _keras()
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, name="k3s2")(inp)
+    y = keras.layers.Conv2D(4, 1, strides=2, name="shortcut")(inp)
+    z = keras.layers.Conv2D(4, 1, name="k1s1")(keras.layers.Cropping2D(((0, 1), (0, 1)))(y))
+    keras.Model(inp, [x, z]).save(tmp_path / "m.keras")
+    assert strided_pointwise_convs(tmp_path / "m.keras") == [("shortcut", 2)]
+    assert strided_pointwise_convs(DATA / K2_BLOCK) == []
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    note, warning = avoid_onednn_crash(tmp_path / "m.keras")  # TensorFlow is imported here: too late to switch
+    assert note is None and "shortcut" in warning and "TF_ENABLE_ONEDNN_OPTS=0" in warning

@@ -119,6 +119,29 @@ def _keras2_fixes(config: Any, path: Path) -> tuple[Any, list[str]]:
     return config, changes
 
 
+def _keras2_optimizer_fixes(training: dict, keras: Any) -> list[str]:
+    """Make a Keras 2 training_config's optimizer one Keras 3 can build (in place): ``lr`` is ``learning_rate``,
+    and arguments Keras 3 optimizers no longer take (``decay``, ...) are dropped. Only the optimizer is touched
+    (fine-tuning and re-saving use the loss; the old optimizer's state is not carried over anyway)."""
+    import inspect
+
+    opt = training.get("optimizer_config")
+    if not isinstance(opt, dict) or not isinstance(opt.get("config"), dict):
+        return []
+    cfg = opt["config"]
+    try:
+        cls = type(keras.optimizers.get(opt.get("class_name", "")))
+    except (ValueError, TypeError):
+        return []  # unknown optimizer: let Keras say so
+    if "lr" in cfg:
+        cfg.setdefault("learning_rate", cfg.pop("lr"))
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    dropped = sorted(k for k in cfg if k not in accepted)
+    for k in dropped:
+        del cfg[k]
+    return [f"optimizer {opt.get('class_name')}: dropped Keras 2 arguments {', '.join(dropped)}"] if dropped else []
+
+
 def _load_h5(path: Path, keras: Any, compile: bool) -> Any:
     """Load a (Keras 2) HDF5 model, through a patched temporary copy when its config needs Keras 3 fixes."""
     import json
@@ -129,13 +152,25 @@ def _load_h5(path: Path, keras: Any, compile: bool) -> Any:
 
     original = _h5_model_config(path)
     config, changes = _keras2_fixes(json.loads(json.dumps(original)), path)
-    if config == original and path.suffix.lower() in (".h5", ".hdf5"):
+    training = None
+    if compile:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("training_config")
+        if raw is not None:
+            training = json.loads(raw.decode() if hasattr(raw, "decode") else raw)
+            before = json.dumps(training)
+            changes += _keras2_optimizer_fixes(training, keras)
+            if json.dumps(training) == before:
+                training = None
+    if config == original and training is None and path.suffix.lower() in (".h5", ".hdf5"):
         return keras.saving.load_model(str(path), compile=compile, safe_mode=True)
     with tempfile.TemporaryDirectory(prefix="edgeml-h5-") as tmp:
         copy = Path(tmp) / "model.h5"  # Keras picks its HDF5 loader by the .h5 suffix
         shutil.copyfile(path, copy)
         with h5py.File(copy, "r+") as f:
             f.attrs["model_config"] = json.dumps(config)
+            if training is not None:
+                f.attrs["training_config"] = json.dumps(training)
         model = keras.saving.load_model(str(copy), compile=compile, safe_mode=True)
     for change in changes:
         log.info("%s: %s", path, change)

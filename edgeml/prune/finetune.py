@@ -11,6 +11,76 @@ import numpy as np
 from edgeml.errors import DataError, EdgeMLError
 
 
+ONEDNN_NOTE = ("fine-tuning ran with TensorFlow's oneDNN CPU kernels off (TF_ENABLE_ONEDNN_OPTS=0; slower): the model "
+               "has 1x1 stride-{stride} convolutions ({layers}), whose oneDNN filter gradient crashes TensorFlow 2.21 "
+               "(segfault)")
+ONEDNN_WARNING = ("fine-tuning may crash (segfault) in TensorFlow 2.21's oneDNN filter gradient of 1x1 strided "
+                  "convolutions ({layers}); TensorFlow was imported before edgeml could switch oneDNN off: set "
+                  "TF_ENABLE_ONEDNN_OPTS=0 before importing TensorFlow")
+
+
+def strided_pointwise_convs(path: Any) -> list[tuple[str, int]]:
+    """(name, stride) of every Conv1D/2D/3D with a 1x1 kernel and a stride > 1, read from the saved config of a
+    .keras or .h5 model without importing TensorFlow."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as z:
+                config = json.loads(z.read("config.json"))
+        else:
+            import h5py
+
+            with h5py.File(p, "r") as f:
+                raw = f.attrs.get("model_config")
+            config = json.loads(raw.decode() if hasattr(raw, "decode") else raw) if raw is not None else {}
+    except (OSError, KeyError, ValueError):
+        return []  # the loader reports unreadable files
+    found: list[tuple[str, int]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            cfg = node.get("config")
+            if node.get("class_name") in ("Conv1D", "Conv2D", "Conv3D") and isinstance(cfg, dict):
+                kernel, strides = cfg.get("kernel_size", ()), cfg.get("strides", ())
+                kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel]
+                strides = strides if isinstance(strides, (list, tuple)) else [strides]
+                if kernel and all(k == 1 for k in kernel) and any(s > 1 for s in strides):
+                    found.append((str(cfg.get("name")), max(strides)))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    return found
+
+
+def avoid_onednn_crash(path: Any) -> tuple[str | None, str | None]:
+    """Switch TensorFlow's oneDNN kernels off for fine-tuning a model with 1x1 strided convolutions.
+
+    Measured with TensorFlow 2.21 (CPU): the filter gradient (Conv2DBackpropFilter) of a 1x1 stride-2 Conv2D
+    segfaults for some shapes, e.g. input 60x60x8 -> 16 filters, or 60x60x4 -> 8 (the shortcuts of a
+    mini-Xception, before and after channel pruning); limiting oneDNN's ISA only moves the crash to other
+    shapes; with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0, read when TensorFlow is imported) it runs, ~3-4x slower.
+    Returns (note, warning) for the prune result; the user's own TF_ENABLE_ONEDNN_OPTS is respected."""
+    import os
+    import sys
+
+    convs = strided_pointwise_convs(path)
+    if not convs or "TF_ENABLE_ONEDNN_OPTS" in os.environ:
+        return None, None
+    names = ", ".join(n for n, _ in convs[:3]) + (f" and {len(convs) - 3} more" if len(convs) > 3 else "")
+    if "tensorflow" in sys.modules:
+        return None, ONEDNN_WARNING.format(layers=names)
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    return ONEDNN_NOTE.format(stride=max(s for _, s in convs), layers=names), None
+
+
 def load_labelled(spec: Any, model: Any, option: str) -> tuple[list[np.ndarray], np.ndarray]:
     """Inputs (in the model's input order) and integer labels; clear errors when they do not fit."""
     from edgeml.calibration import load_dataset

@@ -232,6 +232,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
                 "data": origin, "data_samples": n_data, "reference": str(ref_art.path) if ref_art else None,
                 "interleaved": len(arts) > 1, "peak_rss_mib": raw.get("peak_rss_mib")}
     notes = [f"{e['name']}: {', '.join(e['missing_providers'])} not available there; ran on {e['providers'][0]}"
+             + "".join(f" ({p} cannot load: {why})" for p, why in (e.get("provider_problems") or {}).items())
              for e in out if e.get("missing_providers")]
     notes += [f"{all_arts[k].path.name}: no --data, fed {label}" for k, label in generated.items() if ";" in label]
     for e in out:

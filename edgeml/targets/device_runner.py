@@ -97,10 +97,43 @@ def environment():
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "cpu_mhz": int(freq) / 1000.0 if freq and freq.isdigit() else None,
         "temperatures_c": temps, "throttled": throttled, "python": platform.python_version(),
-        "numpy": _version("numpy"), "runtimes": {k: _version(k) for k in
+        "numpy": _version("numpy"), "onnxruntime_imported": _imported_version("onnxruntime"),
+        "runtimes": {k: _version(k) for k in
                                                   ("ai-edge-litert", "tflite-runtime", "tensorflow", "onnxruntime",
                                                    "onnxruntime-gpu")},
     }
+
+
+_PROVIDER_LIBRARIES = {"TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",
+                       "CUDAExecutionProvider": "libonnxruntime_providers_cuda.so"}
+
+
+def provider_problem(ort, name):
+    """Why an ONNX Runtime provider that the wheel lists as available cannot load here (None when it can).
+
+    onnxruntime-gpu lists TensorRT and CUDA whenever their bridge libraries ship in the wheel, even when the
+    libraries they need (TensorRT's libnvinfer, cuDNN) are missing; a session then quietly falls back to the
+    next provider. Loading the bridge library names the missing dependency."""
+    lib = _PROVIDER_LIBRARIES.get(name)
+    if lib is None or platform.system() != "Linux":
+        return None
+    path = os.path.join(os.path.dirname(ort.__file__), "capi", lib)
+    if not os.path.exists(path):
+        return None
+    import ctypes
+
+    try:
+        ctypes.CDLL(path)
+    except OSError as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
+def _imported_version(module):
+    """The version of the module this run imported (two ORT wheels can be installed side by side); None when
+    it was not imported (never imported here: that would add to the measured process)."""
+    mod = sys.modules.get(module)
+    return getattr(mod, "__version__", None) if mod is not None else None
 
 
 def doctor():
@@ -113,7 +146,11 @@ def doctor():
         try:
             import onnxruntime
 
+            env["onnxruntime_imported"] = getattr(onnxruntime, "__version__", None)
             providers = onnxruntime.get_available_providers()
+            problems = {p: provider_problem(onnxruntime, p) for p in providers}
+            providers = [p if not problems.get(p) else "%s (listed, but cannot load: %s)" % (p, problems[p])
+                         for p in providers]
         except Exception as exc:
             providers = ["error: %s" % exc]
     import ctypes.util
@@ -254,8 +291,10 @@ class OrtModel:
             opts.intra_op_num_threads = int(spec["threads"])
         available = ort.get_available_providers()
         wanted = spec.get("providers") or ["CPUExecutionProvider"]
-        providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
-        self.missing_providers = [p for p in wanted if p not in available]
+        self.provider_problems = {p: provider_problem(ort, p) for p in wanted if p in available}
+        self.provider_problems = {p: why for p, why in self.provider_problems.items() if why}
+        providers = [p for p in wanted if p in available and p not in self.provider_problems] or \
+            ["CPUExecutionProvider"]
         options = []
         for p in providers:
             if p == "TensorrtExecutionProvider":
@@ -272,6 +311,8 @@ class OrtModel:
             raise RunnerError("%s: ONNX Runtime refuses this model: %s" % (spec["name"], " ".join(str(exc).split())),
                               "check the model loads with onnxruntime on this machine")
         self.providers = self.sess.get_providers()
+        # what was asked for and is not running: not installed, not loadable, or refused by the session
+        self.missing_providers = [p for p in wanted if p not in self.providers]
         try:
             self.inputs = self.sess.get_inputs()
             self.names = [o.name for o in self.inputs]
@@ -433,6 +474,8 @@ def measure(job_dir):
         if isinstance(m, OrtModel):
             entry["providers"] = m.providers
             entry["missing_providers"] = m.missing_providers
+            if m.provider_problems:
+                entry["provider_problems"] = m.provider_problems
             if "TensorrtExecutionProvider" in m.providers:
                 entry["cold_start"]["engine_build_ms"] = first_ms  # first run builds (or loads) the engine
         if isinstance(m, TFLiteModel):

@@ -145,6 +145,12 @@ def check_output(out: str | Path, *, inputs: Any = (), force: bool = False) -> P
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(out: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``out``; it replaces ``out`` only when the block succeeds.
@@ -160,6 +166,8 @@ def atomic_path(out: str | Path) -> Iterator[Path]:
         yield tmp_path
         raise_if_stopped()
         refuse_non_regular(out)
+        if tmp_path.is_file():  # mkstemp made it 0600: give it the mode any new file gets (umask applies)
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, out)
     finally:
         if tmp_path.exists():

@@ -196,7 +196,7 @@ def _pil():
     try:
         from PIL import Image
     except ImportError as exc:
-        raise MissingDependencyError("reading images needs Pillow", hint="pip install 'edgeml[data]'") from exc
+        raise MissingDependencyError("reading images needs Pillow", hint="pip install 'edgeml-toolchain[data]'") from exc
     return Image
 
 
@@ -286,7 +286,7 @@ class DigitsSource(Source):
         try:
             from sklearn.datasets import load_digits
         except ImportError as exc:
-            raise MissingDependencyError("builtin:digits needs scikit-learn", hint="pip install 'edgeml[data]'") from exc
+            raise MissingDependencyError("builtin:digits needs scikit-learn", hint="pip install 'edgeml-toolchain[data]'") from exc
         digits = load_digits()
         order = np.random.default_rng(self.SPLIT_SEED).permutation(len(digits.target))
         cut = int(0.8 * len(order))

@@ -122,6 +122,29 @@ def _finite_floats(cmd: click.Command) -> click.Command:
     return cmd
 
 
+# distributions whose versions decide edgeml's numbers (read from metadata: nothing is imported)
+_RUNTIMES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "ai-edge-litert", "ai-edge-quantizer",
+             "tensorflow", "tf2onnx", "keras")
+
+
+def _version(ctx: click.Context, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+    from importlib import metadata
+
+    from edgeml import DISTRIBUTION
+
+    click.echo(f"edgeml {__version__} ({DISTRIBUTION}), Python {platform.python_version()} on "
+               f"{platform.system()} {platform.machine()}")
+    for dist in _RUNTIMES:
+        try:
+            click.echo(f"  {dist:<18} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            click.echo(f"  {dist:<18} not installed")
+    ctx.exit()
+
+
 class EdgeMLGroup(click.Group):
     """Loads commands lazily and renders every error the same way."""
 
@@ -169,7 +192,8 @@ class EdgeMLGroup(click.Group):
 
 
 @click.group(cls=EdgeMLGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="edgeml")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda c, p, v: _version(c, v),
+              help="Show edgeml's version and the runtimes it would use, then exit.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
@@ -185,13 +209,31 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+_GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v", "-vv", "-vvv")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``edgeml CMD ... --debug`` means ``edgeml --debug CMD ...``: the global flags (--debug, -q, -v) are
+    accepted after the subcommand too, as every hint suggests adding them at the end (no subcommand defines
+    them; nothing after ``--`` moves)."""
+    cmd_at = next((i for i, a in enumerate(args) if a in COMMANDS), None)
+    if cmd_at is None:
+        return args
+    end = args.index("--") if "--" in args[cmd_at:] else len(args)
+    moved = [a for a in args[cmd_at + 1:end] if a in _GLOBAL_FLAGS]
+    if not moved:
+        return args
+    rest = [a for a in args[cmd_at + 1:end] if a not in _GLOBAL_FLAGS]
+    return args[:cmd_at] + moved + [args[cmd_at]] + rest + args[end:]
+
+
 def main() -> None:
     from edgeml._io import STOP
     from edgeml.errors import Terminated
 
     _install_signal_handlers()
     try:
-        cli.main(prog_name="edgeml")
+        cli.main(args=hoist_global_flags(sys.argv[1:]), prog_name="edgeml")
     except SystemExit as exc:  # a library swallowed the interrupt (finished, or failed from it): report the signal
         if STOP["exc"] is not None and exc.code not in (130, 143):
             click.echo("error: " + ("terminated" if STOP["exc"] is Terminated else "interrupted"), err=True)

@@ -104,7 +104,7 @@ def _aeq():
         from ai_edge_quantizer import quantizer, recipe
     except ImportError as exc:
         raise MissingDependencyError("quantizing an existing .tflite needs AI Edge Quantizer",
-                                     hint="pip install 'edgeml[tflite-quant]' (or quantize the Keras/SavedModel "
+                                     hint="pip install 'edgeml-toolchain[tflite-quant]' (or quantize the Keras/SavedModel "
                                           "source instead)") from exc
     return quantizer, recipe
 

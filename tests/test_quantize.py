@@ -375,3 +375,18 @@ def test_argmax_is_judged_on_classifier_heads_only(tmp_path, tiny_onnx, tiny_tfl
     r = quantize(tmp_path / "lm.onnx", calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx",
                  calib_samples=60)
     assert r.metrics.argmax_agreement is None and "argmax" not in " ".join(r.fidelity["broken"])
+
+
+def test_coral_quantize_fixes_batch_1_so_flatten_maps_to_the_edge_tpu(tmp_path, tiny_keras):
+    """A dynamic batch turned Flatten into SHAPE/STRIDED_SLICE/PACK/RESHAPE: the plan put 6 of 8 ops on the CPU."""
+    from edgeml.artifact import inspect_model
+    from edgeml.targets.edgetpu_plan import plan
+
+    out = tmp_path / "coral.tflite"
+    r = quantize(tiny_keras, calib=TRAIN, out=out, target="coral-usb", calib_samples=40)
+    info = inspect_model(out)
+    assert info.inputs[0].shape[0] == 1
+    assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(info.ops)
+    p = plan(out, target="coral-usb")
+    assert p.ops_on_cpu == 0 and p.ops_on_edgetpu == sum(info.ops.values())
+    assert any("batch fixed to 1" in n for n in r.notes)

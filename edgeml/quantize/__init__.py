@@ -300,7 +300,12 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
         return float_path, left, recipe
     from edgeml.convert.tflite import convert_savedmodel, export_savedmodel
 
-    folder = art.path if art.format is ModelFormat.SAVEDMODEL else export_savedmodel(keras_model, work / "sm")
+    # full-int8 targets (the Edge TPU) compile static shapes only: batch 1, as the board runs it
+    batch = 1 if profile.full_int8 else None
+    folder = art.path if art.format is ModelFormat.SAVEDMODEL else export_savedmodel(keras_model, work / "sm",
+                                                                                         batch=batch)
+    if batch:
+        notes.append("batch fixed to 1 for the Edge TPU (static shapes only)")
     say("converting the float reference (TFLite converter)")
     float_path = work / "float.tflite"
     float_path.write_bytes(convert_savedmodel(folder))

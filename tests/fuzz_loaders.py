@@ -122,42 +122,40 @@ def _alarm(signum, frame):
 
 def worker(files: list[Path], count: int, seed: int, start: int, progress: Path, per_mutant: float,
            keep: Path | None) -> None:
-    """Run mutants ``start..`` (index over files x count); one JSON line per outcome on stdout."""
+    """Run mutants ``start..`` (index over files x count); one JSON line per outcome on stdout.
+
+    Mutants are written beside ``progress``, in the driver's temporary folder: a crashed worker leaves nothing.
+    """
     from edgeml.errors import EdgeMLError
 
     signal.signal(signal.SIGALRM, _alarm)
     _warm_up({f.suffix for f in files})  # heavy imports are not timed as part of the first mutant
-    work = Path(tempfile.mkdtemp(prefix="edgeml-fuzz-"))
-    try:
-        for index in range(start, len(files) * count):
-            f, i = files[index // count], index % count
-            data, op = mutate(f.read_bytes(), np.random.default_rng([seed, index // count, i]))
-            path = work / f"mutant{f.suffix}"
-            path.write_bytes(data)
-            progress.write_text(json.dumps({"index": index, "file": f.name, "i": i, "op": op}))
-            t0 = time.perf_counter()
-            signal.setitimer(signal.ITIMER_REAL, per_mutant)
-            try:
-                detail, outcome = load(path), "loaded"
-            except EdgeMLError as exc:
-                outcome, detail = "refused", exc.message[:160]
-            except Hang:
-                outcome, detail = "hang", f"over {per_mutant} s"
-            except Exception as exc:  # noqa: BLE001 - exactly what the fuzzer looks for
-                outcome = "bug"
-                detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]} @ " + \
-                    traceback.format_exc().strip().splitlines()[-3].strip()
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            if outcome in ("bug", "hang") and keep:
-                keep.mkdir(parents=True, exist_ok=True)
-                (keep / f"{f.stem}-{i}-{outcome}{f.suffix}").write_bytes(data)
-            print(json.dumps({"index": index, "file": f.name, "i": i, "op": op, "outcome": outcome,
-                              "detail": detail, "ms": round((time.perf_counter() - t0) * 1000, 1)}), flush=True)
-    finally:
-        for p in work.iterdir():
-            p.unlink()
-        work.rmdir()
+    work = progress.parent
+    for index in range(start, len(files) * count):
+        f, i = files[index // count], index % count
+        data, op = mutate(f.read_bytes(), np.random.default_rng([seed, index // count, i]))
+        path = work / f"mutant{f.suffix}"
+        path.write_bytes(data)
+        progress.write_text(json.dumps({"index": index, "file": f.name, "i": i, "op": op}))
+        t0 = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, per_mutant)
+        try:
+            detail, outcome = load(path), "loaded"
+        except EdgeMLError as exc:
+            outcome, detail = "refused", exc.message[:160]
+        except Hang:
+            outcome, detail = "hang", f"over {per_mutant} s"
+        except Exception as exc:  # noqa: BLE001 - exactly what the fuzzer looks for
+            outcome = "bug"
+            detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]} @ " + \
+                traceback.format_exc().strip().splitlines()[-3].strip()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if outcome in ("bug", "hang") and keep:
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / f"{f.stem}-{i}-{outcome}{f.suffix}").write_bytes(data)
+        print(json.dumps({"index": index, "file": f.name, "i": i, "op": op, "outcome": outcome,
+                          "detail": detail, "ms": round((time.perf_counter() - t0) * 1000, 1)}), flush=True)
 
 
 def drive(files: list[Path], count: int, seed: int, per_mutant: float, keep: Path | None,
@@ -183,6 +181,11 @@ def drive(files: list[Path], count: int, seed: int, per_mutant: float, keep: Pat
                 raise RuntimeError(f"fuzz worker failed: {proc.stderr[-2000:]}")
             records.append(dict(last, outcome="crash", detail=f"worker exit {proc.returncode}: "
                                                               f"{proc.stderr.strip().splitlines()[-1:] }", ms=None))
+            if keep:  # the worker could not save it: rebuild the mutant from its seed
+                f, i = files[last["index"] // count], last["index"] % count
+                data, _ = mutate(f.read_bytes(), np.random.default_rng([seed, last["index"] // count, i]))
+                keep.mkdir(parents=True, exist_ok=True)
+                (keep / f"{f.stem}-{i}-crash{f.suffix}").write_bytes(data)
             start = last["index"] + 1
     return records
 

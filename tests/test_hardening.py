@@ -344,6 +344,14 @@ def test_tensor_names_that_are_not_utf8_are_refused_cleanly(tmp_path):
     assert "not valid UTF-8" in res.output and "Traceback" not in res.output
 
 
+def test_onnx_dim_names_that_are_not_utf8_do_not_crash_inspect(tmp_path):
+    model = _onnx(tmp_path / "ok.onnx", ["batchX", 3])
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(model.read_bytes().replace(b"batchX", b"bat\xff\xfeX"))
+    res = _run("inspect", bad)
+    assert res.exit_code in (0, 3), res.output  # found by tests/fuzz_loaders.py: TypeError (exit 4) before
+
+
 def test_tflite_tensor_names_that_are_not_utf8_are_named_as_such(tiny_tflite, tmp_path):
     bad = tmp_path / "bad.tflite"
     data = tiny_tflite.read_bytes()

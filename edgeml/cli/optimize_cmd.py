@@ -121,7 +121,8 @@ def _check_folder(recipe, *inputs) -> None:
     """The run folder is never an input (model, data, recipe) nor inside one; checked before any work."""
     from edgeml._io import check_outputs
 
-    check_outputs([], inputs=[recipe.model, recipe.calib, recipe.eval, recipe.train, getattr(recipe, "training", None), *inputs], folders=[recipe.out])
+    check_outputs([], inputs=[recipe.model, recipe.calib, recipe.eval, recipe.train, getattr(recipe, "training", None),
+                              *inputs], folders=[recipe.out])
 
 
 @click.command("run")

@@ -353,9 +353,12 @@ def _is_weight(dtype: str, name: str, consumers: dict) -> bool:
 def _spec_of(vi, g: _Graph | None = None, consumers=None, producers=None) -> TensorSpec:
     t = vi.type.tensor_type
     shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
-    # a dim_param that is no name ("?", "-1", "None") is an anonymous dynamic dimension
-    symbols = tuple(d.dim_param if d.dim_param and d.dim_param.strip("?-0123456789 ") and d.dim_param != "None"
-                    and not (d.HasField("dim_value") and d.dim_value > 0) else None for d in t.shape.dim)
+    # a dim_param that is no name ("?", "-1", "None") is an anonymous dynamic dimension; protobuf hands a
+    # dim_param that is not valid UTF-8 back as bytes (found by fuzzing)
+    params = [p.decode("utf-8", "replace") if isinstance(p, bytes) else p for p in (d.dim_param for d in t.shape.dim)]
+    symbols = tuple(p if p and p.strip("?-0123456789 ") and p != "None"
+                    and not (d.HasField("dim_value") and d.dim_value > 0) else None
+                    for d, p in zip(t.shape.dim, params))
     quant = _quant_of(vi.name, g, consumers, producers) if g is not None else None
     return TensorSpec(vi.name, shape, _dtype_name(t.elem_type), quant, symbols=symbols)
 

@@ -78,7 +78,8 @@ class SSHTarget:
 
 def ssh_hint(target: SSHTarget) -> str:
     """A plain ssh command for the user to try, every word shell-quoted (a host is never pasted raw)."""
-    words = ["ssh"] + (["-F", target.config] if target.config else []) + (["-p", str(target.port)] if target.port else [])
+    words = ["ssh"] + (["-F", target.config] if target.config else [])
+    words += ["-p", str(target.port)] if target.port else []
     words.append(f"{target.user}@{target.host}" if target.user else target.host)
     if not re.fullmatch(r"[A-Za-z0-9_.:%\[\]-]+", target.host) or (target.user and not re.fullmatch(r"[A-Za-z0-9_.-]+",
                                                                                                    target.user)):

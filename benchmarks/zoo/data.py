@@ -117,7 +117,7 @@ def pages_labelled(root: Path, n: int = 40) -> Path:
         for line in range(9):
             d.text((16, 12 + line * 48), _phrase(rng, 3), fill=(0, 0, 0), font=_font(30))
         c = classes[i % 4]
-        img.rotate(int(c), expand=True).save(out / c / f"page_{i:02d}.png")
+        img.rotate(-int(c), expand=True).save(out / c / f"page_{i:02d}.png")  # class = clockwise turn
     (out / "labels.txt").write_text("\n".join(classes) + "\n")
     return out
 
@@ -233,6 +233,7 @@ def thai_chars(root: Path, wheel: Path, n: int = 12, length: int = 64) -> Path:
 
 
 def deepcut_windows(root: Path, n: int = 32) -> Path:
+    """Random char ids (embedding has 178 rows) and char-type ids: fidelity only."""
     rng = np.random.default_rng(11)
-    return _save(root, "deepcut_windows", input_1=rng.integers(0, 180, (n, 21)).astype(np.float32),
+    return _save(root, "deepcut_windows", input_1=rng.integers(0, 178, (n, 21)).astype(np.float32),
                  input_2=rng.integers(0, 12, (n, 21)).astype(np.float32))

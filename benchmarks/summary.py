@@ -87,9 +87,12 @@ def harness(h: dict) -> list[str]:
 
 
 def estimator(e: dict) -> list[str]:
-    rows = [[k, v["points"], f"{100 * v['median_abs_error_in_sample']:.1f} %",
-             f"{100 * v['median_abs_error_leave_one_out']:.1f} %"] for k, v in e.items()]
-    return _t(["target / precision", "published points", "median abs error, in-sample", "leave-one-out"], rows)
+    rows = [[k, v["points"], f"{100 * v['before_leave_one_out']:.1f} %" if "before_leave_one_out" in v else "-",
+             f"{100 * v['median_abs_error_in_sample']:.1f} %", f"{100 * v['median_abs_error_leave_one_out']:.1f} %"]
+            for k, v in e.items() if isinstance(v, dict) and "points" in v]
+    out = _t(["target / precision", "published points", "before: leave-one-out", "in-sample", "leave-one-out"], rows)
+    small = [[r["model"], r["target"], f"{r['ms']:.3f}", f"{r['floor_ms']:.3f}"] for r in e.get("small_models", [])]
+    return out + (_t(["small model", "target", "estimate ms", "runtime floor ms"], small) if small else [])
 
 
 def toolchain(t: dict, s: dict | None) -> list[str]:

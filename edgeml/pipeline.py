@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml import __version__
-from edgeml._io import json_text
+from edgeml._io import json_text, write_bytes_atomic
 from edgeml.errors import EdgeMLError
 
 MANIFEST = "run.json"
@@ -46,6 +47,7 @@ class Recipe:
     training: str | None = None  # an edgeml.train/1 JSON: how the model was trained (for the report)
     train_power_w: float | None = None  # average power while training: energy break-even in the report
     budget: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
 
     def validate(self) -> "Recipe":
         if not Path(self.model).exists():
@@ -60,6 +62,10 @@ class Recipe:
         if self.prune and not self.train:
             raise EdgeMLError("pruning in the pipeline fine-tunes and needs --train SPEC",
                               hint="add --train (recipe: train = \"SPEC\") or drop --prune")
+        if self.input_shape is not None:
+            from edgeml.formats.shapes import format_input_shapes
+
+            self.input_shape = format_input_shapes(self.input_shape)  # refuses a malformed one
         bad = [f for f in self.formats if f not in ("tflite", "onnx")]
         if bad or not self.formats:
             raise EdgeMLError(f"formats = {self.formats}: tflite and/or onnx")
@@ -69,18 +75,56 @@ class Recipe:
             load_profile(t)
         return self
 
-    def to_toml(self) -> str:
-        """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`."""
+    def to_toml(self, base: str | Path | None = None) -> str:
+        """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`.
+
+        With ``base`` (the folder the recipe file will be in), relative paths -- given relative to the current
+        directory -- are rewritten relative to ``base``, the way :func:`load_recipe` reads them back; absolute
+        paths stay absolute. So a recipe of relative paths can be committed next to its model.
+        """
         def val(v: Any) -> str:
             return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
 
-        lines = [f"{k} = {val(v)}" for k, v in asdict(self).items() if k != "budget" and v is not None]
+        data = asdict(self)
+        if base is not None:
+            for key in PATH_KEYS:
+                if isinstance(data.get(key), str):
+                    data[key] = _rebase(data[key], Path.cwd(), Path(base))
+            for key in SPEC_KEYS:
+                if isinstance(data.get(key), str):
+                    data[key] = _rebase_spec(data[key], Path.cwd(), Path(base))
+        lines = [f"{k} = {val(v)}" for k, v in data.items() if k != "budget" and v is not None]
         if self.budget:
             lines += ["", "[budget]"] + [f"{k} = {val(v)}" for k, v in self.budget.items()]
         return "\n".join(lines) + "\n"
 
 
 _FIELDS = {f.name for f in fields(Recipe)}
+PATH_KEYS = ("model", "out", "training")  # file paths in a recipe
+SPEC_KEYS = ("calib", "eval", "train")  # data specs: PATH[?k=v...], a .toml spec or builtin:NAME
+
+
+def _rebase(path: str, frm: Path, to: Path) -> str:
+    """A relative ``path`` meant from folder ``frm`` as seen from folder ``to``; absolute paths unchanged."""
+    p = Path(path)
+    if p.is_absolute():
+        return path
+    return Path(os.path.relpath((frm / p).resolve(), to.resolve())).as_posix()
+
+
+def _spec_parts(spec: str, folder: Path) -> tuple[str, str]:
+    """(path, '?options' or '') of a data spec; the whole spec is the path when that file exists."""
+    if "?" in spec and not (folder / spec).exists():
+        path, query = spec.split("?", 1)
+        return path, "?" + query
+    return spec, ""
+
+
+def _rebase_spec(spec: str, frm: Path, to: Path) -> str:
+    if spec.startswith("builtin:"):
+        return spec
+    path, query = _spec_parts(spec, frm)
+    return _rebase(path, frm, to) + query if path else spec
 
 
 def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
@@ -92,9 +136,15 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise EdgeMLError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
-    for key in ("model", "out", "training"):
+    for key in PATH_KEYS:
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(p.parent / data[key])
+    for key in SPEC_KEYS:  # a data file named in a committed recipe is next to the recipe, like the model
+        spec = data.get(key)
+        if isinstance(spec, str) and spec and not spec.startswith("builtin:"):
+            path, query = _spec_parts(spec, p.parent)
+            if path and not Path(path).is_absolute():
+                data[key] = str(p.parent / path) + query
     if isinstance(data.get("targets"), str):
         data["targets"] = [data["targets"]]
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -134,6 +184,7 @@ class RunResult:
     manifest: dict[str, Any]
     report: Any
     check: Any
+    ranking: Any = None  # edgeml.report.rank.Ranking: the variants, best first
 
     @property
     def passed(self) -> bool:
@@ -176,12 +227,12 @@ class _Run:
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "config": asdict(self.r), "inputs": {self.r.model: sha256(self.r.model)},
                     "versions": versions(), "stages": self.stages, **extra}
-        (self.dir / MANIFEST).write_text(json_text(manifest))
+        write_bytes_atomic(self.dir / MANIFEST, json_text(manifest).encode())
         return manifest
 
 
 def _write(path: Path, data: dict[str, Any]) -> str:
-    path.write_text(json_text(data))
+    write_bytes_atomic(path, json_text(data).encode())
     return path.name
 
 
@@ -223,13 +274,14 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
         for name, s in sources.items():
             for f in r.formats:
                 if keras_like:
-                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say)
+                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape)
                 else:
-                    (d / f"{name}.{f}").write_bytes(s.read_bytes())
+                    write_bytes_atomic(d / f"{name}.{f}", s.read_bytes())
                 outs.append(f"{name}.{f}")
         return {"outputs": outs}
 
-    conv = run.stage("convert", {"formats": r.formats}, list(sources.values()), do_convert, total)
+    shapes = {"input_shape": r.input_shape} if r.input_shape else {}  # part of the stage cache keys
+    conv = run.stage("convert", {"formats": r.formats, **shapes}, list(sources.values()), do_convert, total)
     deployables = list(conv["outputs"])
 
     def do_quantize() -> dict[str, Any]:
@@ -240,13 +292,13 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
             for f in r.formats:
                 out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
                 q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
-                             target=r.targets[0], force=True, progress=say)
+                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape)
                 outs.append(out)
                 results.append(_write(d / f"quantize_{Path(out).stem}_{f}.json", q.to_dict()))
         return {"outputs": outs, "results": results}
 
-    qopts = {"calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats, "target": r.targets[0],
-             "eval": r.eval}
+    qopts = {**shapes, "calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats,
+             "target": r.targets[0], "eval": r.eval}
     quant = run.stage("quantize", qopts, list(sources.values()), do_quantize, total)
     deployables += list(quant["outputs"])
 
@@ -265,11 +317,11 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
 
                 host = SSHTarget.parse(r.host)
             res = bench(models, target=t, host=host, runs=r.runs, data=r.eval if (prof.is_host or host) else None,
-                        progress=say)
+                        progress=say, input_shapes=r.input_shape)
             results.append(_write(d / f"bench_{prof.name}.json", res.to_dict()))
         return {"results": results}
 
-    run.stage("bench", {"targets": r.targets, "runs": r.runs, "eval": r.eval, "host": r.host},
+    run.stage("bench", {"targets": r.targets, "runs": r.runs, "eval": r.eval, "host": r.host, **shapes},
               [d / m for m in deployables], do_bench, total)
     if r.training:
         run.stages["training"] = {"status": "given", "results": [str(Path(r.training).resolve())]}
@@ -277,21 +329,27 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     say(f"[{run.n + 1}/{total}] report")
     from edgeml.report import build_report, write_report
 
+    from edgeml.report.rank import rank_variants
+
     rep = build_report([d / MANIFEST], train_power_w=r.train_power_w)
+    ranking = rank_variants(rep, r.budget, target=rep.targets[0] if rep.targets else None)
+    if ranking.best:  # headline (and gate) the best variant, not the last one benched
+        rep.deploy = ranking.best
     for suffix in (".html", ".md", ".json"):
         write_report(rep, d / f"report{suffix}", force=True)
+    manifest = run.save({"best": ranking.to_dict()})
     check = None
     if r.budget:
         say(f"[{run.n + 2}/{total}] check")
         from edgeml.check import make_budget, run_check
 
-        final = d / deployables[-len(r.formats)]  # the last source's first-format int8 model
+        final = d / rep.deploy
         entry = dict(r.budget, model=str(final))
         defaults = {"target": r.targets[0], "data": r.eval}
         if "max_accuracy_drop" in entry:
             entry.setdefault("baseline", str(d / f"fp32.{final.suffix[1:]}"))
         check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
-                          progress=say)
+                          progress=say, input_shapes=r.input_shape)
         _write(d / "check.json", check.to_dict())
-        manifest = run.save({"check": "check.json"})
-    return RunResult(out=str(d), manifest=manifest, report=rep, check=check)
+        manifest = run.save({"best": ranking.to_dict(), "check": "check.json"})
+    return RunResult(out=str(d), manifest=manifest, report=rep, check=check, ranking=ranking)

@@ -162,3 +162,98 @@ def keras_with_sin(path: Path) -> Path:
     out = keras.layers.Dense(10)(keras.layers.Flatten()(x))
     keras.Model(inp, out).export(str(path), verbose=False)
     return path
+
+
+def _int_io_tflite(model, path: Path, representative: np.ndarray, io: str) -> Path:
+    """Full-integer TFLite with ``io`` (int8/uint8) input and output, calibrated on ``representative``."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as d:
+        model.export(d, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(d)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([r[None].astype(np.float32)] for r in representative)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = {"int8": tf.int8, "uint8": tf.uint8}[io]
+        path.write_bytes(conv.convert())
+    return path
+
+
+def int8_feature_classifier(path: Path, seed: int = 0) -> tuple[Path, np.ndarray, np.ndarray]:
+    """An int8-IO TFLite classifier of 16 features in [27, 40] (4 seeded Gaussian classes): input scale
+    40/255, zero point -128, like a keyword-spotting model's features. Its int8 features (44..127) read as
+    real values and quantized again all saturate to 127: double quantization leaves one constant input.
+    Trained a few epochs. Returns (model, float features [200, 16], labels [200])."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(29, 38, (4, 16))
+    y = rng.integers(0, 4, 200)
+    x = np.clip(centres[y] + rng.normal(0, 1.5, (200, 16)), 27, 40).astype(np.float32)
+    x[0, 0] = 40.0  # the calibrated range is exactly [0, 40] (TFLite keeps 0 in it): scale 40/255, zp -128
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((16,), name="features")
+    out = keras.layers.Dense(4, name="logits")(keras.layers.Rescaling(1 / 4, offset=-8.5)(inp))
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=30, batch_size=50, verbose=0)
+    return _int_io_tflite(model, path, x[:100], "int8"), x, y
+
+
+def brightness_images(folder: Path, *, size=(12, 10)) -> Path:
+    """Class folders 0 (dark), 1 (mid), 2 (bright) with two seeded grey images each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in enumerate((25, 128, 230)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            pixels = np.clip(level + rng.integers(-15, 16, (size[1], size[0])), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(folder / str(label) / f"img{i}.png")
+    return folder
+
+
+def brightness_classifier(path: Path, *, io: str = "uint8", trained_on: str = "-1..1", hw: int = 8) -> Path:
+    """A quantized image model telling dark / mid / bright [1, hw, hw, 1] images apart (fixed weights on the
+    mean pixel), trained on pixels normalised to ``trained_on`` ('-1..1' = (p - 128) / 128, '0..1' = p / 255).
+    uint8 + '-1..1' gives input scale 1/128, zero point 128; int8 + '0..1' gives scale 1/255, zp -128."""
+    import keras
+
+    lo, hi = (-1.0, 127 / 128) if trained_on == "-1..1" else (0.0, 1.0)
+    mid = (lo + hi) / 2
+    inp = keras.Input((hw, hw, 1), name="image")
+    m = keras.layers.GlobalAveragePooling2D()(inp)
+    dense = keras.layers.Dense(3, name="logits")
+    out = dense(m)
+    model = keras.Model(inp, out)
+    w = 20 / (hi - lo)
+    dense.set_weights([np.asarray([[-w, 0.0, w]], np.float32),
+                       np.asarray([w * mid - 4, 0.0, -w * mid - 4], np.float32)])
+    levels = np.linspace(0, 255, 32)
+    reps = ((levels[:, None, None, None] + np.zeros((1, hw, hw, 1))) / 255) * (hi - lo) + lo
+    reps[0], reps[-1] = lo, hi  # calibrate on the exact range: the input quantization is exact
+    if io == "float32":
+        return keras_to_tflite(model, path)
+    return _int_io_tflite(model, path, reps.astype(np.float32), io)
+
+
+def onnx_detector(path: Path, seed: int = 0) -> Path:
+    """[N, 1, 8, 8] -> boxes [N, 4, 6] (a detector-shaped single output: no class-score vector)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.normal(0, 0.1, (64, 24)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.asarray([-1, 4, 6], np.int64), "shape")
+    nodes = [helper.make_node("Flatten", ["image"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["m"]),
+             helper.make_node("Reshape", ["m", "shape"], ["boxes"])]
+    graph = helper.make_graph(nodes, "detector", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                                ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", 4, 6])],
+                              initializer=[w, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -165,3 +165,140 @@ def test_cli_bench_table_and_json(digits_pair, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "edgeml.bench/1"
     res = runner.invoke(cli, ["bench", str(int8), "--runs", "3", "--json"])
     assert json.loads(res.stdout)["models"][0]["latency_ms"]["n"] == 3
+
+
+# --- data reaches each model as it was trained (issue 24) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def int_io(tmp_path_factory):
+    """An int8-IO feature classifier with its features as int8 and float .npz; quantized image models."""
+    d = tmp_path_factory.mktemp("intio")
+    model, x, y = helpers.int8_feature_classifier(d / "kws_int8.tflite")
+    from edgeml.runtimes.session import open_session
+
+    q = open_session(model).inputs[0].quantization
+    np.savez(d / "int8.npz", features=np.clip(np.round(x / q.scale + q.zero_point), -128, 127).astype(np.int8), y=y)
+    np.savez(d / "float.npz", features=x, y=y)
+    np.savez(d / "bad_labels.npz", features=x, y=np.where(np.arange(len(y)) == 7, 12, y))
+    helpers.brightness_images(d / "images")
+    return {"kws": model, "dir": d, "u8": helpers.brightness_classifier(d / "u8.tflite"),
+            "i8": helpers.brightness_classifier(d / "i8.tflite", io="int8", trained_on="0..1"),
+            "u8_16": helpers.brightness_classifier(d / "u8_16.tflite", hw=16),
+            "f32": helpers.brightness_classifier(d / "f32.tflite", io="float32"),
+            "det": helpers.onnx_detector(d / "det.onnx")}
+
+
+def _direct_top1(model, data) -> float:
+    """Top-1 feeding the stored arrays straight to the interpreter (no edgeml data path)."""
+    from edgeml.runtimes.litert import load_interpreter
+
+    it = load_interpreter(model)
+    d = np.load(data)
+    hits = 0
+    for x, label in zip(d["features"], d["y"]):
+        it.set_tensor(it.get_input_details()[0]["index"], x[None])
+        it.invoke()
+        hits += int(it.get_tensor(it.get_output_details()[0]["index"]).argmax() == label)
+    return hits / len(d["y"])
+
+
+def test_int8_data_on_an_int8_model_is_not_quantized_twice(int_io):
+    from edgeml.bench.accuracy import top1
+
+    model, d = int_io["kws"], int_io["dir"]
+    truth = _direct_top1(model, d / "int8.npz")
+    assert truth > 0.9
+    r = bench([model], runs=2, data=str(d / "int8.npz")).to_dict()
+    assert r["models"][0]["accuracy"]["top1"] == pytest.approx(truth)  # quantized twice: ~25 %
+    assert top1(model, str(d / "int8.npz")) == pytest.approx(truth)  # check --min-accuracy's number
+    assert bench([model], runs=2, data=str(d / "float.npz")).to_dict()["models"][0]["accuracy"]["top1"] > 0.9
+
+
+def test_check_min_accuracy_passes_a_correct_int8_model_on_int8_data(int_io, tmp_path):
+    res = CliRunner().invoke(cli, ["check", str(int_io["kws"]), "--min-accuracy", "0.9", "--data",
+                                   str(int_io["dir"] / "int8.npz")])
+    assert res.exit_code == 0, res.output
+
+
+def test_uint8_image_model_scaled_1_128_gets_raw_pixels(int_io):
+    images = str(int_io["dir"] / "images")
+    for model in (int_io["u8"], int_io["i8"]):
+        for spec in (images, images + "?raw_pixels=true"):
+            acc = bench([model], runs=2, data=spec).to_dict()["models"][0]["accuracy"]
+            assert acc["top1"] == 1.0 and acc["samples"] == 6, (model, spec)
+
+
+def test_image_models_of_two_sizes_and_a_detector_in_one_bench(int_io):
+    r = bench([int_io["u8"], int_io["u8_16"], int_io["det"]], runs=2, data=str(int_io["dir"] / "images")).to_dict()
+    a, b, det = r["models"]
+    assert a["accuracy"]["top1"] == b["accuracy"]["top1"] == 1.0
+    assert "top1" not in det["accuracy"] and "[1, 4, 6]" in det["accuracy"]["not_applicable"]
+    assert any(n.startswith("det.onnx: no top-1") for n in r["notes"])
+    from edgeml.cli.bench_cmd import render
+
+    text = render(r)
+    assert "n/a" in text and " 0.00%" not in text
+
+
+def test_accuracy_of_a_detector_is_refused_not_zero(int_io):
+    from edgeml.bench.accuracy import top1
+
+    with pytest.raises(EdgeMLError, match="accuracy does not apply.*not one score per class"):
+        top1(int_io["det"], "builtin:digits?samples=5")
+
+
+def test_labels_outside_the_class_range_are_an_error(int_io):
+    from edgeml.bench.accuracy import top1
+    from edgeml.errors import DataError
+
+    data = str(int_io["dir"] / "bad_labels.npz")
+    for run in (lambda: bench([int_io["kws"]], runs=2, data=data), lambda: top1(int_io["kws"], data)):
+        with pytest.raises(DataError, match=r"bad_labels.npz.*label 12 .*bad_labels.npz\[7\].*4 classes.*0..12"):
+            run()
+
+
+def test_runner_feeds_data_by_the_same_rule():
+    to = device_runner._to_dtype
+    q = (0.5, 10)
+    x8 = np.asarray([-3, 0, 5], np.int8)
+    assert to(np, x8, "int8", q) is x8  # in the model's domain: unchanged
+    assert to(np, np.asarray([1.26], np.float32), "int8", q).tolist() == [13]
+    assert to(np, np.asarray([0, 200], np.uint8), "int8", q).tolist() == [-128, 72]
+    with pytest.raises(device_runner.RunnerError, match="does not fit"):
+        to(np, np.asarray([300], np.int64), "int8", q)
+    assert device_runner.classes([(1, 4, 6)])[0] is None and device_runner.classes([(1, 10)]) == (10, None)
+
+
+def test_float_reference_reads_the_real_values_the_quantized_model_reads(int_io):
+    images = str(int_io["dir"] / "images")
+    r = bench([int_io["u8"]], reference=int_io["f32"], runs=2, data=images).to_dict()
+    m, ref = r["models"]
+    assert m["accuracy"]["top1"] == ref["accuracy"]["top1"] == 1.0  # the reference got (p - 128) / 128
+    assert m["fidelity"]["argmax_agreement"] == 1.0
+
+
+def test_one_hot_labels_score_like_class_indices(int_io, tmp_path):
+    from edgeml.bench.accuracy import top1
+
+    d = np.load(int_io["dir"] / "int8.npz")
+    np.savez(tmp_path / "onehot.npz", features=d["features"], y=np.eye(4, dtype=np.float32)[d["y"]])
+    assert top1(int_io["kws"], str(tmp_path / "onehot.npz")) == top1(int_io["kws"], str(int_io["dir"] / "int8.npz"))
+    r = bench([int_io["kws"]], runs=2, data=str(tmp_path / "onehot.npz")).to_dict()
+    assert r["models"][0]["accuracy"]["top1"] > 0.9
+
+
+def test_provider_problem_names_the_missing_library_when_a_listed_provider_cannot_load(tmp_path):
+    """onnxruntime-gpu lists TensorRT even without libnvinfer (seen on a GPU machine): the runner must say so,
+    not report the fallback as if TensorRT ran."""
+    import types
+
+    from edgeml.targets import device_runner
+
+    capi = tmp_path / "fakeort" / "capi"
+    capi.mkdir(parents=True)
+    (capi / "libonnxruntime_providers_tensorrt.so").write_bytes(b"not an ELF file")
+    fake = types.SimpleNamespace(__file__=str(tmp_path / "fakeort" / "__init__.py"))
+    why = device_runner.provider_problem(fake, "TensorrtExecutionProvider")
+    assert why and "libonnxruntime_providers_tensorrt.so" in why
+    assert device_runner.provider_problem(fake, "CUDAExecutionProvider") is None  # not shipped: nothing to load
+    assert device_runner.provider_problem(fake, "CPUExecutionProvider") is None

@@ -292,3 +292,170 @@ def test_data_inspect_bad_data_is_one_clean_error(tmp_path, tiny_onnx):
     result = CliRunner().invoke(cli, ["data", "inspect", str(tmp_path / "d.npz"), "--model", str(tiny_onnx)])
     assert result.exit_code == 3 and "Traceback" not in result.output
     assert result.output.startswith("error: ") and "expects per-sample shape [1, 8, 8]" in result.output
+
+
+# --- how values reach a quantized input (issue 24: never quantize integer data twice) ---------------------
+
+I8 = TensorSpec("x", (None, 4), "int8", Quantization(0.5, 10))
+U8_IMG = [TensorSpec("image", (None, 8, 8, 1), "uint8", Quantization(1 / 128, 128))]
+I8_IMG = [TensorSpec("image", (None, 8, 8, 1), "int8", Quantization(1 / 255, -128))]
+
+
+def _fed(ds):
+    return {t["name"]: t["fed"] for t in ds.describe()["inputs"]}
+
+
+def test_int8_data_for_int8_input_passes_through_unchanged(tmp_path):
+    x = np.arange(-40, 40, dtype=np.int8).reshape(20, 4)
+    np.savez(tmp_path / "d.npz", x=x)
+    ds = load_dataset(str(tmp_path / "d.npz"), inputs=[I8])
+    assert np.array_equal(ds.arrays()[0]["x"], x)
+    assert _fed(ds)["x"]["path"] == "as-is" and not _fed(ds)["x"]["notes"]
+
+
+def test_float_data_for_int8_input_is_quantized_with_model_scale(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.full((3, 4), 1.26, np.float32))
+    ds = load_dataset(str(tmp_path / "d.npz"), inputs=[I8])
+    assert ds.sample(0).feeds["x"].tolist() == [13] * 4  # round(1.26 / 0.5 + 10)
+    fed = _fed(ds)["x"]
+    assert fed["path"] == "quantize" and "scale 0.5, zero point 10" in fed["how"] and not fed["notes"]
+
+
+def test_float_whole_numbers_in_int8_range_are_flagged_ambiguous(tmp_path, caplog):
+    np.savez(tmp_path / "d.npz", x=np.full((3, 4), 40.0, np.float32))
+    with caplog.at_level(logging.WARNING, logger="edgeml"):
+        ds = load_dataset(str(tmp_path / "d.npz"), inputs=[I8])
+    assert "only whole numbers" in caplog.text and "domain=quantized" in caplog.text
+    assert ds.sample(0).feeds["x"].tolist() == [90] * 4 and _fed(ds)["x"]["notes"]
+    ds = load_dataset(f"{tmp_path / 'd.npz'}?domain=quantized", inputs=[I8])  # the user decides
+    assert ds.sample(0).feeds["x"].tolist() == [40] * 4 and _fed(ds)["x"]["path"] == "integers"
+
+
+def test_uint8_data_for_int8_input_is_shifted_and_noted(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.asarray([[0, 128, 200, 255]] * 2, np.uint8))
+    ds = load_dataset(str(tmp_path / "d.npz"), inputs=[I8])
+    assert ds.sample(0).feeds["x"].tolist() == [-128, 0, 72, 127]
+    fed = _fed(ds)["x"]
+    assert fed["path"] == "shift" and "domain=real" in fed["notes"][0]
+    real = load_dataset(f"{tmp_path / 'd.npz'}?domain=real", inputs=[I8]).sample(0).feeds["x"]
+    assert real.tolist() == [10, 127, 127, 127]  # values as real numbers: round(v / 0.5 + 10), clipped
+
+
+def test_wide_integers_outside_the_int8_range_are_an_error(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.asarray([[0, 1, 2, 300]] * 2, np.int64))
+    with pytest.raises(DataError, match=r"d.npz\[0\].*values 0..300 do not fit .*-128..127") as e:
+        load_dataset(str(tmp_path / "d.npz"), inputs=[I8])
+    assert "domain=real" in e.value.hint
+    np.savez(tmp_path / "ok.npz", x=np.asarray([[0, 1, 2, 3]] * 2, np.int64))
+    ds = load_dataset(str(tmp_path / "ok.npz"), inputs=[I8])
+    assert ds.sample(0).feeds["x"].tolist() == [0, 1, 2, 3] and _fed(ds)["x"]["path"] == "integers"
+
+
+def test_images_for_uint8_input_scaled_1_128_zp_128_are_raw_pixels_by_default():
+    spec = "builtin:digits?samples=4&sampling=first"
+    pixels = load_dataset(spec, inputs=[TensorSpec("image", (None, 8, 8, 1), "float32")]
+                          ).sample(0).feeds["image"] * 255
+    x = load_dataset(spec, inputs=U8_IMG).sample(0).feeds["image"]
+    assert x.dtype == np.uint8 and np.array_equal(x, np.round(pixels).astype(np.uint8))  # not 128..255
+    assert _fed(load_dataset(spec, inputs=U8_IMG))["image"]["path"] == "pixels"
+    # an explicit normalisation is honoured and quantized with the model's scale: [0, 1] lands at 128..255
+    x = load_dataset(spec + "&norm=0..1", inputs=U8_IMG).sample(0).feeds["image"]
+    assert x.min() >= 128
+
+
+def test_images_for_int8_input_are_pixels_minus_128():
+    spec = "builtin:digits?samples=4&sampling=first"
+    u8 = load_dataset(spec, inputs=U8_IMG).sample(0).feeds["image"].astype(np.int16)
+    for extra in ("", "&raw_pixels=true"):
+        i8 = load_dataset(spec + extra, inputs=I8_IMG).sample(0).feeds["image"]
+        assert i8.dtype == np.int8 and np.array_equal(i8, u8 - 128)
+
+
+def test_raw_pixels_for_a_float_model_are_0_to_255():
+    x = load_dataset("builtin:digits?samples=3&raw_pixels=true", inputs=NHWC).sample(0).feeds["image"]
+    assert x.dtype == np.float32 and x.max() > 200
+
+
+def test_real_valued_view_dequantizes_exactly(tmp_path):
+    from edgeml.bench.accuracy import float_inputs
+    from edgeml.runtimes.session import quantize
+
+    x = np.arange(-40, 40, dtype=np.int8).reshape(20, 4)
+    np.savez(tmp_path / "d.npz", x=x)
+    real = load_dataset(str(tmp_path / "d.npz"), inputs=float_inputs([I8])).arrays()[0]["x"]
+    assert real.dtype == np.float32 and np.allclose(real, (x.astype(np.float32) - 10) * 0.5)
+    assert np.array_equal(quantize(real, "int8", I8.quantization), x)  # a session gets the same integers back
+
+
+def test_int_data_for_float_input_is_noted(tmp_path, caplog):
+    np.savez(tmp_path / "d.npz", x=np.ones((3, 4), np.int8))
+    with caplog.at_level(logging.WARNING, logger="edgeml"):
+        ds = load_dataset(str(tmp_path / "d.npz"), inputs=[TensorSpec("x", (None, 4), "float32")])
+    assert ds.sample(0).feeds["x"].dtype == np.float32
+    assert "no scale to dequantize" in caplog.text
+
+
+def test_calibration_adapters_keep_int8_data_as_is(tmp_path):
+    x = np.arange(-40, 40, dtype=np.int8).reshape(20, 4)
+    np.savez(tmp_path / "d.npz", x=x)
+    ds = load_dataset(str(tmp_path / "d.npz"), inputs=[I8])
+    first = next(iter(ds.representative_dataset()()))[0]
+    assert first.dtype == np.int8 and np.array_equal(first[0], x[ds.indices[0]])
+    assert np.array_equal(ds.calibration_reader().get_next()["x"][0], x[ds.indices[0]])
+
+
+def test_plus_in_a_data_spec_path_is_kept(tmp_path):
+    folder = tmp_path / "c++ data"
+    folder.mkdir()
+    np.savez(folder / "a+b.npz", x=np.ones((6, 4)), y=np.arange(6))
+    (folder / "labels+1.txt").write_text("cat\n")
+    spec = DataSpec.parse(f"{folder / 'a+b.npz'}?samples=2&labels_file={folder / 'labels+1.txt'}")
+    assert spec.source == str(folder / "a+b.npz") and spec.labels_file == str(folder / "labels+1.txt")
+    assert len(load_dataset(f"{folder / 'a+b.npz'}?samples=2", inputs=[TensorSpec("x", (None, 4), "float32")])) == 2
+
+
+def test_bad_domain_is_refused():
+    raises("domain must be one of", "builtin:digits?domain=ints")
+
+
+def test_data_inspect_states_the_path_each_input_took(tmp_path, monkeypatch):
+    import types
+
+    import edgeml.artifact
+
+    np.savez(tmp_path / "d.npz", x=np.arange(-40, 40, dtype=np.int8).reshape(20, 4), y=np.arange(20) % 3)
+    monkeypatch.setattr(edgeml.artifact, "inspect_model", lambda path: types.SimpleNamespace(inputs=[I8]))
+    runner = CliRunner()
+    res = runner.invoke(cli, ["data", "inspect", str(tmp_path / "d.npz"), "--model", "m.tflite", "--json"])
+    assert res.exit_code == 0, res.output
+    fed = json.loads(res.stdout)["inputs"][0]["fed"]
+    assert fed["path"] == "as-is" and fed["model_dtype"] == "int8" and fed["quantization"]["zero_point"] == 10
+    text = runner.invoke(cli, ["data", "inspect", str(tmp_path / "d.npz"), "--model", "m.tflite"]).stdout
+    assert "fed as     x: passed through: int8 data is already in the model's int8 domain" in text
+
+
+def test_csv_whole_numbers_for_an_int8_input_are_flagged(tmp_path, caplog):
+    (tmp_path / "d.csv").write_text("a,b,c,d,label\n" + "1,2,3,4,0\n" * 3)
+    with caplog.at_level(logging.WARNING, logger="edgeml"):
+        ds = load_dataset(str(tmp_path / "d.csv"), inputs=[I8])
+    assert "only whole numbers" in caplog.text and ds.sample(0).feeds["x"].tolist() == [12, 14, 16, 18]
+
+
+def test_images_for_an_unquantized_uint8_input_are_raw_pixels():
+    x = load_dataset("builtin:digits?samples=3", inputs=[TensorSpec("image", (None, 8, 8, 1), "uint8")])
+    assert x.sample(0).feeds["image"].max() > 200  # not 0..1 rounded to 0/1
+
+
+def test_images_for_an_int16_input_are_normalised_then_quantized():
+    spec = [TensorSpec("image", (None, 8, 8, 1), "int16", Quantization(1 / 32767, 0))]
+    x = load_dataset("builtin:digits?samples=3&sampling=first", inputs=spec).sample(0).feeds["image"]
+    f = load_dataset("builtin:digits?samples=3&sampling=first", inputs=NHWC).sample(0).feeds["image"]
+    assert x.dtype == np.int16 and np.array_equal(x, np.round(f * 32767).astype(np.int16))
+
+
+def test_one_hot_labels_are_described_and_stratified_as_classes(tmp_path):
+    y = np.arange(30) % 3
+    np.savez(tmp_path / "d.npz", x=np.ones((30, 4)), y=np.eye(3)[y])
+    ds = load_dataset(f"{tmp_path / 'd.npz'}?samples=9&sampling=stratified", inputs=[TensorSpec("x", (None, 4),
+                                                                                             "float32")])
+    assert ds.describe()["label_distribution"] == {"0": 3, "1": 3, "2": 3}

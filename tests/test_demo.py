@@ -33,10 +33,13 @@ def test_demo_runs_every_stage_and_labels_estimates(demo):
     assert list(rows) == TARGETS
     assert rows["host"]["kind"] == "measured"
     assert all(rows[t]["kind"] == "estimated, extrapolated" for t in TARGETS[1:])  # a 0.15 M-MAC model: flagged
-    assert s["deploy"] == "pruned_int8.tflite"
+    best = json.loads((out / "run.json").read_text())["best"]
+    assert s["deploy"] == best["best"] == best["variants"][0]["name"]  # the best variant, not the last benched
+    assert all(v is True for v in best["variants"][0]["budgets"].values())
     pruned, fp32 = s["variants"]["pruned_int8.tflite"], s["variants"]["fp32.tflite"]
     assert pruned["macs"] < 0.6 * fp32["macs"] and pruned["size_bytes"] < fp32["size_bytes"]
-    assert rows["host"]["break_even_flops"] == pytest.approx(t["flops"] / (2 * pruned["macs"]), rel=0.2)  # + fine-tune
+    deployed = s["variants"][s["deploy"]]
+    assert rows["host"]["break_even_flops"] == pytest.approx(t["flops"] / (2 * deployed["macs"]), rel=0.2)  # + fine-tune
     assert s["check"]["passed"] and {i["budget"].split(" ")[0] for i in s["check"]["items"]} == \
         {"max_size", "max_latency_ms", "min_accuracy"}
     html = (out / "report.html").read_text()
@@ -110,4 +113,6 @@ def test_optimize_a_tflite_model_with_a_failing_budget_exits_1(tmp_path, digits_
     assert res.exit_code == 1, res.output
     assert "FAIL" in res.stdout and "budget check failed" in res.output
     check = json.loads((tmp_path / "run" / "check.json").read_text())
-    assert not check["passed"] and check["items"][0]["model"].endswith("int8.tflite")
+    best = json.loads((tmp_path / "run" / "run.json").read_text())["best"]["best"]
+    assert not check["passed"] and Path(check["items"][0]["model"]).name == best  # the headlined variant is gated
+    assert f"* {best}" in res.stdout and "best: " in res.stdout

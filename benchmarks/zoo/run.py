@@ -155,7 +155,7 @@ def edgeml(args: list[str], timeout: int) -> dict:
                 "error": f"timed out after {timeout} s (zoo step limit)"}
     out: dict = {"rc": r.returncode, "seconds": round(time.perf_counter() - t0, 1), "cmd": shown}
     try:
-        out["json"] = json.loads(r.stdout) if r.stdout.strip().startswith("{") else None
+        out["json"] = _slim(json.loads(r.stdout)) if r.stdout.strip().startswith("{") else None
     except json.JSONDecodeError:
         out["json"] = None
     err = [ln for ln in r.stderr.splitlines() if ln.startswith(("error:", "hint:"))]
@@ -166,6 +166,17 @@ def edgeml(args: list[str], timeout: int) -> dict:
     if warn:
         out["warnings"] = warn[:5]
     return out
+
+
+_BULKY = {"layers", "environment", "top_ops"}  # per-layer lists: in the command's own --json, not here
+
+
+def _slim(obj):
+    if isinstance(obj, dict):
+        return {k: _slim(v) for k, v in obj.items() if k not in _BULKY}
+    if isinstance(obj, list):
+        return [_slim(v) for v in obj]
+    return obj
 
 
 def _quote(a: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeml.calibration import domain
 from edgeml.calibration.spec import NORM_PRESETS, DataSpec
 from edgeml.calibration.sources import ImageFolderSource, Source, open_source
 from edgeml.errors import DataError
@@ -18,7 +19,6 @@ from edgeml.formats.common import TensorSpec
 log = logging.getLogger(__name__)
 
 MIN_CALIBRATION_SAMPLES = 50
-_QUANT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 
 
 @dataclass
@@ -39,10 +39,12 @@ def _layout(spec: DataSpec, shape: tuple) -> str:
 
 
 class _Binding:
-    """How one source key becomes one model input."""
+    """How one source key becomes one model input (the value path: edgeml.calibration.domain)."""
 
     def __init__(self, spec: DataSpec, key: str, target: TensorSpec | None):
-        self.spec, self.key, self.target = spec, key, target
+        self.spec, self.key = spec, key
+        self.real = isinstance(target, domain.RealValued)
+        self.target = target.model if isinstance(target, domain.RealValued) else target  # what the model takes
         shape = target.shape if target is not None else ()
         self.layout = _layout(spec, shape)
         if len(shape) == 4:
@@ -53,8 +55,28 @@ class _Binding:
         else:
             hw, self.channels = (None, None), None
         self.size = spec.size or (tuple(hw) if all(isinstance(d, int) for d in hw) else None)
+        if self.size is not None:  # before PIL allocates it: one decoded sample fits in memory
+            from edgeml._io import check_alloc
+
+            check_alloc(self.size[0] * self.size[1] * max(self.channels or 3, 1) * 4,
+                        f"data spec '{spec.origin or spec.source}': one {self.size[0]}x{self.size[1]} sample")
         color = spec.color or ("rgb" if self.channels in (3, 4) else "grayscale" if self.channels in (0, 1) else None)
         self.color = color
+        # images: raw pixels when asked, or by default for a uint8/int8 quantized input (what it was trained on)
+        normalised = spec.norm not in (None, "raw") or any(v is not None for v in (spec.scale, spec.mean, spec.std))
+        integer = self.target is not None and np.dtype(self.target.dtype).kind in "iu" and (
+            self.target.dtype in domain.PIXEL_DTYPES or not domain.is_quantized(self.target))  # int16: normalise
+        self.pixels = spec.raw_pixels or (integer and spec.norm == "raw") or (
+            integer and spec.domain == "auto" and not normalised)
+        self.paths: Counter = Counter()  # path -> samples, for data inspect
+        self.data_dtypes: Counter = Counter()
+        self.notes: dict[str, int] = {}
+        self.clipped = 0
+
+    def note(self, text: str, count: int = 1) -> None:
+        if text not in self.notes:
+            log.warning("%s", text)
+        self.notes[text] = self.notes.get(text, 0) + count
 
     # -- images -------------------------------------------------------------------------------------------
     def image(self, img) -> np.ndarray:
@@ -70,10 +92,12 @@ class _Binding:
             from PIL import Image
 
             img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
-        x = np.asarray(img, dtype=np.float32)
-        if spec.raw_pixels:
-            pass
+        if self.pixels:
+            x = np.asarray(img)
+            if x.dtype != np.uint8:  # 16-bit or float images: values as they are
+                x = x.astype(np.float32)
         else:
+            x = np.asarray(img, dtype=np.float32)
             scale, mean, std = NORM_PRESETS[spec.norm or "0..1"]
             scale = spec.scale if spec.scale is not None else scale
             mean = np.asarray(spec.mean if spec.mean is not None else mean, np.float32)
@@ -105,22 +129,38 @@ class _Binding:
             raise DataError(f"{where}: input '{self.name}' expects per-sample shape "
                             f"{_fmt(want)} (model {self.target.shape_str()}), got {_fmt(x.shape)}",
                             hint="reshape the data, or set size=/layout= in the data spec")
-        return self.cast(x)
+        return self.cast(x, where, pixels=kind == "image" and self.pixels)
 
-    def cast(self, x: np.ndarray) -> np.ndarray:
-        dtype = self.target.dtype
-        q = self.target.quantization
-        if dtype in _QUANT_RANGES and x.dtype.kind == "f":
-            if self.spec.raw_pixels or q is None:  # integers as they are (e.g. raw pixels)
-                lo, hi = _QUANT_RANGES[dtype]
-                return np.clip(np.round(x), lo, hi).astype(dtype)
-            from edgeml.runtimes.session import quantize
+    def cast(self, x: np.ndarray, where: str = "", *, pixels: bool = False) -> np.ndarray:
+        data_dtype = x.dtype.name
+        y, path, note, clipped = domain.to_model(x, self.target, domain=self.spec.domain, pixels=pixels,
+                                                 where=where)
+        self.paths[path] += 1
+        self.data_dtypes[data_dtype] += 1
+        self.clipped += clipped
+        if note:
+            self.note(note)
+        if self.real and domain.is_quantized(self.target):
+            return domain.dequantize(y, self.target)
+        return y
 
-            return quantize(x, dtype, q)
-        try:
-            return x.astype(dtype, copy=False)
-        except TypeError as exc:
-            raise DataError(f"input '{self.name}': cannot convert {x.dtype} to the model's {dtype}") from exc
+    def describe_path(self) -> dict[str, Any] | None:
+        """Which path this input's data took (most samples), in words, with the notes."""
+        if self.target is None or not self.paths:
+            return None
+        path = self.paths.most_common(1)[0][0]
+        data_dtype = self.data_dtypes.most_common(1)[0][0]
+        text = domain.describe_path(path, data_dtype, self.target)
+        if self.real and domain.is_quantized(self.target):
+            text += ", then dequantized to float32 (real values)"
+        notes = list(self.notes)
+        if self.clipped:
+            lo, hi = domain.RANGES.get(self.target.dtype, (None, None))
+            notes.append(f"{self.clipped} of {sum(self.paths.values())} samples had values outside the input's "
+                         f"{self.target.dtype} range {lo}..{hi} (clipped): check the normalisation")
+        return {"path": path, "how": text, "model_dtype": self.target.dtype,
+                "quantization": self.target.quantization.to_dict() if self.target.quantization else None,
+                "notes": notes}
 
     @property
     def name(self) -> str:
@@ -164,7 +204,7 @@ def _select(source: Source, spec: DataSpec) -> np.ndarray:
         if source.labels is None:
             raise DataError(f"data spec '{spec.origin}': sampling=stratified needs labelled data",
                             hint="use sampling=random, or labelled data")
-        labels = np.asarray(source.labels)
+        labels = class_ids(np.asarray(source.labels))
         classes, counts = np.unique(labels, return_counts=True)
         quota = np.floor(counts / n * k).astype(int)
         for j in np.argsort(-(counts / n * k - quota))[: k - quota.sum()]:
@@ -200,7 +240,8 @@ class Dataset:
         where = self.source.where(i)
         raw = self.source.read(i)
         feeds = {b.name: b.convert(raw[k], where, self.source.kind) for k, b in self.bindings.items()}
-        label = None if self.source.labels is None else self.source.labels[i].item()
+        label = None if self.source.labels is None else self.source.labels[i]
+        label = label.item() if getattr(label, "ndim", 0) == 0 and hasattr(label, "item") else label  # one-hot rows stay
         return Sample(feeds, label, where)
 
     def __iter__(self) -> Iterator[Sample]:
@@ -217,7 +258,7 @@ class Dataset:
                 self.source.check_readable(int(i))
         elif self.source.kind == "array":
             for key, binding in self.bindings.items():
-                arr = getattr(self.source, "arrays", {}).get(key)
+                arr = _whole_array(self.source, key)
                 if arr is not None and arr.dtype.kind == "f":
                     bad = ~np.isfinite(arr[self.indices].reshape(len(self.indices), -1)).all(axis=1)
                     if bad.any():
@@ -225,6 +266,14 @@ class Dataset:
                         raise DataError(f"{self.source.where(i)}: input '{binding.name}' contains NaN or Inf values "
                                         f"({int(bad.sum())} of {len(self.indices)} samples)",
                                         hint="clean the data; calibration and metrics need finite values")
+                    t = binding.target
+                    if (t is not None and binding.spec.domain == "auto" and domain.is_quantized(t)
+                            and domain.integral_in_range(arr[self.indices], t)):
+                        q = t.quantization
+                        binding.note(f"{origin}: '{key}' is {arr.dtype} data holding only whole numbers inside the "
+                                     f"{t.dtype} range: taken as real values and quantized with the model's scale "
+                                     f"{q.scale:.6g}, zero point {q.zero_point}; if they are already the model's "
+                                     f"integers, store them as {t.dtype} or set domain=quantized", 0)
         self.sample(0)  # full conversion of one sample: shapes, dtypes, preprocessing
         return self
 
@@ -253,11 +302,11 @@ class Dataset:
         return {n: np.stack(v) for n, v in feeds.items()}, self.labels
 
     def representative_dataset(self, *, as_dict: bool = False) -> Callable[[], Iterator[Any]]:
-        """A TFLite converter ``representative_dataset``: float32 batches of one, in input order."""
+        """A TFLite converter ``representative_dataset``: batches of one in input order (float inputs as float32)."""
 
         def gen():
             for s in self:
-                arrays = {n: s.feeds[n][None].astype(np.float32) for n in self.input_names}
+                arrays = {n: _float32(s.feeds[n][None]) for n in self.input_names}
                 yield arrays if as_dict else [arrays[n] for n in self.input_names]
 
         return gen
@@ -288,6 +337,10 @@ class Dataset:
     def describe(self) -> dict[str, Any]:
         """Count, per-input shape/dtype/value range, label distribution (streams over the selection)."""
         stats: dict[str, dict[str, Any]] = {}
+        for b in self.bindings.values():  # count the paths over exactly this pass
+            b.paths.clear()
+            b.data_dtypes.clear()
+            b.clipped = 0
         for s in self:
             for name, x in s.feeds.items():
                 st = stats.setdefault(name, {"shapes": Counter(), "dtype": str(x.dtype), "min": np.inf,
@@ -301,10 +354,15 @@ class Dataset:
         inputs = []
         for name, st in stats.items():
             shapes = [list(s) for s in st["shapes"]]
-            inputs.append({"name": name, "shape": shapes[0] if len(shapes) == 1 else None, "shapes": shapes,
-                           "dtype": st["dtype"], "min": st["min"], "max": st["max"],
-                           "mean": st["sum"] / st["count"] if st["count"] else None})
-        labels = self.labels
+            entry = {"name": name, "shape": shapes[0] if len(shapes) == 1 else None, "shapes": shapes,
+                     "dtype": st["dtype"], "min": st["min"], "max": st["max"],
+                     "mean": st["sum"] / st["count"] if st["count"] else None}
+            binding = next((b for b in self.bindings.values() if b.name == name), None)
+            fed = binding.describe_path() if binding is not None else None
+            if fed is not None:
+                entry["fed"] = fed
+            inputs.append(entry)
+        labels = None if self.labels is None else class_ids(self.labels)
         dist = None
         if labels is not None and labels.dtype.kind in "iu":
             names = self.source.class_names
@@ -312,6 +370,27 @@ class Dataset:
                     for k, v in sorted(Counter(labels.tolist()).items())}
         return {"schema": "edgeml.data/1", "spec": self.spec.to_dict(), "source_samples": len(self.source),
                 "count": len(self), "inputs": inputs, "labelled": labels is not None, "label_distribution": dist}
+
+
+def class_ids(labels: np.ndarray) -> np.ndarray:
+    """One-hot label rows as class indices (other labels as they are)."""
+    if labels.ndim == 2 and labels.size and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1):
+        return labels.argmax(1)
+    return labels
+
+
+def _whole_array(source: Source, key: str) -> np.ndarray | None:
+    """The stored array behind ``key`` for array sources (.npz, .npy memory-mapped, .csv), else None."""
+    if hasattr(source, "arrays"):
+        return source.arrays.get(key)
+    stored = getattr(source, "array", None)
+    if stored is None:
+        stored = getattr(source, "features", None)
+    return stored if stored is not None and key == source.keys[0] else None
+
+
+def _float32(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) if x.dtype.kind == "f" else x
 
 
 def load_dataset(spec: DataSpec | str, *, inputs: list[TensorSpec] | None = None, validate: bool = True) -> Dataset:

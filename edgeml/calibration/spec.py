@@ -7,8 +7,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
-
 from edgeml.errors import DataError
 
 if sys.version_info >= (3, 11):
@@ -24,6 +22,7 @@ NORM_PRESETS = {
     "raw": (1.0, (0.0,), (1.0,)),
 }
 SAMPLING = ("random", "stratified", "first")
+DOMAINS = ("auto", "real", "quantized")
 SPLITS = ("all", "train", "test")
 
 
@@ -48,6 +47,7 @@ class DataSpec:
     label_column: str | None = None
     input_name: str | None = None
     raw_pixels: bool = False
+    domain: str = "auto"
     origin: str = field(default="", repr=False)
 
     @property
@@ -69,10 +69,7 @@ class DataSpec:
             options, source = _read_toml(Path(text))
         elif "?" in text and not Path(text).exists():
             source, query = text.split("?", 1)
-            options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False))
-            if not options and query:
-                raise DataError(f"data spec '{text}': cannot parse options '{query}'",
-                                hint="write options as SOURCE?key=value&key=value")
+            options = _parse_query(text, query)
         options.update({k: v for k, v in overrides.items() if v is not None})
         return cls._build(source, options, origin=text)
 
@@ -101,6 +98,10 @@ class DataSpec:
         if self.norm is not None and self.norm not in NORM_PRESETS:
             raise DataError(f"data spec '{o}': unknown norm '{self.norm}'",
                             hint="presets: " + ", ".join(NORM_PRESETS) + " (or set scale/mean/std)")
+        if self.domain not in DOMAINS:
+            raise DataError(f"data spec '{o}': domain must be one of {', '.join(DOMAINS)}, got '{self.domain}'",
+                            hint="auto: by dtype; real: values are real numbers (quantized with the model's "
+                                 "scale); quantized: values are already the model's integers")
         if self.color not in (None, "rgb", "grayscale"):
             raise DataError(f"data spec '{o}': color must be rgb or grayscale, got '{self.color}'")
         if self.layout not in (None, "nhwc", "nchw"):
@@ -112,6 +113,20 @@ class DataSpec:
         d = dataclasses.asdict(self)
         d.pop("origin")
         return d
+
+
+def _parse_query(text: str, query: str) -> dict[str, str]:
+    """``k=v&k=v`` taken literally: values are paths too, so ``+`` and ``%`` keep their meaning in a path."""
+    options: dict[str, str] = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not key.strip():
+            raise DataError(f"data spec '{text}': cannot parse options '{query}'",
+                            hint="write options as SOURCE?key=value&key=value")
+        options[key.strip()] = value if sep else ""
+    return options
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:

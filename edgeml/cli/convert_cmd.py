@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status
 
 
@@ -22,8 +23,10 @@ from edgeml.cli._out import emit_json, status
 @click.option("--strict", is_flag=True, help="Fail instead of keeping an unsimplified model.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.convert/1).")
+@input_shape_option
 @click.pass_context
-def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json):
+def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json,
+                input_shapes):
     """Convert MODEL (.keras, .h5, SavedModel, .tflite, .onnx) to TFLite or ONNX and verify the numbers.
 
     The output is written only if it matches the source on --verify samples (max abs diff normalised by
@@ -40,7 +43,7 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     result = convert(model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
                      verify=verify, calib=calib, atol=atol, force=force, strict=strict,
-                     progress=None if quiet else status)
+                     progress=None if quiet else status, input_shapes=input_shapes)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -53,3 +56,7 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
         click.echo(f"onnxsim   nodes {s['nodes_before']} -> {after}" + ("" if s["applied"] else " (not applied)"))
     if result.verification:
         click.echo(f"verified  {result.verification.summary()}")
+    for name, q in result.io_quantization.items():
+        zp = q["zero_point"]
+        click.echo(f"int IO    {name}: real = {q['scale']:.6g} * (q {'+' if zp < 0 else '-'} {abs(zp)}) "
+                   f"(kept from the source; recorded in the model's metadata)")

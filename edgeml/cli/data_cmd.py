@@ -22,12 +22,24 @@ def data() -> None:
 @click.option("--norm", type=click.Choice(["0..1", "-1..1", "imagenet", "raw"]), help="Image normalisation preset.")
 @click.option("--color", type=click.Choice(["rgb", "grayscale"]), help="Image colour mode (default: from model).")
 @click.option("--layout", type=click.Choice(["nhwc", "nchw"]), help="Image layout (default: from model).")
+@click.option("--domain", type=click.Choice(["auto", "real", "quantized"]),
+              help="For quantized inputs: data holds real values, or the model's integers [default: auto].")
+@click.option("--raw-pixels", "raw_pixels", is_flag=True, default=None,
+              help="Images as raw 0..255 pixels (default for uint8/int8 image inputs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.data/1).")
 def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) -> None:
     """Count, shapes, dtypes, value ranges and label distribution of SPEC.
 
     SPEC is a .npz/.npy/.csv file, an image folder (flat, or one sub-folder per class), a .toml data-spec
-    file, or builtin:digits. Options can also be written inline: 'images/?norm=imagenet&samples=200'.
+    file, or builtin:digits. Options can also be written inline: 'images/?norm=imagenet&samples=200'
+    (values are taken literally: a '+' in a path stays a '+').
+
+    With --model, each input says how the data reaches it ("fed as"). For a quantized (int8/uint8/int16)
+    input: data already in the input's dtype passes through unchanged; float data is quantized with the
+    model's scale/zero point; images with no norm/scale set go in as raw pixels (uint8 0..255 as they are,
+    int8 as p - 128: what quantized image models are trained on); uint8 arrays for an int8 input are
+    shifted by -128. Ambiguous cases are noted; domain=real (values are real numbers) or
+    domain=quantized (values are already the model's integers) decides them.
 
     \b
     Examples:
@@ -62,6 +74,12 @@ def render(info: dict) -> str:
         shape = t["shape"] if t["shape"] is not None else " | ".join(map(str, t["shapes"]))
         rows.append([t["name"], str(shape), t["dtype"], f"{t['min']:.4g}", f"{t['max']:.4g}", f"{t['mean']:.4g}"])
     lines += ["", table(rows, ["input", "shape (per sample)", "dtype", "min", "max", "mean"], "lllrrr")]
+    fed = [t for t in info["inputs"] if t.get("fed")]
+    if fed:
+        lines.append("")
+        for t in fed:
+            lines.append(f"fed as     {t['name']}: {t['fed']['how']}")
+            lines += [f"note       {n}" for n in t["fed"]["notes"]]
     if info["label_distribution"]:
         dist = ", ".join(f"{k}: {v}" for k, v in info["label_distribution"].items())
         lines += ["", f"labels     {dist}"]

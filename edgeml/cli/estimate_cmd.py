@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, table
 
 
@@ -19,12 +20,17 @@ from edgeml.cli._out import emit_json, table
                                                                 "coefficients here.")
 @click.option("--force", is_flag=True, help="Overwrite -o if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.estimate/1).")
-def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json):
+@input_shape_option
+def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json, input_shapes):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
-    Always an estimate: a per-op cost model (dense vs depthwise MACs at the board's peak, thread scaling,
-    a per-invoke floor; for the Edge TPU the parameter cache, host link and CPU fallback) with
-    coefficients fitted to published measurements. With --fit, refit from your own edgeml bench results.
+    Always an estimate: dense and depthwise MACs at the board's peak (thread scaling), a per-layer term, on
+    top of the runtime's own floor (invoke + per-op overhead, published/measured, in the profile's
+    [overhead]). For the Edge TPU: the predicted compiler plan (edgeml compile MODEL --plan), weights beyond
+    the parameter cache streamed over the link, and CPU-fallback ops costed on the host board's profile; a
+    compiled *_edgetpu.tflite gets a labelled lower bound. Models whose MACs are partial (unknown dims,
+    uncounted recurrent ops) are refused. With --fit, refit from your own edgeml bench results measured on
+    the same kind of machine (never more coefficients than independent points; leave-one-out error).
     """
     from edgeml.errors import EdgeMLError
     from edgeml.targets import estimate as est
@@ -33,23 +39,26 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
         from edgeml._io import check_output, write_bytes_atomic
         from edgeml.targets import load_profile
 
-        out_path = check_output(out, inputs=list(fit_files), force=force) if out else None
+        out_path = check_output(out, inputs=[model, *fit_files], force=force) if out else None
         r = est.fit_from_bench(list(fit_files), target, precision)
         if out_path:
             write_bytes_atomic(out_path, est.profile_with_fit(load_profile(target), r).encode())
         if as_json:
             emit_json(r.to_dict())
             return
-        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%"]
-                for e in r.errors]
-        click.echo(f"fitted {r.target} {r.precision}: coefficients {r.coef} on {r.points} points, median |error| "
-                   f"{100 * r.median_abs_error:.1f}%" + (f"; wrote {out_path}" if out_path else ""))
-        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error"], "lrrr"))
+        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%",
+                 "n/a" if e["loo_error"] is None else f"{100 * e['loo_error']:+.1f}%"] for e in r.errors]
+        held = ("no held-out error with one point" if r.median_abs_error is None else
+                f"leave-one-out median |error| {100 * r.median_abs_error:.1f}% (in-sample "
+                f"{100 * r.median_abs_error_in_sample:.1f}%)")
+        click.echo(f"fitted {r.target} {r.precision}: {r.n_coefficients} coefficient(s) {r.coef} on {r.points} points "
+                   f"({r.independent_points} independent); {held}" + (f"; wrote {out_path}" if out_path else ""))
+        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error", "held-out error"], "lrrrr"))
         return
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
-    e = est.estimate(model, target=target, precision=precision, threads=threads)
+    e = est.estimate(model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
     if as_json:
         emit_json(e.to_dict())
         return
@@ -61,10 +70,11 @@ def render_estimates(d: dict) -> str:
     for m in d["models"]:
         e = m["estimate"]
         energy = f", {e['energy_mj']:.1f} mJ/inference at {e['power_w']:g} W" if e.get("energy_mj") else ""
-        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {e['ms']:.2f} ms, {e['precision']}"
+        ms = ">= " * bool(e.get("lower_bound")) + (f"{e['ms']:.3f}" if e["ms"] < 1 else f"{e['ms']:.2f}")
+        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms} ms, {e['precision']}"
                      f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
         lines.append(f"  basis: {e['basis']}")
-        lines.append("  " + ", ".join(f"{k} {v:.2f}" for k, v in e["breakdown"].items()))
+        lines.append("  " + ", ".join(f"{k} {v:.3g}" for k, v in e["breakdown"].items()))
         rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", f"{o['ms']:.2f}"] for o in e["top_ops"][:5]]
         if rows:
             lines.append("  " + table(rows, ["top ops", "op", "MACs", "ms"], "llrr").replace("\n", "\n  "))

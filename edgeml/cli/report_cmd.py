@@ -10,7 +10,8 @@ from edgeml.cli._out import emit_json, table
 @click.command("report")
 @click.argument("results", nargs=-1, type=click.Path())
 @click.option("-o", "--output", "out", type=click.Path(), help="Write report.html (self-contained), .md or .json.")
-@click.option("--deploy", metavar="MODEL", help="The model whose asymmetry to show [default: the last one benched].")
+@click.option("--deploy", metavar="MODEL", help="The model whose asymmetry to show [default: a run folder's best variant, "
+              "else the last one benched].")
 @click.option("--train-flops", type=float, help="Training cost in FLOPs (when edgeml did not train the model).")
 @click.option("--train-samples", type=click.IntRange(min=1), help="Training samples (with --epochs: 3 x forward "
                                                                   "FLOPs x samples x epochs).")
@@ -35,6 +36,10 @@ def report_cmd(results, out, deploy, train_flops, train_samples, epochs, train_g
     from edgeml.report import build_report, write_report
     from edgeml.report.render import asymmetry_rows, training_line, variant_rows
 
+    if out:  # before any work: never over an input, a folder or a device
+        from edgeml._io import check_output
+
+        check_output(out, inputs=list(results), force=force)
     r = build_report(list(results), train_flops=train_flops, train_samples=train_samples, epochs=epochs,
                      train_gpu_hours=train_gpu_hours, train_power_w=train_power_w, deploy=deploy)
     if out:

@@ -34,10 +34,12 @@ class Cost:
     where: str | None = None
     stats: dict[str, float] | None = None  # min/p50/p90/p99/max when measured
     extrapolated: bool = False  # an estimate far outside the models its coefficients were fitted on
+    ci95: list[float] | None = None  # 95 % confidence interval of the measured median (ms)
+    lower_bound: bool = False  # an estimate that is only a lower bound (a compiled Edge TPU model)
 
     @property
     def label(self) -> str:
-        return self.kind if not self.extrapolated else "estimated, extrapolated"
+        return ", ".join([self.kind] + ["extrapolated"] * self.extrapolated + ["lower bound"] * self.lower_bound)
 
 
 @dataclass
@@ -80,7 +82,8 @@ class Report:
             c = v.costs.get(target)
             if c is None:
                 continue
-            row = {"target": target, "kind": c.label, "model": v.name, "latency_ms": c.ms, "flops": v.flops,
+            row = {"target": target, "kind": c.label, "model": v.name, "latency_ms": c.ms,
+                   "latency_lower_bound": c.lower_bound, "flops": v.flops,
                    "energy_mj": c.energy_mj, "break_even_flops": None, "break_even_time": None,
                    "break_even_energy": None}
             if t.flops and v.flops:
@@ -122,6 +125,7 @@ class _Builder:
         self.sources: list[str] = []
         self.notes: list[str] = []
         self._trained: set[str] = set()
+        self.best: str | None = None  # a pipeline run's best variant (run.json "best")
 
     def variant(self, path: str | None, name: str) -> Variant:
         v = self.variants.get(name)
@@ -139,6 +143,7 @@ class _Builder:
         self.sources.append(str(origin))
         schema = data["schema"]
         if schema == "edgeml.run/1":
+            self.best = (data.get("best") or {}).get("best") or self.best
             for stage in data.get("stages", {}).values():
                 for res in stage.get("results", []):
                     p = (origin.parent / res)
@@ -185,7 +190,8 @@ class _Builder:
             elif m.get("latency_ms"):
                 lat = m["latency_ms"]
                 v.costs[target] = Cost(target, "measured", lat["p50"], lat.get("p90"), where=data.get("where"),
-                                       stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat})
+                                       stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat},
+                                       ci95=list(lat["median_ci95"]) if lat.get("median_ci95") else None)
 
     def _estimate(self, e: dict[str, Any], path: str | None, name: str | None = None) -> None:
         self.target(e["target"])
@@ -194,7 +200,8 @@ class _Builder:
             self.estimate_notes.setdefault(f"{e['target']}: {n}", []).append(v.name)
         v.costs[e["target"]] = Cost(e["target"], "estimated", e["ms"], energy_mj=e.get("energy_mj"),
                                     power_basis=f"{e.get('power_w')} W board power from the {e['target']} profile"
-                                    if e.get("power_w") else None, extrapolated=bool(e.get("extrapolated")))
+                                    if e.get("power_w") else None, extrapolated=bool(e.get("extrapolated")),
+                                    lower_bound=bool(e.get("lower_bound")))
 
 
 def build_report(results: list[str | Path], *, train_flops: float | None = None, train_samples: int | None = None,
@@ -209,7 +216,13 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         p = Path(r)
         if p.is_dir():
             p = p / "run.json"
-        b.add(_load(p), p)
+        data = _load(p)
+        try:
+            b.add(data, p)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else f"malformed ({exc})"
+            raise EdgeMLError(f"{p}: not a complete {data.get('schema')} result: {what}",
+                              hint="pass the JSON exactly as edgeml wrote it (--json or --out)") from exc
     if not b.variants:
         raise EdgeMLError("the results hold no models", hint="include an edgeml bench or estimate result")
     for v in b.variants.values():
@@ -217,7 +230,8 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
             from edgeml.artifact import inspect_model
 
             try:
-                v.macs = inspect_model(v.path).macs or None
+                info = inspect_model(v.path)
+                v.macs = None if info.macs_partial else (info.macs or None)  # a partial count is no figure
             except EdgeMLError:
                 pass
         if v.size_bytes is None and v.path and Path(v.path).exists():
@@ -251,10 +265,12 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
     costed = [n for n in names if b.variants[n].costs]
     if not costed:
         raise EdgeMLError("the results hold no latency", hint="include an edgeml bench or estimate result")
-    # default: the model costed on the most targets (the one being deployed), the later one on a tie
+    # default: a pipeline run's best variant (edgeml.report.rank); else the model costed on the most targets
+    # (the one being deployed), the later one on a tie
     best = max(range(len(costed)), key=lambda i: (len(b.variants[costed[i]].costs), i))
+    default = b.best if b.best in costed else costed[best]
     return Report(variants=list(b.variants.values()), targets=b.targets, training=tr,
-                  deploy=deploy or costed[best], sources=b.sources, notes=b.notes)
+                  deploy=deploy or default, sources=b.sources, notes=b.notes)
 
 
 def write_report(report: Report, out: str | Path, *, force: bool = False) -> Path:

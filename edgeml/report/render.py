@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as _html
 from typing import Any
 
+from edgeml._units import format_ms
 from edgeml.formats.common import human_bytes, human_count
 
 
@@ -13,9 +14,7 @@ def _n(x: float | None) -> str:
 
 
 def _ms(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x * 1000:.1f} µs" if x < 0.1 else f"{x:.3g} ms"
+    return format_ms(x)
 
 
 def _mj(x: float | None) -> str:
@@ -31,8 +30,12 @@ def _pct(x: float | None) -> str:
 def asymmetry_rows(report: Any) -> tuple[list[str], list[list[str]]]:
     header = ["target", "kind", "latency / inference", "FLOPs / inference", "energy / inference",
               "training = N inferences (FLOPs)", "(time)", "(energy)"]
-    rows = [[r["target"], r["kind"], _ms(r["latency_ms"]), _n(r["flops"]), _mj(r["energy_mj"]),
-             _n(r["break_even_flops"]), _n(r["break_even_time"]), _n(r["break_even_energy"])]
+    def at_least(r: dict, text: str, sign: str) -> str:  # a lower-bound latency bounds what follows from it
+        return f"{sign} {text}" if r.get("latency_lower_bound") and text != "—" else text
+
+    rows = [[r["target"], r["kind"], at_least(r, _ms(r["latency_ms"]), "≥"), _n(r["flops"]),
+             at_least(r, _mj(r["energy_mj"]), "≥"), _n(r["break_even_flops"]),
+             at_least(r, _n(r["break_even_time"]), "≤"), at_least(r, _n(r["break_even_energy"]), "≤")]
             for r in report.asymmetry()]
     return header, rows
 
@@ -44,8 +47,11 @@ def variant_rows(report: Any) -> tuple[list[str], list[list[str]]]:
         cells = [v.name, human_bytes(v.size_bytes) if v.size_bytes else "—", _n(v.macs), _pct(v.accuracy)]
         for t in report.targets:
             c = v.costs.get(t)
-            mark = " (est., extrapolated)" if c is not None and c.extrapolated else " (est.)"
-            cells.append("—" if c is None else _ms(c.ms) + (mark if c.kind == "estimated" else ""))
+            if c is None:
+                cells.append("—")
+                continue
+            mark = " (" + c.label.replace("estimated", "est.") + ")" if c.kind == "estimated" else ""
+            cells.append("≥ " * c.lower_bound + _ms(c.ms) + mark)
         rows.append(cells)
     return header, rows
 
@@ -88,20 +94,25 @@ def markdown(report: Any) -> str:
 
 CSS = """body{font:15px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#1d1d1f}table{border-collapse:collapse;margin:1em 0}th,td{padding:.35em .7em;border-bottom:1px solid #ddd;
-text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f4f4f6}.est{color:#a15c00}
+text-align:right;white-space:nowrap}th:first-child,td:first-child{text-align:left}th{background:#f4f4f6}.est{color:#a15c00}
 .meas{color:#17702f}.big{font-size:1.2em}.plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
-small{color:#666}"""
+small{color:#666}.scroll{overflow-x:auto}th{white-space:normal}
+.numbered td:nth-child(2),.numbered th:nth-child(2){text-align:left}.est small{color:#a15c00}"""
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def _html_table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     def cell(c: str) -> str:
-        cls = ' class="est"' if c.startswith("estimated") or c.endswith(("(est.)", "extrapolated)")) else \
-            ' class="meas"' if c == "measured" else ""
-        return f"<td{cls}>{_html.escape(c)}</td>"
+        est = " (est." in c and c.endswith(")")
+        kind = ' class="est"' if c.startswith("estimated") or est else ' class="meas"' if c == "measured" else ""
+        if est:  # the value stays on one line, its label goes under it: narrow columns
+            value, label = c.split(" (", 1)
+            return f"<td{kind}>{_html.escape(value)}<br><small>({_html.escape(label)}</small></td>"
+        return f"<td{kind}>{_html.escape(c)}</td>"
 
     head = "".join(f"<th>{_html.escape(x)}</th>" for x in header)
     body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<div class='scroll'><table{f' class={cls!r}' if cls else ''}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def html(report: Any) -> str:
@@ -117,7 +128,8 @@ def html(report: Any) -> str:
              f"<h2>The cheap-inference asymmetry <small>({e(report.deploy)})</small></h2>",
              "<p>How many inferences on each target cost as much as training did. <span class='meas'>measured</span> = "
              "timed on that machine; <span class='est'>estimated</span> = edgeml's latency model, never a "
-             "measurement.</p>", _html_table(h, rows), "<h2>Variants</h2>", _html_table(vh, vrows)]
+             "measurement.</p>", _html_table(h, rows), "<h2>Variants</h2>",
+             _html_table(["#"] + vh, [[str(k + 1)] + r for k, r in enumerate(vrows)], "numbered")]  # plots' numbers
     plots, why = svgs(report)
     if plots:
         parts.append("<h2>Plots</h2><div class='plots'>" + "".join(f"<figure>{svg}</figure>" for svg in plots)

@@ -33,9 +33,15 @@ def compile_edgetpu(model: str | Path, *, target: str = "coral-usb", out_dir: st
         where = ("on this x86-64 Linux machine: add Coral's apt repository and apt install edgetpu-compiler"
                  if platform.system() == "Linux" and platform.machine() == "x86_64"
                  else "it runs on x86-64 Linux only: compile there (or in a Debian x86-64 container)")
-        raise MissingDependencyError("edgetpu_compiler is not installed", hint=where)
+        raise MissingDependencyError("edgetpu_compiler is not installed",
+                                     hint=where + f"; or predict its mapping: edgeml compile {art.path} --plan")
     out = Path(out_dir) if out_dir else art.path.parent
+    from edgeml._io import check_outputs
+
+    check_outputs([], inputs=[art.path], folders=[out])
     out.mkdir(parents=True, exist_ok=True)
+    check_outputs([out / (art.path.stem + "_edgetpu.tflite"), out / (art.path.stem + "_edgetpu.log")],
+                  inputs=[art.path], force=True)
     proc = subprocess.run([compiler, "-s", "-o", str(out), str(art.path)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise EdgeMLError(f"edgetpu_compiler failed on {art.path}: {(proc.stderr or proc.stdout).strip()[-300:]}")
@@ -44,4 +50,14 @@ def compile_edgetpu(model: str | Path, *, target: str = "coral-usb", out_dir: st
     result: dict[str, Any] = {"output": str(out / (art.path.stem + "_edgetpu.tflite")), "log": proc.stdout,
                               "ops_on_edgetpu": int(on_tpu.group(1)) if on_tpu else None,
                               "ops_on_cpu": int(on_cpu.group(1)) if on_cpu else None}
+    result["plan_comparison"] = compare_with_plan(art.path, proc.stdout, target)
     return result
+
+
+def compare_with_plan(model: Path, log_text: str, target: str) -> dict[str, Any]:
+    """edgeml's predicted plan against what the compiler printed (its -s log)."""
+    from edgeml.targets.edgetpu_log import compare, parse_log
+    from edgeml.targets.edgetpu_plan import DEFAULT_COMPILER, plan
+
+    log = parse_log(log_text)
+    return compare(plan(model, target=target, compiler=log.get("compiler_major", DEFAULT_COMPILER)).to_dict(), log)

@@ -1,41 +1,39 @@
 """Latency and energy estimates for a target without the device.
 
-Cost model (per target, coefficients are data in the profile's [estimate] table):
+Cost model (coefficients are data in the profile's [estimate] table, overheads in its [overhead] table):
 
-    ms = k_dense * F_dense + k_dw * F_dw + k0                          (CPU / GPU)
-    F_x = 2 * MACs_x / (peak ops/s at the precision * threads ** alpha / cores)   in ms
+    ms = k_dense * F_dense + k_dw * F_dw + k_layer * L  +  floor                     (CPU / GPU)
+    F_x   = 2 * MACs_x / (peak ops/s at the precision * threads ** alpha / cores)   in ms
+    floor = invoke_ms + per_op_ms * L          (published / measured runtime overheads, never fitted)
 
-``k_dense`` and ``k_dw`` are 1 / efficiency for dense (conv, fully connected) and depthwise/grouped
-convolutions (depthwise runs far below peak); ``k0`` is the per-invoke floor. The Edge TPU uses
-``ms = k_tpu * F_tpu + k_link * uncached_weight_bytes / link + k0`` with F_tpu at the 4 TOPS peak, the
-~8 MiB parameter cache and the host link (USB2/USB3/PCIe), plus CPU time for ops after the first one the
-Edge TPU cannot run. Three coefficients per target are fitted to published points
-(benchmarks/estimate_validate.py) or to the user's own ``edgeml bench`` results (``--fit``).
+``L`` is the number of compute layers (convolutions, fully connected, matmuls: counted the same in every
+format). ``k_dense`` and ``k_dw`` are 1 / efficiency of dense and depthwise work, ``k_layer`` the per-layer
+cost beyond the runtime's dispatch floor (memory-bound element-wise/pooling/padding work that rides along
+with each layer). A tiny model therefore costs its compute plus the runtime's real floor (microseconds on
+a Pi, the launch overhead on a GPU), never a fitted constant. The Edge TPU uses the compiler plan
+(edgetpu_plan.py): ``ms = k_tpu * F_tpu + k_link * streamed_bytes / link + k_layer * L_tpu + floor +
+CPU-fallback ms`` (the ops the Edge TPU cannot run, costed on the host CPU's profile), with the floor =
+USB/PCIe round trip + the Edge TPU part's input/output bytes over the link. Coefficients are fitted
+(estimate_fit.py) to published points (benchmarks/estimate_validate.py) or the user's own bench results.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeml.errors import EdgeMLError
 
 DEPTHWISE = {"DEPTHWISE_CONV_2D", "DepthwiseConv2D", "DepthwiseConv1D", "Conv(depthwise)"}
-# Ops the Edge TPU compiler maps (coral.ai/docs/edgetpu/models-intro, "Supported operations").
-EDGETPU_OPS = {"ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "EXPAND_DIMS",
-               "FULLY_CONNECTED", "L2_NORMALIZATION", "LOGISTIC", "LSTM", "MAXIMUM", "MAX_POOL_2D", "MEAN",
-               "MINIMUM", "MUL", "PACK", "PAD", "PRELU", "QUANTIZE", "DEQUANTIZE", "REDUCE_MAX", "REDUCE_MIN",
-               "RELU", "RELU6", "RELU_N1_TO_1", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT",
-               "SLICE", "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM",
-               "SQUARED_DIFFERENCE", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "edgetpu-custom-op"}
+RECURRENT = {"LSTM", "GRU", "RNN", "SimpleRNN", "Bidirectional", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+             "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN"}
+LOOPS = {"WHILE", "Loop", "Scan"}
 PRECISIONS = ("int8", "fp16", "fp32")
-BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
 DEFAULT_ALPHA = 0.5  # thread scaling: ncnn 1 -> 4 threads gives ~2x on Pi 4/5 (targets.md section 5)
+# the smallest / largest published model behind the fitted coefficients (benchmarks/estimate_validate.py)
+FIT_SMALLEST_MACS = 56.5e6
+EDGETPU_OP = "edgetpu-custom-op"
 
 
 @dataclass
@@ -44,33 +42,61 @@ class Features:
     dw_macs: int
     params: int
     ops: list[tuple[str, str, int]]  # (name, op, macs)
+    layers: int = 0  # compute layers (MACs > 0)
+    io_bytes: int = 0  # int8 bytes of the model's inputs + outputs (what crosses an accelerator's link)
     tpu_macs: int = 0
-    cpu_macs_after_tpu: int = 0
-    first_unsupported: str | None = None
+    tpu_layers: int = 0
+    streamed_bytes: int | None = None  # Edge TPU: parameter bytes beyond the on-chip cache (None: from params)
+    cpu_fallback: Any = None  # Edge TPU: Features of the ops left on the CPU
+
+
+def _elements(specs: Any) -> int:
+    total = 0
+    for t in specs or []:
+        n = 1
+        for d in t.shape:
+            n *= d or 1
+        total += n
+    return total
 
 
 def features(inspection: Any) -> Features:
-    dense = dw = 0
+    dense = dw = layers = 0
     ops = []
-    tpu = cpu = 0
-    first_bad = None
     for layer in inspection.layers:
         if layer.op in DEPTHWISE:
             dw += layer.macs
         else:
             dense += layer.macs
+        layers += layer.macs > 0
         ops.append((layer.name, layer.op, layer.macs))
-        if first_bad is None and inspection.format == "tflite" and layer.op not in EDGETPU_OPS:
-            first_bad = f"{layer.op} ({layer.name})"
-        if first_bad is None:
-            tpu += layer.macs
-        else:
-            cpu += layer.macs
-    return Features(dense, dw, inspection.params, ops, tpu, cpu, first_bad)
+    io = _elements(getattr(inspection, "inputs", [])) + _elements(getattr(inspection, "outputs", []))
+    return Features(dense, dw, inspection.params, ops, layers, io, dense + dw, layers)
 
 
-# the smallest published model behind the fitted coefficients (benchmarks/estimate_validate.py)
-FIT_SMALLEST_MACS = 56.5e6
+def refuse_unknown_cost(info: Any, path: Any) -> None:
+    """Refuse models whose MACs edgeml cannot count right (never estimate from an invented number)."""
+    if getattr(info, "macs_partial", False):
+        why = next((n for n in getattr(info, "notes", []) if n.startswith("MACs partial")), "")
+        raise EdgeMLError(f"{path}: cannot estimate: MACs are partial ({why.split(';')[0] or 'see edgeml inspect'})",
+                          hint=why.split("; ", 1)[1] if "; " in why else
+                          "give the unknown dims with --input-shape NAME=D0,D1,... (edgeml inspect MODEL lists them)")
+    counted_at_shapes = hasattr(info, "macs_shapes")  # the inspector resolves dims and loop trip counts itself
+    for t in [] if counted_at_shapes else getattr(info, "inputs", []):
+        unknown = [i for i, d in enumerate(t.shape) if d is None and i > 0]
+        if unknown:
+            raise EdgeMLError(f"{path}: input '{t.name}' {t.shape_str()} has unknown dims {unknown}: MACs would be "
+                              "counted on an invented size", hint="export the model with fixed input dims (or give "
+                                                                  "them with --input-shape where supported)")
+    for layer in info.layers:
+        # (an inspector that counts at resolved shapes marks uncountable recurrent ops as macs_partial; a
+        # recurrent op at 0 MACs there sits in a branch that does not run, e.g. the other sample rate's)
+        if layer.op in RECURRENT and not layer.macs and not counted_at_shapes:
+            raise EdgeMLError(f"{path}: recurrent op {layer.op} ({layer.name}) has no MAC count: its cost is unknown",
+                              hint="edgeml inspect MODEL; recurrent MACs need the sequence length to be fixed")
+        if layer.op in LOOPS and not counted_at_shapes:
+            raise EdgeMLError(f"{path}: control-flow loop {layer.op} ({layer.name}): its iteration count, and so its "
+                              "cost, is unknown before running", hint="measure it: edgeml bench MODEL --target T")
 
 
 def _default_precision(inspection: Any, profile: Any) -> str:
@@ -90,24 +116,50 @@ def _peak(profile: Any, precision: str) -> float:
     return float(peak)
 
 
+def floor_ms(f: Features, profile: Any, layers: int | None = None) -> float:
+    """The runtime's own per-inference floor: invoke overhead + per-op dispatch (+ link transfer)."""
+    o = profile.overhead
+    if not o:
+        return 0.0
+    n = f.layers if layers is None else layers
+    ms = float(o.get("invoke_ms", 0.0)) + float(o.get("per_op_ms", 0.0)) * n
+    if profile.kind == "edgetpu":
+        ms += f.io_bytes / ((profile.link_gbs or 0.35) * 1e9) * 1000
+    return ms
+
+
 def design_row(f: Features, profile: Any, precision: str, threads: int | None) -> tuple[list[float], float]:
-    """Feature row [a, b, 1] for the target's three coefficients, and the CPU-fallback ms (Edge TPU)."""
+    """Feature row for the target's three coefficients, and the fixed ms (floor + Edge TPU CPU fallback)."""
     if profile.kind == "edgetpu":
         peak = _peak(profile, "int8") * 1e9
         cache = (profile.param_cache_mib or 8.0) * 2**20
-        uncached = max(0.0, f.params - cache)  # int8: one byte per weight
+        streamed = f.streamed_bytes if f.streamed_bytes is not None else max(0.0, f.params - cache)
         link = (profile.link_gbs or 0.35) * 1e9
-        cpu_ms = 0.0
-        if f.cpu_macs_after_tpu:
-            cpu_ms = 2 * f.cpu_macs_after_tpu / (8e9) * 1000  # ~8 GOP/s effective on a host CPU core [U]
-        return [2 * f.tpu_macs / peak * 1000, uncached / link * 1000, 1.0], cpu_ms
+        fixed = floor_ms(f, profile, f.tpu_layers) + cpu_fallback_ms(f.cpu_fallback, profile)
+        return [2 * f.tpu_macs / peak * 1000, streamed / link * 1000, float(f.tpu_layers)], fixed
     peak = _peak(profile, precision) * 1e9
     if profile.kind == "cpu":
         cores = max(1, profile.cores or 1)
         t = min(threads or cores, cores)
         alpha = float(profile.estimate.get("thread_alpha", DEFAULT_ALPHA))
         peak = peak / cores * t ** alpha  # per-core peak, sub-linear in threads
-    return [2 * f.dense_macs / peak * 1000, 2 * f.dw_macs / peak * 1000, 1.0], 0.0
+    return [2 * f.dense_macs / peak * 1000, 2 * f.dw_macs / peak * 1000, float(f.layers)], floor_ms(f, profile)
+
+
+def cpu_fallback_ms(f: Features | None, profile: Any) -> float:
+    """Ops the Edge TPU leaves on the CPU, costed on the host CPU's own profile (int8)."""
+    if f is None or (not f.layers and not f.dense_macs and not f.dw_macs):
+        return 0.0
+    from edgeml.targets import load_profile
+
+    host = load_profile(profile.host) if profile.host else None
+    if host is None or host.kind != "cpu":
+        raise EdgeMLError(f"target {profile.name} has ops on the CPU but no host CPU profile to cost them",
+                          hint="set host = \"rpi4\" (or your board's profile) in the target profile")
+    row, fixed = design_row(f, host, "int8", None)
+    coef, _ = coefficients(host, "int8")
+    scale = float(profile.overhead.get("cpu_fallback_scale", 1.0))  # the Edge TPU host CPU vs the host profile
+    return (sum(c * x for c, x in zip(coef, row)) + fixed) * scale
 
 
 def coefficients(profile: Any, precision: str) -> tuple[list[float], str]:
@@ -136,13 +188,20 @@ class Estimate:
     top_ops: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     extrapolated: bool = False  # the model is far outside the published models the coefficients were fitted on
+    floor_ms: float = 0.0  # the runtime overhead the estimate rests on (never undercut)
+    lower_bound: bool = False  # ms is a lower bound (compiled Edge TPU model: its MACs are not visible)
+    plan: dict[str, Any] | None = None  # Edge TPU: the op-mapping plan summary
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "edgeml.estimate/1", "kind": "estimated", **asdict(self)}
 
 
+def _inspect(art: Any, input_shapes: Any) -> Any:
+    return art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
+
+
 def estimate(model: str | Path, *, target: str, precision: str | None = None, threads: int | None = None,
-             top: int = 8) -> Estimate:
+             top: int = 8, input_shapes: Any = None) -> Estimate:
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
 
@@ -152,16 +211,61 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
     if precision is not None and precision not in PRECISIONS:
         raise EdgeMLError(f"--precision {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
     art = ModelArtifact.open(model)
-    info = art.inspect()
+    info = _inspect(art, input_shapes)
+    if EDGETPU_OP in (info.custom_ops or []):
+        if profile.kind != "edgetpu":
+            raise EdgeMLError(f"{art.path}: compiled for the Edge TPU; it runs only on Coral targets",
+                              hint="estimate the .tflite it was compiled from for this target")
+        return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
+    refuse_unknown_cost(info, art.path)
     if not info.macs:
         raise EdgeMLError(f"{art.path}: no MACs found in the graph, nothing to estimate from",
                           hint="edgeml inspect MODEL shows what edgeml sees")
     return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
 
 
+def _edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> tuple[Features, dict | None, bool]:
+    """Features split by the compiler plan (for a .tflite), or the all-on-TPU assumption (other formats)."""
+    if info.format != "tflite" or not Path(str(info.path)).is_file():
+        notes.append("not a .tflite: assumes every op maps to the Edge TPU after quantization (no compiler plan)")
+        return f, None, False
+    if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
+        notes.append(f"float .tflite: assumes every op maps after full-int8 quantization; quantize with --target "
+                     f"{profile.name}, then edgeml compile MODEL --plan shows the real mapping")
+        return f, None, False
+    from edgeml.targets.edgetpu_plan import plan
+
+    p = plan(info.path, target=profile.name)
+    cpu_ops = [o for o in p.ops if o.where == "cpu"]
+    cpu = Features(sum(o.macs for o in cpu_ops if o.op not in DEPTHWISE),
+                   sum(o.macs for o in cpu_ops if o.op in DEPTHWISE), 0,
+                   [(o.name, o.op, o.macs) for o in cpu_ops], len(cpu_ops))  # every CPU op dispatches
+    f.tpu_macs, f.tpu_layers = p.edgetpu_macs, sum(o.macs > 0 for o in p.ops if o.where == "edgetpu")
+    f.streamed_bytes, f.io_bytes = p.streamed_weight_bytes, p.io_bytes
+    f.cpu_fallback = cpu if cpu_ops else None
+    notes.append(p.summary())
+    if not p.compiles:
+        raise EdgeMLError(f"{info.path}: edgetpu_compiler would not compile it: {'; '.join(p.blockers)}",
+                          hint=f"quantize to full int8 with static shapes (edgeml quantize MODEL --calib SPEC --target "
+                               f"{profile.name}); edgeml compile {info.path} --target {profile.name} --plan "
+                               "shows each op")
+    lower = False
+    if p.compiled:
+        lower = True
+        f.tpu_layers = max(1, f.tpu_layers)
+        # parameters are used at least once per inference: MACs >= parameter bytes (a lower bound)
+        f.tpu_macs = max(f.tpu_macs, p.compiled_blob_bytes)
+        notes.append("compiled model: the MACs inside the Edge TPU op are not visible; estimated from the compiled "
+                     "blob (parameters used at least once), its input/output tensors and the CPU ops around it, so "
+                     "this is a LOWER BOUND; estimate the source .tflite for a full estimate")
+    return f, p.to_dict(), lower
+
+
 def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: int | None, top: int = 8,
                   name: str = "") -> Estimate:
-    notes = []
+    if getattr(info, "macs_partial", False):
+        refuse_unknown_cost(info, name or info.path)
+    notes: list[str] = []
     if precision is None:
         precision = _default_precision(info, profile)
         est = profile.estimate
@@ -169,34 +273,38 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
             precision = "fp16"
             notes.append("no published int8 latency for this target to fit: estimated at its fp16 cost (TensorRT "
                          "int8 is usually no slower than fp16, so read this as an upper bound)")
+    f = features(info)
+    plan_d, lower = None, False
     if profile.kind == "edgetpu":
         if precision != "int8":
             raise EdgeMLError(f"target {profile.name} runs int8 only", hint="use --precision int8")
-        if not any(d in ("int8", "uint8") for d in info.weight_dtypes):
+        if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
             notes.append("the model is float: the estimate assumes it is quantized to int8 and compiled")
-    f = features(info)
-    row, extra_ms = design_row(f, profile, precision, threads)
+        f, plan_d, lower = _edgetpu_features(info, profile, f, notes)
+    row, fixed = design_row(f, profile, precision, threads)
     coef, basis = coefficients(profile, precision)
     parts = [c * x for c, x in zip(coef, row)]
-    ms = sum(parts) + extra_ms
+    ms = sum(parts) + fixed
+    floor = floor_ms(f, profile, f.tpu_layers if profile.kind == "edgetpu" else None)
     if profile.kind == "edgetpu":
-        breakdown = {"edgetpu_compute_ms": parts[0], "weight_streaming_ms": parts[1], "fixed_ms": parts[2],
-                     "cpu_fallback_ms": extra_ms}
-        if f.first_unsupported:
-            notes.append(f"the Edge TPU stops at {f.first_unsupported}; later ops run on the CPU")
+        cpu_ms = fixed - floor
+        breakdown = {"edgetpu_compute_ms": parts[0], "weight_streaming_ms": parts[1], "per_layer_ms": parts[2],
+                     "floor_ms": floor, "cpu_fallback_ms": cpu_ms}
         cache = (profile.param_cache_mib or 8.0) * 2**20
-        notes.append(f"weights {f.params / 2**20:.1f} MiB int8 {'fit' if f.params <= cache else 'do not fit'} the "
-                     f"~{cache / 2**20:.0f} MiB parameter cache ({profile.link or 'link'})")
+        if plan_d is None:
+            notes.append(f"weights {f.params / 2**20:.1f} MiB int8 {'fit' if f.params <= cache else 'do not fit'} the "
+                         f"~{cache / 2**20:.0f} MiB parameter cache ({profile.link or 'link'})")
     else:
-        breakdown = {"dense_ms": parts[0], "depthwise_ms": parts[1], "fixed_ms": parts[2]}
+        breakdown = {"dense_ms": parts[0], "depthwise_ms": parts[1], "per_layer_ms": parts[2], "floor_ms": floor}
+    if profile.overhead.get("source"):
+        notes.append(f"floor {floor:.3f} ms = runtime overheads ({profile.overhead['source']})")
     total_macs = max(1, f.dense_macs + f.dw_macs)
-    extrapolated = total_macs < FIT_SMALLEST_MACS / 4
-    if extrapolated:
-        notes.append(f"under {FIT_SMALLEST_MACS / 4e6:.0f} M MACs, the model is far smaller than every published "
-                     f"model the coefficients were fitted on (smallest: MobileNetV3-Small, "
-                     f"{FIT_SMALLEST_MACS / 1e6:.0f} M MACs): the fixed per-inference term and launch overheads "
-                     "are extrapolated; treat the number as a rough guide and measure on the board")
-    compute_ms = ms - parts[-1] - (parts[1] if profile.kind == "edgetpu" else 0.0)
+    extrapolated = total_macs < FIT_SMALLEST_MACS / 4 or lower
+    if total_macs < FIT_SMALLEST_MACS / 4:
+        notes.append(f"under {FIT_SMALLEST_MACS / 4e6:.0f} M MACs, far smaller than every published model the "
+                     f"coefficients were fitted on ({FIT_SMALLEST_MACS / 1e6:.0f} M - 15.5 G MACs): the compute part "
+                     "is extrapolated; the floor it rests on is the runtime's published/measured overhead")
+    compute_ms = max(0.0, ms - floor - breakdown.get("weight_streaming_ms", 0.0))
     ranked = sorted(f.ops, key=lambda o: -o[2])[:top]
     top_ops = [{"name": n, "op": op, "macs": m, "share": m / total_macs,
                 "ms": compute_ms * m / total_macs} for n, op, m in ranked if m]
@@ -205,10 +313,13 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
                     threads=threads or (profile.cores if profile.kind == "cpu" else None), ms=ms,
                     energy_mj=ms * power if power else None, power_w=power,
                     basis=f"estimate from profile {profile.name}: {basis}", breakdown=breakdown, top_ops=top_ops,
-                    notes=notes, extrapolated=extrapolated)
+                    notes=notes, extrapolated=extrapolated, floor_ms=floor, lower_bound=lower,
+                    plan=None if plan_d is None else {k: plan_d[k] for k in (
+                        "ops_on_edgetpu", "ops_on_cpu", "cpu_ops", "cached_weight_bytes", "streamed_weight_bytes",
+                        "compiled")})
 
 
-def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
+def estimate_bench(arts: list, profile: Any, *, threads: int | None, input_shapes: Any = None) -> Any:
     """``edgeml bench --target BOARD`` without --host: estimates, labelled as such."""
     from edgeml.bench.harness import BenchResult
 
@@ -216,122 +327,21 @@ def estimate_bench(arts: list, profile: Any, *, threads: int | None) -> Any:
     notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
     for art in arts:
         try:
-            e = estimate_from(art.inspect(), profile, precision=None, threads=threads, name=str(art.path))
+            info = _inspect(art, input_shapes)
+            if EDGETPU_OP not in (info.custom_ops or []):
+                refuse_unknown_cost(info, art.path)
+            e = estimate_from(info, profile, precision=None, threads=threads, name=str(art.path))
         except EdgeMLError as exc:
             if len(arts) == 1:
                 raise
             notes.append(f"{art.path.name}: not estimated: {exc.message}")
             continue
-        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.path.stat().st_size,
+        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
                        "estimate": e.to_dict()})
     return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
                        settings={"threads": threads}, notes=notes)
 
 
-# -- fitting ---------------------------------------------------------------------------------------------
-def nnls(a: np.ndarray, b: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Non-negative least squares by repeated least squares on the still-positive columns."""
-    active = np.ones(a.shape[1], bool)
-    x = np.zeros(a.shape[1])
-    for _ in range(iters):
-        sol, *_ = np.linalg.lstsq(a[:, active], b, rcond=None)
-        x = np.zeros(a.shape[1])
-        x[active] = sol
-        if (x >= 0).all():
-            return x
-        active &= x > 0
-        if not active.any():
-            break
-    return np.clip(x, 0, None)
+from edgeml.targets.estimate_fit import Fit, fit, fit_from_bench, nnls, profile_with_fit  # noqa: E402
 
-
-@dataclass
-class Fit:
-    target: str
-    precision: str
-    points: int
-    coef: list[float]
-    median_abs_error: float
-    errors: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": "edgeml.estimate_fit/1", **asdict(self)}
-
-
-def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precision: str) -> Fit:
-    """Fit the three coefficients to (name, inspection, measured ms, threads) points (relative error)."""
-    if not points:
-        raise EdgeMLError("no measurements to fit", hint="give edgeml bench --json results measured on the target")
-    rows, extra, y = [], [], []
-    for _, info, ms, threads in points:
-        r, e = design_row(features(info), profile, precision, threads)
-        rows.append(r)
-        extra.append(e)
-        y.append(ms)
-    a, y_arr = np.array(rows), np.array(y) - np.array(extra)
-    w = 1.0 / np.array(y)  # minimise relative error: every model counts the same
-    if len(points) >= 3:
-        coef = nnls(a * w[:, None], y_arr * w)
-    else:  # too few points for three coefficients: rescale the current ones
-        try:
-            base, _ = coefficients(profile, precision)
-        except EdgeMLError:
-            base = [1.0, 1.0, 0.0]
-        pred = a @ np.array(base)
-        s = float(np.median(y_arr / np.maximum(pred, 1e-9)))
-        coef = np.array(base) * s
-    pred = a @ coef + np.array(extra)
-    errors = [{"model": n, "measured_ms": m, "estimated_ms": float(p), "error": float(p / m - 1)}
-              for (n, _, m, _), p in zip(points, pred)]
-    return Fit(profile.name, precision, len(points), [float(round(c, 6)) for c in coef],
-               float(np.median([abs(e["error"]) for e in errors])), errors)
-
-
-def fit_from_bench(results: list[str | Path], target: str, precision: str | None = None) -> Fit:
-    from edgeml.artifact import ModelArtifact
-    from edgeml.targets import load_profile
-
-    profile = load_profile(target)
-    points, precisions = [], set()
-    for path in results:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise EdgeMLError(f"{path}: not a readable edgeml bench JSON result ({exc})",
-                              hint="write one with edgeml bench ... --target T --host H --out results.json") from exc
-        if data.get("schema") != "edgeml.bench/1" or not data.get("measured"):
-            raise EdgeMLError(f"{path}: not a measured edgeml bench result (schema edgeml.bench/1, measured)")
-        for m in data["models"]:
-            if "latency_ms" not in m:
-                continue
-            model_path = Path(m["path"])
-            if not model_path.exists():
-                raise EdgeMLError(f"{path}: the benchmarked model {model_path} is not here",
-                                  hint="fit where the models are (the graph is needed, not just the times)")
-            info = ModelArtifact.open(model_path).inspect()
-            precisions.add(precision or _default_precision(info, profile))
-            points.append((model_path.name, info, float(m["latency_ms"]["p50"]), m.get("threads")))
-    if len(precisions) > 1:
-        raise EdgeMLError(f"results mix precisions ({', '.join(sorted(precisions))})",
-                          hint="fit one precision at a time: --precision int8")
-    return fit(points, profile, precisions.pop() if precisions else "fp32")
-
-
-def profile_with_fit(profile: Any, result: Fit) -> str:
-    """The profile's TOML text with the fitted coefficients in its [estimate] table."""
-    text = Path(profile.path if Path(profile.path).exists() else
-                Path(__file__).parent / "profiles" / f"{profile.name}.toml").read_text()
-    lines = [f"coef_{result.precision} = [{', '.join(repr(c) for c in result.coef)}]",
-             f'basis_{result.precision} = "3 coefficients fitted to {result.points} measured edgeml bench results, '
-             f'median abs error {100 * result.median_abs_error:.1f}%"']
-    if "\n[estimate]\n" not in text:
-        return text.rstrip() + "\n\n[estimate]\n" + "\n".join(lines) + "\n"
-    head, rest = text.split("\n[estimate]\n", 1)
-    nxt = re.search(r"^\[", rest, flags=re.M)
-    body, tail = (rest[:nxt.start()], rest[nxt.start():]) if nxt else (rest, "")
-    keep = [ln for ln in body.splitlines() if ln.strip() and not ln.startswith((f"coef_{result.precision}",
-                                                                               f"basis_{result.precision}"))]
-    return head + "\n[estimate]\n" + "\n".join(keep + lines) + "\n\n" + tail
-
-
-__all__ = ["Estimate", "Fit", "estimate", "fit", "fit_from_bench"]
+__all__ = ["Estimate", "Fit", "estimate", "fit", "fit_from_bench", "nnls", "profile_with_fit"]

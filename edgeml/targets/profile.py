@@ -41,6 +41,8 @@ class TargetProfile:
     peak_gops: dict[str, float] = field(default_factory=dict)
     quantize: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, Any] = field(default_factory=dict)
+    overhead: dict[str, Any] = field(default_factory=dict)  # runtime floors: invoke_ms, per_op_ms, source
+    match: dict[str, Any] = field(default_factory=dict)  # what a measured environment must show: board, cpu
     sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
 
@@ -84,13 +86,17 @@ def _from_dict(data: dict[str, Any], where: str) -> TargetProfile:
         raise EdgeMLError(f"{where}: kind = '{data['kind']}' is not one of {', '.join(KINDS)}")
     if data.get("runtime", "litert") not in RUNTIMES:
         raise EdgeMLError(f"{where}: runtime = '{data['runtime']}' is not one of {', '.join(RUNTIMES)}")
-    for key in ("peak_gops", "quantize", "estimate", "sources"):
+    for key in ("peak_gops", "quantize", "estimate", "sources", "overhead", "match"):
         if key in data and not isinstance(data[key], dict):
             raise EdgeMLError(f"{where}: '{key}' must be a table ([{key}])")
     try:
         profile = TargetProfile(**data, path=where)
     except TypeError as exc:
         raise EdgeMLError(f"{where}: malformed target profile: {exc}") from exc
+    for key in ("invoke_ms", "per_op_ms"):
+        value = profile.overhead.get(key, 0.0)
+        if not isinstance(value, (int, float)) or value < 0:
+            raise EdgeMLError(f"{where}: [overhead] {key} must be a number >= 0 (milliseconds)")
     if not profile.runtimes:
         profile.runtimes = [profile.runtime]
     return profile

@@ -194,7 +194,7 @@ def silero_audio(root: Path, n: int = 16) -> Path:
 def oww_audio(root: Path, n: int = 8) -> Path:
     rng = np.random.default_rng(6)
     pcm = np.round(_speechlike(rng, n, 1280) * 32767 * 3).clip(-32768, 32767).astype(np.float32)
-    return _save(root, "oww_audio", input_1=pcm[:, None, :])
+    return _save(root, "oww_audio", input=pcm[:, None, :])  # edgeml names it by its signature key
 
 
 def oww_mels(root: Path, n: int = 16) -> Path:

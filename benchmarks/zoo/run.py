@@ -247,7 +247,19 @@ def run_model(m: dict, cache: Path, steps: tuple[str, ...], link_dir: Path | Non
                 target = str(conv) if conv.is_file() else mp
             args = ["estimate", target, "--target", EST_TARGET, "--json", *shape_args("estimate", m)]
         res["steps"][step] = edgeml(args, TIMEOUTS[step])
+    if m["format"] in ("onnx", "tflite") and "independent_macs" not in skip:
+        res["independent_macs"] = independent_macs(mp, m.get("input_shape"))
     return res
+
+
+def independent_macs(model: str, input_shape: str | None) -> dict:
+    """MACs from the runtime's own shapes (macs_check.py, no edgeml code), in a child process."""
+    cmd = [sys.executable, str(HERE / "macs_check.py"), model, *(input_shape or "").split()]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError) as exc:
+        return {"macs": None, "why": f"independent count failed: {type(exc).__name__}"}
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -262,25 +274,29 @@ def _si(n) -> str:
     return f"{n:.3g}"
 
 
-def _vs(ours, pub) -> str:
+def _vs(ours, pub, tol: float = 0.1) -> str:
     if ours is None:
         return "—"
     if not pub:
         return _si(ours)
     ratio = float(ours) / float(pub) if pub else float("nan")
-    flag = "" if 0.9 <= ratio <= 1.1 else " ✗"
+    flag = "" if 1 - tol <= ratio <= 1 + tol else " ✗"
     return f"{_si(ours)} / {_si(pub)} ({ratio:.2f}×){flag}"
 
 
 def summarise(r: dict) -> dict:
     s = r["steps"]
-    row: dict = {"id": r["id"], "format": r["format"], "modality": r["modality"]}
+    row: dict = {"id": r["id"], "format": r["format"], "modality": r["modality"], "git": r.get("git")}
     pub = r.get("published", {})
     ins = (s.get("inspect") or {}).get("json") or {}
     row["params"], row["macs"] = ins.get("params"), ins.get("macs")
     row["inspect_notes"] = ins.get("notes") or []
     row["params_vs_published"] = _vs(row["params"], pub.get("params"))
     row["macs_vs_published"] = _vs(row["macs"], pub.get("macs"))
+    ind = (r.get("independent_macs") or {}).get("macs")
+    row["independent_macs"] = ind
+    row["macs_vs_independent"] = _vs(row["macs"], ind, tol=0.01) if ind is not None else "n/a"
+    row["macs_partial"] = bool(ins.get("macs_partial")) or any("partial" in str(n) for n in row["inspect_notes"])
     b = (s.get("bench") or {}).get("json") or {}
     bm = (b.get("models") or [{}])[0]
     row["latency_ms"] = ((bm.get("latency_ms") or {}).get("p50"))
@@ -333,22 +349,26 @@ def _pct(x) -> str:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [START, "", f"Generated {meta['generated']} on {meta['machine']}; edgeml at `{meta['git']}`. "
-             f"{meta['n_models']} models, whole run {meta['minutes']:.1f} min "
-             f"({'fast subset' if meta['fast'] else 'full corpus'}). Params and MACs: edgeml / published "
-             "(ratio; ✗ = off by more than 10 %). Accuracy: edgeml's top-1 on the labelled data named in "
+             f"{len(rows)} models, {'re-run of ' + meta['rerun_only'] if meta.get('rerun_only') else 'whole run'} "
+             f"{meta['minutes']:.1f} min ({'fast subset' if meta['fast'] else 'full corpus'}); rows from other runs "
+             "name their code in results.json. Params and MACs: edgeml / published "
+             "(ratio; ✗ = off by more than 10 %); MACs vs independent: edgeml / a count from the runtime's own tensor "
+             "shapes (benchmarks/zoo/macs_check.py, no edgeml code; ✗ = off by more than 1 %, n/a = control flow). "
+             "All at the input shape in models.toml where the model's input is dynamic. Accuracy: edgeml's top-1 on the labelled data named in "
              "models.toml / the publisher's figure (on the publisher's test set). Quantized: edgeml's own "
              "float-vs-int8 comparison. Estimate: rpi4.", "",
-             "| model | format | in | params (edgeml / published) | MACs (edgeml / published) | latency p50 | "
-             "accuracy (ours / published) | int8 fidelity | convert | rpi4 est. | refused / failed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | format | in | params (edgeml / published) | MACs (edgeml / published) | MACs vs independent | "
+             "latency p50 | accuracy (ours / published) | int8 fidelity | convert | rpi4 est. | refused / failed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         refused = "<br>".join(x.replace("|", "\\|")[:220] for x in r["refused"]) or "—"
         lat = "—" if r["latency_ms"] is None else f"{r['latency_ms']:.3g} ms"
         est = "—" if r["estimate_ms"] is None else f"{r['estimate_ms']:.3g} ms"
         acc = f"{_pct(r['accuracy'])} / {_pct(r['accuracy_published'])}" if (
             r["accuracy"] is not None or r["accuracy_published"] is not None) else "—"
+        macs = r["macs_vs_published"] + (" (partial)" if r.get("macs_partial") else "")
         lines.append(f"| {r['id']} | {r['format']} | {r['modality']} | {r['params_vs_published']} | "
-                     f"{r['macs_vs_published']} | {lat} | {acc} | {r['quantize'] or '—'} | "
+                     f"{macs} | {r['macs_vs_independent']} | {lat} | {acc} | {r['quantize'] or '—'} | "
                      f"{r['convert'] or '—'} | {est} | {refused} |")
     lines += ["", "Models, licences and sources of the published figures: `benchmarks/zoo/models.toml`; "
               "per-step commands, JSON and errors: `benchmarks/zoo/results.json`.", "", END]
@@ -427,11 +447,21 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - t0) / 60
     if link_dir:
         write_index(results, link_dir)
+    git = _git()
+    for r in results:
+        r["git"] = git
+    if args.only and RESULTS_JSON.is_file() and not args.no_write:
+        # a partial re-run updates its models and keeps the others' last results (each row says its code)
+        ran = {r["id"] for r in results}
+        old = [r for r in json.loads(RESULTS_JSON.read_text()).get("results", []) if r["id"] not in ran]
+        order = {m["id"]: i for i, m in enumerate(tomllib.loads(MANIFEST.read_text())["model"])}
+        results = sorted(old + results, key=lambda r: order.get(r["id"], 1 << 30))
     rows = [summarise(r) for r in results]
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                        f"Python {platform.python_version()}",
-            "git": _git(), "n_models": len(models), "minutes": minutes, "fast": args.fast}
+            "git": git, "n_models": len(models), "minutes": minutes, "fast": args.fast,
+            "rerun_only": args.only}
     print(f"zoo: {len(models)} models in {minutes:.1f} min", flush=True)
     if args.no_write or args.fetch_only:
         return 0

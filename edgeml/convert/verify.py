@@ -131,15 +131,16 @@ def random_feeds_label(inputs: list[TensorSpec], values: dict[str, int] | None =
 
 
 def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np.ndarray]]:
-    """``n`` samples of a data spec, shaped for ``inputs`` (float: the session quantizes if needed)."""
+    """``n`` samples of a data spec as real values for ``inputs`` (the session quantizes if needed): data
+    already in a quantized input's integer domain is taken as those integers, never quantized twice."""
+    from edgeml.bench.accuracy import float_inputs
     from edgeml.calibration import DataSpec, load_dataset
 
-    float_inputs = [TensorSpec(t.name, t.shape, "float32" if t.quantization else t.dtype) for t in inputs]
     if isinstance(spec, str):
         spec = DataSpec.parse(spec)
     if spec.samples is None or spec.samples > n:
         spec = dataclasses.replace(spec, samples=n)
-    ds = load_dataset(spec, inputs=float_inputs)
+    ds = load_dataset(spec, inputs=float_inputs(inputs))
     return [{k: v[None] for k, v in s.feeds.items()} for s in ds]
 
 

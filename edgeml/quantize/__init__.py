@@ -444,7 +444,9 @@ def _accuracy(float_path: Path, quant_path: Path, eval_spec: Any, say) -> dict[s
     from edgeml.runtimes.session import open_session
 
     ref, test = open_session(float_path), open_session(quant_path)
-    ds = load_dataset(eval_spec, inputs=float_inputs(ref.inputs))
+    # bound to the quantized model's inputs: integer eval data in its domain is taken as those integers (not
+    # quantized twice), then both models read the same real values
+    ds = load_dataset(eval_spec, inputs=float_inputs(test.inputs))
     say(f"evaluating float and quantized on {len(ds)} labelled samples")
     a, b = evaluate(ref, ds), evaluate(test, ds)
     return {"data": ds.spec.origin or ds.spec.source, "samples": a["samples"], "float_top1": a["top1"],

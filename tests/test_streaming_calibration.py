@@ -237,3 +237,35 @@ def test_onnx_layer_errors_stream_a_generator_like_a_list(tmp_path):
     listed = onnx_layer_errors(onnx.load(str(src)), tmp_path / "q.onnx", feeds)
     streamed = onnx_layer_errors(onnx.load(str(src)), tmp_path / "q.onnx", (f for f in feeds))
     assert listed and [e.to_dict() for e in listed] == [e.to_dict() for e in streamed]
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_streaming_qdq_model_is_byte_identical_to_ort_calibrators(tmp_path, method):
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from edgeml.calibration.streaming import ort_calibration
+
+    src = _save(_model(), tmp_path / "m.onnx")
+    feeds = _feeds(_data(20))
+
+    class Reader:
+        def __init__(self):
+            self.i = 0
+
+        def get_next(self):
+            self.i += 1
+            return feeds[self.i - 1] if self.i <= len(feeds) else None
+
+        def rewind(self):
+            self.i = 0
+
+    cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+          "percentile": CalibrationMethod.Percentile}[method]
+    opts = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, calibrate_method=cm)
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantize_static(str(src), str(tmp_path / "ort.onnx"), Reader(), **opts)
+        reader, kwargs, summary = ort_calibration(src, Reader(), method=method, work_dir=tmp_path)
+        quantize_static(str(src), str(tmp_path / "edgeml.onnx"), reader, **opts, **kwargs)
+    assert summary["calibrator"] == "edgeml streaming"
+    assert (tmp_path / "edgeml.onnx").read_bytes() == (tmp_path / "ort.onnx").read_bytes()

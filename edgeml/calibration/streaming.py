@@ -42,6 +42,7 @@ ORT_DEFAULTS = {
     "entropy": {"symmetric": False, "num_bins": 128, "num_quantized_bins": 128},
     "percentile": {"symmetric": True, "num_bins": 2048, "percentile": 99.999},
 }
+HISTOGRAM_THREADS = 2  # histogram folding threads (beside ORT's own): numpy's histogram is single-threaded
 _PROTO_LIMIT = 1_800_000_000  # below protobuf's 2 GiB: pass the model to ORT as bytes, no file on disk
 
 Progress = Callable[[str, int, int], None]  # (phase, samples done, samples total or 0 when unknown)
@@ -331,8 +332,11 @@ def _histograms(session: AugmentedSession, stream, stats: dict[str, _Stat], opts
             s.hist, s.edges = np.histogram(np.zeros(0, s.lo.dtype), bins, range=(-s.threshold, s.threshold))
         s.hist = s.hist.astype(np.int64)
         s.edges = s.edges.astype(s.lo.dtype)
-    def fold(values: dict[str, np.ndarray]) -> None:
-        for name, s in stats.items():
+    items = list(stats.items())
+    workers = HISTOGRAM_THREADS
+
+    def fold(values: dict[str, np.ndarray], part: int) -> None:
+        for name, s in items[part::workers]:
             x = values[name].ravel()
             if x.size == 0:
                 continue
@@ -342,23 +346,24 @@ def _histograms(session: AugmentedSession, stream, stats: dict[str, _Stat], opts
                 h, _ = np.histogram(x, bins, range=(-s.threshold, s.threshold))
             s.hist += h
 
-    # One worker folds sample k into the histograms while ORT runs sample k+1 (both release the GIL): at most two
-    # samples' activations are alive. Samples are folded in order by one thread, and counts are integers, so
-    # the result does not depend on timing.
+    # Worker threads fold sample k into the histograms (each its own share of the tensors) while ORT runs
+    # sample k+1; numpy and ORT release the GIL. At most two samples' activations are alive. Each tensor's
+    # histogram is updated by one thread, in sample order, with integer counts: the result does not depend on
+    # timing.
     from concurrent.futures import ThreadPoolExecutor
 
     done = 0
-    pending = None
-    with ThreadPoolExecutor(1, thread_name_prefix="edgeml-histogram") as pool:
+    pending: list = []
+    with ThreadPoolExecutor(workers, thread_name_prefix="edgeml-histogram") as pool:
         for done, feed in enumerate(stream(), 1):
             values = session.run(feed)
-            if pending is not None:
-                pending.result()
+            if pending:
+                [f.result() for f in pending]
                 say("histograms", done - 1, total)
-            pending = pool.submit(fold, values)
+            pending = [pool.submit(fold, values, part) for part in range(workers)]
             del values
-        if pending is not None:
-            pending.result()
+        if pending:
+            [f.result() for f in pending]
             say("histograms", done, total)
     if done != total:
         raise DataError(f"calibration data changed between passes ({total} samples, then {done})",

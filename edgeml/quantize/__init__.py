@@ -198,7 +198,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         calibration = None
         if ds is not None and needs_calib:
             calibration = {"data": ds.spec.origin or ds.spec.source, "samples": len(ds),
-                           "seconds": round(cal_seconds, 3), "process_peak_rss_mib": _peak_rss_mib()}
+                           "seconds": round(cal_seconds, 3), "process_peak_rss_mib": _peak_rss_mib(),
+                           **(recipe.pop("calibration", None) or {})}
         if left:
             warnings.append(f"{len(left)} op(s) stay in float: {', '.join(left[:8])}"
                             + (" ..." if len(left) > 8 else ""))
@@ -391,10 +392,13 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
     else:
         say(f"calibrating ({method}, {len(ds)} samples) and writing QDQ "
             f"(activations {recipe['activation_type']}, weights {recipe['weight_type']})")
-        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe)
+        from edgeml.calibration.streaming import progress_lines
+
+        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe, progress=progress_lines(say))
         recipe["preprocess"] = info.get("preprocess")
         if info.get("workaround"):
             notes.append(info["workaround"])
+        recipe["calibration"] = info.get("calibration")  # moved into QuantizeResult.calibration by quantize()
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
     left = []

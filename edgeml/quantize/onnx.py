@@ -96,7 +96,8 @@ def _qtype(name: str):
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}[name]
 
 
-def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True) -> dict:
+def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True,
+                    progress: Any = None) -> dict:
     """Pre-process and quantize ``model`` (a prepared ModelProto) to ``out``; returns timings/notes."""
     import time
 
@@ -117,24 +118,32 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
                   "percentile": CalibrationMethod.Percentile}[recipe["method"]]
         extra = {"ActivationSymmetric": recipe["activation_symmetric"], "WeightSymmetric": recipe["weight_symmetric"]}
         t0 = time.perf_counter()
+        # -- streaming calibration, bounded memory (edgeml.calibration.streaming); ORT still builds the QDQ graph --
+        from edgeml.calibration.streaming import ort_calibration
+
+        reader, cal_kwargs, info["calibration"] = ort_calibration(pre, reader, method=recipe["method"],
+                                                                  work_dir=Path(tmp), progress=progress)
+        # -- end streaming calibration --
 
         def run() -> None:
             with all_output_captured():
                 ort_quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                                     per_channel=recipe["per_channel"], activation_type=_qtype(recipe["activation_type"]),
                                     weight_type=_qtype(recipe["weight_type"]), calibrate_method=method,
-                                    extra_options=extra)
+                                    extra_options=extra, **cal_kwargs)
 
         try:
             run()
         except EdgeMLError:
             raise  # the calibration reader's own data errors
         except Exception as exc:
-            if _failed_in(exc) != _BIAS_ADJUST or not hasattr(reader, "rewind"):
+            # with precomputed ranges (reader None) a second run needs no data; otherwise the reader must rewind
+            if _failed_in(exc) != _BIAS_ADJUST or not (reader is None or hasattr(reader, "rewind")):
                 raise ort_error(exc, "static") from exc
             # ORT's per-channel weight-scale adjustment for int32 biases breaks on some bias layouts (a bias
             # that is not 1-D per channel); it only matters for biases too small for the int32 scale
-            reader.rewind()
+            if reader is not None:
+                reader.rewind()
             extra["QDQDisableWeightAdjustForInt32Bias"] = True
             try:
                 run()

@@ -102,7 +102,10 @@ def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path
         if key not in written:
             ds = load_dataset(spec, inputs=inputs)
             feeds, labels = ds.arrays()
-            arrays = {f"in{i}": feeds[name] for i, name in enumerate(ds.input_names)}
+            # stored as whole batch-of-one inputs (the runner's "full" layout): inputs fed whole (scalars,
+            # a non-leading batch axis) as they are, the others with their batch axis of 1
+            arrays = {f"in{i}": feeds[name] if name in ds.whole else feeds[name][:, None]
+                      for i, name in enumerate(ds.input_names)}
             if labels is not None:
                 labels = arrays["labels"] = check_labels(labels, None, origin)
                 where = lambda j, ds=ds: ds.source.where(int(ds.indices[j]))  # noqa: E731
@@ -200,7 +203,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             np.savez(job / "data.npz", **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})
         (job / "job.json").write_text(json.dumps({
             "models": entries, "runs": runs, "warmup": warmup, "min_time": min_time, "reference": ref_index,
-            "data_layout": "full" if data is None else "samples",
+            "data_layout": "full",  # every data file stacks whole batch-of-one inputs
             # here: this machine's ceiling; on a board: its own, unless EDGEML_MAX_MEMORY sets one
             "max_memory_bytes": memory_ceiling() if host is None or os.environ.get(MEMORY_ENV) else None}))
         if host is None:

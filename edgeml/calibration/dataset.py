@@ -28,6 +28,11 @@ class Sample:
     feeds: dict[str, np.ndarray]
     label: Any
     where: str
+    whole: frozenset = frozenset()  # inputs fed as stored (no batch axis added): see _Binding.whole
+
+    def batch1(self) -> dict[str, np.ndarray]:
+        """Feeds for one run: a leading batch axis of 1, except on whole inputs (scalars, non-leading batch)."""
+        return {k: v if k in self.whole else v[None] for k, v in self.feeds.items()}
 
 
 def _layout(spec: DataSpec, shape: tuple) -> str:
@@ -46,6 +51,9 @@ class _Binding:
         self.real = isinstance(target, domain.RealValued)
         self.target = target.model if isinstance(target, domain.RealValued) else target  # what the model takes
         shape = target.shape if target is not None else ()
+        # a scalar input, or one whose first axis is a fixed size other than 1 (a recurrent state [2, batch, 128]):
+        # it has no leading batch axis, so each sample is the whole input, fed as stored
+        self.whole = target is not None and (len(shape) == 0 or (isinstance(shape[0], int) and shape[0] != 1))
         self.layout = _layout(spec, shape)
         if len(shape) == 4:
             hw = shape[2:4] if self.layout == "nchw" else shape[1:3]
@@ -122,6 +130,8 @@ class _Binding:
                             hint="clean the data; calibration and metrics need finite values")
         if self.target is None:
             return x
+        if self.whole:
+            return self.cast(self._whole_shape(x, where), where)
         want = self.target.shape[1:] if self.target.shape else ()
         if x.shape != tuple(want) and len(x.shape) == len(want) + 1 and x.shape[0] == 1:
             x = x[0]  # a stored leading batch dimension of 1
@@ -130,6 +140,15 @@ class _Binding:
                             f"{_fmt(want)} (model {self.target.shape_str()}), got {_fmt(x.shape)}",
                             hint="reshape the data, or set size=/layout= in the data spec")
         return self.cast(x, where, pixels=kind == "image" and self.pixels)
+
+    def _whole_shape(self, x: np.ndarray, where: str) -> np.ndarray:
+        want = tuple(self.target.shape)
+        if len(x.shape) != len(want) or any(w is not None and w != g for w, g in zip(want, x.shape)):
+            why = "a scalar" if not want else f"its first axis is {want[0]}, not a batch axis"
+            raise DataError(f"{where}: input '{self.name}' {self.target.shape_str()} is fed whole ({why}): each "
+                            f"sample must have the model input's shape {_fmt(want)}, got {_fmt(x.shape)}",
+                            hint="store every sample with the input's full rank, its dynamic axes set (e.g. batch 1)")
+        return x
 
     def cast(self, x: np.ndarray, where: str = "", *, pixels: bool = False) -> np.ndarray:
         data_dtype = x.dtype.name
@@ -242,7 +261,12 @@ class Dataset:
         feeds = {b.name: b.convert(raw[k], where, self.source.kind) for k, b in self.bindings.items()}
         label = None if self.source.labels is None else self.source.labels[i]
         label = label.item() if getattr(label, "ndim", 0) == 0 and hasattr(label, "item") else label  # one-hot rows stay
-        return Sample(feeds, label, where)
+        return Sample(feeds, label, where, self.whole)
+
+    @property
+    def whole(self) -> frozenset:
+        """Inputs fed as stored, without an added batch axis (scalars; a first axis that is not the batch)."""
+        return frozenset(b.name for b in self.bindings.values() if b.whole)
 
     def __iter__(self) -> Iterator[Sample]:
         for j in range(len(self)):
@@ -286,7 +310,12 @@ class Dataset:
 
     # -- adapters -----------------------------------------------------------------------------------------
     def batches(self, batch_size: int = 32) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
-        """Batched feeds (with a leading batch axis) and labels, for evaluation and training."""
+        """Batched feeds (with a leading batch axis) and labels, for evaluation and training. Inputs fed whole
+        (``whole``) cannot be stacked: such a dataset yields one sample at a time."""
+        if self.whole:
+            for s in self:
+                yield s.batch1(), (None if s.label is None else np.asarray([s.label]))
+            return
         for start in range(0, len(self), batch_size):
             samples = [self.sample(j) for j in range(start, min(start + batch_size, len(self)))]
             feeds = {name: np.stack([s.feeds[name] for s in samples]) for name in self.input_names}
@@ -306,7 +335,7 @@ class Dataset:
 
         def gen():
             for s in self:
-                arrays = {n: _float32(s.feeds[n][None]) for n in self.input_names}
+                arrays = {n: _float32(v) for n, v in s.batch1().items()}
                 yield arrays if as_dict else [arrays[n] for n in self.input_names]
 
         return gen
@@ -324,7 +353,7 @@ class Dataset:
 
             def get_next(self):
                 s = next(self._it, None)
-                return None if s is None else {n: s.feeds[n][None] for n in names}
+                return None if s is None else {n: s.batch1()[n] for n in names}
 
             def rewind(self):
                 self._it = iter(dataset)

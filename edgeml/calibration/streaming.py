@@ -229,7 +229,7 @@ def _samples(source: Any) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
         from_reader.restartable = hasattr(source, "rewind")  # type: ignore[attr-defined]
         return from_reader
     if hasattr(source, "input_names") and hasattr(source, "sample"):  # an edgeml Dataset: batch-of-one feeds
-        return lambda: ({n: s.feeds[n][None] for n in source.input_names} for s in source)
+        return lambda: ({n: s.batch1()[n] for n in source.input_names} for s in source)
     return lambda: iter(source)
 
 

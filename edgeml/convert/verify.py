@@ -141,7 +141,7 @@ def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np
     if spec.samples is None or spec.samples > n:
         spec = dataclasses.replace(spec, samples=n)
     ds = load_dataset(spec, inputs=float_inputs(inputs))
-    return [{k: v[None] for k, v in s.feeds.items()} for s in ds]
+    return [s.batch1() for s in ds]
 
 
 def _output_order(names: list[str]) -> list[str]:

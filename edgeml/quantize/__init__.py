@@ -286,7 +286,7 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
         calibration = None
         if ds is not None:
             by_name = set(names) == set(ds.input_names)
-            calibration = [{n: s.feeds[n if by_name else k][None] for n, k in zip(names, ds.input_names)}
+            calibration = [{n: s.batch1()[n if by_name else k] for n, k in zip(names, ds.input_names)}
                            for s in ds]
         say(f"quantizing with AI Edge Quantizer ({mode})")
         data, left = tq.from_tflite(source, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
@@ -416,7 +416,7 @@ def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, s
                                 hint="nothing was written; report this with --debug output") from exc
     ref = open_session(float_path)
     if ds is not None:
-        feeds = [{k: v[None] for k, v in ds.sample(j).feeds.items()} for j in range(min(n, len(ds)))]
+        feeds = [ds.sample(j).batch1() for j in range(min(n, len(ds)))]
         label = f"{len(feeds)} calibration samples"
     else:
         feeds = random_feeds(ref.inputs, n, seed=0, input_shapes=input_shapes,

@@ -122,6 +122,25 @@ def pages_labelled(root: Path, n: int = 40) -> Path:
     return out
 
 
+def pages(root: Path, n: int = 16) -> Path:
+    """Upright pages of printed text, unlabelled: calibration for the text/layout detectors (a photo without
+    text gives a text detector an all-zero output, on which no quantized-vs-float comparison means anything)."""
+    out = root / "pages"
+    if out.is_dir() and len(list(out.glob("*.png"))) >= n:
+        return out
+    from PIL import Image, ImageDraw
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(12)
+    for i in range(n):
+        img = Image.new("RGB", (448, 448), (255, 255, 255))
+        d = ImageDraw.Draw(img)
+        for line in range(9):
+            d.text((16, 12 + line * 48), _phrase(rng, 3), fill=(0, 0, 0), font=_font(30))
+        img.save(out / f"page_{i:02d}.png")
+    return out
+
+
 def _magika_features(path: Path, beg=1024, end=1024, block=4096, pad=256) -> np.ndarray:
     size = path.stat().st_size
     n = min(block, size)

@@ -257,3 +257,28 @@ def onnx_detector(path: Path, seed: int = 0) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def sparse_tflite(sparse: Path, dense: Path, seed: int = 0) -> tuple[Path, Path]:
+    """MediaPipe-style sparse weights: Conv(3->16) -> Conv(16->16) -> GAP -> Dense(4) on (8, 8, 3), kernels 80 %
+    zeros, converted with EXPERIMENTAL_SPARSITY (3 constants stored sparse, read through DENSIFY ops) to
+    ``sparse`` and without it to ``dense`` (the same weights)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    inp = keras.Input((8, 8, 3), batch_size=1, name="image")
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", bias_initializer="random_normal")(inp)
+    x = keras.layers.Conv2D(16, 3, padding="same", bias_initializer="random_normal")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(4, bias_initializer="random_normal")(x))
+    for layer in model.layers:
+        w = layer.get_weights()
+        if w:
+            layer.set_weights([w[0] * (rng.random(w[0].shape) < 0.2)] + w[1:])
+    for path, opt in ((sparse, [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]), (dense, [])):
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        conv.optimizations = opt
+        path.write_bytes(conv.convert())
+    return sparse, dense

@@ -59,3 +59,50 @@ def test_data_without_the_state_batch_axis_is_refused_naming_the_axis(vad):
     assert r.exit_code == 3
     assert "input 'state' [2, ?, 128] is fed whole (its first axis is 2, not a batch axis)" in r.output
     assert "got [2, 128]" in r.output and "full rank" in r.output
+
+
+# --- sparse TFLite weights (MediaPipe *_sparse files: constants read through DENSIFY) ---------------------
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory):
+    import helpers
+
+    d = tmp_path_factory.mktemp("sparse")
+    s, dense = helpers.sparse_tflite(d / "sparse.tflite", d / "dense.tflite")
+    rng = np.random.default_rng(1)
+    np.save(d / "calib.npy", rng.random((8, 8, 8, 3), dtype=np.float32))
+    return {"sparse": s, "dense": dense, "calib": d / "calib.npy"}
+
+
+def test_sparse_tflite_weights_count_dense_params_and_their_zeros(sparse):
+    from edgeml.artifact import inspect_model
+    from edgeml.quantize.tflite_edit import densify, sparse_weights
+
+    s, d = inspect_model(sparse["sparse"]), inspect_model(sparse["dense"])
+    assert s.ops.get("DENSIFY") == 3 == sparse_weights(sparse["sparse"].read_bytes())
+    assert s.params == d.params == 16 * 27 + 16 + 16 * 144 + 16 + 16 * 4 + 4
+    assert s.sparsity == pytest.approx(d.sparsity) and s.sparsity > 0.7
+    data, n = densify(sparse["sparse"].read_bytes())
+    assert n == 3 and sparse_weights(data) == 0
+
+
+def test_sparse_tflite_densified_computes_what_the_source_computes(sparse, tmp_path):
+    from edgeml.quantize.tflite_edit import densify
+    from edgeml.runtimes.litert import LiteRTSession
+
+    out = tmp_path / "d.tflite"
+    out.write_bytes(densify(sparse["sparse"].read_bytes())[0])
+    a, b = LiteRTSession(sparse["sparse"]), LiteRTSession(out)
+    x = {a.inputs[0].name: np.load(sparse["calib"])[:1]}
+    np.testing.assert_array_equal(list(a.run(x).values())[0], list(b.run(x).values())[0])
+
+
+def test_sparse_tflite_quantizes_and_converts(sparse, tmp_path):
+    r = invoke("quantize", str(sparse["sparse"]), "-o", str(tmp_path / "q.tflite"), "--calib", str(sparse["calib"]),
+               "--json")
+    assert r.exit_code == 0, r.output
+    q = json.loads(r.stdout)
+    assert any("3 sparse weight tensor(s) (DENSIFY ops) stored dense" in n for n in q["notes"])
+    r = invoke("convert", str(sparse["sparse"]), "--to", "onnx", "-o", str(tmp_path / "c.onnx"), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["verification"]["max_abs_diff"] < 1e-4

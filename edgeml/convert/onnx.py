@@ -31,13 +31,14 @@ def _tf2onnx():
     return tf2onnx
 
 
-def _fail(exc: Exception, logs: list[str], opset: int) -> ConversionError:
+def _fail(exc: Exception, logs: list[str], opset: int, source: str = "keras") -> ConversionError:
     text = " ".join(str(exc).split())
     ops = failing_ops(text + " " + "".join(logs))
     what = f" (unsupported ops: {', '.join(ops)})" if ops else ""
+    other = ("deploy and bench the .tflite as it is (tf2onnx's TFLite reader fails on this graph)"
+             if source == "tflite" else "convert the SavedModel export instead of the .keras file")
     return ConversionError(f"ONNX conversion failed{what}: {text[:300]}",
-                           hint=f"try another --opset (now {opset}; 13-18 work), --no-simplify, or convert the "
-                                "SavedModel export instead of the .keras file")
+                           hint=f"try another --opset (now {opset}; 13-18 work), --no-simplify, or {other}")
 
 
 def _from_function(fn: Any, spec: list, opset: int) -> Any:
@@ -106,11 +107,21 @@ def savedmodel_to_onnx(folder: Path, *, opset: int = DEFAULT_OPSET) -> Any:
 def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
     from edgeml.formats.tflite import inspect as inspect_tflite
 
+    import tempfile
+
+    from edgeml.quantize.tflite_edit import densify
+
     tf2onnx = _tf2onnx()
     info = inspect_tflite(path, validate=False)
+    # sparse weights (DENSIFY of a constant): tf2onnx reshapes the stored values to the dense shape and fails
+    data, dense = densify(path.read_bytes())
     try:
-        with all_output_captured() as logs:
-            model, _ = tf2onnx.convert.from_tflite(str(path), opset=opset)
+        with tempfile.TemporaryDirectory(prefix="edgeml-tfl2onnx-") as tmp, all_output_captured() as logs:
+            src = path
+            if dense:
+                src = Path(tmp) / "dense.tflite"
+                src.write_bytes(data)
+            model, _ = tf2onnx.convert.from_tflite(str(src), opset=opset)
     except Exception as exc:
         stateful = {op: n for op, n in info.ops.items() if op in _STATEFUL_TFLITE}
         if stateful:
@@ -120,7 +131,7 @@ def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
                 f"tf2onnx cannot convert ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})",
                 hint="export a stateless variant (state as explicit inputs/outputs) to convert it, or deploy and "
                      "bench it as .tflite") from exc
-        raise _fail(exc, logs, opset) from exc
+        raise _fail(exc, logs, opset, "tflite") from exc
     # tf2onnx names IO after TFLite tensors ("serving_default_image:0"); use the signature names
     for vi, t in zip(list(model.graph.input), info.inputs):
         rename_value(model, vi.name, t.name)

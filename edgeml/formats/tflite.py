@@ -502,4 +502,12 @@ def _add_weight(stats: WeightStats, tensor, raw: np.ndarray, dtype: str, reader:
         return count
     q = reader.quantization(tensor)
     zero = q.zero_point if (q is not None and dtype in ("int8", "uint8", "int16")) else 0
+    if tensor.Sparsity() is not None and values.size < count:
+        # stored sparse (read through DENSIFY, or by a sparse kernel): the buffer holds only the kept values;
+        # the weight is its dense shape, and every value not stored is a zero
+        stats.add(values, dtype=dtype, zero=zero)
+        stats.params += count - values.size
+        stats.dtypes[dtype] += count - values.size
+        stats.zeros += count - values.size
+        return count
     return stats.add(values[:count] if values.size >= count else values, dtype=dtype, zero=zero)

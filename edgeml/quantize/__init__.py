@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 MODES = TFLITE_MODES
 DEFAULT_CALIB_SAMPLES = 200
 DEBUG_SAMPLES = 16
+# the per-layer pass runs every tensor of both models unoptimised: at most this many MACs x samples per model
+# (a 1 G-MAC detector gets 3 samples, not 16; its output comparison still uses every sample)
+LAYER_MACS_BUDGET = 4_000_000_000
 
 
 @dataclass
@@ -204,7 +207,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
             warnings.append(f"{len(left)} op(s) stay in float: {', '.join(left[:8])}"
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
-        metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
+        metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes, art)
         accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
@@ -331,7 +334,12 @@ def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, s
     from edgeml.runtimes.litert import load_interpreter
 
     float_path = art.path
-    data = art.path.read_bytes()
+    data, dense = tflite_edit.densify(art.path.read_bytes())
+    if dense:  # sparse weights: AI Edge Quantizer quantizes a DENSIFY output as an activation (zero point -128)
+        float_path = work / "dense.tflite"
+        float_path.write_bytes(data)
+        notes.append(f"{dense} sparse weight tensor(s) (DENSIFY ops) stored dense before quantization (the values "
+                     "LiteRT's DENSIFY computes)")
     hybrid, consts = tflite_edit.stored_weights(data)
     if hybrid or consts:
         say("turning stored int8/float16 weights into float32")
@@ -405,7 +413,20 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
     return float_path, left, recipe
 
 
-def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say, input_shapes: Any = None):
+def _layer_samples(art: Any, feeds: list, n: int) -> tuple[int, int | None]:
+    """How many samples the per-layer pass gets under LAYER_MACS_BUDGET, and the model's MACs (None: unknown)."""
+    try:
+        info = art.inspect()
+        if info.macs_partial and feeds:
+            info = art.inspect(input_shapes={k: tuple(v.shape) for k, v in feeds[0].items()})
+        macs = None if info.macs_partial else info.macs
+    except Exception:  # noqa: BLE001 - no count: no bound
+        macs = None
+    return (n if not macs else max(1, min(n, LAYER_MACS_BUDGET // macs))), macs
+
+
+def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say, input_shapes: Any = None,
+             art: Any = None):
     from edgeml.convert.verify import compare, random_feeds, random_feeds_label
     from edgeml.runtimes.session import open_session
 
@@ -430,6 +451,11 @@ def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, s
     except Exception as exc:
         raise QuantizationError(f"the quantized model fails to run: {' '.join(str(exc).split())[:300]}",
                                 hint="nothing was written; try --per-tensor or another --mode") from exc
+    k, macs = _layer_samples(art, feeds, len(feeds)) if art is not None else (len(feeds), None)
+    if k < len(feeds):
+        metrics.notes.append(f"per-layer errors on {k} of {len(feeds)} samples (the model has {macs / 1e6:,.0f} M "
+                             "MACs; the per-layer pass runs every tensor of both models unoptimised)")
+        feeds = feeds[:k]
     say(f"per-layer error on {len(feeds)} samples")
     from edgeml.quantize import debug
 

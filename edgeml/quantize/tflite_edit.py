@@ -217,3 +217,72 @@ def dequantize_weights(data: bytes) -> tuple[bytes, int, int]:
             if k not in referenced and buf.data is not None:
                 buf.data = None
     return _pack(model), int8, folded
+
+
+def sparse_weights(data: bytes) -> int:
+    """DENSIFY ops of constant (sparse-stored) weights in subgraph 0: what ``densify`` would fold."""
+    model, S = _unpack(data)
+    opname = _opnames(model, S)
+    sg = model.subgraphs[0]
+    return sum(1 for op in sg.operators if opname.get(op.opcodeIndex) == "DENSIFY"
+               and _has_data(model, sg.tensors[op.inputs[0]]))
+
+
+def densify(data: bytes) -> tuple[bytes, int]:
+    """The model with its sparse weights stored dense: (model bytes, DENSIFY ops folded).
+
+    Sparse weights (MediaPipe's ``*_sparse`` files: a constant with sparsity metadata read through a
+    ``DENSIFY`` op) are refused or misread by AI Edge Quantizer and tf2onnx. The dense values are LiteRT's
+    own: a DENSIFY of a constant runs once, and its output is read back and stored as the constant."""
+    import os
+    import sys
+    import tempfile
+    import warnings
+
+    from edgeml.runtimes.litert import interpreter_class
+
+    model, S = _unpack(data)
+    opname = _opnames(model, S)
+    sg = model.subgraphs[0]
+    ops = [op for op in sg.operators if opname.get(op.opcodeIndex) == "DENSIFY"
+           and _has_data(model, sg.tensors[op.inputs[0]])]
+    if not ops:
+        return data, 0
+    fd, tmp = tempfile.mkstemp(suffix=".tflite", prefix="edgeml-densify-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        cls, _ = interpreter_class()
+        kwargs = {"experimental_preserve_all_tensors": True}
+        resolver = getattr(sys.modules.get(cls.__module__), "OpResolverType", None)
+        if resolver is not None:  # XNNPACK reads sparse weights itself: the DENSIFY output would stay empty
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        with warnings.catch_warnings():  # "intended for debugging purposes only": reading tensors is the point
+            warnings.simplefilter("ignore")
+            interp = cls(model_path=tmp, **kwargs)
+        interp.allocate_tensors()
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        interp.invoke()
+        dense = {int(op.outputs[0]): np.array(interp.get_tensor(int(op.outputs[0]))) for op in ops}
+    except (RuntimeError, ValueError) as exc:
+        from edgeml.errors import EdgeMLError
+
+        raise EdgeMLError(f"the model stores {len(ops)} weight tensor(s) sparse (DENSIFY ops), and LiteRT could not "
+                          f"run it to read them dense: {' '.join(str(exc).split())[:200]}",
+                          hint="use the dense (non-sparse) variant of the model") from exc
+    finally:
+        os.unlink(tmp)
+    for out, values in dense.items():
+        buf = S.BufferT()
+        buf.data = np.ascontiguousarray(values).tobytes()
+        model.buffers.append(buf)
+        sg.tensors[out].buffer = len(model.buffers) - 1
+    folded = {id(op) for op in ops}
+    sg.operators = [op for op in sg.operators if id(op) not in folded]
+    _drop_unused_tensors(model, 0)
+    referenced = {t.buffer for g in model.subgraphs for t in g.tensors}
+    for k, buf in enumerate(model.buffers):  # the sparse copies' buffers
+        if k not in referenced and buf.data is not None:
+            buf.data = None
+    return _pack(model), len(ops)

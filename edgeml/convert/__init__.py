@@ -158,6 +158,9 @@ def _simplify(proto: Any, say) -> tuple[Any, dict[str, Any]]:
     return simplify(proto)
 
 
+HYBRID_NOISE_FACTOR = 2.0
+
+
 def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib: Any, atol: float,
             say, input_shapes: Any = None) -> Verification:
     from edgeml.runtimes.session import KerasSession, open_session
@@ -178,7 +181,48 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
         feeds = random_feeds(reference.inputs, n, seed=0, input_shapes=input_shapes,
                              what="verifying the conversion on generated inputs", values=values)
         label = random_feeds_label(reference.inputs, values)
-    return compare(reference, test, feeds, atol=atol, data=label)
+    hybrid = _hybrid_float_reference(art) if keras_model is None else None
+    if hybrid is None:
+        return compare(reference, test, feeds, atol=atol, data=label)
+    import math
+    import tempfile
+
+    # a hybrid (dynamic-range) .tflite quantizes activations to int8 at run time, and so does its conversion
+    # (DynamicQuantizeLinear), with another rounding scheme: the two differ by up to the activation
+    # quantization noise. That noise is measured (the source against its own weights dequantized, in float),
+    # and each output is judged within HYBRID_NOISE_FACTOR x it (never tighter than --atol)
+    data, int8 = hybrid
+    result = compare(reference, test, feeds, atol=atol, data=label)
+    with tempfile.TemporaryDirectory(prefix="edgeml-verify-") as tmp:
+        float_ref = Path(tmp) / "dequantized.tflite"
+        float_ref.write_bytes(data)
+        noise = compare(reference, open_session(float_ref), feeds, atol=math.inf, data=label)
+    by_ref = {o["reference"]: o["normalized_max_diff"] for o in noise.outputs}
+    for o in result.outputs:
+        o["tolerance"] = max(atol, HYBRID_NOISE_FACTOR * by_ref.get(o["reference"], 0.0))
+        o["passed"] = o["normalized_max_diff"] <= o["tolerance"]
+    result.passed = all(o["passed"] for o in result.outputs)
+    result.tolerance_basis = (f"{HYBRID_NOISE_FACTOR:g}x the source's own activation quantization noise: "
+                              "a hybrid model")
+    result.notes.append(f"the source is a hybrid (dynamic-range) model: {int8} int8 weight tensor(s), activations "
+                        "quantized to int8 at run time by its kernels (and by the converted model's "
+                        "DynamicQuantizeLinear); the source differs from its own weights in float by max "
+                        f"{noise.normalized_max_diff:.3g} (normalised), the tolerance is "
+                        f"{HYBRID_NOISE_FACTOR:g}x that per output")
+    return result
+
+
+def _hybrid_float_reference(art: ModelArtifact) -> tuple[bytes, int] | None:
+    """(the float model, int8 weights dequantized) behind a hybrid .tflite; None for any other model."""
+    if art.format is not ModelFormat.TFLITE:
+        return None
+    from edgeml.quantize.tflite_edit import dequantize_weights, hybrid_weights
+
+    data = art.path.read_bytes()
+    if not hybrid_weights(data):
+        return None
+    deq, int8, _ = dequantize_weights(data)
+    return deq, int8
 
 
 __all__ = ["ConvertResult", "ConversionError", "VerificationError", "convert"]

@@ -54,6 +54,7 @@ class Verification:
     relative_error: float = 0.0
     notes: list[str] = field(default_factory=list)
     quantized_io: list[str] = field(default_factory=list)  # integer IO fed/read through its scale/zero-point
+    tolerance_basis: str = ""  # why the tolerance is looser than atol, when not the output quantization steps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +69,8 @@ class Verification:
         tol = max((o.get("tolerance", self.atol) for o in self.outputs), default=self.atol)
         steps = (f" = {INT_STEPS} output quantization steps, mean within {INT_MEAN_STEPS} step"
                  if tol > self.atol else "")
+        if self.tolerance_basis and tol > self.atol:
+            steps = f" = {self.tolerance_basis}"
         real = " as real values (integer IO through each model's scale/zero-point)" if self.quantized_io else ""
         return (f"max abs diff {self.max_abs_diff:.3g} (normalised {self.normalized_max_diff:.3g}, tolerance "
                 f"{tol:.3g}{steps}), mean {self.mean_abs_diff:.3g}{agree} on {self.samples} samples ({self.data})"

@@ -282,3 +282,27 @@ def sparse_tflite(sparse: Path, dense: Path, seed: int = 0) -> tuple[Path, Path]
         conv.optimizations = opt
         path.write_bytes(conv.convert())
     return sparse, dense
+
+
+def if_tflite(path: Path, seed: int = 0) -> Path:
+    """onnx-tf-style control flow: x [1, 4] -> IF(mean(x) > 0.5: x @ A, else: x @ B) with the two branch
+    subgraphs' tensors renamed to the same names (arg0, ...), as onnx-tf exports repeat them."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    a = tf.constant(rng.normal(0, 0.5, (4, 3)).astype(np.float32))
+    b = tf.constant(rng.normal(0, 0.5, (4, 3)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def f(x):
+        return tf.cond(tf.reduce_mean(x) > 0.5, lambda: tf.matmul(x, a), lambda: tf.matmul(x, b) + 1.0)
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    path.write_bytes(conv.convert())
+
+    def same_names(model, S):
+        for sg in model.subgraphs[1:]:
+            for k, t in enumerate(sg.tensors):
+                t.name = f"arg{k}".encode()
+
+    return edit_tflite(path, path, same_names)

@@ -137,3 +137,37 @@ def test_hybrid_tflite_to_onnx_is_judged_against_the_sources_own_quantization_no
     from edgeml.convert import HYBRID_NOISE_FACTOR
     assert out["tolerance"] == pytest.approx(max(1e-4, HYBRID_NOISE_FACTOR * float(
         v["notes"][-1].split("by max ")[1].split(" ")[0])), rel=1e-2)
+
+
+# --- control flow with tensor names repeated across subgraphs (onnx-tf exports: openWakeWord's heads) -------
+
+@pytest.fixture(scope="module")
+def if_model(tmp_path_factory):
+    import helpers
+
+    d = tmp_path_factory.mktemp("if")
+    np.save(d / "x.npy", np.random.default_rng(2).random((16, 4), dtype=np.float32))
+    return {"model": helpers.if_tflite(d / "if.tflite"), "calib": d / "x.npy"}
+
+
+def test_repeated_tensor_names_across_subgraphs_are_made_unique(if_model):
+    from collections import Counter
+
+    from edgeml.quantize.tflite_edit import _unpack, unique_tensor_names
+
+    data, n = unique_tensor_names(if_model["model"].read_bytes())
+    model, _ = _unpack(data)
+    names = Counter(t.name for sg in model.subgraphs for t in sg.tensors)
+    assert n == 4 and max(names.values()) == 1 and b"sg2/arg0" in names
+
+
+def test_control_flow_tflite_dynamic_quantizes_and_int8_is_refused_naming_the_if(if_model, tmp_path):
+    r = invoke("quantize", str(if_model["model"]), "-o", str(tmp_path / "d.tflite"), "--mode", "dynamic",
+               "--calib", str(if_model["calib"]))
+    assert r.exit_code in (0, 1), r.output  # no "Tensor name arg0 is not unique" refusal
+    assert "is not unique" not in r.output
+    r = invoke("quantize", str(if_model["model"]), "-o", str(tmp_path / "q.tflite"), "--calib", str(if_model["calib"]))
+    if r.exit_code == 3:  # what AI Edge Quantizer 0.10 does on branch tensors: a clear refusal
+        assert "the model has control flow (IF x1)" in r.output and "--mode dynamic" in r.output
+    else:
+        assert r.exit_code in (0, 1), r.output

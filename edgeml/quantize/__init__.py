@@ -292,9 +292,19 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
             calibration = [{n: s.batch1()[n if by_name else k] for n, k in zip(names, ds.input_names)}
                            for s in ds]
         say(f"quantizing with AI Edge Quantizer ({mode})")
-        data, left = tq.from_tflite(source, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
-                                    signature=signature, full_int8=profile.full_int8, target=profile.name,
-                                    source=art.path)
+        try:
+            data, left = tq.from_tflite(source, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
+                                        signature=signature, full_int8=profile.full_int8, target=profile.name,
+                                        source=art.path)
+        except QuantizationError as exc:
+            flow = {op: n for op, n in art.inspect().ops.items() if op in ("IF", "WHILE")}
+            if not flow or "tensor_name_to_qsv" not in exc.message:
+                raise
+            ops = ", ".join(f"{op} x{n}" for op, n in sorted(flow.items()))
+            raise QuantizationError(
+                f"{art.path}: the model has control flow ({ops}): AI Edge Quantizer {mode} cannot calibrate the "
+                "tensors inside its branch/body subgraphs", hint="use --mode dynamic (int8 weights, float "
+                "activations) or --mode float16, or quantize the Keras/SavedModel source") from exc
         if added:  # the signature was edgeml's: the output keeps the source's contract
             from edgeml.quantize.tflite_edit import strip_signatures
 
@@ -357,6 +367,11 @@ def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, s
     if fixed:
         notes.append(f"{fixed} operator code(s) in the pre-2020 schema form (builtin_code 0) normalised for "
                      "AI Edge Quantizer")
+    data, renamed = tflite_edit.unique_tensor_names(data)
+    if renamed:  # AI Edge Quantizer keys its parameters by tensor name over all subgraphs
+        notes.append(f"{renamed} tensor name(s) repeated across subgraphs (control-flow branches) made unique "
+                     "with an 'sgN/' prefix for AI Edge Quantizer")
+        fixed += renamed
     sigs = load_interpreter(float_path, allocate=False).get_signature_list()
     added = not sigs
     if sigs:

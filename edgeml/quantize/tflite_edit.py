@@ -286,3 +286,27 @@ def densify(data: bytes) -> tuple[bytes, int]:
         if k not in referenced and buf.data is not None:
             buf.data = None
     return _pack(model), len(ops)
+
+
+def unique_tensor_names(data: bytes) -> tuple[bytes, int]:
+    """Tensor names made unique across subgraphs: (model bytes, tensors renamed). AI Edge Quantizer keys
+    its parameters by tensor name over the whole model; control-flow branches exported by onnx-tf (an ``If``
+    whose two branch subgraphs both name their inputs ``arg0``, ``arg1``, ...) repeat names. Repeats outside
+    the main subgraph get the subgraph's index as a prefix (``sg2/arg0``); subgraph 0 (the model's IO) keeps
+    its names."""
+    model, _ = _unpack(data)
+    seen = {t.name for t in model.subgraphs[0].tensors} if model.subgraphs else set()
+    renamed = 0
+    for g, sg in enumerate(model.subgraphs[1:], start=1):
+        for t in sg.tensors:
+            name = t.name
+            if name in seen:
+                base = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                k, new = 0, f"sg{g}/{base}".encode()
+                while new in seen:
+                    k += 1
+                    new = f"sg{g}/{base}_{k}".encode()
+                t.name = new
+                renamed += 1
+            seen.add(t.name)
+    return (_pack(model), renamed) if renamed else (data, 0)

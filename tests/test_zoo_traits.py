@@ -171,3 +171,19 @@ def test_control_flow_tflite_dynamic_quantizes_and_int8_is_refused_naming_the_if
         assert "the model has control flow (IF x1)" in r.output and "--mode dynamic" in r.output
     else:
         assert r.exit_code in (0, 1), r.output
+
+
+# --- TFLite custom ops (MediaPipe's Convolution2DTransposeBias) have no ONNX equivalent ---------------------
+
+def test_convert_refuses_tflite_custom_ops_up_front_naming_them(tiny_tflite, tmp_path):
+    import helpers
+
+    def mediapipe_op(model, S):
+        helpers.make_custom_op(model, S)
+        model.operatorCodes[-1].customCode = b"Convolution2DTransposeBias"
+
+    src = helpers.edit_tflite(tiny_tflite, tmp_path / "custom.tflite", mediapipe_op)
+    r = invoke("convert", str(src), "--to", "onnx", "-o", str(tmp_path / "c.onnx"))
+    assert r.exit_code == 3
+    assert "custom op(s) Convolution2DTransposeBias have no ONNX equivalent" in r.output
+    assert not (tmp_path / "c.onnx").exists()

@@ -111,8 +111,14 @@ def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
 
     from edgeml.quantize.tflite_edit import densify
 
-    tf2onnx = _tf2onnx()
     info = inspect_tflite(path, validate=False)
+    if info.custom_ops:  # tf2onnx passes them through as TFL_<name> nodes that no ONNX runtime can run
+        raise ConversionError(
+            f"{path}: custom op(s) {', '.join(info.custom_ops)} have no ONNX equivalent (tf2onnx would emit them "
+            "as TFL_ nodes that ONNX Runtime refuses)",
+            hint="deploy and bench the .tflite with the op resolver that provides them (e.g. MediaPipe's), or "
+                 "re-export the model without custom ops")
+    tf2onnx = _tf2onnx()
     # sparse weights (DENSIFY of a constant): tf2onnx reshapes the stored values to the dense shape and fails
     data, dense = densify(path.read_bytes())
     try:

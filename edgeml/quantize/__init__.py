@@ -297,6 +297,14 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
                                         signature=signature, full_int8=profile.full_int8, target=profile.name,
                                         source=art.path)
         except QuantizationError as exc:
+            dynamic = [t for t in art.inspect().inputs if any(d is None for d in t.shape)]
+            if dynamic and "failed to prepare" in exc.message:  # its interpreter runs at the file's shape
+                shown = ", ".join(f"'{t.name}' {t.shape_str()}" for t in dynamic)
+                raise QuantizationError(
+                    f"{art.path}: input {shown} has dynamic dimensions, and AI Edge Quantizer's interpreter "
+                    "cannot prepare the model without a fixed size (XNNPack: failed to reshape)",
+                    hint="re-export the model with a fixed input shape (the size it is run at), then quantize "
+                         "that") from exc
             flow = {op: n for op, n in art.inspect().ops.items() if op in ("IF", "WHILE")}
             if not flow or "tensor_name_to_qsv" not in exc.message:
                 raise

@@ -187,3 +187,15 @@ def test_convert_refuses_tflite_custom_ops_up_front_naming_them(tiny_tflite, tmp
     assert r.exit_code == 3
     assert "custom op(s) Convolution2DTransposeBias have no ONNX equivalent" in r.output
     assert not (tmp_path / "c.onnx").exists()
+
+
+# --- ONNX whose layers all sit inside an If (Silero VAD v5): nothing to quantize outside control flow ---------
+
+def test_quantize_refuses_an_onnx_model_whose_compute_is_all_inside_an_if(tmp_path):
+    from test_shapes import if_with_weights
+
+    src = if_with_weights(tmp_path / "if.onnx")
+    r = invoke("quantize", str(src), "-o", str(tmp_path / "q.onnx"), "--mode", "dynamic")
+    assert r.exit_code == 3, r.output
+    assert "nothing was quantized: its compute is inside control-flow subgraphs (If)" in r.output
+    assert not (tmp_path / "q.onnx").exists()

@@ -430,10 +430,25 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
         if info.get("workaround"):
             notes.append(info["workaround"])
         recipe["calibration"] = info.get("calibration")  # moved into QuantizeResult.calibration by quantize()
+    _refuse_if_nothing_quantized(onnx.load(str(tmp)), art.path)
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
     left = []
     return float_path, left, recipe
+
+
+def _refuse_if_nothing_quantized(model: Any, path: Path) -> None:
+    """An "int8" ONNX model without one quantized op is the float model under another name: refused."""
+    from edgeml.quantize.onnx import CONTROL_FLOW, QUANTIZED_OPS
+
+    if any(n.op_type in QUANTIZED_OPS for n in model.graph.node):
+        return
+    flow = sorted({n.op_type for n in model.graph.node if n.op_type in CONTROL_FLOW})
+    why = (f"its compute is inside control-flow subgraphs ({', '.join(flow)}), which ONNX Runtime's quantizer "
+           "leaves in float" if flow else "ONNX Runtime's quantizer found no op it quantizes")
+    raise QuantizationError(f"{path}: nothing was quantized: {why}; the output would be the float model",
+                            hint="re-export the model without If/Loop around its layers (one graph per branch), "
+                                 "then quantize that" if flow else "check the model's ops (edgeml inspect MODEL)")
 
 
 def _layer_samples(art: Any, feeds: list, n: int) -> tuple[int, int | None]:

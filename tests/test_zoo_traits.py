@@ -199,3 +199,27 @@ def test_quantize_refuses_an_onnx_model_whose_compute_is_all_inside_an_if(tmp_pa
     assert r.exit_code == 3, r.output
     assert "nothing was quantized: its compute is inside control-flow subgraphs (If)" in r.output
     assert not (tmp_path / "q.onnx").exists()
+
+
+# --- a scalar-input .tflite (TFLM's hello_world sine): calibration ranges over all samples ------------------
+
+def test_tflite_calibration_ranges_span_every_sample_not_a_moving_average(tmp_path):
+    import helpers
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((1,), batch_size=1, name="x")
+    h = keras.layers.Dense(16, activation="relu")(keras.layers.Dense(16, activation="relu")(inp))
+    model = keras.Model(inp, keras.layers.Dense(1)(h))
+    src = helpers.keras_to_tflite(model, tmp_path / "sine.tflite")
+    x = np.random.default_rng(3).uniform(0, 2 * np.pi, (32, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = invoke("quantize", str(src), "-o", str(tmp_path / "q.tflite"), "--calib", str(tmp_path / "x.npy"), "--json")
+    assert r.exit_code == 0, r.output  # with AI Edge Quantizer's moving average: the first sample's range only
+    out = json.loads(r.stdout)
+    assert out["metrics"]["cosine"] > 0.99
+    from edgeml.artifact import inspect_model
+
+    q = inspect_model(tmp_path / "q.tflite").inputs[0].quantization
+    lo, hi = q.scale * (-128 - q.zero_point), q.scale * (127 - q.zero_point)
+    assert lo <= float(x.min()) + q.scale and hi >= float(x.max()) - q.scale  # the input range covers the data

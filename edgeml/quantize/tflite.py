@@ -133,7 +133,7 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
     with all_output_captured(), warnings.catch_warnings():  # it prints a size report and progress bars
         warnings.simplefilter("ignore")
         try:
-            qsv = q.calibrate({signature: calibration}) if q.need_calibration else None
+            qsv = _calibrate(q, {signature: calibration}) if q.need_calibration else None
             result = q.quantize(qsv)
         except Exception as exc:
             from importlib.metadata import version
@@ -152,3 +152,21 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
         raise QuantizationError(f"target {target} needs every op in int8, but these stayed float: {', '.join(left)}",
                                 hint="quantize the Keras/SavedModel source, or choose a target that allows float")
     return data, left
+
+
+def _calibrate(q: Any, data: dict) -> Any:
+    """Activation ranges as the min/max over all calibration samples (what the TFLite converter's calibrator
+    does). AI Edge Quantizer's default keeps a moving average (0.95 old, 0.05 new) of each sample's min/max,
+    which stays near the first sample's range: a scalar-input model (TFLM's sine: x in [0, 2 pi]) got the
+    input range of one sample and its int8 output was unrelated to the float one (cosine 0.38)."""
+    try:
+        from ai_edge_quantizer import calibrator
+        from ai_edge_quantizer.utils import qsv_utils
+
+        calib = calibrator.Calibrator(q._float_model_buffer, qsv_update_func=qsv_utils.min_max_update)
+        recipes = q._recipe_manager
+    except (ImportError, AttributeError, TypeError):  # another AI Edge Quantizer layout: its own calibration
+        return q.calibrate(data)
+    calib.calibrate(data, recipes)
+    return calib.get_model_qsvs()
+

@@ -445,8 +445,6 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(one, models))
     minutes = (time.perf_counter() - t0) / 60
-    if link_dir:
-        write_index(results, link_dir)
     git = _git()
     for r in results:
         r["git"] = git
@@ -456,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         old = [r for r in json.loads(RESULTS_JSON.read_text()).get("results", []) if r["id"] not in ran]
         order = {m["id"]: i for i, m in enumerate(tomllib.loads(MANIFEST.read_text())["model"])}
         results = sorted(old + results, key=lambda r: order.get(r["id"], 1 << 30))
+    if link_dir:  # after the merge: a partial re-run keeps the other models' lines
+        write_index(results, link_dir)
     rows = [summarise(r) for r in results]
     meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

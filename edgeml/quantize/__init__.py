@@ -312,7 +312,7 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
             raise QuantizationError(
                 f"{art.path}: the model has control flow ({ops}): AI Edge Quantizer {mode} cannot calibrate the "
                 "tensors inside its branch/body subgraphs", hint="use --mode dynamic (int8 weights, float "
-                "activations) or --mode float16, or quantize the Keras/SavedModel source") from exc
+                "activations), or quantize the Keras/SavedModel source") from exc
         if added:  # the signature was edgeml's: the output keeps the source's contract
             from edgeml.quantize.tflite_edit import strip_signatures
 

@@ -60,6 +60,8 @@ class QuantizeResult:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     fidelity: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] | None = None  # the accuracy budget's search (edgeml.quantize.budget)
+    speed: dict[str, Any] | None = None  # float vs quantized latency on this host (edgeml.quantize.speed)
 
     @property
     def size_ratio(self) -> float:
@@ -130,13 +132,21 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              calib_samples: int | None = None, target: str | None = None, eval: Any = None,
              report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
              progress: Callable[[str], None] | None = None, keras_model: Any = None,
-             input_shapes: Any = None, keep_degraded: bool = False) -> QuantizeResult:
+             input_shapes: Any = None, keep_degraded: bool = False, max_accuracy_drop: float | None = None,
+             min_fidelity: float | None = None, keep_best: bool = False, speed_seconds: float = 0.0,
+             max_evals: int | None = None) -> QuantizeResult:
     """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
     and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
     (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
     says ``broken``.
 
-    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs."""
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs.
+
+    Budgets (``edgeml.quantize.budget``): ``max_accuracy_drop`` (top-1, a fraction, on labelled ``eval``) or
+    ``min_fidelity`` (worst output's mean cosine vs float); when plain quantization misses it, the worst layers
+    fall back (float, or int16 activations on a .tflite source) until it holds. BudgetNotMet (exit 1, nothing
+    written) when it cannot be met; ``keep_best`` writes the best reached (``result.budget['met']`` False).
+    ``speed_seconds`` > 0: time float vs quantized interleaved on this host for at most that long."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -144,6 +154,13 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     profile = load_profile(target)
     if mode not in MODES:
         raise EdgeMLError(f"--mode {mode}: unknown", hint=f"use one of {', '.join(MODES)}")
+    from edgeml.quantize.budget import Budget
+
+    budget = Budget(max_accuracy_drop, min_fidelity, keep_best)
+    if max_evals is not None:
+        budget.max_evals = max_evals
+    if budget.active:
+        budget.check_options(eval_spec=eval, mode=mode)
     art = ModelArtifact.open(model)
     fmt = _formats(art, format, profile)
     if profile.full_int8 and mode != "int8":
@@ -181,6 +198,9 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     if calib is not None:
         ds = _dataset(calib, calib_samples, inputs)
         say(f"calibration data: {len(ds)} samples from {ds.spec.origin or ds.spec.source}")
+    eval_ds = None
+    if budget.active and eval is not None:
+        eval_ds = _budget_eval(budget, eval, inputs)
     notes: list[str] = []
     warnings: list[str] = []
     if ds is not None and len(ds) < 50:
@@ -188,12 +208,13 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     with tempfile.TemporaryDirectory(prefix="edgeml-quant-") as work_dir, atomic_path(out) as tmp:
         work = Path(work_dir)
         t_cal = time.perf_counter()
+        ctx: dict[str, Any] | None = {} if budget.active else None
         if fmt == "tflite":
             float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
-                                               say)
+                                               say, ctx)
         else:
             float_path, left, recipe = _onnx(art, keras_model, work, tmp, mode, per_channel, method, ds, profile,
-                                             notes, say)
+                                             notes, say, ctx)
         cal_seconds = time.perf_counter() - t_cal
         calibration = None
         if ds is not None and needs_calib:
@@ -205,12 +226,52 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
         metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
+        budget_info = plain_copy = None
+        if budget.active:
+            plain_copy = work / f"plain{tmp.suffix or '.' + fmt}"
+            plain_copy.write_bytes(tmp.read_bytes())
+            budget_info, final = _run_budget(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, eval, fmt,
+                                             mode, profile, say)
+            if final != plain_copy:
+                data = final.read_bytes()
+                if ctx.get("post") == "strip_signatures":
+                    from edgeml.quantize.tflite_edit import strip_signatures
+
+                    data = strip_signatures(data)
+                tmp.write_bytes(data)
+                if fmt == "tflite":
+                    from edgeml.quantize.tflite import float_ops
+
+                    left = float_ops(tmp.read_bytes())
+                say("checking the budgeted model")
+                metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
+            if not budget_info["met"] and not keep_best:
+                raise budget_error(budget_info, art.path, fmt, written=False)
         accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
         source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
         fid = _fidelity(art, metrics, source_size, size_after, notes, warnings)
-        if fid["status"] == "broken" and not keep_degraded:
+        if budget_info is not None:
+            budget_info["plain_size_bytes"] = plain_copy.stat().st_size
+            budget_info["size_bytes"] = size_after
+            if budget_info["met"] and fid["status"] == "broken" and not fid.get("size_growth"):
+                # the user's own criterion was measured and holds: the generic gate's verdict stays on record
+                fid["status"] = "degraded"
+                fid["degraded"] = fid["degraded"] + fid["broken"]
+                fid["overridden_by_budget"] = fid["broken"]
+                fid["broken"] = []
+                warnings.append(f"the fidelity gate would fail this model, but the budget you set "
+                                f"({budget_info['budget']}) is met on {budget_info['data']}; kept")
+        speed = None
+        if speed_seconds and speed_seconds > 0 and mode in ("int8", "int16x8"):
+            speed = _speed(float_path, tmp, plain_copy if budget_info and budget_info["fallback"] else None, ds,
+                           eval_ds, mode, speed_seconds, say, input_shapes, warnings)
+            if budget_info is not None and speed and "plain" in speed["p50_ms"]:
+                budget_info["latency_p50_ms"] = {"plain": speed["p50_ms"]["plain"],
+                                                 "budgeted": speed["p50_ms"][mode]}
+        unmet_kept = budget_info is not None and not budget_info["met"]  # keep_best: the budget error follows
+        if fid["status"] == "broken" and not keep_degraded and not unmet_kept:
             raise _broken(art.path, fid, metrics, layers, fmt, mode, per_channel, method, written=False)
     result = QuantizeResult(
         source=str(art.path), source_format=art.format.value, output=str(out), format=fmt, mode=mode, io=io,
@@ -218,10 +279,116 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         source_size_bytes=source_size,
         size_before_bytes=size_before, size_after_bytes=size_after, calibration=calibration, float_ops=left,
         metrics=metrics, layers=layers, accuracy=accuracy, seconds=round(time.perf_counter() - t_start, 3),
-        notes=notes, warnings=warnings, fidelity=fid)
+        notes=notes, warnings=warnings, fidelity=fid, budget=budget_info, speed=speed)
     if report_path is not None:
         write_report(result, report_path)
     return result
+
+
+def _budget_eval(budget: Any, eval_spec: Any, inputs: list) -> Any:
+    """The --eval data for a budget, loaded before any quantization: no labels for an accuracy budget is a
+    usage error (exit 2) naming --min-fidelity."""
+    from edgeml.bench.accuracy import float_inputs
+    from edgeml.calibration import load_dataset
+    from edgeml.quantize.budget import no_labels_error
+
+    ds = load_dataset(eval_spec, inputs=float_inputs(inputs))
+    if budget.kind == "accuracy" and not ds.has_labels:
+        raise no_labels_error(ds.spec.origin or ds.spec.source)
+    return ds
+
+
+def _run_budget(budget: Any, float_path: Path, plain: Path, layers: list, ctx: dict[str, Any], ds: Any,
+                eval_ds: Any, eval_spec: Any, fmt: str, mode: str, profile: Any, say) -> tuple[dict[str, Any], Path]:
+    """Measure the plain model against the budget and fall back layers until it holds (see budget.search)."""
+    from edgeml.quantize import budget as qb
+
+    if eval_ds is not None:
+        feeds = [{k: v[None] for k, v in eval_ds.sample(j).feeds.items()} for j in range(len(eval_ds))]
+        where = f"{len(eval_ds)} samples of --eval {eval_ds.spec.origin or eval_ds.spec.source}"
+    else:
+        n = min(qb.FIDELITY_SAMPLES, len(ds))
+        feeds = [{k: v[None] for k, v in ds.sample(j).feeds.items()} for j in range(n)]
+        where = f"the first {n} calibration samples (in-sample: pass --eval for held-out data)"
+    say(f"budget {budget.describe()}: measuring on {where}")
+    scorer = qb.Scorer(budget, float_path, feeds if budget.kind == "fidelity" else None, eval_ds, where)
+    allow = not profile.full_int8 and "make" in ctx
+
+    def make():
+        if "make" not in ctx:  # no per-layer builder here: measure nothing more, say why
+            from edgeml.quantize.fallback import Builder
+
+            return Builder(lambda keys: plain, {}, {})
+        return ctx["make"]()
+
+    res = qb.search(budget, scorer, layers, make, plain=plain, allow_fallback=allow, scheme=ctx.get("scheme", "float"),
+                    say=say)
+    if profile.full_int8 and not res.met:
+        res.decisions.append(f"target {profile.name} runs full-int8 models only: fallback is not allowed; "
+                             "quantization-aware training is the remedy")
+    elif not res.met and ctx.get("why_no_fallback"):
+        res.decisions.append(f"no fallback: {ctx['why_no_fallback']}")
+    info = res.to_dict()
+    info["layers_in_float"] = res.nodes
+    info["target"] = profile.name
+    info["why_no_fallback"] = ("target runs full-int8 models only" if profile.full_int8
+                               else ctx.get("why_no_fallback"))
+    return info, (res.path or plain)
+
+
+def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: bool) -> EdgeMLError:
+    """BudgetNotMet for a search that did not meet its budget: the best reached and the layers responsible."""
+    from edgeml.quantize.budget import BudgetNotMet
+
+    reached = _budget_value(info, info["reached"])
+    who = ", ".join(info["responsible"][:5]) or "none identified"
+    where = "the best reached was written (--keep-best)" if written else "nothing was written"
+    if info.get("why_no_fallback") and "full-int8" in info["why_no_fallback"]:
+        return BudgetNotMet(f"{path}: int8 misses the budget ({info['budget']}): {reached} on {info['data']}; "
+                            f"target {info['target']} runs full-int8 models only, so no layer may stay float; "
+                            f"layers that break it: {who}; {where}",
+                            hint="train with quantization in the loop (quantization-aware training) so that these "
+                                 "layers learn int8-friendly ranges, or pick a target that allows float fallback")
+    tried = f"{len(info['fallback'])} layer(s) in {info['fallback_scheme']}" if info["fallback"] else "no fallback"
+    hint = ("loosen the budget, try more representative --calib data or --method percentile/entropy (ONNX), or "
+            "quantization-aware training; --keep-best writes the best reached (still exit 1)")
+    if info.get("why_no_fallback"):
+        hint = f"{info['why_no_fallback']}; or {hint}"
+    return BudgetNotMet(f"{path}: the budget ({info['budget']}) cannot be met: best reached {reached} with {tried} "
+                        f"on {info['data']} after {info['evaluations']} model evaluations; layers responsible "
+                        f"(worst first): {who}; {where}", hint=hint)
+
+
+def _budget_value(info: dict[str, Any], s: dict[str, Any]) -> str:
+    if info["kind"] == "accuracy":
+        return f"top-1 drop {100 * s['value']:.2f} pt"
+    return f"mean cosine {s['value']:.5f}"
+
+
+def budget_unmet_error(r: QuantizeResult) -> EdgeMLError | None:
+    """The BudgetNotMet for a result kept with ``keep_best`` whose budget was not met, else None."""
+    if not r.budget or r.budget["met"]:
+        return None
+    return budget_error(r.budget, r.source, r.format, written=True)
+
+
+def _speed(float_path: Path, quant: Path, plain: Path | None, ds: Any, eval_ds: Any, mode: str, seconds: float,
+           say, input_shapes: Any, warnings: list[str]) -> dict[str, Any] | None:
+    from edgeml.quantize.speed import compare_speed
+
+    data = ds if ds is not None else eval_ds
+    if data is None:
+        return None
+    feed = {k: v[None] for k, v in data.sample(0).feeds.items()}
+    models = {"float": float_path, mode: quant}
+    if plain is not None:
+        models["plain"] = plain
+    say(f"timing {' vs '.join(models)} on this host (interleaved, <= {seconds:g} s)")
+    try:
+        return compare_speed(models, feed, seconds=seconds)
+    except Exception as exc:  # a model that runs in the comparison but not timed alone: say so, claim nothing
+        warnings.append(f"speed not measured: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+        return None
 
 
 def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: int, notes: list[str],
@@ -276,7 +443,7 @@ def _keras_inputs(keras_model: Any) -> list:
     return io_specs(keras_model)[0]
 
 
-def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say):
+def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say, ctx=None):
     from edgeml.quantize import tflite as tq
 
     recipe = {"quantizer": "", "mode": mode, "io": io, "per_channel": per_channel, "method": "minmax",
@@ -298,6 +465,15 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
             data = strip_signatures(data)
         recipe["quantizer"] = "ai-edge-quantizer"
         tmp.write_bytes(data)
+        if ctx is not None:
+            from edgeml.quantize.fallback import aeq_builder
+
+            scheme = "float" if mode == "int16x8" or not profile.quantize.get("int16", True) else "int16x8"
+            ctx["scheme"] = scheme
+            ctx["make"] = lambda: aeq_builder(source, per_channel=per_channel, calibration=calibration,
+                                              signature=signature, scheme=scheme, work=work)
+            if added:  # the candidates keep edgeml's temporary signature, as the plain output did before stripping
+                ctx["post"] = "strip_signatures"
         return float_path, left, recipe
     from edgeml.convert.tflite import convert_savedmodel, export_savedmodel
 
@@ -317,6 +493,16 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
                                     full_int8=profile.full_int8, target=profile.name)
     recipe["quantizer"] = "tflite-converter"
     tmp.write_bytes(data)
+    if ctx is not None:
+        if mode == "int8":
+            from edgeml.quantize.fallback import converter_builder
+
+            ctx["scheme"] = "float"
+            ctx["make"] = lambda: converter_builder(folder, float_path, io=io, per_channel=per_channel,
+                                                    representative=ds.representative_dataset(), work=work)
+        else:
+            ctx["why_no_fallback"] = ("the TFLite converter cannot mix precisions per op in --mode int16x8: "
+                                      "quantize the float .tflite (AI Edge Quantizer) for per-op fallback")
     return float_path, left, recipe
 
 
@@ -370,7 +556,7 @@ def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, s
     return float_path, source, signature, names, added
 
 
-def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say):
+def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say, ctx=None):
     import onnx
 
     from edgeml.quantize import onnx as oq
@@ -394,13 +580,24 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
             f"(activations {recipe['activation_type']}, weights {recipe['weight_type']})")
         from edgeml.calibration.streaming import progress_lines
 
-        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe, progress=progress_lines(say))
+        keep = work / "ranges.json" if ctx is not None else None
+        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe, progress=progress_lines(say),
+                                  keep_ranges=keep)
         recipe["preprocess"] = info.get("preprocess")
         if info.get("workaround"):
             notes.append(info["workaround"])
         recipe["calibration"] = info.get("calibration")  # moved into QuantizeResult.calibration by quantize()
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
+    if ctx is not None:
+        if info.get("ranges_cache"):
+            from edgeml.quantize.fallback import onnx_builder
+
+            ctx["scheme"] = "float"
+            ctx["make"] = lambda: onnx_builder(float_path, info["ranges_cache"], recipe, info["extra_options"], work)
+        else:
+            ctx["why_no_fallback"] = ("this onnxruntime has no calibration cache hook (quantize_static("
+                                      "calibration_cache_path=)): upgrade onnxruntime for per-node fallback")
     left = []
     return float_path, left, recipe
 
@@ -503,6 +700,7 @@ def summary_lines(r: QuantizeResult) -> list[str]:
         why = "; ".join(f["broken"] + [f["size_growth"]] * bool(f.get("size_growth")) if f["status"] == "broken"
                         else f["degraded"])
         lines.append(f"fidelity  {f['status'].upper() if f['status'] != 'ok' else 'ok'}" + (f": {why}" if why else ""))
+    lines += budget_lines(r)
     if r.accuracy:
         a = r.accuracy
         lines.append(f"top-1     float {100 * a['float_top1']:.2f}%  quantized {100 * a['quantized_top1']:.2f}%  "
@@ -510,11 +708,62 @@ def summary_lines(r: QuantizeResult) -> list[str]:
     return lines
 
 
+def budget_lines(r: QuantizeResult) -> list[str]:
+    """The budget's outcome, its price and the measured speed (empty without a budget or timing)."""
+    from edgeml.formats.common import human_bytes
+
+    lines = []
+    b = r.budget
+    if b:
+        plain, reached = _budget_value(b, b["plain"]), _budget_value(b, b["reached"])
+        verdict = "MET" if b["met"] else "NOT MET"
+        kept = b.get("layers_in_float") or b["fallback"]
+        how = (f"{len(kept)} layer(s) in {b['fallback_scheme']} around {len(b['fallback'])} tensor(s): "
+               f"{', '.join(kept[:6])}" + (" ..." if len(kept) > 6 else "")) if b["fallback"] else "no fallback"
+        lines.append(f"budget    {b['budget']}: {verdict}; plain {plain} -> {reached} with {how} "
+                     f"({b['evaluations']} model evaluations, {b['seconds']:.1f} s; on {b['data']})")
+        if b["fallback"] and b.get("plain_size_bytes"):
+            price = (f"price     size {human_bytes(b['plain_size_bytes'])} plain int8 -> "
+                     f"{human_bytes(b['size_bytes'])}")
+            lat = b.get("latency_p50_ms")
+            price += (f"; p50 {lat['plain']:.3g} -> {lat['budgeted']:.3g} ms on this host" if lat
+                      else "; latency not measured (--speed-seconds 0)")
+            lines.append(price)
+    if r.speed:
+        from edgeml.quantize.speed import verdict
+
+        line, _ = verdict(r.speed, r.format, r.mode)
+        lines.append(line)
+    return lines
+
+
+def speed_advice(r: QuantizeResult) -> str | None:
+    if not r.speed:
+        return None
+    from edgeml.quantize.speed import verdict
+
+    return verdict(r.speed, r.format, r.mode)[1]
+
+
 def render_markdown(r: QuantizeResult) -> str:
     lines = [f"# Quantization report: {Path(r.source).name} -> {Path(r.output).name}", "",
              f"- mode {r.mode}, io {r.io}, {'per-channel' if r.per_channel else 'per-tensor'}, method {r.method}, "
              f"target {r.target}"]
     lines += [f"- {line}" for line in summary_lines(r)]
+    b = r.budget
+    if b:
+        lines += ["", f"## Accuracy budget: {b['budget']} ({'met' if b['met'] else 'NOT met'})", "",
+                  f"Measured on {b['data']}; {b['evaluations']} model evaluations, {b['seconds']:.1f} s.", ""]
+        if b["ranking"]:
+            lines += ["| rank | layer | op | SQNR dB (plain) | measured gain alone | fell back |",
+                      "|---:|---|---|---:|---:|---|"]
+            gain = (lambda g: "-" if g is None else f"{100 * g:+.2f} pt") if b["kind"] == "accuracy" else \
+                (lambda g: "-" if g is None else f"{g:+.5f}")
+            for k, x in enumerate(b["ranking"][:30], 1):
+                lines.append(f"| {k} | `{x['tensor']}` | {x['op']} | {x['sqnr_db']:.1f} | {gain(x['gain'])} | "
+                             f"{'yes' if x['key'] in b['fallback'] else ''} |")
+            lines.append("")
+        lines += ["Decisions:", ""] + [f"{k}. {d}" for k, d in enumerate(b["decisions"], 1)]
     lines += ["", "| layer (worst first) | op | SQNR dB | MSE |", "|---|---|---:|---:|"]
     lines += [f"| `{e.name}` | {e.op} | {e.sqnr_db:.1f} | {e.mse:.3g} |" for e in r.layers]
     return "\n".join(lines) + "\n"

@@ -48,6 +48,8 @@ class Recipe:
     train_power_w: float | None = None  # average power while training: energy break-even in the report
     budget: dict[str, Any] = field(default_factory=dict)
     input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
+    max_accuracy_drop: float | None = None  # quantize budget: top-1 drop on eval (edgeml.quantize.budget)
+    min_fidelity: float | None = None  # quantize budget: worst output's mean cosine vs float
 
     def validate(self) -> "Recipe":
         if not Path(self.model).exists():
@@ -292,13 +294,16 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
             for f in r.formats:
                 out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
                 q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
-                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape)
+                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape,
+                             max_accuracy_drop=r.max_accuracy_drop, min_fidelity=r.min_fidelity)
                 outs.append(out)
                 results.append(_write(d / f"quantize_{Path(out).stem}_{f}.json", q.to_dict()))
         return {"outputs": outs, "results": results}
 
     qopts = {**shapes, "calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats,
-             "target": r.targets[0], "eval": r.eval}
+             "target": r.targets[0], "eval": r.eval,
+             **{k: v for k, v in (("max_accuracy_drop", r.max_accuracy_drop), ("min_fidelity", r.min_fidelity))
+                if v is not None}}
     quant = run.stage("quantize", qopts, list(sources.values()), do_quantize, total)
     deployables += list(quant["outputs"])
 

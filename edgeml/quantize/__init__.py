@@ -757,8 +757,8 @@ def render_markdown(r: QuantizeResult) -> str:
         if b["ranking"]:
             lines += ["| rank | layer | op | SQNR dB (plain) | measured gain alone | fell back |",
                       "|---:|---|---|---:|---:|---|"]
-            gain = (lambda g: "-" if g is None else f"{100 * g:+.2f} pt") if b["kind"] == "accuracy" else \
-                (lambda g: "-" if g is None else f"{g:+.5f}")
+            gain = (lambda g: "-" if g is None else f"{round(100 * g, 6) + 0.0:+.2f} pt") if b["kind"] == "accuracy" else \
+                (lambda g: "-" if g is None else f"{round(g, 9) + 0.0:+.5f}")
             for k, x in enumerate(b["ranking"][:30], 1):
                 lines.append(f"| {k} | `{x['tensor']}` | {x['op']} | {x['sqnr_db']:.1f} | {gain(x['gain'])} | "
                              f"{'yes' if x['key'] in b['fallback'] else ''} |")

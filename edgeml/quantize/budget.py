@@ -324,6 +324,7 @@ def _fmt(scorer: Scorer, s: dict[str, Any]) -> str:
 
 
 def _fmt_gain(scorer: Scorer, g: float) -> str:
+    g = round(g, 9) + 0.0  # no "-0.00"
     return f"{100 * g:+.2f} pt" if scorer.budget.kind == "accuracy" else f"{g:+.5f}"
 
 

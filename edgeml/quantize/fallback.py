@@ -168,7 +168,7 @@ def aeq_builder(source: Path, *, per_channel: bool, calibration: list[dict[str, 
         q = quantizer.Quantizer(str(source))
         q.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8, weight_granularity=granularity)
         for key in keys:
-            regex = f"^{re.escape(key)}$"
+            regex = f"^{re.escape(key)};"  # AEQ scope: output tensor names, each followed by ";"
             if scheme == "int16x8":
                 q.add_static_config(regex, recipe.TFLOperationName.ALL_SUPPORTED, 16, 8)
             else:

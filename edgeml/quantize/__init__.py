@@ -154,11 +154,10 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     profile = load_profile(target)
     if mode not in MODES:
         raise EdgeMLError(f"--mode {mode}: unknown", hint=f"use one of {', '.join(MODES)}")
-    from edgeml.quantize.budget import Budget
+    from edgeml.quantize import budget as qb
 
-    budget = Budget(max_accuracy_drop, min_fidelity, keep_best)
-    if max_evals is not None:
-        budget.max_evals = max_evals
+    budget = qb.Budget(max_accuracy_drop, min_fidelity, keep_best,
+                       max_evals=qb.MAX_EVALS if max_evals is None else max_evals)
     if budget.active:
         budget.check_options(eval_spec=eval, mode=mode)
     art = ModelArtifact.open(model)
@@ -194,13 +193,13 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         say(f"loading {art.path}")
         keras_model = load(art.path)
     inputs = art.inspect().inputs if keras_model is None else _keras_inputs(keras_model)
+    eval_ds = None
+    if budget.active and eval is not None:  # before any work: unlabelled data for an accuracy budget is refused
+        eval_ds = _budget_eval(budget, eval, inputs)
     ds = None
     if calib is not None:
         ds = _dataset(calib, calib_samples, inputs)
         say(f"calibration data: {len(ds)} samples from {ds.spec.origin or ds.spec.source}")
-    eval_ds = None
-    if budget.active and eval is not None:
-        eval_ds = _budget_eval(budget, eval, inputs)
     notes: list[str] = []
     warnings: list[str] = []
     if ds is not None and len(ds) < 50:

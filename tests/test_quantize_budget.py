@@ -69,8 +69,8 @@ def test_min_fidelity_falls_back_the_outlier_tensor_and_meets_the_budget(tmp_pat
     qdq_in = {n.input[0] for n in onnx.load(str(tmp_path / "q.onnx")).graph.node if n.op_type == "QuantizeLinear"}
     assert "a" not in qdq_in
     md = (tmp_path / "r.md").read_text()
-    assert "## Accuracy budget: mean output cosine >= 0.99 (met)" in md
-    assert "| 1 | `a` | Conv |" in md and "Decisions:" in md and "plain quantization: mean cosine" in md
+    assert "## Accuracy budget: output cosine >= 0.99 (worst output) (met)" in md
+    assert "| 1 | `a` | Conv |" in md and "Decisions:" in md and "plain quantization: cosine" in md
 
 
 def test_max_accuracy_drop_on_labelled_eval_meets_the_budget_with_the_fewest_layers(tmp_path, outlier):
@@ -100,7 +100,7 @@ def test_unmet_budget_raises_names_the_layers_and_writes_nothing(tmp_path, outli
         quantize(src, calib=calib, out=out, min_fidelity=0.99, max_evals=1)
     assert err.value.exit_code == 1
     assert "cannot be met" in err.value.message and "nothing was written" in err.value.message
-    assert "best reached mean cosine" in err.value.message and "layers responsible" in err.value.message
+    assert "best reached cosine" in err.value.message and "layers responsible" in err.value.message
     assert not out.exists() and not list(tmp_path.glob(".q.onnx*"))
     r = quantize(src, calib=calib, out=out, min_fidelity=0.99, max_evals=1, keep_best=True)
     assert out.exists() and not r.budget["met"]
@@ -169,7 +169,7 @@ def test_cli_unmet_budget_with_keep_best_writes_and_exits_1(tmp_path, outlier, m
     assert res.exit_code == 1 and "nothing was written" in res.output and not out.exists()
     res = _cli(src, "--calib", calib, "-o", out, "--min-fidelity", "0.99", "--speed-seconds", "0", "--keep-best")
     assert res.exit_code == 1 and out.exists()
-    assert "budget    mean output cosine >= 0.99: NOT MET" in res.output
+    assert "budget    output cosine >= 0.99 (worst output): NOT MET" in res.output
     assert "the best reached was written (--keep-best)" in res.output
 
 

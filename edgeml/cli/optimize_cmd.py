@@ -79,7 +79,7 @@ def render_ranking(ranking) -> str:
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Budget: lowest top-1 on --eval.")
 @click.option("--max-accuracy-drop", type=float, metavar="D", help="Quantize budget: top-1 drop vs float on --eval "
               "(0.01 = 1 point); the worst layers fall back until it holds (edgeml quantize --help).")
-@click.option("--min-fidelity", type=float, metavar="C", help="Quantize budget without labels: worst output's mean "
+@click.option("--min-fidelity", type=float, metavar="C", help="Quantize budget without labels: worst output's "
               "cosine vs float >= C.")
 @click.option("--dry-run", is_flag=True, help="Print the recipe (TOML) this would run, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run manifest as JSON (schema edgeml.run/1).")

@@ -36,8 +36,8 @@ from edgeml.cli._out import emit_json, status, table
               help="Budget: largest top-1 drop vs float on labelled --eval data, as a fraction (0.01 = 1 point). "
                    "Worst layers fall back (float; int16 activations from a .tflite) until it holds.")
 @click.option("--min-fidelity", type=float, metavar="C",
-              help="Budget without labels: the worst output's mean cosine vs float (per sample) >= C, on --eval "
-                   "data when given, else the first 64 calibration samples.")
+              help="Budget without labels: every output's cosine vs float (all samples' values as one vector) "
+                   ">= C, on --eval data when given, else the first 64 calibration samples.")
 @click.option("--keep-best", is_flag=True, help="When the budget cannot be met, write the best reached anyway "
                                                  "(exit code stays 1).")
 @click.option("--speed-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,

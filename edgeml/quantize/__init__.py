@@ -143,7 +143,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs.
 
     Budgets (``edgeml.quantize.budget``): ``max_accuracy_drop`` (top-1, a fraction, on labelled ``eval``) or
-    ``min_fidelity`` (worst output's mean cosine vs float); when plain quantization misses it, the worst layers
+    ``min_fidelity`` (worst output's cosine vs float over the samples); when plain quantization misses it, the worst layers
     fall back (float, or int16 activations on a .tflite source) until it holds. BudgetNotMet (exit 1, nothing
     written) when it cannot be met; ``keep_best`` writes the best reached (``result.budget['met']`` False).
     ``speed_seconds`` > 0: time float vs quantized interleaved on this host for at most that long."""
@@ -361,7 +361,7 @@ def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: b
 def _budget_value(info: dict[str, Any], s: dict[str, Any]) -> str:
     if info["kind"] == "accuracy":
         return f"top-1 drop {100 * s['value']:.2f} pt"
-    return f"mean cosine {s['value']:.5f}"
+    return f"cosine {s['value']:.5f}"
 
 
 def budget_unmet_error(r: QuantizeResult) -> EdgeMLError | None:

@@ -4,9 +4,11 @@ Two budgets, one per kind of data:
 
 - ``max_accuracy_drop`` D: absolute top-1 drop (float top-1 minus quantized top-1, as a fraction: 0.01 is one
   point) on labelled ``eval`` data. Needs labels; without them it is a usage error naming ``min_fidelity``.
-- ``min_fidelity`` C: for every output of the model, the mean over samples of the cosine similarity between
-  the float and the quantized output (each sample's output flattened). The budget holds when the *worst*
-  output's mean cosine is >= C. Samples: the ``eval`` data when given (labels not needed), else the first
+- ``min_fidelity`` C: for every output of the model, the cosine similarity between the float and the quantized
+  output over all samples (each output's values on every sample as one vector, as quantize's own comparison
+  computes it; a per-sample mean would say nothing for a one-value output such as a sigmoid score, whose
+  per-sample cosine is only its sign). The budget holds when the *worst* output's cosine is >= C. Outputs that
+  are zero on every sample are skipped. Samples: the ``eval`` data when given (labels not needed), else the first
   ``FIDELITY_SAMPLES`` calibration samples (in-sample: said in the result).
 
 The search (``search``), given a ``build(excluded) -> Path`` that quantizes with the named layers left out
@@ -66,7 +68,7 @@ class Budget:
     def describe(self) -> str:
         if self.max_accuracy_drop is not None:
             return f"top-1 drop <= {100 * self.max_accuracy_drop:.2f} pt"
-        return f"mean output cosine >= {self.min_fidelity:g}"
+        return f"output cosine >= {self.min_fidelity:g} (worst output)"
 
     def check_options(self, *, eval_spec: Any, mode: str) -> None:
         """Usage errors (exit 2) that need no data loaded."""
@@ -114,13 +116,13 @@ class Scorer:
             self.runner_float = _Real(ref)
             self.reference = [self.runner_float.run(f) for f in feeds]
             self.output_names = self.runner_float.outputs
-            usable = [any(np.linalg.norm(r[k]) > 0 for r in self.reference) for k in range(len(self.output_names))]
+            usable = [any(np.any(r[k] != 0) for r in self.reference) for k in range(len(self.output_names))]
             if not any(usable):
                 raise EdgeMLError(f"--min-fidelity: every output of the float model is zero on {data}: cosine "
                                   "says nothing", hint="use other samples (--eval SPEC), or --max-accuracy-drop")
 
     def score(self, path: Path) -> dict[str, Any]:
-        """{'value': metric, 'ok': budget holds, ...}; value is the drop (accuracy) or worst mean cosine."""
+        """{'value': metric, 'ok': budget holds, ...}; value is the drop (accuracy) or worst output cosine."""
         from edgeml.runtimes.session import open_session
 
         self.evaluations += 1
@@ -132,17 +134,16 @@ class Scorer:
             drop = self.float_top1 - top1
             return {"value": drop, "ok": drop <= self.budget.max_accuracy_drop + 1e-12, "top1": top1}
         runner = _Real(test)
-        sums = np.zeros(len(self.output_names))
-        counts = np.zeros(len(self.output_names))
+        k_out = len(self.output_names)
+        dot, fa, qa = np.zeros(k_out), np.zeros(k_out), np.zeros(k_out)
         for feed, ref in zip(self.feeds, self.reference):
-            got = runner.run(feed)
-            for k, (a, b) in enumerate(zip(ref, got)):
-                na, nb = np.linalg.norm(a), np.linalg.norm(b)
-                if na == 0:
-                    continue  # an all-zero float output: no direction to compare
-                sums[k] += float(a @ b.reshape(a.shape)) / (na * nb) if nb > 0 else 0.0
-                counts[k] += 1
-        per = {n: (sums[k] / counts[k]) for k, n in enumerate(self.output_names) if counts[k]}
+            for k, (a, b) in enumerate(zip(ref, runner.run(feed))):
+                b = b.reshape(a.shape)
+                dot[k] += float(a @ b)
+                fa[k] += float(a @ a)
+                qa[k] += float(b @ b)
+        per = {n: (dot[k] / math.sqrt(fa[k] * qa[k]) if qa[k] > 0 else 0.0)
+               for k, n in enumerate(self.output_names) if fa[k] > 0}
         worst = min(per.values())
         return {"value": worst, "ok": worst >= self.budget.min_fidelity - 1e-12, "per_output": per}
 
@@ -320,7 +321,7 @@ def _clean(s: dict[str, Any]) -> dict[str, Any]:
 def _fmt(scorer: Scorer, s: dict[str, Any]) -> str:
     if scorer.budget.kind == "accuracy":
         return f"top-1 {100 * s['top1']:.2f}% (drop {100 * s['value']:+.2f} pt)"
-    return f"mean cosine {s['value']:.5f}"
+    return f"cosine {s['value']:.5f}"
 
 
 def _fmt_gain(scorer: Scorer, g: float) -> str:

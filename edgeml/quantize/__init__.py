@@ -320,6 +320,10 @@ def _run_budget(budget: Any, float_path: Path, plain: Path, layers: list, ctx: d
             return Builder(lambda keys: plain, {}, {})
         return ctx["make"]()
 
+    if not layers:  # the per-layer report failed on this graph: rank without SQNR
+        from edgeml.quantize.fallback import plain_rows
+
+        layers = plain_rows(plain, fmt)
     res = qb.search(budget, scorer, layers, make, plain=plain, allow_fallback=allow, scheme=ctx.get("scheme", "float"),
                     say=say)
     if profile.full_int8 and not res.met:
@@ -759,7 +763,8 @@ def render_markdown(r: QuantizeResult) -> str:
             gain = (lambda g: "-" if g is None else f"{round(100 * g, 6) + 0.0:+.2f} pt") if b["kind"] == "accuracy" else \
                 (lambda g: "-" if g is None else f"{round(g, 9) + 0.0:+.5f}")
             for k, x in enumerate(b["ranking"][:30], 1):
-                lines.append(f"| {k} | `{x['tensor']}` | {x['op']} | {x['sqnr_db']:.1f} | {gain(x['gain'])} | "
+                db = "n/a" if math.isnan(x["sqnr_db"]) else f"{x['sqnr_db']:.1f}"
+                lines.append(f"| {k} | `{x['tensor']}` | {x['op']} | {db} | {gain(x['gain'])} | "
                              f"{'yes' if x['key'] in b['fallback'] else ''} |")
             lines.append("")
         lines += ["Decisions:", ""] + [f"{k}. {d}" for k, d in enumerate(b["decisions"], 1)]

@@ -20,8 +20,12 @@ The search (``search``), given a ``build(excluded) -> Path`` that quantizes with
    the ranking is measured gain first, then SQNR for the layers not probed;
 3. greedy: add layers in ranking order (one at a time for the probed ones, then in doubling chunks) and
    re-measure until the budget holds;
-4. minimise: try dropping each chosen layer again (last added first); keep it out only if the budget
-   still holds without it. The result is 1-minimal: no single fallen-back layer can be re-quantized.
+4. minimise: try re-quantizing the chosen layers in chunks (halves, then quarters, ... then one by one, last
+   added first); a chunk goes back to int8 when the budget still holds without it. When the search ends within
+   ``max_evals`` the result is 1-minimal: no single fallen-back layer can be re-quantized.
+
+When the per-layer SQNR report is unavailable (the every-tensor run fails on some graphs), the units are the
+plain model's quantized activations in reverse graph order (the output side first), and the decisions say so.
 
 Every model evaluation is counted; the search stops at ``max_evals`` with the best reached. Full-int8 targets
 (Coral) allow no fallback: the search stops after step 2 and names the layers that break the budget.
@@ -263,7 +267,9 @@ def search(budget: Budget, scorer: Scorer, rows: list[Any], make_builder: Callab
             best, best_keys, best_path = s, [layer.key], path
     ranked = sorted(probe, key=lambda x: -(x.gain if x.gain is not None else -math.inf)) + layers[len(probe):]
     layers[:] = ranked
-    decisions.append("ranking: " + ", ".join(f"{x.tensor} ({x.op}, SQNR {x.sqnr_db:.1f} dB"
+    if rows and all(math.isnan(float(r.sqnr_db)) for r in rows):
+        decisions.append("per-layer SQNR unavailable on this graph: layers probed in reverse graph order")
+    decisions.append("ranking: " + ", ".join(f"{x.tensor} ({x.op}, SQNR {_db(x.sqnr_db)}"
                                              + (f", gain {_fmt_gain(scorer, x.gain)}" if x.gain is not None else "")
                                              + ")" for x in ranked[:PROBE]))
     responsible = [x.tensor for x in ranked if x.gain is not None and x.gain > 0][:5] or \
@@ -298,19 +304,31 @@ def search(budget: Budget, scorer: Scorer, rows: list[Any], make_builder: Callab
                          + (f" (stopped at {budget.max_evals} evaluations)" if scorer.evaluations >= budget.max_evals
                             else ""))
         return result(False, best, best_keys, best_path, responsible)
-    # minimise: drop what is not needed, last added first
-    for key in list(reversed(best_keys)):
-        if len(best_keys) == 1 or scorer.evaluations >= budget.max_evals:
+    # minimise: drop what is not needed, in chunks (halves, quarters, ... single layers), last added first
+    size = max(1, len(best_keys) // 2)
+    while best_keys and scorer.evaluations < budget.max_evals:
+        chunks = [best_keys[max(0, j - size):j] for j in range(len(best_keys), 0, -size)]
+        for chunk in chunks:
+            chunk = [k for k in chunk if k in best_keys]
+            if not chunk or len(chunk) == len(best_keys) or scorer.evaluations >= budget.max_evals:
+                continue
+            trial = [k for k in best_keys if k not in chunk]
+            path = build(trial)
+            s = scorer.score(path)
+            what = chunk[0] if len(chunk) == 1 else f"{len(chunk)} layers ({chunk[0]} ...)"
+            if s["ok"]:
+                decisions.append(f"re-quantize {what}: still meets the budget ({_fmt(scorer, s)}): kept int8")
+                best, best_keys, best_path = s, trial, path
+            else:
+                decisions.append(f"re-quantize {what}: misses ({_fmt(scorer, s)}): stays in {scheme}")
+        if size == 1:
             break
-        trial = [k for k in best_keys if k != key]
-        path = build(trial)
-        s = scorer.score(path)
-        if s["ok"]:
-            decisions.append(f"re-quantize {key}: still meets the budget ({_fmt(scorer, s)}): kept int8")
-            best, best_keys, best_path = s, trial, path
-        else:
-            decisions.append(f"re-quantize {key}: misses ({_fmt(scorer, s)}): stays in {scheme}")
+        size = max(1, size // 2)
     return result(True, best, best_keys, best_path, responsible)
+
+
+def _db(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.1f} dB"
 
 
 def _clean(s: dict[str, Any]) -> dict[str, Any]:

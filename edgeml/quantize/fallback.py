@@ -53,6 +53,40 @@ class Builder:
         return self._build(self.nodes(units))
 
 
+def plain_rows(plain: Path, fmt: str) -> list[Any]:
+    """Stand-in rows (SQNR unknown) when the per-layer report is unavailable: the plain model's quantized
+    activations, output side first."""
+    import math
+
+    from edgeml.quantize.debug import LayerError
+
+    nan = math.nan
+    rows = []
+    if fmt == "onnx":
+        import onnx
+
+        model = onnx.load(str(plain))
+        inits = {i.name for i in model.graph.initializer}
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        for n in model.graph.node:
+            if n.op_type == "QuantizeLinear" and n.input[0] not in inits and n.input[0] in producer:
+                rows.append(LayerError(n.input[0], producer[n.input[0]], nan, nan, (nan, nan)))
+    else:
+        from edgeml.formats.tflite import _Reader
+
+        reader = _Reader(plain, plain.read_bytes())
+        sg = reader.model.Subgraphs(0)
+        for k in range(sg.OperatorsLength()):
+            op = sg.Operators(k)
+            name, _ = reader.opcode(op.OpcodeIndex())
+            if name in ("QUANTIZE", "DEQUANTIZE") or op.OutputsLength() == 0 or op.Outputs(0) < 0:
+                continue
+            t = sg.Tensors(op.Outputs(0))
+            if reader.dtype(t) in ("int8", "int16", "uint8"):
+                rows.append(LayerError(t.Name().decode("utf-8", "replace"), name, nan, nan, (nan, nan)))
+    return rows[::-1]
+
+
 def onnx_builder(pre_path: Path, ranges_cache: str, recipe: dict[str, Any], extra: dict[str, Any],
                  work: Path) -> Builder:
     import onnx

@@ -262,3 +262,19 @@ def test_full_int8_target_allows_no_fallback_names_layers_and_suggests_qat(tmp_p
     assert "runs full-int8 models only, so no layer may stay float" in res.output
     assert "conv_a" in res.output.split("layers that break it:")[1]
     assert "quantization-aware training" in res.output and not out.exists()
+
+
+def test_without_a_per_layer_report_the_search_ranks_quantized_activations_and_says_so(tmp_path, outlier,
+                                                                                         monkeypatch):
+    from edgeml.quantize import debug
+
+    def fail(*a, **k):
+        raise RuntimeError("every-tensor run failed")
+
+    monkeypatch.setattr(debug, "onnx_layer_errors", fail)
+    src, _, calib = outlier
+    r = quantize(src, calib=calib, out=tmp_path / "q.onnx", min_fidelity=0.99)
+    b = r.budget
+    assert b["met"] and "a" in b["fallback"]
+    assert any("per-layer SQNR unavailable" in d for d in b["decisions"])
+    assert all(x["sqnr_db"] != x["sqnr_db"] for x in b["ranking"])  # NaN: not measured, not invented

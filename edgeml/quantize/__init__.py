@@ -365,7 +365,10 @@ def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: b
 def _budget_value(info: dict[str, Any], s: dict[str, Any]) -> str:
     if info["kind"] == "accuracy":
         return f"top-1 drop {100 * s['value']:.2f} pt"
-    return f"cosine {s['value']:.5f}"
+    per = s.get("per_output") or {}
+    worst = f" (output {min(per, key=per.get)!r}, worst of {len(per)})" if len(per) > 1 else \
+        (f" (output {next(iter(per))!r})" if per else "")
+    return f"cosine {s['value']:.5f}{worst}"
 
 
 def budget_unmet_error(r: QuantizeResult) -> EdgeMLError | None:

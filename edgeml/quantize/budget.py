@@ -136,7 +136,7 @@ class Scorer:
 
             top1 = evaluate(test, self.eval_ds)["top1"]
             drop = self.float_top1 - top1
-            return {"value": drop, "ok": drop <= self.budget.max_accuracy_drop + 1e-12, "top1": top1}
+            return {"value": drop, "ok": bool(drop <= self.budget.max_accuracy_drop + 1e-12), "top1": top1}
         runner = _Real(test)
         k_out = len(self.output_names)
         dot, fa, qa = np.zeros(k_out), np.zeros(k_out), np.zeros(k_out)
@@ -146,10 +146,10 @@ class Scorer:
                 dot[k] += float(a @ b)
                 fa[k] += float(a @ a)
                 qa[k] += float(b @ b)
-        per = {n: (dot[k] / math.sqrt(fa[k] * qa[k]) if qa[k] > 0 else 0.0)
+        per = {n: (float(dot[k] / math.sqrt(fa[k] * qa[k])) if qa[k] > 0 else 0.0)
                for k, n in enumerate(self.output_names) if fa[k] > 0}
         worst = min(per.values())
-        return {"value": worst, "ok": worst >= self.budget.min_fidelity - 1e-12, "per_output": per}
+        return {"value": float(worst), "ok": bool(worst >= self.budget.min_fidelity - 1e-12), "per_output": per}
 
     def better(self, a: dict[str, Any], b: dict[str, Any] | None) -> bool:
         """Is score ``a`` better than ``b``?"""

@@ -278,3 +278,69 @@ def test_without_a_per_layer_report_the_search_ranks_quantized_activations_and_s
     assert b["met"] and "a" in b["fallback"]
     assert any("per-layer SQNR unavailable" in d for d in b["decisions"])
     assert all(x["sqnr_db"] != x["sqnr_db"] for x in b["ranking"])  # NaN: not measured, not invented
+
+
+# --- quantization-aware training (Keras 3, no tf_keras / TFMOT) ----------------------------------------------
+
+def test_qat_clone_folds_conv_batchnorm_and_matches_float_before_training():
+    import keras
+
+    from edgeml.quantize.qat import qat_clone, strip
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inp)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.DepthwiseConv2D(3, name="dw", activation="relu")(x)
+    out = keras.layers.Dense(3, name="fc")(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    bn = model.get_layer("bn")
+    bn.set_weights([np.full(4, 2.0, np.float32), np.full(4, 0.1, np.float32), np.zeros(4, np.float32),
+                    np.full(4, 0.5, np.float32)])
+    qmodel, wrapped, pairs = qat_clone(model)
+    assert pairs == {"conv": "bn"} and set(wrapped) == {"conv", "bn", "dw", "fc"}
+    assert "tf_keras" not in type(qmodel).__module__
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
+    ref = model.predict(x, verbose=0)
+    got = qmodel.predict(x, verbose=0)  # no ranges seen yet: only the weights are fake-quantized
+    assert 0 < np.abs(got - ref).max() < 0.05 * np.abs(ref).max()  # int8 weights: close, not identical
+    qmodel(x, training=True)  # one training-mode pass records activation ranges
+    assert float(qmodel.get_layer("fc").fq_hi.numpy()) > float(qmodel.get_layer("fc").fq_lo.numpy())
+    before = [w.copy() for w in model.get_weights()]
+    qmodel.get_layer("fc").kernel.assign(qmodel.get_layer("fc").kernel * 2.0)
+    strip(model, qmodel)  # trained weights go back; the range variables do not
+    assert len(model.get_weights()) == len(before)
+    assert np.allclose(model.get_layer("fc").get_weights()[0], 2 * before[-2])
+
+
+@pytest.mark.parametrize("args, match", [
+    ([], "needs labelled training data: pass --train"),
+    (["--train", "builtin:digits?split=train", "--format", "onnx"], "exports full-int8 TFLite"),
+    (["--train", "builtin:digits?split=train", "--min-fidelity", "0.9"], "give one or the other"),
+])
+def test_qat_bad_options_are_usage_errors_exit_2(tmp_path, digits_keras, args, match):
+    res = _cli(digits_keras, "--method", "qat", "--calib", "builtin:digits?split=train", "-o", tmp_path / "q.tflite",
+               *args)
+    assert res.exit_code == 2, res.output
+    assert match in res.output and not (tmp_path / "q.tflite").exists()
+
+
+def test_qat_needs_the_keras_source(tmp_path, tiny_onnx):
+    res = _cli(tiny_onnx, "--method", "qat", "--train", "x.npz", "-o", tmp_path / "q.onnx")
+    assert res.exit_code == 2 and "needs the Keras source" in res.output
+
+
+def test_qat_exports_full_int8_at_least_as_accurate_as_ptq_and_records_training(tmp_path, digits_keras):
+    from edgeml.formats.tflite import inspect as inspect_tflite
+
+    out = tmp_path / "q.tflite"
+    r = quantize(digits_keras, out=out, method="qat", train="builtin:digits?split=train", epochs=1,
+                 eval="builtin:digits?split=test", calib_samples=100)
+    t = r.training
+    assert t["method"] == "qat" and t["epochs"] == 1 and t["wall_s"] > 0 and t["flops"] > 0
+    assert t["written"] in ("qat", "ptq") and r.accuracy["quantized_top1"] >= t["ptq_top1"]
+    assert r.accuracy["quantized_top1"] == max(t["qat_top1"], t["ptq_top1"])
+    assert r.recipe["method"] == "qat" and r.float_ops == []  # full int8
+    info = inspect_tflite(out)
+    assert {i.dtype for i in info.inputs} == {"int8"}

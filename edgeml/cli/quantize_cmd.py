@@ -20,8 +20,13 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--io", type=click.Choice(["int8", "uint8", "int16", "float32"]),
               help="TFLite input/output type [default: the target's, int8 on most; ONNX keeps float32].")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight scales per channel.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
-              show_default=True, help="Activation calibration (entropy/percentile: ONNX only).")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile", "qat"]), default="minmax",
+              show_default=True, help="Activation calibration (entropy/percentile: ONNX only); qat: "
+                                      "quantization-aware fine-tuning of a Keras model (--train, --epochs).")
+@click.option("--train", "train_spec", metavar="SPEC", help="--method qat: labelled training data.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="--method qat: epochs.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="--method qat: learning rate.")
 @click.option("--calib-samples", type=click.IntRange(min=1), metavar="N",
               help="Calibration samples to draw [default: the spec's samples=, else 200].")
 @click.option("--target", metavar="NAME|PROFILE.toml", help="Target whose recipe to use (edgeml targets lists "
@@ -45,7 +50,7 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.quantize/1).")
 @input_shape_option
 @click.pass_context
-def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, calib_samples, target, eval_spec,
+def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, train_spec, epochs, lr, calib_samples, target, eval_spec,
                  report, top, force, keep_degraded, max_accuracy_drop, min_fidelity, keep_best, speed_seconds,
                  as_json, input_shapes):
     """Quantize MODEL (.keras, .h5, SavedModel, float .tflite, .onnx) with calibration data.
@@ -78,7 +83,7 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, cal
                  calib_samples=calib_samples, target=target, eval=eval_spec, report=report, force=force,
                  progress=None if quiet else status, input_shapes=input_shapes, keep_degraded=keep_degraded,
                  max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity, keep_best=keep_best,
-                 speed_seconds=speed_seconds)
+                 speed_seconds=speed_seconds, train=train_spec, epochs=epochs, lr=lr)
     from edgeml.quantize import broken_error, budget_unmet_error, speed_advice, summary_lines
 
     if as_json:

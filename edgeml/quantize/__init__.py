@@ -62,6 +62,7 @@ class QuantizeResult:
     fidelity: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] | None = None  # the accuracy budget's search (edgeml.quantize.budget)
     speed: dict[str, Any] | None = None  # float vs quantized latency on this host (edgeml.quantize.speed)
+    training: dict[str, Any] | None = None  # --method qat: the fine-tuning record (edgeml.quantize.qat)
 
     @property
     def size_ratio(self) -> float:
@@ -134,7 +135,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              progress: Callable[[str], None] | None = None, keras_model: Any = None,
              input_shapes: Any = None, keep_degraded: bool = False, max_accuracy_drop: float | None = None,
              min_fidelity: float | None = None, keep_best: bool = False, speed_seconds: float = 0.0,
-             max_evals: int | None = None) -> QuantizeResult:
+             max_evals: int | None = None, train: Any = None, epochs: int = 3, lr: float = 1e-4) -> QuantizeResult:
     """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
     and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
     (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
@@ -146,7 +147,11 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     ``min_fidelity`` (worst output's cosine vs float over the samples); when plain quantization misses it, the worst layers
     fall back (float, or int16 activations on a .tflite source) until it holds. BudgetNotMet (exit 1, nothing
     written) when it cannot be met; ``keep_best`` writes the best reached (``result.budget['met']`` False).
-    ``speed_seconds`` > 0: time float vs quantized interleaved on this host for at most that long."""
+    ``speed_seconds`` > 0: time float vs quantized interleaved on this host for at most that long.
+
+    ``method="qat"`` (Keras source, TFLite int8): fine-tune ``epochs`` on labelled ``train`` with fake
+    quantization (``edgeml.quantize.qat``), then export full int8; with ``eval``, the PTQ model is made too and
+    the more accurate of the two is written (``result.training`` has both top-1s)."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -165,10 +170,13 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     if profile.full_int8 and mode != "int8":
         raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
                           hint="use --mode int8")
+    if method == "qat":
+        _check_qat(art, fmt, mode, train, epochs, budget)
+        calib = calib if calib is not None else train
     if fmt == "tflite":
         from edgeml.quantize.tflite import io_types
 
-        if method != "minmax":
+        if method not in ("minmax", "qat"):
             raise EdgeMLError(f"--method {method}: the TFLite quantizers calibrate with min/max ranges only",
                               hint="drop --method for TFLite, or use --format onnx for entropy/percentile")
         default_io = "int8" if art.format is ModelFormat.TFLITE else profile.quantize.get("tflite_io")
@@ -208,13 +216,17 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         work = Path(work_dir)
         t_cal = time.perf_counter()
         ctx: dict[str, Any] | None = {} if budget.active else None
-        if fmt == "tflite":
+        training = acc_float = None
+        if method == "qat":
+            float_path, acc_float, left, recipe, training = _qat(art, keras_model, work, tmp, mode, io, per_channel, ds, profile,
+                                                      notes, say, train, epochs, lr, eval)
+        elif fmt == "tflite":
             float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
                                                say, ctx)
         else:
             float_path, left, recipe = _onnx(art, keras_model, work, tmp, mode, per_channel, method, ds, profile,
                                              notes, say, ctx)
-        cal_seconds = time.perf_counter() - t_cal
+        cal_seconds = time.perf_counter() - t_cal - (training["wall_s"] if training else 0.0)
         calibration = None
         if ds is not None and needs_calib:
             calibration = {"data": ds.spec.origin or ds.spec.source, "samples": len(ds),
@@ -246,7 +258,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                 metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
             if not budget_info["met"] and not keep_best:
                 raise budget_error(budget_info, art.path, fmt, written=False)
-        accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
+        accuracy = _accuracy(acc_float or float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
         source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
@@ -278,10 +290,73 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         source_size_bytes=source_size,
         size_before_bytes=size_before, size_after_bytes=size_after, calibration=calibration, float_ops=left,
         metrics=metrics, layers=layers, accuracy=accuracy, seconds=round(time.perf_counter() - t_start, 3),
-        notes=notes, warnings=warnings, fidelity=fid, budget=budget_info, speed=speed)
+        notes=notes, warnings=warnings, fidelity=fid, budget=budget_info, speed=speed, training=training)
     if report_path is not None:
         write_report(result, report_path)
     return result
+
+
+def _check_qat(art: ModelArtifact, fmt: str, mode: str, train: Any, epochs: int, budget: Any) -> None:
+    from edgeml.quantize.qat import QATUsageError
+
+    if art.format not in (ModelFormat.KERAS, ModelFormat.H5):
+        raise QATUsageError(f"--method qat trains the model: it needs the Keras source (.keras/.h5), not a "
+                            f"{art.format.value} file", hint="pass the .keras model, or drop --method qat (PTQ)")
+    if fmt != "tflite" or mode != "int8":
+        raise QATUsageError("--method qat exports full-int8 TFLite", hint="use --format tflite --mode int8")
+    if train is None:
+        raise QATUsageError("--method qat needs labelled training data: pass --train SPEC",
+                            hint="e.g. --train 'builtin:digits?split=train' --epochs 3")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise QATUsageError(f"--epochs {epochs}: at least 1")
+    if budget.active:
+        raise QATUsageError("--method qat with an accuracy budget: give one or the other",
+                            hint="a budget falls layers back to float; QAT keeps every layer int8")
+
+
+def _qat(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say, train, epochs, lr,
+         eval_spec):
+    """PTQ of the original and QAT fine-tuning + int8 export; the better on ``eval_spec`` goes to ``tmp``."""
+    from edgeml._tf import keras as import_keras
+    from edgeml.quantize.qat import train_qat
+
+    keras = import_keras()
+    tuned = keras.models.clone_model(keras_model)
+    tuned.set_weights(keras_model.get_weights())
+    if getattr(keras_model, "loss", None) is not None:
+        tuned.loss = keras_model.loss
+    training = train_qat(tuned, train, epochs=epochs, lr=lr, progress=say)
+    (work / "ptq").mkdir()
+    (work / "qat").mkdir()
+    ptq = work / "ptq.tflite"
+    say("PTQ of the original model (the baseline QAT must beat)")
+    float_path, left_ptq, recipe = _tflite(art, keras_model, work / "ptq", ptq, mode, io, per_channel, ds, profile,
+                                           notes, say)
+    say("exporting the QAT-tuned model to full int8")
+    tuned_float, left, _ = _tflite(art, tuned, work / "qat", tmp, mode, io, per_channel, ds, profile, [], say)
+    compare_to = tuned_float  # the fidelity gate: does the int8 model reproduce the float model it came from?
+    recipe["method"] = "qat"
+    training["export"] = "TFLite converter, full int8, activation ranges calibrated on --calib"
+    if eval_spec is not None:
+        a_ptq = _accuracy(float_path, ptq, eval_spec, say)
+        a_qat = _accuracy(float_path, tmp, eval_spec, say)
+        training.update({"eval": a_qat["data"], "float_top1": a_qat["float_top1"], "ptq_top1": a_ptq["quantized_top1"],
+                         "qat_top1": a_qat["quantized_top1"]})
+        if a_ptq["quantized_top1"] > a_qat["quantized_top1"]:
+            tmp.write_bytes(ptq.read_bytes())
+            left, compare_to = left_ptq, float_path
+            training["written"] = "ptq"
+            notes.append(f"QAT ({100 * a_qat['quantized_top1']:.2f}%) did not beat PTQ "
+                         f"({100 * a_ptq['quantized_top1']:.2f}%) on --eval: wrote the PTQ model")
+        else:
+            training["written"] = "qat"
+    else:
+        training["written"] = "qat"
+        notes.append("QAT result not compared with PTQ (no --eval data)")
+    if training["written"] == "qat":
+        notes.append("outputs/fidelity compare the int8 model with the QAT-tuned float model; top-1 is against the "
+                     "original float model")
+    return compare_to, float_path, left, recipe, training
 
 
 def _budget_eval(budget: Any, eval_spec: Any, inputs: list) -> Any:
@@ -707,6 +782,12 @@ def summary_lines(r: QuantizeResult) -> list[str]:
                         else f["degraded"])
         lines.append(f"fidelity  {f['status'].upper() if f['status'] != 'ok' else 'ok'}" + (f": {why}" if why else ""))
     lines += budget_lines(r)
+    if r.training:
+        t = r.training
+        cmp = (f"; top-1 float {100 * t['float_top1']:.2f}%, PTQ {100 * t['ptq_top1']:.2f}%, QAT "
+               f"{100 * t['qat_top1']:.2f}% -> wrote {t['written'].upper()}" if "qat_top1" in t else "")
+        lines.append(f"qat       {t['epochs']} epoch(s) on {t['samples']} samples, {t['wall_s']:.1f} s, "
+                     f"{len(t['fake_quantized_layers'])} layer(s) fake-quantized{cmp}")
     if r.accuracy:
         a = r.accuracy
         lines.append(f"top-1     float {100 * a['float_top1']:.2f}%  quantized {100 * a['quantized_top1']:.2f}%  "

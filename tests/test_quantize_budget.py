@@ -344,3 +344,21 @@ def test_qat_exports_full_int8_at_least_as_accurate_as_ptq_and_records_training(
     assert r.recipe["method"] == "qat" and r.float_ops == []  # full int8
     info = inspect_tflite(out)
     assert {i.dtype for i in info.inputs} == {"int8"}
+
+
+def test_float_tflite_fallback_float_keeps_the_outlier_ops_in_float(tmp_path, outlier_keras):
+    _, src, data = outlier_keras
+    r = quantize(src, calib=data, out=tmp_path / "q.tflite", min_fidelity=0.98, fallback="float")
+    assert r.budget["met"] and r.budget["fallback_scheme"] == "float"
+    assert any("CONV_2D" in op for op in r.float_ops)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--fallback", "int16x8", "--min-fidelity", "0.9"], "--fallback int16x8 needs per-op precision"),
+    (["--fallback", "float"], "--fallback applies to a budget"),
+])
+def test_fallback_option_misuse_is_a_usage_error(tmp_path, outlier, args, match):
+    src, labelled, _ = outlier
+    res = _cli(src, "--calib", labelled, "-o", tmp_path / "q.onnx", *args)
+    assert res.exit_code == 2, res.output
+    assert match in res.output and not (tmp_path / "q.onnx").exists()

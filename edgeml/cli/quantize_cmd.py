@@ -43,6 +43,9 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--min-fidelity", type=float, metavar="C",
               help="Budget without labels: every output's cosine vs float (all samples' values as one vector) "
                    ">= C, on --eval data when given, else the first 64 calibration samples.")
+@click.option("--fallback", type=click.Choice(["float", "int16x8"]),
+              help="What fallen-back layers become [default: float; int16x8 from a float .tflite, where AI Edge "
+                   "Quantizer can mix precisions per op].")
 @click.option("--keep-best", is_flag=True, help="When the budget cannot be met, write the best reached anyway "
                                                  "(exit code stays 1).")
 @click.option("--speed-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,
@@ -51,7 +54,7 @@ from edgeml.cli._out import emit_json, status, table
 @input_shape_option
 @click.pass_context
 def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, train_spec, epochs, lr, calib_samples, target, eval_spec,
-                 report, top, force, keep_degraded, max_accuracy_drop, min_fidelity, keep_best, speed_seconds,
+                 report, top, force, keep_degraded, max_accuracy_drop, min_fidelity, fallback, keep_best, speed_seconds,
                  as_json, input_shapes):
     """Quantize MODEL (.keras, .h5, SavedModel, float .tflite, .onnx) with calibration data.
 
@@ -83,7 +86,7 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, tra
                  calib_samples=calib_samples, target=target, eval=eval_spec, report=report, force=force,
                  progress=None if quiet else status, input_shapes=input_shapes, keep_degraded=keep_degraded,
                  max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity, keep_best=keep_best,
-                 speed_seconds=speed_seconds, train=train_spec, epochs=epochs, lr=lr)
+                 speed_seconds=speed_seconds, train=train_spec, epochs=epochs, lr=lr, fallback=fallback)
     from edgeml.quantize import broken_error, budget_unmet_error, speed_advice, summary_lines
 
     if as_json:

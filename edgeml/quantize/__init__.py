@@ -135,7 +135,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              progress: Callable[[str], None] | None = None, keras_model: Any = None,
              input_shapes: Any = None, keep_degraded: bool = False, max_accuracy_drop: float | None = None,
              min_fidelity: float | None = None, keep_best: bool = False, speed_seconds: float = 0.0,
-             max_evals: int | None = None, train: Any = None, epochs: int = 3, lr: float = 1e-4) -> QuantizeResult:
+             max_evals: int | None = None, train: Any = None, epochs: int = 3, lr: float = 1e-4,
+             fallback: str | None = None) -> QuantizeResult:
     """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
     and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
     (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
@@ -165,11 +166,24 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                        max_evals=qb.MAX_EVALS if max_evals is None else max_evals)
     if budget.active:
         budget.check_options(eval_spec=eval, mode=mode)
+    if fallback is not None:
+        from edgeml.check import BudgetError
+
+        if fallback not in ("float", "int16x8"):
+            raise BudgetError(f"--fallback {fallback}: unknown", hint="use --fallback float or --fallback int16x8")
+        if not budget.active:
+            raise BudgetError("--fallback applies to a budget's layer fallback",
+                              hint="add --max-accuracy-drop or --min-fidelity, or drop --fallback")
     art = ModelArtifact.open(model)
     fmt = _formats(art, format, profile)
     if profile.full_int8 and mode != "int8":
         raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
                           hint="use --mode int8")
+    if fallback == "int16x8" and (fmt != "tflite" or art.format is not ModelFormat.TFLITE):
+        from edgeml.check import BudgetError
+
+        raise BudgetError("--fallback int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
+                          "mixes int8 and int16x8 ops here", hint="use --fallback float (the default for this source)")
     if method == "qat":
         _check_qat(art, fmt, mode, train, epochs, budget)
         calib = calib if calib is not None else train
@@ -215,7 +229,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     with tempfile.TemporaryDirectory(prefix="edgeml-quant-") as work_dir, atomic_path(out) as tmp:
         work = Path(work_dir)
         t_cal = time.perf_counter()
-        ctx: dict[str, Any] | None = {} if budget.active else None
+        ctx: dict[str, Any] | None = {"fallback": fallback} if budget.active else None
         training = acc_float = None
         if method == "qat":
             float_path, acc_float, left, recipe, training = _qat(art, keras_model, work, tmp, mode, io, per_channel, ds, profile,
@@ -549,7 +563,7 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
         if ctx is not None:
             from edgeml.quantize.fallback import aeq_builder
 
-            scheme = "float" if mode == "int16x8" or not profile.quantize.get("int16", True) else "int16x8"
+            scheme = "float" if mode == "int16x8" else ctx.get("fallback") or "int16x8"
             ctx["scheme"] = scheme
             ctx["make"] = lambda: aeq_builder(source, per_channel=per_channel, calibration=calibration,
                                               signature=signature, scheme=scheme, work=work)
@@ -575,7 +589,10 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
     recipe["quantizer"] = "tflite-converter"
     tmp.write_bytes(data)
     if ctx is not None:
-        if mode == "int8":
+        if ctx.get("fallback") == "int16x8":
+            ctx["why_no_fallback"] = ("--fallback int16x8 needs per-op precision, which the TFLite converter does "
+                                      "not offer: use --fallback float, or quantize the float .tflite")
+        elif mode == "int8":
             from edgeml.quantize.fallback import converter_builder
 
             ctx["scheme"] = "float"
@@ -671,7 +688,10 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
     if ctx is not None:
-        if info.get("ranges_cache"):
+        if ctx.get("fallback") == "int16x8":
+            ctx["why_no_fallback"] = ("--fallback int16x8 is not available for ONNX here (ORT's per-node 16-bit "
+                                      "overrides are not wired in): use --fallback float")
+        elif info.get("ranges_cache"):
             from edgeml.quantize.fallback import onnx_builder
 
             ctx["scheme"] = "float"

@@ -129,8 +129,42 @@ def run_case(name, model, calib, eval_spec, budget_kw, work: Path) -> dict:
     return row
 
 
+def _metric(row: dict, s: dict) -> str:
+    if "failed" in s:
+        return "failed: " + s["failed"][:80]
+    if "top1" in s:
+        return f"{100 * s['top1']:.2f} % (drop {100 * s['value']:+.2f} pt)"
+    return f"cos {s['value']:.4f}"
+
+
+def table(results: dict) -> str:
+    """The RESULTS.md table, from accuracy_budget.json."""
+    from edgeml.formats.common import human_bytes
+
+    lines = ["| model | budget | float | plain int8 (edgeml) | budgeted | met | layers kept (scheme) | quantizer defaults "
+             "| size float / plain / budgeted | p50 float / plain / budgeted (this host) | search cost |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        other = r.get("ort_quantize_static_defaults") or r.get("aeq_static_wi8_ai8_defaults") or {}
+        which = "ORT quantize_static" if "ort_quantize_static_defaults" in r else "AEQ static_wi8_ai8"
+        flt = f"{100 * r['float_top1']:.2f} %" if r.get("float_top1") is not None else "cos 1"
+        p50 = (r.get("speed") or {}).get("p50_ms", {})
+        label = next((k for k in p50 if k not in ("float", "plain")), None)
+        lat = " / ".join(f"{p50[k]:.3g}" for k in ("float", "plain", label) if k in p50) + " ms" if p50 else "—"
+        sizes = " / ".join(human_bytes(r[k]) for k in ("size_float_bytes", "size_plain_bytes", "size_budgeted_bytes"))
+        lines.append(f"| {name} | {r['budget']} | {flt} | {_metric(r, r['plain'])} | {_metric(r, r['budgeted'])} | "
+                     f"{'yes' if r['met'] else '**no**'} | {len(r['layers_in_float'])} ({r['scheme']}) | {which}: "
+                     f"{_metric(r, other)} | {sizes} | {lat} | {r['evaluations']} evaluations, "
+                     f"{r['search_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     from edgeml.quantize import budget
+
+    if argv == ["--table"]:
+        print(table(json.loads((HERE / "accuracy_budget.json").read_text())))
+        return
 
     chosen = [c for c in CASES if not argv or c[0] in argv]
     results_path = HERE / "accuracy_budget.json"

@@ -43,6 +43,8 @@ CASES = [
     ("fer_emotion_tflite", "fer_emotion_tflite.tflite", f"{DATA}/photos?color=grayscale", None,
      {"min_fidelity": 0.98}),
     ("mp_face_detection_short", "mp_face_detection_short.tflite", f"{DATA}/photos", None, {"min_fidelity": 0.98}),
+    ("mp_face_detection_short_float", "mp_face_detection_short.tflite", f"{DATA}/photos", None,
+     {"min_fidelity": 0.98, "fallback": "float"}),
 ]
 
 

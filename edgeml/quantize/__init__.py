@@ -440,7 +440,8 @@ def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: b
                             f"target {info['target']} runs full-int8 models only, so no layer may stay float; "
                             f"layers that break it: {who}; {where}",
                             hint="train with quantization in the loop (quantization-aware training) so that these "
-                                 "layers learn int8-friendly ranges, or pick a target that allows float fallback")
+                                 "layers learn int8-friendly ranges: edgeml quantize MODEL.keras --method qat --train "
+                                 "SPEC --epochs N; or pick a target that allows float fallback")
     tried = f"{len(info['fallback'])} layer(s) in {info['fallback_scheme']}" if info["fallback"] else "no fallback"
     hint = ("loosen the budget, try more representative --calib data or --method percentile/entropy (ONNX), or "
             "quantization-aware training; --keep-best writes the best reached (still exit 1)")

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeml-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test demo bench fuzz zoo zoo-fast clean
+.PHONY: install test lint demo bench fuzz zoo zoo-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,17 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff + mypy + the import-layer contract (all configured in pyproject.toml; tools pinned in the dev extra)
+LINT_STAMP := $(VENV)/.edgeml-lint-installed
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,test,dev]'
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/edgeml demo -o edgeml-demo

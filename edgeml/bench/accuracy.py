@@ -99,7 +99,7 @@ def evaluate(session: Any, dataset: Any, *, progress: Callable[[int, int], None]
         scores = np.asarray(outs[0], np.float64).reshape(1, -1)
         labels = labels_all[n:n + 1]
         top1 += int((scores.argmax(1) == labels).sum())
-        if classes > 5:
+        if classes is not None and classes > 5:
             best5 = np.argsort(-scores, axis=1)[:, :5]
             top5 += int((best5 == labels[:, None]).any(1).sum())
         n += 1

@@ -54,7 +54,8 @@ class _Binding:
             hw, self.channels = shape[1:3], 0
         else:
             hw, self.channels = (None, None), None
-        self.size = spec.size or (tuple(hw) if all(isinstance(d, int) for d in hw) else None)
+        dims = [d for d in hw if isinstance(d, int)]
+        self.size: tuple[int, ...] | None = spec.size or (tuple(dims) if len(dims) == len(hw) else None)
         if self.size is not None:  # before PIL allocates it: one decoded sample fits in memory
             from edgeml._io import check_alloc
 
@@ -91,17 +92,17 @@ class _Binding:
         if self.size is not None and img.size != (self.size[1], self.size[0]):
             from PIL import Image
 
-            img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
+            img = img.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
         if self.pixels:
             x = np.asarray(img)
             if x.dtype != np.uint8:  # 16-bit or float images: values as they are
                 x = x.astype(np.float32)
         else:
             x = np.asarray(img, dtype=np.float32)
-            scale, mean, std = NORM_PRESETS[spec.norm or "0..1"]
+            scale, mean_, std_ = NORM_PRESETS[spec.norm or "0..1"]
             scale = spec.scale if spec.scale is not None else scale
-            mean = np.asarray(spec.mean if spec.mean is not None else mean, np.float32)
-            std = np.asarray(spec.std if spec.std is not None else std, np.float32)
+            mean = np.asarray(spec.mean if spec.mean is not None else mean_, np.float32)
+            std = np.asarray(spec.std if spec.std is not None else std_, np.float32)
             x = (x * scale - mean) / std
         if x.ndim == 2 and self.channels not in (0, None):
             x = x[..., None]
@@ -132,6 +133,7 @@ class _Binding:
         return self.cast(x, where, pixels=kind == "image" and self.pixels)
 
     def cast(self, x: np.ndarray, where: str = "", *, pixels: bool = False) -> np.ndarray:
+        assert self.target is not None, "cast() needs a model input"  # convert() returns early without one
         data_dtype = x.dtype.name
         y, path, note, clipped = domain.to_model(x, self.target, domain=self.spec.domain, pixels=pixels,
                                                  where=where)
@@ -240,15 +242,16 @@ class Dataset:
         where = self.source.where(i)
         raw = self.source.read(i)
         feeds = {b.name: b.convert(raw[k], where, self.source.kind) for k, b in self.bindings.items()}
-        label = None if self.source.labels is None else self.source.labels[i]
-        label = label.item() if getattr(label, "ndim", 0) == 0 and hasattr(label, "item") else label  # one-hot rows stay
+        label: Any = None if self.source.labels is None else self.source.labels[i]
+        # one-hot rows stay
+        label = label.item() if getattr(label, "ndim", 0) == 0 and hasattr(label, "item") else label
         return Sample(feeds, label, where)
 
     def __iter__(self) -> Iterator[Sample]:
         for j in range(len(self)):
             yield self.sample(j)
 
-    def validate(self) -> "Dataset":
+    def validate(self) -> Dataset:
         """Check everything that can be checked before a long stage runs (see module docs)."""
         origin = self.spec.origin or self.spec.source
         if len(self) == 0:
@@ -269,7 +272,7 @@ class Dataset:
                     t = binding.target
                     if (t is not None and binding.spec.domain == "auto" and domain.is_quantized(t)
                             and domain.integral_in_range(arr[self.indices], t)):
-                        q = t.quantization
+                        q = domain.params(t)
                         binding.note(f"{origin}: '{key}' is {arr.dtype} data holding only whole numbers inside the "
                                      f"{t.dtype} range: taken as real values and quantized with the model's scale "
                                      f"{q.scale:.6g}, zero point {q.zero_point}; if they are already the model's "

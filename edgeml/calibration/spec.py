@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from edgeml._compat import tomllib
 from edgeml.errors import DataError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 NORM_PRESETS = {
     # name: (scale applied to 0..255 pixels, mean, std) -> x = (p * scale - mean) / std
@@ -59,7 +54,7 @@ class DataSpec:
         return Path(self.source)
 
     @classmethod
-    def parse(cls, text: str, **overrides: Any) -> "DataSpec":
+    def parse(cls, text: str, **overrides: Any) -> DataSpec:
         """Parse ``SOURCE[?k=v&...]`` or a ``.toml`` data-spec file; ``overrides`` (not None) win."""
         if not text:
             raise DataError("empty data spec", hint="pass a path, a .toml data spec or builtin:digits")
@@ -74,7 +69,7 @@ class DataSpec:
         return cls._build(source, options, origin=text)
 
     @classmethod
-    def _build(cls, source: str, options: dict[str, Any], origin: str) -> "DataSpec":
+    def _build(cls, source: str, options: dict[str, Any], origin: str) -> DataSpec:
         names = {f.name for f in dataclasses.fields(cls)} - {"source", "origin"}
         unknown = sorted(set(options) - names)
         if unknown:
@@ -140,7 +135,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     options = dict(table)
     source = str(options.pop("source"))
     if not source.startswith("builtin:") and not Path(source).is_absolute():
-        source = str((path.parent / source))  # relative to the spec file
+        source = str(path.parent / source)  # relative to the spec file
     return options, source
 
 

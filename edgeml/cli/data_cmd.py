@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from edgeml.cli._out import emit_json, table
+
+if TYPE_CHECKING:
+    from edgeml.formats.common import TensorSpec
 
 
 @click.group("data")
@@ -49,7 +54,7 @@ def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) ->
     from edgeml.calibration import DataSpec, load_dataset
 
     data_spec = DataSpec.parse(spec, **options)
-    inputs = None
+    inputs: list[TensorSpec] | None = None
     if model_path:
         from edgeml.artifact import inspect_model
 
@@ -58,7 +63,7 @@ def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) ->
     info = ds.describe()
     if model_path:
         info["model"] = model_path
-        info["model_inputs"] = [t.to_dict() for t in inputs]
+        info["model_inputs"] = [t.to_dict() for t in inputs or []]
     if as_json:
         emit_json(info)
         return

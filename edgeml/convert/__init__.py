@@ -17,15 +17,11 @@ from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError, VerificationError
 
 log = logging.getLogger(__name__)
 TARGET_FORMATS = ("tflite", "onnx")
 FP32_ATOL, FP16_ATOL = 1e-4, 1e-2
-
-
-class VerificationError(EdgeMLError):
-    pass
 
 
 @dataclass
@@ -51,7 +47,7 @@ class ConvertResult:
 
 def _route(fmt: ModelFormat, to: str, path: Path) -> None:
     if to not in TARGET_FORMATS:
-        raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
+        raise UsageError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
     if to == "tflite" and fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
         raise EdgeMLError(f"{path}: converting {fmt.value} to TFLite is not supported",
                           hint="convert the original Keras/SavedModel model; for an ONNX model use --to onnx")
@@ -68,7 +64,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
     art = ModelArtifact.open(model)
     _route(art.format, to, art.path)
     if float16 and to != "tflite":
-        raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
+        raise UsageError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
     out = check_output(out, inputs=[art.path, calib], force=force)
     atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
     warnings: list[str] = []
@@ -94,7 +90,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
         else:
             import onnx
 
-            proto = _to_onnx(art, keras_model, opset, say)
+            proto = keras_to_onnx(art, keras_model, opset, say)
             if simplify:
                 proto, simplify_info = _simplify(proto, say)
             onnx.save(proto, str(tmp))
@@ -110,7 +106,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
                                             hint="drop --strict to keep the unsimplified model")
                 import onnx
 
-                onnx.save(_to_onnx(art, keras_model, opset, say), str(tmp))
+                onnx.save(keras_to_onnx(art, keras_model, opset, say), str(tmp))
                 simplify_info.update(applied=False, warning=msg)
                 verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
             if not verification.passed:
@@ -136,7 +132,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
                          verification=verification, warnings=warnings, io_quantization=io_quant)
 
 
-def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
+def keras_to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
     from edgeml.convert import onnx as conv
 
     if art.format is ModelFormat.ONNX:

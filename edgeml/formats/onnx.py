@@ -94,7 +94,7 @@ def external_files(model, base_dir: Path, path: Path) -> list[str]:
     return used
 
 
-def _parse(p: Path):
+def parse_proto(p: Path):
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -112,7 +112,7 @@ def _parse(p: Path):
 def check_safe(path: str | Path) -> None:
     """Parse the graph (no external data) and refuse external data outside the model's folder."""
     p = Path(path)
-    check_external_data(_parse(p), p.parent, p)
+    check_external_data(parse_proto(p), p.parent, p)
 
 
 def load(path: str | Path, *, check: bool = True, external: list[str] | None = None):
@@ -123,7 +123,7 @@ def load(path: str | Path, *, check: bool = True, external: list[str] | None = N
     import onnx
 
     p = Path(path)
-    model = _parse(p)
+    model = parse_proto(p)
     files = external_files(model, p.parent, p)
     if external is not None:
         external.extend(files)
@@ -178,7 +178,8 @@ class _Graph:
         t = self.consts.get(name)
         return None if t is None else self.np.to_array(t)
 
-    def shape(self, name: str) -> tuple | None:
+    def shape(self, name: str) -> Any:
+        """The static shape of a value (a tuple, entries None where unknown), None when unknown."""
         return self.shapes.get(name)
 
 
@@ -251,7 +252,7 @@ class _MacCounter:
             kinds = [k for k in ("then_branch", "else_branch") if _attr_graph(node, k) is not None]
             branches = [_attr_graph(node, k) for k in kinds]
             if node.name in self.taken and self.taken[node.name] in kinds:  # decided by the input shapes
-                best = kinds.index(self.taken[node.name])
+                best: int | None = kinds.index(self.taken[node.name])
                 costs = [self._sub(b, scale, record=False) if k == best else 0 for k, b in enumerate(branches)]
             else:
                 costs = [self._sub(b, scale, record=False) for b in branches]
@@ -596,7 +597,7 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
     for name, tensor in g.consts.items():
         dtype = _dtype_name(tensor.data_type)
         if _is_weight(dtype, name, consumers):
-            weight_params[name] = stats.add(g.value(name), dtype=dtype)
+            weight_params[name] = stats.add(np.asarray(g.value(name)), dtype=dtype)
     materialised = 0
     for graph in _all_graphs(model.graph):  # weights built at run time (e.g. models with stripped weights)
         for node in graph.node:
@@ -604,7 +605,7 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
                 continue
             if not _feeds_weight(node.output[0], consumers):
                 continue  # a zero state or a shape helper, not a weight
-            shape = g.value(node.input[0])
+            shape = np.asarray(g.value(node.input[0]))
             fill = next((onnx.numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"),
                         np.zeros(1, np.float32))
             n = int(np.prod(shape))
@@ -618,13 +619,15 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
     total = counter.graph(model.graph)
     notes = []
     if counter.unknown and resolved.complete:  # shape inference gave up: take the shapes from a run
-        feeds = {t.name: np.zeros(resolved.shapes[t.name], np.dtype(t.dtype)) for t in raw_inputs}
+        # resolved.complete: every dimension is known
+        feeds = {t.name: np.zeros(resolved.shapes[t.name], np.dtype(t.dtype))  # type: ignore[type-var]
+                 for t in raw_inputs}
         taken: dict[str, str] = {}
         captured = runtime_shapes(load(path), feeds, taken)
         if captured:
-            for name, shape in captured.items():
+            for name, got in captured.items():
                 if not _known(g.shapes.get(name)):
-                    g.shapes[name] = shape
+                    g.shapes[name] = got
             counter = _MacCounter(g, weight_params, taken)
             total = counter.graph(model.graph)
             notes.append("shapes ONNX shape inference could not resolve were taken from an ONNX Runtime run at "

@@ -42,7 +42,7 @@ def _enum_names(cls) -> dict[int, str]:
     return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-class _Reader:
+class TFLiteReader:
     def __init__(self, path: Path, data: bytes):
         S = schema()
         self.path, self.data, self.S = path, data, S
@@ -77,7 +77,7 @@ class _Reader:
 
     @staticmethod
     def shape(tensor) -> tuple[int | None, ...]:
-        shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+        shape: list[int | None] = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
         if tensor.ShapeSignatureLength():
             sig = tensor.ShapeSignatureAsNumpy()
             shape = [None if int(s) < 0 else d for d, s in zip(shape, sig)]
@@ -123,7 +123,7 @@ def _options(op, cls):
     return o
 
 
-def _op_macs(op_name: str, sg, op, reader: _Reader) -> int:
+def file_op_macs(op_name: str, sg, op, reader: TFLiteReader) -> int:
     """MACs of one op of subgraph ``sg`` at the shapes stored in the file (static models; 0 when unknown)."""
     def file_shape(t_idx: int) -> tuple:
         t = sg.Tensors(t_idx)
@@ -132,7 +132,7 @@ def _op_macs(op_name: str, sg, op, reader: _Reader) -> int:
     return op_macs(op_name, op, file_shape, reader) or 0
 
 
-def op_macs(op_name: str, op, shape_of, reader: _Reader) -> int | None:
+def op_macs(op_name: str, op, shape_of, reader: TFLiteReader) -> int | None:
     """MACs of one op; ``shape_of(tensor index)`` is a concrete shape or None (unknown). None: unknown."""
     def t_shape(i: int) -> tuple | None:
         idx = op.Inputs(i) if i >= 0 else op.Outputs(0)
@@ -189,7 +189,7 @@ def op_macs(op_name: str, op, shape_of, reader: _Reader) -> int | None:
 class _Shapes:
     """Concrete tensor shapes per subgraph: file shapes, or the interpreter's after resizing inputs."""
 
-    def __init__(self, reader: _Reader, resolved, path: Path):
+    def __init__(self, reader: TFLiteReader, resolved, path: Path):
         self.reader = reader
         self.runtime: dict[int, tuple] = {}
         self.notes: list[str] = []
@@ -201,7 +201,7 @@ class _Shapes:
         try:
             import sys
 
-            from edgeml.runtimes.litert import interpreter_class
+            from edgeml._litert import interpreter_class
 
             cls, _ = interpreter_class()
             kwargs = {}
@@ -239,7 +239,7 @@ class _Shapes:
 
 
 def _validate_with_runtime(path: Path, inspection: Inspection) -> None:
-    from edgeml.runtimes.litert import load_interpreter
+    from edgeml._litert import load_interpreter
 
     if inspection.custom_ops:
         inspection.notes.append(
@@ -281,7 +281,7 @@ def inspect(path: Path, *, validate: bool = True, input_shapes=None) -> Inspecti
 class _MacCounter:
     """MACs per op reached from the main subgraph: WHILE bodies x trip count, IF = costlier branch."""
 
-    def __init__(self, reader: _Reader, shapes: _Shapes):
+    def __init__(self, reader: TFLiteReader, shapes: _Shapes):
         self.reader, self.shapes = reader, shapes
         self.S = reader.S
         self.macs: dict[tuple[int, int], int] = {}
@@ -355,7 +355,7 @@ class _MacCounter:
         return sg.Tensors(idx).Name().decode("utf-8", "replace") if idx >= 0 else "?"
 
 
-def _const_scalar(reader: _Reader, sg, t_idx: int) -> int | None:
+def _const_scalar(reader: TFLiteReader, sg, t_idx: int) -> int | None:
     if t_idx < 0:
         return None
     t = sg.Tensors(t_idx)
@@ -367,7 +367,7 @@ def _const_scalar(reader: _Reader, sg, t_idx: int) -> int | None:
     return int(values[0]) if values.size == 1 else None
 
 
-def _while_trips(reader: _Reader, g: int, sg, op, cond: int, body: int) -> int | None:
+def _while_trips(reader: TFLiteReader, g: int, sg, op, cond: int, body: int) -> int | None:
     """Trip count of a counting WHILE loop (``i < N`` with constant start and N, step 1), else None.
 
     This is the form TensorFlow gives Keras RNN layers (while_v2: ``loop_counter < max_iterations`` and
@@ -420,7 +420,7 @@ def _while_trips(reader: _Reader, g: int, sg, op, cond: int, body: int) -> int |
 def _parse(path: Path, data: bytes, input_shapes=None) -> Inspection:
     from edgeml.formats.shapes import resolve
 
-    reader = _Reader(path, data)
+    reader = TFLiteReader(path, data)
     model = reader.model
     if model.SubgraphsLength() < 1:
         raise ModelLoadError(f"{path}: TFLite file has no subgraph", hint="re-export the model")
@@ -491,7 +491,7 @@ def _parse(path: Path, data: bytes, input_shapes=None) -> Inspection:
     )
 
 
-def _add_weight(stats: WeightStats, tensor, raw: np.ndarray, dtype: str, reader: _Reader) -> int:
+def _add_weight(stats: WeightStats, tensor, raw: np.ndarray, dtype: str, reader: TFLiteReader) -> int:
     shape = reader.shape(tensor)
     count = int(np.prod([dim(d) for d in shape])) if shape else 1
     try:

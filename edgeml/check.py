@@ -33,9 +33,10 @@ from typing import Any
 from edgeml import __version__
 from edgeml._io import path_size
 from edgeml.errors import BudgetError
+from edgeml.options import Percentile
 
 UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2, "gb": 1000 ** 3, "gib": 1024 ** 3}
-PERCENTILES = ("p50", "p90", "p99", "mean", "max")
+PERCENTILES = Percentile.values()
 
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from edgeml._compat import tomllib
 from edgeml.errors import DataError
+from edgeml.options import Color, Domain, Layout, Sampling, Split
 
 NORM_PRESETS = {
     # name: (scale applied to 0..255 pixels, mean, std) -> x = (p * scale - mean) / std
@@ -16,9 +17,9 @@ NORM_PRESETS = {
     "imagenet": (1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "raw": (1.0, (0.0,), (1.0,)),
 }
-SAMPLING = ("random", "stratified", "first")
-DOMAINS = ("auto", "real", "quantized")
-SPLITS = ("all", "train", "test")
+SAMPLING = Sampling.values()
+DOMAINS = Domain.values()
+SPLITS = Split.values()
 
 
 @dataclass
@@ -97,9 +98,9 @@ class DataSpec:
             raise DataError(f"data spec '{o}': domain must be one of {', '.join(DOMAINS)}, got '{self.domain}'",
                             hint="auto: by dtype; real: values are real numbers (quantized with the model's "
                                  "scale); quantized: values are already the model's integers")
-        if self.color not in (None, "rgb", "grayscale"):
+        if self.color is not None and self.color not in Color.values():
             raise DataError(f"data spec '{o}': color must be rgb or grayscale, got '{self.color}'")
-        if self.layout not in (None, "nhwc", "nchw"):
+        if self.layout is not None and self.layout not in Layout.values():
             raise DataError(f"data spec '{o}': layout must be nhwc or nchw, got '{self.layout}'")
         if self.crop is not None and not 0 < self.crop <= 1:
             raise DataError(f"data spec '{o}': crop is the kept centre fraction, in (0, 1]; got {self.crop}")

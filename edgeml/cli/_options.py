@@ -23,3 +23,20 @@ def input_shape_option(f):
     """``--input-shape NAME=D0,D1,...`` (repeatable) -> ``input_shapes``: {name | None: (d0, d1, ...)} or None."""
     return click.option("--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D0,D1,...",
                         callback=_parse_input_shapes, help=INPUT_SHAPE_HELP)(f)
+
+
+def print_config_option(f):
+    """``--print-config``: print the exact library call the command would make, as JSON, and stop."""
+    return click.option("--print-config", is_flag=True,
+                        help="Print the options this would run (JSON, schema edgeml.config/1) and stop.")(f)
+
+
+def print_config(command: str, function: str, options: dict) -> None:
+    """The ``--print-config`` document: the library function and the keyword arguments it would get."""
+    from edgeml.cli._out import emit_json
+
+    shown = dict(options)
+    if shown.get("input_shapes"):  # as the CLI and edgeml.api take them: ["NAME=D0,D1,...", ...]
+        shown["input_shapes"] = [(f"{k}=" if k is not None else "") + ",".join(map(str, v))
+                                 for k, v in shown["input_shapes"].items()]
+    emit_json({"schema": "edgeml.config/1", "command": command, "function": function, "options": shown})

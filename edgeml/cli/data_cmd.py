@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from edgeml.cli._out import emit_json, table
+from edgeml.options import Color, Domain, Layout, Norm, Sampling, Split
 
 if TYPE_CHECKING:
     from edgeml.formats.common import TensorSpec
@@ -22,12 +23,12 @@ def data() -> None:
 @click.option("--model", "model_path", type=click.Path(), help="Show exactly what this model would be fed.")
 @click.option("--samples", type=click.IntRange(min=1), help="Sample this many (seeded).")
 @click.option("--seed", type=int, help="Sampling seed (default 0): same seed, same samples.")
-@click.option("--sampling", type=click.Choice(["random", "stratified", "first"]), help="How to pick --samples.")
-@click.option("--split", type=click.Choice(["all", "train", "test"]), help="Split of a builtin dataset.")
-@click.option("--norm", type=click.Choice(["0..1", "-1..1", "imagenet", "raw"]), help="Image normalisation preset.")
-@click.option("--color", type=click.Choice(["rgb", "grayscale"]), help="Image colour mode (default: from model).")
-@click.option("--layout", type=click.Choice(["nhwc", "nchw"]), help="Image layout (default: from model).")
-@click.option("--domain", type=click.Choice(["auto", "real", "quantized"]),
+@click.option("--sampling", type=click.Choice(Sampling.values()), help="How to pick --samples.")
+@click.option("--split", type=click.Choice(Split.values()), help="Split of a builtin dataset.")
+@click.option("--norm", type=click.Choice(Norm.values()), help="Image normalisation preset.")
+@click.option("--color", type=click.Choice(Color.values()), help="Image colour mode (default: from model).")
+@click.option("--layout", type=click.Choice(Layout.values()), help="Image layout (default: from model).")
+@click.option("--domain", type=click.Choice(Domain.values()),
               help="For quantized inputs: data holds real values, or the model's integers [default: auto].")
 @click.option("--raw-pixels", "raw_pixels", is_flag=True, default=None,
               help="Images as raw 0..255 pixels (default for uint8/int8 image inputs).")

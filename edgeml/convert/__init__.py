@@ -18,9 +18,10 @@ from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
 from edgeml.errors import EdgeMLError, UsageError, VerificationError
+from edgeml.options import ConvertTo
 
 log = logging.getLogger(__name__)
-TARGET_FORMATS = ("tflite", "onnx")
+TARGET_FORMATS = ConvertTo.values()
 FP32_ATOL, FP16_ATOL = 1e-4, 1e-2
 
 

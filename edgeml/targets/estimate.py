@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeml.errors import EdgeMLError, UsageError
+from edgeml.options import Precision
 
 DEPTHWISE = {"DEPTHWISE_CONV_2D", "DepthwiseConv2D", "DepthwiseConv1D", "Conv(depthwise)"}
 RECURRENT = {"LSTM", "GRU", "RNN", "SimpleRNN", "Bidirectional", "UNIDIRECTIONAL_SEQUENCE_LSTM",
              "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN"}
 LOOPS = {"WHILE", "Loop", "Scan"}
-PRECISIONS = ("int8", "fp16", "fp32")
+PRECISIONS = Precision.values()
 DEFAULT_ALPHA = 0.5  # thread scaling: ncnn 1 -> 4 threads gives ~2x on Pi 4/5 (targets.md section 5)
 # the smallest / largest published model behind the fitted coefficients (benchmarks/estimate_validate.py)
 FIT_SMALLEST_MACS = 56.5e6

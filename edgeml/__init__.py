@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import edgeml stays cheap)
 
 __version__ = "0.1.0"
 # The name on the package index ("edgeml" there is an unrelated project); the command and import name
@@ -24,6 +25,8 @@ __version__ = "0.1.0"
 DISTRIBUTION = "edgeml-toolchain"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from edgeml.api import bench, check, convert, estimate, inspect, prune, quantize, run_pipeline
     from edgeml.artifact import ModelArtifact, ModelFormat, detect_format, inspect_model
     from edgeml.bench.result import BenchResult

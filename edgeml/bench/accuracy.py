@@ -47,7 +47,7 @@ def classes_of(outputs: list[TensorSpec] | list[tuple]) -> tuple[int | None, str
 def check_labels(labels: np.ndarray, classes: int | None, origin: str, model: str = "the model",
                  where: Callable[[int], str] | None = None) -> np.ndarray:
     """Labels as int64 class indices in ``0..classes-1``; a DataError naming the data otherwise."""
-    from edgeml.calibration.dataset import class_ids
+    from edgeml.calibration.sampling import class_ids
 
     labels = class_ids(np.asarray(labels))  # one-hot rows: the class index is unambiguous
     if labels.ndim != 1:

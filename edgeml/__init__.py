@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from edgeml.api import bench, check, convert, estimate, inspect, prune, quantize, run_pipeline
     from edgeml.artifact import ModelArtifact, ModelFormat, detect_format, inspect_model
-    from edgeml.bench.result import BenchResult
+    from edgeml.bench.harness import BenchResult
     from edgeml.calibration.spec import DataSpec
     from edgeml.check import Budget, CheckResult
     from edgeml.convert import ConvertResult
@@ -49,7 +49,7 @@ _LAZY = {
     "ConvertResult": "edgeml.convert",
     "QuantizeResult": "edgeml.quantize",
     "PruneResult": "edgeml.prune",
-    "BenchResult": "edgeml.bench.result",
+    "BenchResult": "edgeml.bench.harness",
     "Estimate": "edgeml.targets.estimate",
     "Budget": "edgeml.check",
     "CheckResult": "edgeml.check",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
-    from edgeml.bench.result import BenchResult
+    from edgeml.bench.harness import BenchResult
     from edgeml.calibration.spec import DataSpec
     from edgeml.check import Budget, CheckResult
     from edgeml.convert import ConvertResult
@@ -192,7 +192,7 @@ def bench(models: Sequence[PathLike], *, target: str | None = None, host: str | 
         progress: called with one line per step.
 
     Returns:
-        A :class:`~edgeml.bench.result.BenchResult` (``measured`` False for estimates).
+        A :class:`~edgeml.bench.harness.BenchResult` (``measured`` False for estimates).
 
     Raises:
         EdgeMLError: a model the target cannot run, bad numbers, a board that fails (RemoteError).

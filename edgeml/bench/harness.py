@@ -15,17 +15,60 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeml import __version__
 from edgeml._io import MEMORY_ENV, check_tensor_memory, memory_ceiling
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.bench.result import BenchResult
 from edgeml.errors import EdgeMLError, UsageError
 
 EDGETPU_OP = "edgetpu-custom-op"
+
+
+@dataclass
+class BenchResult:
+    target: str
+    where: str
+    measured: bool
+    models: list[dict[str, Any]]
+    environment: dict[str, Any] | None
+    settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "edgeml.bench/1", "edgeml": __version__, "target": self.target, "where": self.where,
+                "measured": self.measured, "kind": "measured" if self.measured else "estimated",
+                "settings": self.settings, "environment": self.environment, "models": self.models,
+                "notes": self.notes}
+
+
+def estimate_bench(arts: list[ModelArtifact], profile: Any, *, threads: int | None,
+                   input_shapes: Any = None) -> BenchResult:
+    """``edgeml bench --target BOARD`` without --host: estimates (edgeml.targets.estimate), labelled as such.
+    It lives here, not with the estimator, so that targets never needs the bench result type."""
+    from edgeml.targets.estimate import estimate_from, refuse_unknown_cost
+
+    models = []
+    notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
+    for art in arts:
+        try:
+            info = art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
+            if EDGETPU_OP not in (info.custom_ops or []):
+                refuse_unknown_cost(info, art.path)
+            e = estimate_from(info, profile, precision=None, threads=threads, name=str(art.path))
+        except EdgeMLError as exc:
+            if len(arts) == 1:
+                raise
+            notes.append(f"{art.path.name}: not estimated: {exc.message}")
+            continue
+        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
+                       "estimate": e.to_dict()})
+    return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
+                       settings={"threads": threads}, notes=notes)
 
 
 def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
@@ -132,8 +175,6 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
     profile = load_profile(target)
     arts = [ModelArtifact.open(m) for m in models]
     if host is None and not profile.is_host:
-        from edgeml.bench.estimated import estimate_bench
-
         say(f"no --host given: estimating for {profile.name} (no board measured)")
         if data is not None and not input_shapes:  # the data decides dynamic dims
             input_shapes = _data_shapes(data, arts[0])

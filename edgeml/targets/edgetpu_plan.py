@@ -105,7 +105,7 @@ class _Graph:
     """Subgraph 0 of a .tflite: tensors, constants, producers, op options."""
 
     def __init__(self, path: Path):
-        from edgeml.formats.tflite import TFLiteReader
+        from edgeml.formats.tflite_reader import TFLiteReader
 
         data = path.read_bytes()
         try:
@@ -281,7 +281,7 @@ def _analyse_op(g: _Graph, k: int, op_name: str, is_custom: bool, compiler: int)
 
 def plan(model: str | Path, *, target: str = "coral-usb", compiler: int = DEFAULT_COMPILER) -> Plan:
     """The predicted Edge TPU mapping of a .tflite (or the actual one of a compiled *_edgetpu.tflite)."""
-    from edgeml.formats.tflite import file_op_macs
+    from edgeml.formats.tflite_macs import file_op_macs
     from edgeml.targets import load_profile
 
     profile = load_profile(target)

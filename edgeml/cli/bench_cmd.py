@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option, print_config_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, status, table
@@ -33,6 +33,7 @@ def make_target(host, ssh_config, identity, remote_python):
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path())
+@print_config_option
 @click.option("--target", metavar="NAME|PROFILE.toml", help="Target profile [default: host]. Without --host, a "
                                                              "board target is estimated, never measured here.")
 @ssh_options
@@ -48,10 +49,9 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.bench/1).")
 @input_shape_option
-@print_config_option
 @click.pass_context
 def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, timeout, runs, warmup, min_time,
-              threads, data, reference, out_file, force, as_json, input_shapes, print_config):
+              threads, data, reference, out_file, force, as_json, input_shapes):
     """Measure latency (and accuracy) of .tflite/.onnx MODELS on a target.
 
     Several models run interleaved (A B A B ...) so their ratio holds on a noisy machine. Latency is timed
@@ -66,13 +66,13 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
       edgeml bench model_edgetpu.tflite --target coral-usb --host pi@raspberrypi.local
       edgeml bench model.tflite --target rpi4          # no board: a labelled estimate
     """
-    if print_config:
+    from edgeml._io import check_output, json_text, write_bytes_atomic
+    from edgeml.bench.harness import bench
+    if print_config_requested():
         return show_config("bench", "edgeml.bench", dict(
             models=list(models), target=target, host=host, ssh_config=ssh_config, identity=identity,
             remote_python=remote_python, runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data,
             reference=reference, timeout=timeout, input_shapes=input_shapes, out=out_file))
-    from edgeml._io import check_output, json_text, write_bytes_atomic
-    from edgeml.bench.harness import bench
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option, print_config_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status
 from edgeml.options import ConvertTo
@@ -29,7 +29,7 @@ from edgeml.options import ConvertTo
 @print_config_option
 @click.pass_context
 def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json,
-                input_shapes, print_config):
+                input_shapes):
     """Convert MODEL (.keras, .h5, SavedModel, .tflite, .onnx) to TFLite or ONNX and verify the numbers.
 
     The output is written only if it matches the source on --verify samples (max abs diff normalised by
@@ -43,7 +43,7 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
     """
     options = dict(model=model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
                    verify=verify, calib=calib, atol=atol, force=force, strict=strict, input_shapes=input_shapes)
-    if print_config:
+    if print_config_requested():
         return show_config("convert", "edgeml.convert", options)
     from edgeml.convert import convert
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option, print_config_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, table
@@ -25,7 +25,7 @@ from edgeml.options import Precision
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.estimate/1).")
 @input_shape_option
 @print_config_option
-def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json, input_shapes, print_config):
+def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json, input_shapes):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
     Always an estimate: dense and depthwise MACs at the board's peak (thread scaling), a per-layer term, on
@@ -39,7 +39,7 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     from edgeml.errors import EdgeMLError
     from edgeml.targets import estimate as est
 
-    if print_config and fit_files:
+    if print_config_requested() and fit_files:
         return show_config("estimate", "edgeml.targets.estimate.fit_from_bench",
                            dict(results=list(fit_files), target=target, precision=precision, out=out))
     if fit_files:
@@ -66,7 +66,7 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
     options = dict(model=model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
-    if print_config:
+    if print_config_requested():
         return show_config("estimate", "edgeml.estimate", options)
     e = est.estimate(**options)
     if as_json:

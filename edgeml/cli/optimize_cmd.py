@@ -6,7 +6,7 @@ import click
 
 from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
-from edgeml.options import ConvertTo, PruneMethod
+from edgeml.options import PruneMethod
 
 
 def _finish(ctx, result, as_json: bool) -> None:
@@ -69,7 +69,7 @@ def render_ranking(ranking) -> str:
 @click.option("--prune-method", type=click.Choice(sorted(PruneMethod.values())), default="channel",
               show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Fine-tuning epochs.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(ConvertTo.values()),
+@click.option("--format", "formats", multiple=True, type=click.Choice(["tflite", "onnx"]),
               help="Deployable format(s) [default: tflite].")
 @click.option("--host", metavar="USER@ADDR[:PORT]", help="Measure on this board (the first non-host --target).")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import print_config_option
+from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
 from edgeml.options import PruneCriterion, PruneMethod, PruneSchedule, PruneScope
@@ -37,7 +37,7 @@ from edgeml.options import PruneCriterion, PruneMethod, PruneSchedule, PruneScop
 @print_config_option
 @click.pass_context
 def prune_cmd(ctx, model, out, sparsity, method, scope, criterion, train, val, epochs, batch_size, lr, schedule,
-              exclude, top, force, as_json, print_config):
+              exclude, top, force, as_json):
     """Prune a Keras 3 model (.keras, .h5), natively (no TFMOT), or an ONNX model (one-shot magnitude).
 
     With --train the model is fine-tuned after (channel) or while (magnitude) pruning; the training wall
@@ -53,7 +53,7 @@ def prune_cmd(ctx, model, out, sparsity, method, scope, criterion, train, val, e
     options = dict(model=model, out=out, sparsity=sparsity, method=method, scope=scope, criterion=criterion,
                    train=train, val=val, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                    exclude=exclude, force=force)
-    if print_config:
+    if print_config_requested():
         return show_config("prune", "edgeml.prune", options)
     from edgeml.prune import prune, summary_lines
 

@@ -17,7 +17,7 @@ from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
-from edgeml.errors import EdgeMLError, UsageError, VerificationError
+from edgeml.errors import EdgeMLError, VerificationError
 from edgeml.options import ConvertTo
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ConvertResult:
 
 def _route(fmt: ModelFormat, to: str, path: Path) -> None:
     if to not in TARGET_FORMATS:
-        raise UsageError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
+        raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
     if to == "tflite" and fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
         raise EdgeMLError(f"{path}: converting {fmt.value} to TFLite is not supported",
                           hint="convert the original Keras/SavedModel model; for an ONNX model use --to onnx")
@@ -65,7 +65,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
     art = ModelArtifact.open(model)
     _route(art.format, to, art.path)
     if float16 and to != "tflite":
-        raise UsageError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
+        raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
     out = check_output(out, inputs=[art.path, calib], force=force)
     atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
     warnings: list[str] = []

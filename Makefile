@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeml-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test lint demo bench fuzz zoo zoo-fast clean
+.PHONY: install test demo bench fuzz zoo zoo-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff + mypy + the import-layer contract (all configured in pyproject.toml; tools pinned in the dev extra)
+.PHONY: lint
 LINT_STAMP := $(VENV)/.edgeml-lint-installed
 $(LINT_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,test,dev]'

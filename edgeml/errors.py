@@ -13,8 +13,9 @@ and an exit code: 1 a check failed, 2 a usage error, 3 any other known error (4:
     ├── ShapeError              an input shape is unknown or does not fit the model
     ├── ConversionError         a converter failed on the model
     ├── VerificationError       a converted model's outputs differ from the source
-    ├── RemoteError             a board over SSH failed
-    │   (RemoteTimeout          a remote command ran past its timeout)
+    ├── RemoteTimeout           a remote command ran past its timeout
+    ├── (RemoteError            in edgeml.targets.remote: a board over SSH failed; moves here with the fleet
+    │                           branch's SSHConnectionError once that has landed)
     └── (QuantizationError      in edgeml.quantize.tflite: the quantizer failed on the model)
     Terminated (KeyboardInterrupt)  SIGTERM, unwound like Ctrl-C (exit 143)
 """
@@ -72,10 +73,6 @@ class ConversionError(EdgeMLError):
 
 class VerificationError(EdgeMLError):
     """A converted model's outputs differ from the source model's beyond the tolerance."""
-
-
-class RemoteError(EdgeMLError):
-    """A board over SSH failed: unreachable, no Python there, or the device runner failed."""
 
 
 class CheckFailed(EdgeMLError):

@@ -23,11 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError, RemoteError, RemoteTimeout
+from edgeml.errors import EdgeMLError, RemoteTimeout
 
 log = logging.getLogger("edgeml")
 
 RUNNER = Path(__file__).with_name("device_runner.py")
+
+
+class RemoteError(EdgeMLError):
+    pass
 
 
 @dataclass

@@ -142,6 +142,11 @@ def plan_search(cfg: SearchConfig) -> Plan:
     return Plan(fmt, space, trials, dropped, skipped, per_target, not_run, notes)
 
 
+def trial_dir(out: Path, name: str) -> Path:
+    """A trial's folder: its variant file (``name``) and trial.json; ``int8.tflite`` -> ``trials/int8-tflite``."""
+    return out / "trials" / name.replace(".", "-")
+
+
 def _source(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve())} if path.is_dir() else {"name": path.name, "data": path.read_bytes()}
 
@@ -218,7 +223,7 @@ class _Search:
         jobs = Jobs(source=_source(Path(self.cfg.model)), ctx=ctx)
         todo = []
         for t in self.plan.trials:
-            folder = self.dir / "trials" / t.name
+            folder = trial_dir(self.dir, t.name)
             rec = _read_json(folder / "trial.json") or {}
             build = (rec.get("stages") or {}).get("build") or {}
             if build.get("key") == self.build_key(t) and outputs_intact(folder, build.get("outputs", {})):
@@ -268,7 +273,7 @@ class _Search:
 
         def on_build(name: str, res: dict[str, Any]) -> None:
             t = by_name[name]
-            folder = self.dir / "trials" / name
+            folder = trial_dir(self.dir, name)
             build: dict[str, Any] = {"key": self.build_key(t), "seconds": res.get("seconds"), "status": "ran"}
             rec = {"schema": TRIAL_SCHEMA, "name": name, "options": t.options(), "stages": {"build": build}}
             k = len(self.order) + 1
@@ -321,7 +326,7 @@ class _Search:
                 rec = self.records.get(name) or {}
                 if (rec.get("stages") or {}).get("build", {}).get("error") or name not in self.records:
                     continue
-                path = self.dir / "trials" / name / name
+                path = trial_dir(self.dir, name) / name
                 key = stage_key(f"search-cost:{target}", {"runs": self.cfg.runs, "input_shape": self.cfg.input_shape,
                                                           "measured": prof.is_host}, [sha256(path)])
                 prev = rec["stages"].get(f"cost:{target}") or {}
@@ -363,7 +368,7 @@ class _Search:
             self._save(name)
 
     def _save(self, name: str) -> None:
-        write_bytes_atomic(self.dir / "trials" / name / "trial.json", json_text(self.records[name]).encode())
+        write_bytes_atomic(trial_dir(self.dir, name) / "trial.json", json_text(self.records[name]).encode())
 
     # --- phase 4: rank --------------------------------------------------------------------------------------
     def report(self) -> Any:
@@ -374,7 +379,7 @@ class _Search:
             rec = self.records.get(t.name)
             if not rec or rec["stages"]["build"].get("error"):
                 continue
-            v = Variant(name=t.name, path=str(self.dir / "trials" / t.name / t.name), size_bytes=rec.get("size_bytes"),
+            v = Variant(name=t.name, path=str(trial_dir(self.dir, t.name) / t.name), size_bytes=rec.get("size_bytes"),
                         accuracy=rec.get("accuracy"))
             try:
                 from edgeml.artifact import inspect_model

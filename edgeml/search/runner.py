@@ -348,24 +348,40 @@ class _Search:
                                                        "hint": f.get("hint")}
                 self._save(name)
         if measured:
-            self.say(f"measuring {len(measured)} variant(s) on this machine, one at a time ({self.cfg.runs} runs each)")
+            self.say(f"measuring {len(measured)} variant(s) on this machine after the builds, interleaved in one "
+                     f"process ({self.cfg.runs} runs each)")
+            self._measure(measured)
+
+    def _measure(self, measured: list[tuple[str, Path, str]]) -> None:
+        """Host latency: every pending variant in one interleaved bench (A B C A B C ...), nothing else of the
+        search running; when that bench refuses one model, each is benched alone so the others keep theirs."""
         from edgeml.bench.harness import bench
 
-        for k, (name, path, key) in enumerate(measured, 1):
-            rec = self.records[name]
-            try:
-                res = bench([path], target="host", runs=self.cfg.runs, input_shapes=self._shapes())
-                entry = dict(res.models[0], name=name, path=str(path))
-                rec["stages"]["cost:host"] = {"key": key, "kind": "measured", "where": res.where, "result": entry,
-                                              "environment": {k2: res.environment.get(k2) for k2 in
-                                                              ("cpu", "runtime", "python", "machine")
-                                                              if isinstance(res.environment, dict)}}
+        try:
+            res = bench([p for _, p, _ in measured], target="host", runs=self.cfg.runs, input_shapes=self._shapes())
+            groups = [(measured, res)]
+        except EdgeMLError:
+            groups = []
+            for m in measured:
+                try:
+                    groups.append(([m], bench([m[1]], target="host", runs=self.cfg.runs,
+                                              input_shapes=self._shapes())))
+                except EdgeMLError as exc:
+                    rec = self.records[m[0]]
+                    rec["stages"]["cost:host"] = {"key": m[2], "error": exc.message, "hint": exc.hint}
+                    self.say(f"  {m[0]}: not measured: {exc.message}")
+                    self._save(m[0])
+        for items, res in groups:
+            env = res.environment if isinstance(res.environment, dict) else {}
+            for (name, path, key), entry in zip(items, res.models):
+                entry = dict(entry, name=name, path=str(path))
+                self.records[name]["stages"]["cost:host"] = {
+                    "key": key, "kind": "measured", "where": res.where, "result": entry,
+                    "interleaved_with": len(items) - 1, "settings": res.settings,
+                    "environment": {k: env.get(k) for k in ("cpu", "runtime", "python", "machine") if k in env}}
                 lat = entry.get("latency_ms") or {}
-                self.say(f"  [{k}/{len(measured)}] {name}: p50 {lat.get('p50', float('nan')):.4g} ms")
-            except EdgeMLError as exc:
-                rec["stages"]["cost:host"] = {"key": key, "error": exc.message, "hint": exc.hint}
-                self.say(f"  [{k}/{len(measured)}] {name}: not measured: {exc.message}")
-            self._save(name)
+                self.say(f"  {name}: p50 {lat['p50']:.4g} ms" if lat.get("p50") else f"  {name}: no latency")
+                self._save(name)
 
     def _save(self, name: str) -> None:
         write_bytes_atomic(trial_dir(self.dir, name) / "trial.json", json_text(self.records[name]).encode())

@@ -195,3 +195,20 @@ def test_search_exits_1_when_no_variant_meets_the_budgets(onnx_case, tmp_path):
     res = invoke(*_args(onnx_case, tmp_path / "b", "--executor", "sequential", "--max-size", "10B"))
     assert res.exit_code == 1, res.output
     assert "no variant meets the budgets on host" in res.output and "closest:" in res.output
+
+
+def test_search_measures_a_board_target_on_the_fleet(onnx_case, board, tmp_path):
+    pytest.importorskip("edgeml.fleet", reason="the board fleet (edgeml.fleet, issue 23 item 1) is not in this tree")
+    inv = tmp_path / "fleet.toml"  # the loopback board stands in for a Pi: its numbers are x86, in a test only
+    inv.write_text(f'[[board]]\nname = "pi-a"\nhost = "{board.host}"\ntarget = "rpi4"\nssh_config = "{board.config}"\n'
+                   f'python = "{board.python}"\nconnect_timeout = 5\n')
+    out = tmp_path / "f"
+    res = invoke(*_args(onnx_case, out, "--executor", "sequential", "--fleet", str(inv), "--json"))
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.output[res.output.index("{"):])
+    assert m["plan"]["boards"] == {"rpi4": ["pi-a"]}
+    assert {p["kind"] for p in m["fronts"]["rpi4"]} == {"measured"}
+    rec = json.loads((out / "trials" / "int8-onnx" / "trial.json").read_text())
+    assert rec["stages"]["cost:rpi4"]["board"] == "pi-a"
+    again = invoke(*_args(onnx_case, out, "--executor", "sequential", "--fleet", str(inv), "--json"))
+    assert json.loads(again.output[again.output.index("{"):])["fronts"] == m["fronts"]  # cached, not re-measured

@@ -15,6 +15,8 @@ def _plan_text(plan, cfg) -> str:
         lines.append(f"# dropped {n} combination(s): {why}")
     lines += [f"# {n}" for n in plan.notes]
     rows = []
+    for target, names in plan.boards.items():
+        lines.append(f"# {target}: measured on board(s) {', '.join(names)}")
     for k, t in enumerate(plan.trials, 1):
         prune = "—" if t.prune_method == "none" else f"{t.prune_method} {t.sparsity:g}"
         quant = t.mode if t.mode not in ("int8", "int16x8") else \
@@ -79,13 +81,15 @@ def _front_text(result) -> str:
               "nodes must read the data paths [default: a local Ray with --num-cpus].")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the local Ray (trials at once) "
               "[default: this machine's, at most 4].")
+@click.option("--fleet", "fleet", type=click.Path(), metavar="INVENTORY", help="Board inventory: the searched "
+              "targets with boards there are measured on them (one variant per board at a time), not estimated.")
 @click.option("--dry-run", is_flag=True, help="Print the trials and the space (TOML), and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print search.json (schema edgeml.search/1).")
 @input_shape_option
 @click.pass_context
 def search_cmd(ctx, model, out, targets, calib, eval_spec, train, epochs, space_file, max_trials, seed, max_size,
-               max_latency_ms, min_accuracy, runs, calib_samples, executor, ray_address, num_cpus, dry_run, as_json,
-               input_shapes):
+               max_latency_ms, min_accuracy, runs, calib_samples, executor, ray_address, num_cpus, fleet, dry_run,
+               as_json, input_shapes):
     """Search prune x quantization x format variants for the Pareto front per target.
 
     Every variant is built (trials on Ray, or sequentially without it), scored on --eval, measured on the
@@ -115,13 +119,13 @@ def search_cmd(ctx, model, out, targets, calib, eval_spec, train, epochs, space_
     cfg = SearchConfig(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec,
                        train=train, epochs=epochs, space=space_file, max_trials=max_trials, seed=seed, budget=budget,
                        runs=runs, calib_samples=calib_samples, executor=executor, ray_address=ray_address,
-                       num_cpus=num_cpus, input_shape=shapes)
+                       num_cpus=num_cpus, input_shape=shapes, fleet=fleet)
     if dry_run:
         click.echo(_plan_text(plan_search(cfg), cfg))
         return
     from edgeml._io import check_outputs
 
-    check_outputs([], inputs=[model, calib, eval_spec, train, space_file], folders=[out])
+    check_outputs([], inputs=[model, calib, eval_spec, train, space_file, fleet], folders=[out])
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     result = search(cfg, progress=None if quiet else status)
     if as_json:

@@ -56,6 +56,7 @@ class SearchConfig:
     ray_address: str | None = None
     num_cpus: int | None = None
     input_shape: list[str] | None = None
+    fleet: str | None = None  # a board inventory (edgeml.fleet): its boards' targets are measured there
 
 
 @dataclass
@@ -68,11 +69,13 @@ class Plan:
     per_target: dict[str, list[str]]  # target -> names of the trials it runs
     not_run: dict[str, dict[str, str]]  # target -> {trial name: why the target cannot run it}
     notes: list[str] = field(default_factory=list)
+    boards: dict[str, list[str]] = field(default_factory=dict)  # target -> fleet boards that measure it
+    fleet: Any = None  # edgeml.fleet.Fleet of those boards
 
     def to_dict(self) -> dict[str, Any]:
         return {"source_format": self.source_format, "space": self.space.to_dict(),
                 "trials": [t.name for t in self.trials], "dropped": self.dropped, "skipped": self.skipped,
-                "per_target": self.per_target, "notes": self.notes}
+                "per_target": self.per_target, "notes": self.notes, "boards": self.boards}
 
 
 @dataclass
@@ -139,7 +142,34 @@ def plan_search(cfg: SearchConfig) -> Plan:
                               f"run: {'; '.join(whys)}",
                               hint="add a format/mode the target runs to --space, or raise --max-trials")
         per_target[prof.name] = runs
-    return Plan(fmt, space, trials, dropped, skipped, per_target, not_run, notes)
+    plan = Plan(fmt, space, trials, dropped, skipped, per_target, not_run, notes)
+    if cfg.fleet:
+        _plan_fleet(cfg, plan, profiles)
+    return plan
+
+
+def _plan_fleet(cfg: SearchConfig, plan: Plan, profiles: list[Any]) -> None:
+    """The inventory's boards of the requested targets (checked before any work): those targets are measured on
+    them; the others stay estimated (the host is measured here)."""
+    try:
+        from edgeml.fleet import load_inventory
+    except ImportError as exc:
+        raise EdgeMLError("--fleet: this edgeml has no board fleet (edgeml.fleet)",
+                          hint="drop --fleet (boards are then estimated)") from exc
+    from edgeml.targets import load_profile
+
+    fleet = load_inventory(cfg.fleet)
+    want = {p.name for p in profiles if not p.is_host}
+    boards = [b for b in fleet.boards if load_profile(b.target).name in want]
+    if not boards:
+        raise EdgeMLError(f"--fleet {cfg.fleet}: no board of the targets searched ({', '.join(sorted(want)) or 'host only'})",
+                          hint="targets there: " + ", ".join(sorted({b.target for b in fleet.boards})))
+    plan.fleet = type(fleet)(boards=boards, path=fleet.path)
+    for b in boards:
+        plan.boards.setdefault(load_profile(b.target).name, []).append(b.name)
+    left = sorted(want - set(plan.boards))
+    if left:
+        plan.notes.append(f"no board in {cfg.fleet} for {', '.join(left)}: estimated")
 
 
 def trial_dir(out: Path, name: str) -> Path:
@@ -320,20 +350,26 @@ class _Search:
         from edgeml.targets import load_profile
 
         measured = []
+        boards: dict[str, list[tuple[str, Path, str]]] = {}
         for target, names in self.plan.per_target.items():
             prof = load_profile(target)
+            on_boards = self.plan.boards.get(target)
             for name in names:
                 rec = self.records.get(name) or {}
                 if (rec.get("stages") or {}).get("build", {}).get("error") or name not in self.records:
                     continue
                 path = trial_dir(self.dir, name) / name
                 key = stage_key(f"search-cost:{target}", {"runs": self.cfg.runs, "input_shape": self.cfg.input_shape,
-                                                          "measured": prof.is_host}, [sha256(path)])
+                                                          "measured": prof.is_host, "boards": on_boards},
+                                [sha256(path)])
                 prev = rec["stages"].get(f"cost:{target}") or {}
                 if prev.get("key") == key:
                     continue
                 if prof.is_host:
                     measured.append((name, path, key))
+                    continue
+                if on_boards:
+                    boards.setdefault(target, []).append((name, path, key))
                     continue
                 from edgeml.search.trial import failure
                 from edgeml.targets.estimate import estimate
@@ -351,6 +387,54 @@ class _Search:
             self.say(f"measuring {len(measured)} variant(s) on this machine after the builds, interleaved in one "
                      f"process ({self.cfg.runs} runs each)")
             self._measure(measured)
+        for target, items in boards.items():
+            self._measure_boards(target, items)
+
+    def _estimate(self, name: str, path: Path, target: str) -> dict[str, Any] | None:
+        from edgeml.targets.estimate import estimate
+
+        try:
+            e = estimate(path, target=target, input_shapes=self._shapes()).to_dict()
+            return dict(e, model=str(path))
+        except EdgeMLError:
+            return None
+
+    def _measure_boards(self, target: str, items: list[tuple[str, Path, str]]) -> None:
+        """Board latency through the fleet: one job (variant) per board at a time, boards side by side, jobs
+        cached by content under ``fleet/<target>/``. A board that fails leaves that variant estimated (labelled)
+        and not cached, so the next run tries the board again; an emulated board is never the board's latency."""
+        from edgeml.fleet import bench_fleet
+
+        names = self.plan.boards[target]
+        self.say(f"measuring {len(items)} variant(s) on {target} board(s) {', '.join(names)} (one at a time per "
+                 "board)")
+        try:
+            res = bench_fleet([p for _, p, _ in items], self.plan.fleet.select(names=names),
+                              out_dir=self.dir / "fleet" / target, runs=self.cfg.runs, input_shapes=self._shapes(),
+                              progress=lambda m: self.say("  " + m))
+            records, failures = res.records, [f"{f.board}: {f.kind}: {f.error}" for f in res.failures]
+        except EdgeMLError as exc:
+            records, failures = [], [f"{', '.join(names)}: {exc.message}"]
+        real = sorted((r for r in records if not (r.get("environment") or {}).get("emulated")),
+                      key=lambda r: r.get("board", ""))
+        emulated = [r.get("board") for r in records if (r.get("environment") or {}).get("emulated")]
+        for name, path, key in items:
+            rec = self.records[name]
+            hit = next(((r, m) for r in real for m in r.get("models", []) if m.get("name") == path.name
+                        and (m.get("latency_ms") or {}).get("p50")), None)
+            if hit:
+                r, m = hit
+                rec["stages"][f"cost:{target}"] = {"key": key, "kind": "measured", "where": r.get("where"),
+                                                   "board": r.get("board"), "result": dict(m, name=name, path=str(path))}
+                self.say(f"  {name}: p50 {m['latency_ms']['p50']:.4g} ms on {r.get('board')}")
+            else:
+                why = "; ".join(failures) or (f"only emulated board(s) ({', '.join(emulated)}): an emulator's latency "
+                                               "is not the board's" if emulated else "no latency came back")
+                e = self._estimate(name, path, target)
+                rec["stages"][f"cost:{target}"] = {"key": None, "kind": "estimated", "result": e,
+                                                   "board_error": why}
+                self.say(f"  {name}: not measured on {target} ({why}); estimated")
+            self._save(name)
 
     def _measure(self, measured: list[tuple[str, Path, str]]) -> None:
         """Host latency: every pending variant in one interleaved bench (A B C A B C ...), nothing else of the

@@ -212,3 +212,11 @@ def test_search_measures_a_board_target_on_the_fleet(onnx_case, board, tmp_path)
     assert rec["stages"]["cost:rpi4"]["board"] == "pi-a"
     again = invoke(*_args(onnx_case, out, "--executor", "sequential", "--fleet", str(inv), "--json"))
     assert json.loads(again.output[again.output.index("{"):])["fronts"] == m["fronts"]  # cached, not re-measured
+
+
+def test_search_refuses_missing_data_before_any_work(onnx_case, tmp_path):
+    model, data, space = onnx_case
+    res = invoke("search", str(model), "--calib", data, "--eval", str(tmp_path / "nope.npz"), "--space", str(space),
+                 "-o", str(tmp_path / "o"))
+    assert res.exit_code == 3 and "--eval" in res.output and "not found" in res.output
+    assert not (tmp_path / "o").exists()

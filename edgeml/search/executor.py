@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgeml.errors import EdgeMLError
@@ -97,7 +98,10 @@ class RayExecutor:
             if num_cpus:
                 raise EdgeMLError("--num-cpus with --ray-address", hint="an existing cluster has its own CPUs; "
                                                                        "drop --num-cpus")
-            ray.init(address=address, **kw)
+            # the cluster's workers run this edgeml's code (its package is shipped with the job); TensorFlow,
+            # ONNX Runtime and the data paths must be there already
+            pkg = str(Path(__file__).resolve().parent.parent)
+            ray.init(address=address, runtime_env={"py_modules": [pkg], "excludes": ["__pycache__"]}, **kw)
         else:
             self.cpus = num_cpus or default_cpus()
             ray.init(num_cpus=self.cpus, include_dashboard=False, object_store_memory=object_store_bytes, **kw)

@@ -120,6 +120,7 @@ def plan_search(cfg: SearchConfig) -> Plan:
     if any(t.mode != "fp32" for t in trials) and not cfg.calib:
         raise EdgeMLError("the space quantizes and needs calibration data",
                           hint="--calib SPEC, e.g. builtin:digits?split=train; or [quantize] modes = [\"fp32\"]")
+    _check_data(cfg)
     if any(t.prune_method != "none" for t in trials) and not cfg.train:
         notes.append("pruning without --train is one-shot (no fine-tuning); accuracy may drop")
     skipped = 0
@@ -146,6 +147,18 @@ def plan_search(cfg: SearchConfig) -> Plan:
     if cfg.fleet:
         _plan_fleet(cfg, plan, profiles)
     return plan
+
+
+def _check_data(cfg: SearchConfig) -> None:
+    """Each data spec parses and its file/folder exists (a typo is refused now, not in every trial)."""
+    from edgeml.calibration import DataSpec
+
+    for opt, spec in (("--calib", cfg.calib), ("--eval", cfg.eval), ("--train", cfg.train)):
+        if not spec:
+            continue
+        ds = DataSpec.parse(spec)
+        if not ds.is_builtin and not ds.path.exists():
+            raise EdgeMLError(f"{opt} {spec}: {ds.path} not found", hint="check the data path")
 
 
 def _plan_fleet(cfg: SearchConfig, plan: Plan, profiles: list[Any]) -> None:

@@ -73,6 +73,7 @@ def tree_rss(pid: int) -> int:
 def run(cmd: list[str]) -> dict:
     """Run one search; returns its search.json, wall time and the peak RSS of its process tree."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    load0 = round(os.getloadavg()[0], 1)  # other users of the machine: the wall times are contended when high
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     peak = [0]
@@ -93,6 +94,7 @@ def run(cmd: list[str]) -> dict:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err[-3000:]}")
     m = json.loads(out)
     return {"cmd": " ".join(cmd), "wall_s": round(wall, 1), "peak_tree_rss_mib": round(peak[0] / 2 ** 20),
+            "load_avg_1min_before_after": [load0, round(os.getloadavg()[0], 1)],
             "manifest": m, "stderr_tail": err[-1500:]}
 
 

@@ -101,7 +101,14 @@ class RayExecutor:
             # the cluster's workers run this edgeml's code (its package is shipped with the job); TensorFlow,
             # ONNX Runtime and the data paths must be there already
             pkg = str(Path(__file__).resolve().parent.parent)
-            ray.init(address=address, runtime_env={"py_modules": [pkg], "excludes": ["__pycache__"]}, **kw)
+            try:
+                ray.init(address=address, runtime_env={"py_modules": [pkg], "excludes": ["__pycache__"]}, **kw)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise EdgeMLError(f"--ray-address {address}: cannot connect to the Ray cluster "
+                                  f"({' '.join(str(exc).split())[:200]})",
+                                  hint="check the address (HOST:6379, or ray://HOST:10001); a cluster with token "
+                                       "authentication needs RAY_AUTH_MODE=token and its token (~/.ray/auth_token)"
+                                  ) from exc
         else:
             self.cpus = num_cpus or default_cpus()
             ray.init(num_cpus=self.cpus, include_dashboard=False, object_store_memory=object_store_bytes, **kw)
@@ -109,7 +116,7 @@ class RayExecutor:
 
     def describe(self) -> str:
         where = f"the Ray cluster at {self.address}" if self.address else "local Ray"
-        return f"on {where} ({self.cpus} CPUs, one trial per CPU)"
+        return f"on {where} ({self.cpus} CPU{'s' * (self.cpus != 1)}, one trial per CPU)"
 
     def run(self, jobs: Jobs, on_prune: Callable[[str, dict], None], on_build: Callable[[str, dict], None]) -> None:
         from edgeml.search.trial import build_task, prune_task

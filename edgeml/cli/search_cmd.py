@@ -23,8 +23,10 @@ def _plan_text(plan, cfg) -> str:
             f"{t.mode} {'per-channel' if t.per_channel else 'per-tensor'} {t.calib_method}"
         rows.append([str(k), t.name, prune, quant, t.format,
                      " ".join(n for n in plan.per_target if t.name in plan.per_target[n])])
-    lines.append(table(rows, ["#", "variant", "prune", "quantize", "format", "targets"], "rlllll"))
-    lines.append("\n# the space (save as space.toml, edit, pass --space space.toml):")
+    lines += ["# " + ln for ln in table(rows, ["#", "variant", "prune", "quantize", "format", "targets"],
+                                        "rlllll").splitlines()]
+    lines.append("\n# the space: `--dry-run > space.toml` saves it (this whole output is TOML); edit it, then "
+                 "--space space.toml")
     lines.append(plan.space.to_toml().rstrip())
     return "\n".join(lines)
 
@@ -55,8 +57,9 @@ def _front_text(result) -> str:
 
 @click.command("search")
 @click.argument("model", type=click.Path())
-@click.option("-o", "--output", "out", type=click.Path(), required=True,
-              help="Search folder: trials, report.html, search.json. Re-running resumes it.")
+@click.option("-o", "--output", "out", type=click.Path(),
+              help="Search folder: trials, report.html, search.json. Re-running resumes it (required but with "
+                   "--dry-run).")
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Target(s); repeat for several "
               "[default: host]. The host is measured, boards are estimated (labelled).")
 @click.option("--calib", metavar="SPEC", help="Calibration data for the quantized variants.")
@@ -66,8 +69,8 @@ def _front_text(result) -> str:
 @click.option("--space", "space_file", type=click.Path(), metavar="SPACE.toml",
               help="The space: [prune] methods/sparsity, [quantize] modes/per_channel/methods/max_float_ops, "
                    "[format] formats [default: fits the model and targets; --dry-run prints it].")
-@click.option("--max-trials", type=click.IntRange(min=1), help="Build at most N variants (unpruned fp32 first, "
-              "the rest sampled with --seed).")
+@click.option("--max-trials", type=click.IntRange(min=1), help="Build at most N variants (the unpruned ones "
+              "first, the pruned ones sampled with --seed).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --max-trials sample.")
 @click.option("--max-size", metavar="SIZE", help="Budget: largest model file, e.g. 300KiB.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="Budget: p50 latency per target.")
@@ -105,6 +108,9 @@ def search_cmd(ctx, model, out, targets, calib, eval_spec, train, epochs, space_
     from edgeml.errors import CheckFailed
     from edgeml.search.runner import SearchConfig, plan_search, search
 
+    if not out and not dry_run:
+        raise click.UsageError("Missing option '-o' / '--output' (the search folder).")
+
     budget = {k: v for k, v in (("max_size", max_size), ("max_latency_ms", max_latency_ms),
                                 ("min_accuracy", min_accuracy)) if v is not None}
     if max_size is not None:
@@ -116,7 +122,7 @@ def search_cmd(ctx, model, out, targets, calib, eval_spec, train, epochs, space_
         from edgeml.formats.shapes import format_input_shapes
 
         shapes = format_input_shapes(input_shapes)
-    cfg = SearchConfig(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec,
+    cfg = SearchConfig(model=model, out=out or "", targets=list(targets) or ["host"], calib=calib, eval=eval_spec,
                        train=train, epochs=epochs, space=space_file, max_trials=max_trials, seed=seed, budget=budget,
                        runs=runs, calib_samples=calib_samples, executor=executor, ray_address=ray_address,
                        num_cpus=num_cpus, input_shape=shapes, fleet=fleet)

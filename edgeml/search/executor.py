@@ -111,7 +111,10 @@ class RayExecutor:
                                   ) from exc
         else:
             self.cpus = num_cpus or default_cpus()
-            ray.init(num_cpus=self.cpus, include_dashboard=False, object_store_memory=object_store_bytes, **kw)
+            # address="local": always a new Ray of our own, never a cluster someone else started on this
+            # machine (`ray start` leaves one for a plain ray.init() to join)
+            ray.init(address="local", num_cpus=self.cpus, include_dashboard=False,
+                     object_store_memory=object_store_bytes, **kw)
         self.cpus = int(ray.cluster_resources().get("CPU", 0))
 
     def describe(self) -> str:

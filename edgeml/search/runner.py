@@ -125,14 +125,14 @@ def plan_search(cfg: SearchConfig) -> Plan:
         notes.append("pruning without --train is one-shot (no fine-tuning); accuracy may drop")
     skipped = 0
     if cfg.max_trials is not None and len(trials) > cfg.max_trials:
-        base = [t for t in trials if t.prune_method == "none" and t.mode == "fp32"]
+        base = [t for t in trials if t.prune_method == "none"]  # the unpruned reference set: no prune stage
         rest = [t for t in trials if t not in base]
         random.Random(cfg.seed).shuffle(rest)
         keep = set((base + rest)[:cfg.max_trials])
         skipped = len(trials) - len(keep)
         trials = [t for t in trials if t in keep]
         notes.append(f"--max-trials {cfg.max_trials}: {skipped} of {len(trials) + skipped} valid trials left out "
-                     f"(unpruned fp32 baselines first, the rest sampled with --seed {cfg.seed})")
+                     f"(the unpruned variants first, the pruned ones sampled with --seed {cfg.seed})")
     per_target, not_run = {}, {}
     for prof in profiles:
         runs = [t.name for t in trials if runs_on(t, prof) is None]

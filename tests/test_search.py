@@ -220,3 +220,28 @@ def test_search_refuses_missing_data_before_any_work(onnx_case, tmp_path):
                  "-o", str(tmp_path / "o"))
     assert res.exit_code == 3 and "--eval" in res.output and "not found" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_search_build_refuses_a_variant_over_the_float_fallback_budget(tmp_path, monkeypatch):
+    """A quantized variant that leaves more ops in float than [quantize] max_float_ops is a failed trial,
+    with the ops named (the quantizer is replaced: only the budget logic is under test)."""
+    import edgeml.quantize
+    from edgeml.search.trial import build_task
+
+    class Fake:
+        float_ops = ["SIN", "COS"]
+
+        def to_dict(self):
+            return {"float_ops": self.float_ops}
+
+    def fake_quantize(path, *, out, **kw):
+        Path(out).write_bytes(b"model")
+        return Fake()
+
+    monkeypatch.setattr(edgeml.quantize, "quantize", fake_quantize)
+    trial = {"mode": "int8", "format": "tflite", "per_channel": True, "calib_method": "minmax"}
+    src = {"name": "m.keras", "data": b"x"}
+    res = build_task(trial, "int8.tflite", src, {"calib": "c.npz", "max_float_ops": 1})
+    assert res["known"] and "2 op(s) stay in float (SIN, COS)" in res["error"] and "max_float_ops = 1" in res["error"]
+    ok = build_task(trial, "int8.tflite", src, {"calib": "c.npz", "max_float_ops": 2})
+    assert "error" not in ok and ok["files"] == {"int8.tflite": b"model"}

@@ -121,6 +121,9 @@ def plan_search(cfg: SearchConfig) -> Plan:
         raise EdgeMLError("the space quantizes and needs calibration data",
                           hint="--calib SPEC, e.g. builtin:digits?split=train; or [quantize] modes = [\"fp32\"]")
     _check_data(cfg)
+    if space.max_float_ops is not None and any(t.format == "onnx" and t.mode != "fp32" for t in trials):
+        notes.append("max_float_ops is checked on TFLite variants only: ONNX quantization does not report the ops "
+                     "it leaves in float")
     if any(t.prune_method != "none" for t in trials) and not cfg.train:
         notes.append("pruning without --train is one-shot (no fine-tuning); accuracy may drop")
     skipped = 0

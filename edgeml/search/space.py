@@ -10,7 +10,8 @@ taken from defaults that fit the model's format and the targets.
     modes       = ["fp32", "int8", "float16"]     # fp32 = not quantized; TFLite: int8 int16x8 float16 dynamic
     per_channel = [true]                          # int8 weights per channel or per tensor
     methods     = ["minmax"]                      # calibration; ONNX also entropy, percentile
-    max_float_ops = 0                             # fallback budget: ops a quantized variant may leave in float
+    max_float_ops = 0                             # fallback budget: ops a quantized TFLite variant may leave
+                                                  # in float (ONNX quantization does not report them)
 
     [format]
     formats = ["tflite", "onnx"]

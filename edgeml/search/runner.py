@@ -592,6 +592,8 @@ def search(cfg: SearchConfig, *, progress: Callable[[str], None] | None = None) 
                             f"{', '.join(p['name'] for p in fr) or 'none'}")
         if cfg.budget:
             report.notes.append(f"best on {target} within the budgets: {best[target] or 'no variant meets them'}")
+    report.notes.append("the fronts above weigh top-1, latency and size together; the dashed line in each "
+                        "accuracy-vs-latency plot is the front of those two axes alone")
     report.notes += plan.notes
     failed = {n: r["stages"]["build"]["error"] for n, r in s.records.items() if r["stages"]["build"].get("error")}
     report.notes += [f"{n}: not built: {e}" for n, e in failed.items()]

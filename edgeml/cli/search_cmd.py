@@ -61,7 +61,7 @@ def _front_text(result) -> str:
               help="Search folder: trials, report.html, search.json. Re-running resumes it (required but with "
                    "--dry-run).")
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Target(s); repeat for several "
-              "[default: host]. The host is measured, boards are estimated (labelled).")
+              "[default: host]. The host is measured, boards estimated (labelled) unless --fleet has them.")
 @click.option("--calib", metavar="SPEC", help="Calibration data for the quantized variants.")
 @click.option("--eval", "eval_spec", metavar="SPEC", help="Labelled data: top-1 of every variant.")
 @click.option("--train", metavar="SPEC", help="Labelled data to fine-tune after pruning (else one-shot).")
@@ -95,15 +95,16 @@ def search_cmd(ctx, model, out, targets, calib, eval_spec, train, epochs, space_
                as_json, input_shapes):
     """Search prune x quantization x format variants for the Pareto front per target.
 
-    Every variant is built (trials on Ray, or sequentially without it), scored on --eval, measured on the
-    host one at a time or estimated for boards, and the front (top-1 vs latency vs size) is listed per
-    target with the best variant that meets the budgets (marked *). Results are cached by content hash: a
+    Every variant is built (trials on Ray, or sequentially without it) and scored on --eval; then it is
+    measured on the host (all variants interleaved, after the builds), on boards with --fleet, or estimated
+    (labelled). The front (top-1 vs latency vs size) is listed per target with the best variant that meets
+    the budgets (marked *). Results are cached by content hash: a
     re-run after an interruption, or with a wider space, builds only what is missing.
 
     \b
     Example:
-      edgeml search model.keras --target host --target rpi4 --calib builtin:digits?split=train \\
-          --eval builtin:digits?split=test --min-accuracy 0.9 --max-size 64KiB -o search/
+      edgeml search model.keras --target host --target rpi4 --calib 'builtin:digits?split=train' \\
+          --eval 'builtin:digits?split=test' --min-accuracy 0.9 --max-size 64KiB -o search/
     """
     from edgeml.errors import CheckFailed
     from edgeml.search.runner import SearchConfig, plan_search, search

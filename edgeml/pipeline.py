@@ -22,7 +22,7 @@ from typing import Any
 
 from edgeml import __version__
 from edgeml._io import json_text, write_bytes_atomic
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 
 MANIFEST = "run.json"
 LIBS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "onnxsim", "numpy")
@@ -49,7 +49,7 @@ class Recipe:
     budget: dict[str, Any] = field(default_factory=dict)
     input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
 
-    def validate(self) -> "Recipe":
+    def validate(self) -> Recipe:
         if not Path(self.model).exists():
             raise EdgeMLError(f"{self.model}: model not found", hint="check the model path (relative to the recipe)")
         if not self.calib:
@@ -135,7 +135,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     data = read_toml(p, what="recipe", hint="edgeml optimize ... --dry-run > recipe.toml writes one")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise EdgeMLError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
+        raise UsageError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
     for key in PATH_KEYS:
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(p.parent / data[key])

@@ -112,7 +112,7 @@ def _x_axis(ax: Any, values: list[float], is_ms: bool) -> None:
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _colors(n: int) -> list[tuple[float, ...]]:
+def _colors(n: int) -> list[Any]:
     """n distinct colours: tab10, or for more, tab20's dark shades first, then its light ones."""
     from matplotlib import colormaps
 
@@ -136,7 +136,7 @@ def _scatter(plt: Any, items: list[tuple[int, str, float, float]], xlabel: str, 
     _x_axis(ax, xs, is_ms)
     ax.set_ylim(*_acc_limits(ys))
     colors = _colors(len(items))
-    for (n, name, x, y), c in zip(items, colors):
+    for (_n, name, x, y), c in zip(items, colors):
         ax.scatter([x], [y], s=22, color=c, marker=_marker(name), zorder=3, clip_on=False)
     if pareto:
         front = _pareto(list(zip(xs, ys)))
@@ -228,7 +228,7 @@ def svgs(report: Any) -> tuple[list[str], str | None]:
     measured = [(v.name, c) for v in report.variants for c in v.costs.values() if c.stats]
     if measured:
         fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.26 * len(measured)))
-        for i, (name, c) in enumerate(measured):
+        for i, (_name, c) in enumerate(measured):
             s = c.stats
             ax.plot([s["min"], s["max"]], [i, i], color="grey", lw=1)
             ax.plot([s["p50"], s["p90"]], [i, i], color="C0", lw=6, solid_capstyle="butt")

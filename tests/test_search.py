@@ -81,8 +81,8 @@ def test_search_load_space_names_the_unknown_key(tmp_path):
 
 
 def test_search_space_round_trips_through_its_toml(tmp_path):
-    space = Space(prune_methods=["none", "magnitude"], sparsity=[0.25], modes=["fp32", "int8"], per_channel=[True, False],
-                  calib_methods=["minmax"], max_float_ops=0, formats=["onnx"])
+    space = Space(prune_methods=["none", "magnitude"], sparsity=[0.25], modes=["fp32", "int8"],
+                  per_channel=[True, False], calib_methods=["minmax"], max_float_ops=0, formats=["onnx"])
     (tmp_path / "s.toml").write_text(space.to_toml())
     back = load_space(tmp_path / "s.toml")
     assert {k: v for k, v in back.to_dict().items() if k != "origin"} == \
@@ -101,7 +101,8 @@ def test_search_refuses_a_space_with_no_valid_variant(onnx_case, tmp_path):
     model, data, _ = onnx_case
     space = tmp_path / "s.toml"
     space.write_text("[quantize]\nmodes = [\"float16\"]\n[format]\nformats = [\"onnx\"]\n")
-    res = invoke("search", str(model), "--calib", data, "--eval", data, "--space", str(space), "-o", str(tmp_path / "o"))
+    res = invoke("search", str(model), "--calib", data, "--eval", data, "--space", str(space),
+                 "-o", str(tmp_path / "o"))
     assert res.exit_code == 3 and "produces no valid variant" in res.output and "ONNX has no float16" in res.output
     assert not (tmp_path / "o").exists()
 
@@ -225,8 +226,11 @@ def test_search_refuses_missing_data_before_any_work(onnx_case, tmp_path):
 def test_search_build_refuses_a_variant_over_the_float_fallback_budget(tmp_path, monkeypatch):
     """A quantized variant that leaves more ops in float than [quantize] max_float_ops is a failed trial,
     with the ops named (the quantizer is replaced: only the budget logic is under test)."""
-    import edgeml.quantize
+    import importlib
+
     from edgeml.search.trial import build_task
+
+    quantize_pkg = importlib.import_module("edgeml.quantize")  # the package (edgeml.quantize is the API function)
 
     class Fake:
         float_ops = ["SIN", "COS"]
@@ -238,7 +242,7 @@ def test_search_build_refuses_a_variant_over_the_float_fallback_budget(tmp_path,
         Path(out).write_bytes(b"model")
         return Fake()
 
-    monkeypatch.setattr(edgeml.quantize, "quantize", fake_quantize)
+    monkeypatch.setattr(quantize_pkg, "quantize", fake_quantize)
     trial = {"mode": "int8", "format": "tflite", "per_channel": True, "calib_method": "minmax"}
     src = {"name": "m.keras", "data": b"x"}
     res = build_task(trial, "int8.tflite", src, {"calib": "c.npz", "max_float_ops": 1})

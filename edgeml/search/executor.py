@@ -74,9 +74,9 @@ class Sequential:
             res = prune_task(jobs.source, opts, jobs.ctx)
             on_prune(pid, res)
             done[pid] = res
-        for trial, name, pid in jobs.builds:
+        for trial, name, prune_id in jobs.builds:
             raise_if_stopped()
-            on_build(name, build_task(trial, name, done[pid] if pid else jobs.source, jobs.ctx))
+            on_build(name, build_task(trial, name, done[prune_id] if prune_id else jobs.source, jobs.ctx))
 
     def close(self) -> None:
         pass
@@ -136,8 +136,8 @@ class RayExecutor:
             prune_refs[pid] = ref
             refs[ref] = ("prune", pid)
         cached = {pid: ray.put(src) for pid, src in jobs.pruned.items()}
-        for trial, name, pid in jobs.builds:
-            src = source if pid is None else prune_refs.get(pid) or cached[pid]
+        for trial, name, prune_id in jobs.builds:
+            src = source if prune_id is None else prune_refs.get(prune_id) or cached[prune_id]
             refs[build_r.remote(trial, name, src, ctx)] = ("build", name)
         pending = list(refs)
         try:

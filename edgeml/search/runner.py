@@ -136,10 +136,12 @@ def plan_search(cfg: SearchConfig) -> Plan:
         trials = [t for t in trials if t in keep]
         notes.append(f"--max-trials {cfg.max_trials}: {skipped} of {len(trials) + skipped} valid trials left out "
                      f"(the unpruned variants first, the pruned ones sampled with --seed {cfg.seed})")
-    per_target, not_run = {}, {}
+    per_target: dict[str, list[str]] = {}
+    not_run: dict[str, dict[str, str]] = {}
     for prof in profiles:
-        runs = [t.name for t in trials if runs_on(t, prof) is None]
-        not_run[prof.name] = {t.name: runs_on(t, prof) for t in trials if runs_on(t, prof) is not None}
+        why_not = {t.name: runs_on(t, prof) for t in trials}
+        runs = [n for n, why in why_not.items() if why is None]
+        not_run[prof.name] = {n: why for n, why in why_not.items() if why is not None}
         if not runs:
             whys = sorted(set(not_run[prof.name].values()))
             raise EdgeMLError(f"the search space ({space.origin}) produces no variant that --target {prof.name} can "
@@ -178,7 +180,8 @@ def _plan_fleet(cfg: SearchConfig, plan: Plan, profiles: list[Any]) -> None:
     want = {p.name for p in profiles if not p.is_host}
     boards = [b for b in fleet.boards if load_profile(b.target).name in want]
     if not boards:
-        raise EdgeMLError(f"--fleet {cfg.fleet}: no board of the targets searched ({', '.join(sorted(want)) or 'host only'})",
+        searched = ", ".join(sorted(want)) or "host only"
+        raise EdgeMLError(f"--fleet {cfg.fleet}: no board of the targets searched ({searched})",
                           hint="targets there: " + ", ".join(sorted({b.target for b in fleet.boards})))
     plan.fleet = type(fleet)(boards=boards, path=fleet.path)
     for b in boards:
@@ -282,11 +285,12 @@ class _Search:
             if t.prune_id and t.prune_id not in jobs.prunes and t.prune_id not in jobs.pruned:
                 folder = self.dir / "prune" / t.prune_id
                 rec = _read_json(folder / "prune.json") or {}
-                if rec.get("key") == self.prune_key(t) and rec.get("outputs") and outputs_intact(folder, rec["outputs"]):
+                same = rec.get("key") == self.prune_key(t)
+                if same and rec.get("outputs") and outputs_intact(folder, rec["outputs"]):
                     (fname,) = rec["outputs"]
                     jobs.pruned[t.prune_id] = {"name": fname, "data": (folder / fname).read_bytes()}
                     self.counts["prune_cached"] += 1
-                elif rec.get("key") == self.prune_key(t) and rec.get("error") and rec.get("known"):
+                elif same and rec.get("error") and rec.get("known"):
                     jobs.pruned[t.prune_id] = {"error": rec["error"], "hint": rec.get("hint"), "known": True}
                     self.counts["prune_cached"] += 1
                 else:
@@ -321,6 +325,7 @@ class _Search:
             t = by_name[name]
             folder = trial_dir(self.dir, name)
             build: dict[str, Any] = {"key": self.build_key(t), "seconds": res.get("seconds"), "status": "ran"}
+            rec: dict[str, Any]
             rec = {"schema": TRIAL_SCHEMA, "name": name, "options": t.options(), "stages": {"build": build}}
             k = len(self.order) + 1
             self.order.append(name)
@@ -441,7 +446,8 @@ class _Search:
             if hit:
                 r, m = hit
                 rec["stages"][f"cost:{target}"] = {"key": key, "kind": "measured", "where": r.get("where"),
-                                                   "board": r.get("board"), "result": dict(m, name=name, path=str(path))}
+                                                   "board": r.get("board"),
+                                                   "result": dict(m, name=name, path=str(path))}
                 self.say(f"  {name}: p50 {m['latency_ms']['p50']:.4g} ms on {r.get('board')}")
             else:
                 why = "; ".join(failures) or (f"only emulated board(s) ({', '.join(emulated)}): an emulator's latency "
@@ -495,12 +501,12 @@ class _Search:
             rec = self.records.get(t.name)
             if not rec or rec["stages"]["build"].get("error"):
                 continue
-            v = Variant(name=t.name, path=str(trial_dir(self.dir, t.name) / t.name), size_bytes=rec.get("size_bytes"),
-                        accuracy=rec.get("accuracy"))
+            path = trial_dir(self.dir, t.name) / t.name
+            v = Variant(name=t.name, path=str(path), size_bytes=rec.get("size_bytes"), accuracy=rec.get("accuracy"))
             try:
                 from edgeml.artifact import inspect_model
 
-                info = inspect_model(v.path)
+                info = inspect_model(path)
                 v.macs = None if info.macs_partial else (info.macs or None)
             except EdgeMLError:
                 pass
@@ -515,7 +521,8 @@ class _Search:
                     lat = r.get("latency_ms") or {}
                     if lat.get("p50"):
                         v.costs[target] = Cost(target, "measured", lat["p50"], lat.get("p90"), where=c.get("where"),
-                                               stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat},
+                                               stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max")
+                                                      if k in lat},
                                                ci95=list(lat["median_ci95"]) if lat.get("median_ci95") else None)
                 else:
                     v.costs[target] = Cost(target, "estimated", r["ms"], energy_mj=r.get("energy_mj"),
@@ -546,7 +553,7 @@ def fronts_and_best(report: Any, plan: Plan, budget: dict[str, Any]) -> tuple[di
         ranking = rank_variants(sub, budget, target=target) if sub.variants else None
         rankings[target] = ranking
         ok = ranking is not None and ranking.best and budget and ranking.rows[0].blown == 0
-        best[target] = ranking.best if ok else None
+        best[target] = ranking.best if ranking is not None and ok else None
     return fronts, best, rankings
 
 
@@ -574,7 +581,7 @@ def search(cfg: SearchConfig, *, progress: Callable[[str], None] | None = None) 
     t_build = time.perf_counter()
     executor = s.build(lambda: ex.make(kind, ray_address=cfg.ray_address, num_cpus=cfg.num_cpus,
                                        object_store_bytes=int(min(2 << 30, max(256 << 20, 8 * model_bytes)))))
-    used = {"kind": executor.name, "describe": executor.describe()} if executor else \
+    used: dict[str, str | None] = {"kind": executor.name, "describe": executor.describe()} if executor else \
         {"kind": None, "describe": "nothing to build (every trial cached)"}
     build_s = time.perf_counter() - t_build
     t_cost = time.perf_counter()
@@ -582,7 +589,7 @@ def search(cfg: SearchConfig, *, progress: Callable[[str], None] | None = None) 
     cost_s = time.perf_counter() - t_cost
     report = s.report()
     fronts, best, rankings = fronts_and_best(report, plan, cfg.budget)
-    first = plan.trials and next(iter(plan.per_target))
+    first = next(iter(plan.per_target), None)
     if first and best.get(first):
         report.deploy = best[first]
     elif first and fronts.get(first):
@@ -609,4 +616,4 @@ def search(cfg: SearchConfig, *, progress: Callable[[str], None] | None = None) 
                 "driver_peak_rss_mib": _peak_rss_mib()}
     write_bytes_atomic(d / "search.json", json_text(manifest).encode())
     return SearchResult(out=str(d), plan=plan, records=s.records, fronts=fronts, best=best, rankings=rankings,
-                        report=report, executor=used["describe"], counts=s.counts, manifest=manifest)
+                        report=report, executor=str(used["describe"]), counts=s.counts, manifest=manifest)

@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeml.errors import EdgeMLError
+from edgeml.options import CalibMethod, ConvertTo, PruneMethod, QuantMode
 
-PRUNE_METHODS = ("none", "magnitude", "channel")
-MODES = ("fp32", "int8", "int16x8", "float16", "dynamic")
-ONNX_MODES = ("fp32", "int8", "dynamic")
-CALIB_METHODS = ("minmax", "entropy", "percentile")
-FORMATS = ("tflite", "onnx")
+# the option vocabularies, plus "none" (no pruning) and "fp32" (not quantized)
+PRUNE_METHODS = ("none", *PruneMethod.values())
+MODES = ("fp32", *QuantMode.values())
+ONNX_MODES = ("fp32", QuantMode.INT8.value, QuantMode.DYNAMIC.value)
+CALIB_METHODS = CalibMethod.values()
+FORMATS = ConvertTo.values()
 _KEYS = {"prune": {"methods", "sparsity"}, "quantize": {"modes", "per_channel", "methods", "max_float_ops"},
          "format": {"formats"}}
 
@@ -145,7 +147,8 @@ def load_space(path: str | Path) -> Space:
     space.sparsity = _list(pr, "sparsity", f"{where} [prune]", float) or []
     for s in space.sparsity:
         if not 0 < s < 1:
-            raise EdgeMLError(f"{where} [prune]: sparsity {s}: a fraction in (0, 1)", hint="e.g. sparsity = [0.25, 0.5]")
+            raise EdgeMLError(f"{where} [prune]: sparsity {s}: a fraction in (0, 1)",
+                              hint="e.g. sparsity = [0.25, 0.5]")
     if any(m != "none" for m in space.prune_methods) and not space.sparsity:
         raise EdgeMLError(f"{where} [prune]: methods {space.prune_methods} need sparsity values",
                           hint="e.g. sparsity = [0.25, 0.5]")
@@ -205,12 +208,14 @@ def expand(space: Space, model_format: str) -> tuple[list[Trial], dict[str, int]
     prunes += [(m, s) for m in space.prune_methods if m != "none" for s in space.sparsity]
     quants: list[tuple[str, bool, str]] = []
     for mode in space.modes:
+        combos: list[tuple[bool, str]]
         if mode in ("int8", "int16x8"):
-            combos = itertools.product(space.per_channel, space.calib_methods)
+            combos = list(itertools.product(space.per_channel, space.calib_methods))
         else:  # no calibration choices: one variant
             combos = [(True, "minmax")]
         quants += [(mode, pc, cm) for pc, cm in combos]
-    trials, dropped = [], {}
+    trials: list[Trial] = []
+    dropped: dict[str, int] = {}
     seen = set()
     for (pm, sp), (mode, pc, cm), fmt in itertools.product(prunes, quants, space.formats):
         t = Trial(pm, sp, mode, pc, cm, fmt)

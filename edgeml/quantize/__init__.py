@@ -167,7 +167,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     if budget.active:
         budget.check_options(eval_spec=eval, mode=mode)
     if fallback is not None:
-        from edgeml.check import BudgetError
+        from edgeml.errors import BudgetError
 
         if fallback not in ("float", "int16x8"):
             raise BudgetError(f"--fallback {fallback}: unknown", hint="use --fallback float or --fallback int16x8")
@@ -180,7 +180,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
                           hint="use --mode int8")
     if fallback == "int16x8" and (fmt != "tflite" or art.format is not ModelFormat.TFLITE):
-        from edgeml.check import BudgetError
+        from edgeml.errors import BudgetError
 
         raise BudgetError("--fallback int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
                           "mixes int8 and int16x8 ops here", hint="use --fallback float (the default for this source)")
@@ -665,9 +665,9 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
 
         proto = load(art.path)
     else:
-        from edgeml.convert import _to_onnx
+        from edgeml.convert import keras_to_onnx
 
-        proto = _to_onnx(art, keras_model, 17, say)
+        proto = keras_to_onnx(art, keras_model, 17, say)
     say("preparing the ONNX graph (opset, constants, onnxsim)")
     prepared = oq.prepare(proto, art.path, notes)
     recipe = oq.recipe_for(profile, per_channel=per_channel, method=method)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.check import BudgetError
+from edgeml.errors import BudgetError
 from edgeml.errors import CheckFailed, EdgeMLError
 
 FIDELITY_SAMPLES = 64

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 
 MOMENTUM = 0.99
 WRAPPED = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
-class QATUsageError(EdgeMLError):
+class QATUsageError(UsageError):
     """--method qat with options it cannot take (exit 2)."""
-
-    exit_code = 2
 
 
 def _fq_weight(ops, w, channel_axes_keep: int):

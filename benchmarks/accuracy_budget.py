@@ -143,7 +143,8 @@ def table(results: dict) -> str:
     """The RESULTS.md table, from accuracy_budget.json."""
     from edgeml.formats.common import human_bytes
 
-    lines = ["| model | budget | float | plain int8 (edgeml) | budgeted | met | layers kept (scheme) | quantizer defaults "
+    lines = ["| model | budget | float | plain int8 (edgeml) | budgeted | met | layers kept (scheme) "
+             "| quantizer defaults "
              "| size float / plain / budgeted | p50 float / plain / budgeted (this host) | search cost |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():

@@ -53,7 +53,8 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.quantize/1).")
 @input_shape_option
 @click.pass_context
-def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, train_spec, epochs, lr, calib_samples, target, eval_spec,
+def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, train_spec, epochs, lr, calib_samples,
+                 target, eval_spec,
                  report, top, force, keep_degraded, max_accuracy_drop, min_fidelity, fallback, keep_best, speed_seconds,
                  as_json, input_shapes):
     """Quantize MODEL (.keras, .h5, SavedModel, float .tflite, .onnx) with calibration data.

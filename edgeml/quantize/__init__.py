@@ -145,9 +145,9 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs.
 
     Budgets (``edgeml.quantize.budget``): ``max_accuracy_drop`` (top-1, a fraction, on labelled ``eval``) or
-    ``min_fidelity`` (worst output's cosine vs float over the samples); when plain quantization misses it, the worst layers
-    fall back (float, or int16 activations on a .tflite source) until it holds. BudgetNotMet (exit 1, nothing
-    written) when it cannot be met; ``keep_best`` writes the best reached (``result.budget['met']`` False).
+    ``min_fidelity`` (worst output's cosine vs float over the samples); when plain quantization misses it, the
+    worst layers fall back (float, or int16 activations on a .tflite source) until it holds. BudgetNotMet (exit 1,
+    nothing written) when it cannot be met; ``keep_best`` writes the best reached (``result.budget['met']`` False).
     ``speed_seconds`` > 0: time float vs quantized interleaved on this host for at most that long.
 
     ``method="qat"`` (Keras source, TFLite int8): fine-tune ``epochs`` on labelled ``train`` with fake
@@ -232,8 +232,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         ctx: dict[str, Any] | None = {"fallback": fallback} if budget.active else None
         training = acc_float = None
         if method == "qat":
-            float_path, acc_float, left, recipe, training = _qat(art, keras_model, work, tmp, mode, io, per_channel, ds, profile,
-                                                      notes, say, train, epochs, lr, eval)
+            float_path, acc_float, left, recipe, training = _qat(art, keras_model, work, tmp, mode, io, per_channel,
+                                                                 ds, profile, notes, say, train, epochs, lr, eval)
         elif fmt == "tflite":
             float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
                                                say, ctx)
@@ -251,8 +251,9 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
         metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
-        budget_info = plain_copy = None
-        if budget.active:
+        budget_info: dict[str, Any] | None = None
+        plain_copy: Path | None = None
+        if budget.active and ctx is not None:
             plain_copy = work / f"plain{tmp.suffix or '.' + fmt}"
             plain_copy.write_bytes(tmp.read_bytes())
             budget_info, final = _run_budget(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, eval, fmt,
@@ -277,7 +278,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         size_after = tmp.stat().st_size
         source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
         fid = _fidelity(art, metrics, source_size, size_after, notes, warnings)
-        if budget_info is not None:
+        if budget_info is not None and plain_copy is not None:
             budget_info["plain_size_bytes"] = plain_copy.stat().st_size
             budget_info["size_bytes"] = size_after
             if budget_info["met"] and fid["status"] == "broken" and not fid.get("size_growth"):
@@ -456,7 +457,7 @@ def _budget_value(info: dict[str, Any], s: dict[str, Any]) -> str:
     if info["kind"] == "accuracy":
         return f"top-1 drop {100 * s['value']:.2f} pt"
     per = s.get("per_output") or {}
-    worst = f" (output {min(per, key=per.get)!r}, worst of {len(per)})" if len(per) > 1 else \
+    worst = f" (output {min(per, key=lambda n: per[n])!r}, worst of {len(per)})" if len(per) > 1 else \
         (f" (output {next(iter(per))!r})" if per else "")
     return f"cosine {s['value']:.5f}{worst}"
 
@@ -561,7 +562,7 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
             data = strip_signatures(data)
         recipe["quantizer"] = "ai-edge-quantizer"
         tmp.write_bytes(data)
-        if ctx is not None:
+        if ctx is not None and calibration is not None:
             from edgeml.quantize.fallback import aeq_builder
 
             scheme = "float" if mode == "int16x8" else ctx.get("fallback") or "int16x8"
@@ -865,7 +866,8 @@ def render_markdown(r: QuantizeResult) -> str:
         if b["ranking"]:
             lines += ["| rank | layer | op | SQNR dB (plain) | measured gain alone | fell back |",
                       "|---:|---|---|---:|---:|---|"]
-            gain = (lambda g: "-" if g is None else f"{round(100 * g, 6) + 0.0:+.2f} pt") if b["kind"] == "accuracy" else \
+            gain = (lambda g: "-" if g is None else f"{round(100 * g, 6) + 0.0:+.2f} pt") \
+                if b["kind"] == "accuracy" else \
                 (lambda g: "-" if g is None else f"{round(g, 9) + 0.0:+.5f}")
             for k, x in enumerate(b["ranking"][:30], 1):
                 db = "n/a" if math.isnan(x["sqnr_db"]) else f"{x['sqnr_db']:.1f}"

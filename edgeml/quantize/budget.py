@@ -117,6 +117,7 @@ class Scorer:
 
             self.float_top1 = evaluate(ref, eval_ds)["top1"]
         else:
+            assert feeds is not None, "a fidelity budget needs its samples"
             self.runner_float = _Real(ref)
             self.reference = [self.runner_float.run(f) for f in feeds]
             self.output_names = self.runner_float.outputs
@@ -136,8 +137,11 @@ class Scorer:
 
             top1 = evaluate(test, self.eval_ds)["top1"]
             drop = self.float_top1 - top1
-            return {"value": drop, "ok": bool(drop <= self.budget.max_accuracy_drop + 1e-12), "top1": top1}
+            limit = self.budget.max_accuracy_drop
+            assert limit is not None
+            return {"value": drop, "ok": bool(drop <= limit + 1e-12), "top1": top1}
         runner = _Real(test)
+        assert self.feeds is not None and self.budget.min_fidelity is not None
         k_out = len(self.output_names)
         dot, fa, qa = np.zeros(k_out), np.zeros(k_out), np.zeros(k_out)
         for feed, ref in zip(self.feeds, self.reference):
@@ -235,13 +239,15 @@ def search(budget: Budget, scorer: Scorer, rows: list[Any], make_builder: Callab
     base = scorer.score(plain)
     decisions.append(f"plain quantization: {_fmt(scorer, base)} ({'meets' if base['ok'] else 'misses'} the budget)")
 
-    builder = None
+    builder: Any = None
 
-    def result(met: bool, reached: dict, chosen: list[str], path: Path | None, responsible: list[str] = ()):
-        return SearchResult(nodes=builder.nodes(chosen) if builder is not None and chosen else [], budget=budget.describe(), kind=budget.kind, data=scorer.data, plain=_clean(base),
+    def result(met: bool, reached: dict, chosen: list[str], path: Path | None,
+               responsible: list[str] | None = None) -> SearchResult:
+        return SearchResult(nodes=builder.nodes(chosen) if builder is not None and chosen else [],
+                            budget=budget.describe(), kind=budget.kind, data=scorer.data, plain=_clean(base),
                             reached=_clean(reached), met=met, fallback=list(chosen), fallback_scheme=scheme,
                             ranking=layers, decisions=decisions, evaluations=scorer.evaluations,
-                            seconds=round(time.perf_counter() - t0, 3), path=path, responsible=list(responsible),
+                            seconds=round(time.perf_counter() - t0, 3), path=path, responsible=list(responsible or []),
                             allowed=allow_fallback)
 
     if base["ok"]:

@@ -72,9 +72,9 @@ def plain_rows(plain: Path, fmt: str) -> list[Any]:
             if n.op_type == "QuantizeLinear" and n.input[0] not in inits and n.input[0] in producer:
                 rows.append(LayerError(n.input[0], producer[n.input[0]], nan, nan, (nan, nan)))
     else:
-        from edgeml.formats.tflite import _Reader
+        from edgeml.formats.tflite import TFLiteReader
 
-        reader = _Reader(plain, plain.read_bytes())
+        reader = TFLiteReader(plain, plain.read_bytes())
         sg = reader.model.Subgraphs(0)
         for k in range(sg.OperatorsLength()):
             op = sg.Operators(k)
@@ -167,9 +167,9 @@ def converter_builder(folder: Path, float_tflite: Path, *, io: str, per_channel:
 def _tflite_graph(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(tensor -> producing op's key, tensor -> consuming ops' keys); an op's key is its first output's name
     (the name the converter's denylist and AI Edge Quantizer's regex match)."""
-    from edgeml.formats.tflite import _Reader
+    from edgeml.formats.tflite import TFLiteReader
 
-    reader = _Reader(path, path.read_bytes())
+    reader = TFLiteReader(path, path.read_bytes())
     sg = reader.model.Subgraphs(0)
     name = lambda t: sg.Tensors(t).Name().decode("utf-8", "replace")  # noqa: E731
     producer: dict[str, str] = {}

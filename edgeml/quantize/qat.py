@@ -89,7 +89,7 @@ def _classes(keras) -> dict[str, type]:
             factor = ops.reshape(factor, kernel.shape[2:])
         return _fq_weight(ops, kernel * factor, keep) / factor
 
-    class QATConv2D(RangeMixin, L.Conv2D):
+    class QATConv2D(RangeMixin, L.Conv2D):  # type: ignore[valid-type, misc, name-defined]
         def build(self, input_shape):
             super().build(input_shape)
             self._add_ranges()
@@ -100,7 +100,7 @@ def _classes(keras) -> dict[str, type]:
         def call(self, inputs, training=None):
             return self._quant_out(super().call(inputs), training)
 
-    class QATDepthwiseConv2D(RangeMixin, L.DepthwiseConv2D):
+    class QATDepthwiseConv2D(RangeMixin, L.DepthwiseConv2D):  # type: ignore[valid-type, misc, name-defined]
         def build(self, input_shape):
             super().build(input_shape)
             self._add_ranges()
@@ -117,7 +117,7 @@ def _classes(keras) -> dict[str, type]:
                 y = self.activation(y)
             return self._quant_out(y, training)
 
-    class QATDense(RangeMixin, L.Dense):
+    class QATDense(RangeMixin, L.Dense):  # type: ignore[valid-type, misc, name-defined]
         def build(self, input_shape):
             super().build(input_shape)
             self._add_ranges()
@@ -130,7 +130,7 @@ def _classes(keras) -> dict[str, type]:
                 y = self.activation(y)
             return self._quant_out(y, training)
 
-    class QATBatchNormalization(RangeMixin, L.BatchNormalization):
+    class QATBatchNormalization(RangeMixin, L.BatchNormalization):  # type: ignore[valid-type, misc, name-defined]
         def build(self, input_shape):
             super().build(input_shape)
             self._add_ranges()
@@ -172,11 +172,10 @@ def qat_clone(model) -> tuple[Any, list[str], dict[str, str]]:
     try:
         qmodel = keras.models.clone_model(model, clone_function=clone)
     except Exception as exc:
-        from edgeml.errors import EdgeMLError
-
         raise EdgeMLError(f"--method qat could not rebuild this model with fake quantization: {type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:200]}",
-                          hint="QAT supports functional/Sequential Keras 3 models; use PTQ (drop --method qat)") from exc
+                          hint="QAT supports functional/Sequential Keras 3 models; use PTQ (drop --method qat)") \
+            from exc
     wrapped = []
     for layer in model.layers:
         weights = layer.get_weights()
@@ -201,29 +200,78 @@ def strip(model, qmodel) -> None:
             layer.set_weights(qmodel.get_layer(layer.name).get_weights()[:n])
 
 
+def _labelled(spec: Any, model) -> tuple[list, Any]:
+    """Inputs (model input order) and integer class labels from a labelled spec (quantize cannot use prune's
+    loaders: the layers do not import each other)."""
+    import numpy as np
+
+    from edgeml.calibration import load_dataset
+    from edgeml.errors import DataError
+    from edgeml.formats.keras import io_specs
+
+    inputs, outputs = io_specs(model)
+    ds = load_dataset(spec, inputs=inputs)
+    feeds, labels = ds.arrays()
+    origin = getattr(ds.spec, "origin", None) or str(spec)
+    if labels is None:
+        raise DataError(f"--train {origin}: the data has no labels; quantization-aware training needs them",
+                        hint="use labelled data: an .npz with 'y', class sub-folders, or builtin:digits")
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(1)
+    labels = labels.reshape(-1).astype(np.int64)
+    classes = int(outputs[0].shape[-1] or 0) if outputs and outputs[0].shape else 0
+    if len(outputs) != 1 or classes < 2:
+        raise QATUsageError("--method qat fine-tunes single-output classifiers (one score per class)",
+                            hint="use PTQ (drop --method qat) for other models")
+    if labels.min() < 0 or labels.max() >= classes:
+        raise DataError(f"--train {origin}: labels run from {labels.min()} to {labels.max()} but the model outputs "
+                        f"{classes} classes", hint="the data does not match this model")
+    return [feeds[t.name] for t in inputs], labels
+
+
 def train_qat(model, train_spec: Any, *, epochs: int, lr: float, batch_size: int = 32,
               progress=None) -> dict[str, Any]:
-    """Fine-tune ``model`` (in place) with fake quantization on labelled ``train_spec``; the training record."""
-    from edgeml.prune.finetune import fine_tune, load_labelled, loss_for
+    """Fine-tune ``model`` (in place) with fake quantization on labelled ``train_spec``; the training record
+    (the same fields as prune's fine-tuning: wall time, samples, epochs, FLOPs, history)."""
+    import time
 
-    x, y = load_labelled(train_spec, model, "--train")
-    loss, note = loss_for(model, getattr(model, "loss", None))
+    from edgeml._tf import keras as import_keras
+    from edgeml.formats.keras import model_macs
+
+    keras = import_keras()
+    x, y = _labelled(train_spec, model)
+    last = model.layers[-1]
+    probs = type(last).__name__ == "Softmax" or getattr(getattr(last, "activation", None), "__name__", "") == "softmax"
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not probs)
     qmodel, wrapped, pairs = qat_clone(model)
     if not wrapped:
-        from edgeml.errors import EdgeMLError
-
-        raise EdgeMLError("--method qat: the model has no Conv2D, DepthwiseConv2D or Dense layer to quantize in training",
-                          hint="use PTQ (drop --method qat)")
+        raise EdgeMLError("--method qat: the model has no Conv2D, DepthwiseConv2D or Dense layer to quantize in "
+                          "training", hint="use PTQ (drop --method qat)")
     if progress:
         progress(f"QAT: fake-quantizing {len(wrapped)} layer(s) ({len(pairs)} conv+batch-norm folded), "
                  f"{epochs} epoch(s) on {len(y)} samples")
-    record = fine_tune(qmodel, (x, y), None, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, callbacks=[],
-                       progress=progress)
+    qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
+
+    class Progress(keras.callbacks.Callback):  # type: ignore[name-defined]
+        def on_epoch_end(self, epoch, logs=None):
+            if progress:
+                progress(f"  epoch {epoch + 1}/{epochs}  loss {logs['loss']:.3f}  accuracy {logs['accuracy']:.3f}")
+
+    t = time.perf_counter()
+    hist = qmodel.fit(x if len(x) > 1 else x[0], y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
+                      callbacks=[Progress()])
+    wall = time.perf_counter() - t
     strip(model, qmodel)
-    record.update({"loss": note, "method": "qat", "fake_quantized_layers": wrapped,
-                   "folded_batchnorm": [f"{c}+{b}" for c, b in pairs.items()],
-                   "train": str(train_spec)})
-    return record
+    macs = model_macs(model)
+    run = len(hist.history.get("loss", []))
+    return {"wall_s": round(wall, 2), "samples": int(len(y)), "epochs": run, "epochs_requested": epochs,
+            "batch_size": batch_size, "learning_rate": lr, "forward_macs": macs,
+            "flops": 3 * 2 * macs * int(len(y)) * run, "flops_basis": "3 x forward FLOPs x samples x epochs",
+            "history": {k: [round(float(v), 5) for v in vs] for k, vs in hist.history.items()},
+            "loss": f"sparse categorical cross-entropy ({'probabilities' if probs else 'logits'})",
+            "method": "qat", "fake_quantized_layers": wrapped,
+            "folded_batchnorm": [f"{c}+{b}" for c, b in pairs.items()], "train": str(train_spec)}
 
 
 __all__ = ["QATUsageError", "qat_clone", "strip", "train_qat"]

@@ -27,6 +27,8 @@ from edgeml._io import atomic_path, check_outputs
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 from edgeml.quantize.debug import LayerError
+from edgeml.quantize import budget_steps
+from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
 from edgeml.quantize.tflite import TFLITE_MODES, QuantizationError
 
 log = logging.getLogger(__name__)
@@ -185,7 +187,9 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         raise BudgetError("--fallback int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
                           "mixes int8 and int16x8 ops here", hint="use --fallback float (the default for this source)")
     if method == "qat":
-        _check_qat(art, fmt, mode, train, epochs, budget)
+        from edgeml.quantize import qat as qat_steps
+
+        qat_steps.check_options(art, fmt, mode, train, epochs, budget)
         calib = calib if calib is not None else train
     if fmt == "tflite":
         from edgeml.quantize.tflite import io_types
@@ -217,7 +221,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     inputs = art.inspect().inputs if keras_model is None else _keras_inputs(keras_model)
     eval_ds = None
     if budget.active and eval is not None:  # before any work: unlabelled data for an accuracy budget is refused
-        eval_ds = _budget_eval(budget, eval, inputs)
+        eval_ds = budget_steps.load_eval(budget, eval, inputs)
     ds = None
     if calib is not None:
         ds = _dataset(calib, calib_samples, inputs)
@@ -232,8 +236,11 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         ctx: dict[str, Any] | None = {"fallback": fallback} if budget.active else None
         training = acc_float = None
         if method == "qat":
-            float_path, acc_float, left, recipe, training = _qat(art, keras_model, work, tmp, mode, io, per_channel,
-                                                                 ds, profile, notes, say, train, epochs, lr, eval)
+            from edgeml.quantize import qat as qat_steps
+
+            float_path, acc_float, left, recipe, training = qat_steps.run(art, keras_model, work, tmp, mode, io,
+                                                                          per_channel, ds, profile, notes, say, train,
+                                                                          epochs, lr, eval)
         elif fmt == "tflite":
             float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
                                                say, ctx)
@@ -256,7 +263,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         if budget.active and ctx is not None:
             plain_copy = work / f"plain{tmp.suffix or '.' + fmt}"
             plain_copy.write_bytes(tmp.read_bytes())
-            budget_info, final = _run_budget(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, eval, fmt,
+            budget_info, final = budget_steps.run(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, eval, fmt,
                                              mode, profile, say)
             if final != plain_copy:
                 data = final.read_bytes()
@@ -272,7 +279,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                 say("checking the budgeted model")
                 metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
             if not budget_info["met"] and not keep_best:
-                raise budget_error(budget_info, art.path, fmt, written=False)
+                raise budget_steps.budget_error(budget_info, art.path, fmt, written=False)
         accuracy = _accuracy(acc_float or float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
@@ -291,7 +298,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                                 f"({budget_info['budget']}) is met on {budget_info['data']}; kept")
         speed = None
         if speed_seconds and speed_seconds > 0 and mode in ("int8", "int16x8"):
-            speed = _speed(float_path, tmp, plain_copy if budget_info and budget_info["fallback"] else None, ds,
+            speed = budget_steps.time_models(float_path, tmp,
+                                             plain_copy if budget_info and budget_info["fallback"] else None, ds,
                            eval_ds, mode, speed_seconds, say, input_shapes, warnings)
             if budget_info is not None and speed and "plain" in speed["p50_ms"]:
                 budget_info["latency_p50_ms"] = {"plain": speed["p50_ms"]["plain"],
@@ -309,183 +317,6 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     if report_path is not None:
         write_report(result, report_path)
     return result
-
-
-def _check_qat(art: ModelArtifact, fmt: str, mode: str, train: Any, epochs: int, budget: Any) -> None:
-    from edgeml.quantize.qat import QATUsageError
-
-    if art.format not in (ModelFormat.KERAS, ModelFormat.H5):
-        raise QATUsageError(f"--method qat trains the model: it needs the Keras source (.keras/.h5), not a "
-                            f"{art.format.value} file", hint="pass the .keras model, or drop --method qat (PTQ)")
-    if fmt != "tflite" or mode != "int8":
-        raise QATUsageError("--method qat exports full-int8 TFLite", hint="use --format tflite --mode int8")
-    if train is None:
-        raise QATUsageError("--method qat needs labelled training data: pass --train SPEC",
-                            hint="e.g. --train 'builtin:digits?split=train' --epochs 3")
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise QATUsageError(f"--epochs {epochs}: at least 1")
-    if budget.active:
-        raise QATUsageError("--method qat with an accuracy budget: give one or the other",
-                            hint="a budget falls layers back to float; QAT keeps every layer int8")
-
-
-def _qat(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say, train, epochs, lr,
-         eval_spec):
-    """PTQ of the original and QAT fine-tuning + int8 export; the better on ``eval_spec`` goes to ``tmp``."""
-    from edgeml._tf import keras as import_keras
-    from edgeml.quantize.qat import train_qat
-
-    keras = import_keras()
-    tuned = keras.models.clone_model(keras_model)
-    tuned.set_weights(keras_model.get_weights())
-    if getattr(keras_model, "loss", None) is not None:
-        tuned.loss = keras_model.loss
-    training = train_qat(tuned, train, epochs=epochs, lr=lr, progress=say)
-    (work / "ptq").mkdir()
-    (work / "qat").mkdir()
-    ptq = work / "ptq.tflite"
-    say("PTQ of the original model (the baseline QAT must beat)")
-    float_path, left_ptq, recipe = _tflite(art, keras_model, work / "ptq", ptq, mode, io, per_channel, ds, profile,
-                                           notes, say)
-    say("exporting the QAT-tuned model to full int8")
-    tuned_float, left, _ = _tflite(art, tuned, work / "qat", tmp, mode, io, per_channel, ds, profile, [], say)
-    compare_to = tuned_float  # the fidelity gate: does the int8 model reproduce the float model it came from?
-    recipe["method"] = "qat"
-    training["export"] = "TFLite converter, full int8, activation ranges calibrated on --calib"
-    if eval_spec is not None:
-        a_ptq = _accuracy(float_path, ptq, eval_spec, say)
-        a_qat = _accuracy(float_path, tmp, eval_spec, say)
-        training.update({"eval": a_qat["data"], "float_top1": a_qat["float_top1"], "ptq_top1": a_ptq["quantized_top1"],
-                         "qat_top1": a_qat["quantized_top1"]})
-        if a_ptq["quantized_top1"] > a_qat["quantized_top1"]:
-            tmp.write_bytes(ptq.read_bytes())
-            left, compare_to = left_ptq, float_path
-            training["written"] = "ptq"
-            notes.append(f"QAT ({100 * a_qat['quantized_top1']:.2f}%) did not beat PTQ "
-                         f"({100 * a_ptq['quantized_top1']:.2f}%) on --eval: wrote the PTQ model")
-        else:
-            training["written"] = "qat"
-    else:
-        training["written"] = "qat"
-        notes.append("QAT result not compared with PTQ (no --eval data)")
-    if training["written"] == "qat":
-        notes.append("outputs/fidelity compare the int8 model with the QAT-tuned float model; top-1 is against the "
-                     "original float model")
-    return compare_to, float_path, left, recipe, training
-
-
-def _budget_eval(budget: Any, eval_spec: Any, inputs: list) -> Any:
-    """The --eval data for a budget, loaded before any quantization: no labels for an accuracy budget is a
-    usage error (exit 2) naming --min-fidelity."""
-    from edgeml.bench.accuracy import float_inputs
-    from edgeml.calibration import load_dataset
-    from edgeml.quantize.budget import no_labels_error
-
-    ds = load_dataset(eval_spec, inputs=float_inputs(inputs))
-    if budget.kind == "accuracy" and not ds.has_labels:
-        raise no_labels_error(ds.spec.origin or ds.spec.source)
-    return ds
-
-
-def _run_budget(budget: Any, float_path: Path, plain: Path, layers: list, ctx: dict[str, Any], ds: Any,
-                eval_ds: Any, eval_spec: Any, fmt: str, mode: str, profile: Any, say) -> tuple[dict[str, Any], Path]:
-    """Measure the plain model against the budget and fall back layers until it holds (see budget.search)."""
-    from edgeml.quantize import budget as qb
-
-    if eval_ds is not None:
-        feeds = [{k: v[None] for k, v in eval_ds.sample(j).feeds.items()} for j in range(len(eval_ds))]
-        where = f"{len(eval_ds)} samples of --eval {eval_ds.spec.origin or eval_ds.spec.source}"
-    else:
-        n = min(qb.FIDELITY_SAMPLES, len(ds))
-        feeds = [{k: v[None] for k, v in ds.sample(j).feeds.items()} for j in range(n)]
-        where = f"the first {n} calibration samples (in-sample: pass --eval for held-out data)"
-    say(f"budget {budget.describe()}: measuring on {where}")
-    scorer = qb.Scorer(budget, float_path, feeds if budget.kind == "fidelity" else None, eval_ds, where)
-    allow = not profile.full_int8 and "make" in ctx
-
-    def make():
-        if "make" not in ctx:  # no per-layer builder here: measure nothing more, say why
-            from edgeml.quantize.fallback import Builder
-
-            return Builder(lambda keys: plain, {}, {})
-        return ctx["make"]()
-
-    if not layers:  # the per-layer report failed on this graph: rank without SQNR
-        from edgeml.quantize.fallback import plain_rows
-
-        layers = plain_rows(plain, fmt)
-    res = qb.search(budget, scorer, layers, make, plain=plain, allow_fallback=allow, scheme=ctx.get("scheme", "float"),
-                    say=say)
-    if profile.full_int8 and not res.met:
-        res.decisions.append(f"target {profile.name} runs full-int8 models only: fallback is not allowed; "
-                             "quantization-aware training is the remedy")
-    elif not res.met and ctx.get("why_no_fallback"):
-        res.decisions.append(f"no fallback: {ctx['why_no_fallback']}")
-    info = res.to_dict()
-    info["layers_in_float"] = res.nodes
-    info["target"] = profile.name
-    info["why_no_fallback"] = ("target runs full-int8 models only" if profile.full_int8
-                               else ctx.get("why_no_fallback"))
-    return info, (res.path or plain)
-
-
-def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: bool) -> EdgeMLError:
-    """BudgetNotMet for a search that did not meet its budget: the best reached and the layers responsible."""
-    from edgeml.quantize.budget import BudgetNotMet
-
-    reached = _budget_value(info, info["reached"])
-    who = ", ".join(info["responsible"][:5]) or "none identified"
-    where = "the best reached was written (--keep-best)" if written else "nothing was written"
-    if info.get("why_no_fallback") and "full-int8" in info["why_no_fallback"]:
-        return BudgetNotMet(f"{path}: int8 misses the budget ({info['budget']}): {reached} on {info['data']}; "
-                            f"target {info['target']} runs full-int8 models only, so no layer may stay float; "
-                            f"layers that break it: {who}; {where}",
-                            hint="train with quantization in the loop (quantization-aware training) so that these "
-                                 "layers learn int8-friendly ranges: edgeml quantize MODEL.keras --method qat --train "
-                                 "SPEC --epochs N; or pick a target that allows float fallback")
-    tried = f"{len(info['fallback'])} layer(s) in {info['fallback_scheme']}" if info["fallback"] else "no fallback"
-    hint = ("loosen the budget, try more representative --calib data or --method percentile/entropy (ONNX), or "
-            "quantization-aware training; --keep-best writes the best reached (still exit 1)")
-    if info.get("why_no_fallback"):
-        hint = f"{info['why_no_fallback']}; or {hint}"
-    return BudgetNotMet(f"{path}: the budget ({info['budget']}) cannot be met: best reached {reached} with {tried} "
-                        f"on {info['data']} after {info['evaluations']} model evaluations; layers responsible "
-                        f"(worst first): {who}; {where}", hint=hint)
-
-
-def _budget_value(info: dict[str, Any], s: dict[str, Any]) -> str:
-    if info["kind"] == "accuracy":
-        return f"top-1 drop {100 * s['value']:.2f} pt"
-    per = s.get("per_output") or {}
-    worst = f" (output {min(per, key=lambda n: per[n])!r}, worst of {len(per)})" if len(per) > 1 else \
-        (f" (output {next(iter(per))!r})" if per else "")
-    return f"cosine {s['value']:.5f}{worst}"
-
-
-def budget_unmet_error(r: QuantizeResult) -> EdgeMLError | None:
-    """The BudgetNotMet for a result kept with ``keep_best`` whose budget was not met, else None."""
-    if not r.budget or r.budget["met"]:
-        return None
-    return budget_error(r.budget, r.source, r.format, written=True)
-
-
-def _speed(float_path: Path, quant: Path, plain: Path | None, ds: Any, eval_ds: Any, mode: str, seconds: float,
-           say, input_shapes: Any, warnings: list[str]) -> dict[str, Any] | None:
-    from edgeml.quantize.speed import compare_speed
-
-    data = ds if ds is not None else eval_ds
-    if data is None:
-        return None
-    feed = {k: v[None] for k, v in data.sample(0).feeds.items()}
-    models = {"float": float_path, mode: quant}
-    if plain is not None:
-        models["plain"] = plain
-    say(f"timing {' vs '.join(models)} on this host (interleaved, <= {seconds:g} s)")
-    try:
-        return compare_speed(models, feed, seconds=seconds)
-    except Exception as exc:  # a model that runs in the comparison but not timed alone: say so, claim nothing
-        warnings.append(f"speed not measured: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
-        return None
 
 
 def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: int, notes: list[str],
@@ -817,67 +648,16 @@ def summary_lines(r: QuantizeResult) -> list[str]:
     return lines
 
 
-def budget_lines(r: QuantizeResult) -> list[str]:
-    """The budget's outcome, its price and the measured speed (empty without a budget or timing)."""
-    from edgeml.formats.common import human_bytes
-
-    lines = []
-    b = r.budget
-    if b:
-        plain, reached = _budget_value(b, b["plain"]), _budget_value(b, b["reached"])
-        verdict = "MET" if b["met"] else "NOT MET"
-        kept = b.get("layers_in_float") or b["fallback"]
-        how = (f"{len(kept)} layer(s) in {b['fallback_scheme']} around {len(b['fallback'])} tensor(s): "
-               f"{', '.join(kept[:6])}" + (" ..." if len(kept) > 6 else "")) if b["fallback"] else "no fallback"
-        lines.append(f"budget    {b['budget']}: {verdict}; plain {plain} -> {reached} with {how} "
-                     f"({b['evaluations']} model evaluations, {b['seconds']:.1f} s; on {b['data']})")
-        if b["fallback"] and b.get("plain_size_bytes"):
-            price = (f"price     size {human_bytes(b['plain_size_bytes'])} plain int8 -> "
-                     f"{human_bytes(b['size_bytes'])}")
-            lat = b.get("latency_p50_ms")
-            price += (f"; p50 {lat['plain']:.3g} -> {lat['budgeted']:.3g} ms on this host" if lat
-                      else "; latency not measured (--speed-seconds 0)")
-            lines.append(price)
-    if r.speed:
-        from edgeml.quantize.speed import verdict
-
-        line, _ = verdict(r.speed, r.format, r.mode)
-        lines.append(line)
-    return lines
-
-
-def speed_advice(r: QuantizeResult) -> str | None:
-    if not r.speed:
-        return None
-    from edgeml.quantize.speed import verdict
-
-    return verdict(r.speed, r.format, r.mode)[1]
-
-
 def render_markdown(r: QuantizeResult) -> str:
     lines = [f"# Quantization report: {Path(r.source).name} -> {Path(r.output).name}", "",
              f"- mode {r.mode}, io {r.io}, {'per-channel' if r.per_channel else 'per-tensor'}, method {r.method}, "
              f"target {r.target}"]
     lines += [f"- {line}" for line in summary_lines(r)]
-    b = r.budget
-    if b:
-        lines += ["", f"## Accuracy budget: {b['budget']} ({'met' if b['met'] else 'NOT met'})", "",
-                  f"Measured on {b['data']}; {b['evaluations']} model evaluations, {b['seconds']:.1f} s.", ""]
-        if b["ranking"]:
-            lines += ["| rank | layer | op | SQNR dB (plain) | measured gain alone | fell back |",
-                      "|---:|---|---|---:|---:|---|"]
-            gain = (lambda g: "-" if g is None else f"{round(100 * g, 6) + 0.0:+.2f} pt") \
-                if b["kind"] == "accuracy" else \
-                (lambda g: "-" if g is None else f"{round(g, 9) + 0.0:+.5f}")
-            for k, x in enumerate(b["ranking"][:30], 1):
-                db = "n/a" if math.isnan(x["sqnr_db"]) else f"{x['sqnr_db']:.1f}"
-                lines.append(f"| {k} | `{x['tensor']}` | {x['op']} | {db} | {gain(x['gain'])} | "
-                             f"{'yes' if x['key'] in b['fallback'] else ''} |")
-            lines.append("")
-        lines += ["Decisions:", ""] + [f"{k}. {d}" for k, d in enumerate(b["decisions"], 1)]
+    lines += budget_markdown(r.budget)
     lines += ["", "| layer (worst first) | op | SQNR dB | MSE |", "|---|---|---:|---:|"]
     lines += [f"| `{e.name}` | {e.op} | {e.sqnr_db:.1f} | {e.mse:.3g} |" for e in r.layers]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["QuantizeResult", "QuantizationError", "quantize"]
+__all__ = ["QuantizeResult", "QuantizationError", "budget_lines", "budget_markdown", "budget_unmet_error", "quantize",
+           "speed_advice"]

@@ -18,6 +18,7 @@ from the ranges learned in training.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgeml.errors import EdgeMLError, UsageError
@@ -274,4 +275,65 @@ def train_qat(model, train_spec: Any, *, epochs: int, lr: float, batch_size: int
             "folded_batchnorm": [f"{c}+{b}" for c, b in pairs.items()], "train": str(train_spec)}
 
 
-__all__ = ["QATUsageError", "qat_clone", "strip", "train_qat"]
+def check_options(art: Any, fmt: str, mode: str, train: Any, epochs: int, budget: Any) -> None:
+    if art.format.value not in ("keras", "h5"):
+        raise QATUsageError(f"--method qat trains the model: it needs the Keras source (.keras/.h5), not a "
+                            f"{art.format.value} file", hint="pass the .keras model, or drop --method qat (PTQ)")
+    if fmt != "tflite" or mode != "int8":
+        raise QATUsageError("--method qat exports full-int8 TFLite", hint="use --format tflite --mode int8")
+    if train is None:
+        raise QATUsageError("--method qat needs labelled training data: pass --train SPEC",
+                            hint="e.g. --train 'builtin:digits?split=train' --epochs 3")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise QATUsageError(f"--epochs {epochs}: at least 1")
+    if budget.active:
+        raise QATUsageError("--method qat with an accuracy budget: give one or the other",
+                            hint="a budget falls layers back to float; QAT keeps every layer int8")
+
+
+def run(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say, train, epochs, lr,
+        eval_spec):
+    """PTQ of the original and QAT fine-tuning + int8 export; the better on ``eval_spec`` goes to ``tmp``."""
+    from edgeml._tf import keras as import_keras
+    from edgeml.quantize import _accuracy, _tflite
+
+    keras = import_keras()
+    tuned = keras.models.clone_model(keras_model)
+    tuned.set_weights(keras_model.get_weights())
+    if getattr(keras_model, "loss", None) is not None:
+        tuned.loss = keras_model.loss
+    training = train_qat(tuned, train, epochs=epochs, lr=lr, progress=say)
+    (work / "ptq").mkdir()
+    (work / "qat").mkdir()
+    ptq = work / "ptq.tflite"
+    say("PTQ of the original model (the baseline QAT must beat)")
+    float_path, left_ptq, recipe = _tflite(art, keras_model, work / "ptq", ptq, mode, io, per_channel, ds, profile,
+                                           notes, say)
+    say("exporting the QAT-tuned model to full int8")
+    tuned_float, left, _ = _tflite(art, tuned, work / "qat", tmp, mode, io, per_channel, ds, profile, [], say)
+    compare_to = tuned_float  # the fidelity gate: does the int8 model reproduce the float model it came from?
+    recipe["method"] = "qat"
+    training["export"] = "TFLite converter, full int8, activation ranges calibrated on --calib"
+    if eval_spec is not None:
+        a_ptq = _accuracy(float_path, ptq, eval_spec, say)
+        a_qat = _accuracy(float_path, tmp, eval_spec, say)
+        training.update({"eval": a_qat["data"], "float_top1": a_qat["float_top1"], "ptq_top1": a_ptq["quantized_top1"],
+                         "qat_top1": a_qat["quantized_top1"]})
+        if a_ptq["quantized_top1"] > a_qat["quantized_top1"]:
+            tmp.write_bytes(ptq.read_bytes())
+            left, compare_to = left_ptq, float_path
+            training["written"] = "ptq"
+            notes.append(f"QAT ({100 * a_qat['quantized_top1']:.2f}%) did not beat PTQ "
+                         f"({100 * a_ptq['quantized_top1']:.2f}%) on --eval: wrote the PTQ model")
+        else:
+            training["written"] = "qat"
+    else:
+        training["written"] = "qat"
+        notes.append("QAT result not compared with PTQ (no --eval data)")
+    if training["written"] == "qat":
+        notes.append("outputs/fidelity compare the int8 model with the QAT-tuned float model; top-1 is against the "
+                     "original float model")
+    return compare_to, float_path, left, recipe, training
+
+
+__all__ = ["QATUsageError", "check_options", "qat_clone", "run", "strip", "train_qat"]

@@ -122,6 +122,9 @@ def render(d: dict) -> str:
     head = (f"target {d['target']} - measured on {d['where']}: {env.get('board') or env.get('cpu') or '?'}, "
             f"{env.get('cores')} cores, {env.get('arch')}, governor {env.get('governor') or '?'}; "
             f"threads {d['settings']['threads'] or 'runtime default'}, {d['settings']['runs']} runs")
+    if env.get("emulated"):
+        head += (f"\nEMULATED ({env['emulated']}): the board's software ran, but these latencies are the "
+                 "emulator's, not the board's")
     rows = []
     for m in d["models"]:
         lat = m.get("latency_ms")

@@ -36,7 +36,8 @@ def board_label(record: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """The target name, with the board added when several boards of the fleet share that target."""
     same = [r for r in records if r.get("target") == record.get("target")]
     board = record.get("board") or record.get("where")
-    return f"{record['target']} ({board})" if len(same) > 1 and board else record["target"]
+    label = f"{record['target']} ({board})" if len(same) > 1 and board else record["target"]
+    return label + " (emulated)" if (record.get("environment") or {}).get("emulated") else label
 
 
 def _sha(path: Path) -> str | None:
@@ -60,7 +61,10 @@ def fleet_latencies(records: list[dict[str, Any]], model: str | Path, target: st
         raise EdgeMLError(f"no board of target {want} in the fleet results",
                           hint="targets there: " + (", ".join(sorted({str(r.get('target')) for r in records}))
                                                     or "none") + "; set the budget's target = \"...\"")
+    emulated = [r for r in boards if (r.get("environment") or {}).get("emulated")]
     for r in boards:
+        if r in emulated:  # an emulator's latency is never a board's
+            continue
         for m in r.get("models", []):
             if m.get("role") == "reference" or not m.get("latency_ms"):
                 continue
@@ -70,6 +74,9 @@ def fleet_latencies(records: list[dict[str, Any]], model: str | Path, target: st
                 lat = m["latency_ms"]
                 out.append((r.get("board") or r.get("where") or "?", float(lat[percentile]),
                             f"measured on {r.get('board') or '?'} ({r.get('where')}), {lat.get('n')} runs"))
+    if not out and emulated and len(emulated) == len(boards):
+        raise EdgeMLError(f"{p.name}: the only {want} results are emulated; an emulator's latency is not checked "
+                          "against a board budget", hint=f"measure on a real {want} board")
     if not out:
         raise EdgeMLError(f"{p.name}: no board of target {want} measured it in the fleet results",
                           hint=f"run: edgeml bench {p} --fleet FLEET.toml --target {want}")

@@ -36,7 +36,7 @@ for whl in "$CACHE"/wheels/*.whl; do "$PY" -m zipfile -e "$whl" "$SITE"; done
 cat > "$CACHE/python" <<WRAP
 #!/bin/sh
 # an emulated Raspberry Pi (arm64 Debian bookworm) Python: latency measured through qemu is EMULATED
-exec "$QEMU" -L "$ROOT" "$ROOT/usr/bin/python3.11" "\$@"
+EDGEML_EMULATED="qemu-aarch64-static, Debian bookworm arm64 root" exec "$QEMU" -L "$ROOT" "$ROOT/usr/bin/python3.11" "\$@"
 WRAP
 chmod 755 "$CACHE/python"
 "$CACHE/python" -c "import numpy, ai_edge_litert.interpreter as i, platform; print('pi-board:', platform.machine(), 'numpy', numpy.__version__)" >&2

@@ -38,7 +38,7 @@ class Failure:
     target: str
     host: str
     model: str | None
-    kind: str  # unreachable | timeout | connection lost | error | not run
+    kind: str  # unreachable | timeout | connection lost | error
     error: str
     hint: str | None = None
     attempts: int = 0
@@ -277,8 +277,9 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     if b.name in down:
                         f = down[b.name]
                         for j in q:
-                            failures.append(Failure(b.name, b.target, b.label, j.model.name, "not run",
-                                                    f"board {b.name} {f.kind}: {f.error}", f.hint, j.attempts))
+                            failures.append(Failure(b.name, b.target, b.label, j.model.name, f.kind,
+                                                    f"not run: board {b.name} {f.kind}: {f.error}", f.hint,
+                                                    j.attempts or f.attempts))
                         q.clear()
                     if not q:
                         return

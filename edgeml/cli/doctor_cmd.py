@@ -57,5 +57,7 @@ def doctor_cmd(host, ssh_config, identity, remote_python, timeout, as_json, inve
             ["trtexec", d["trtexec"] or "no"], ["cpu governor", env.get("governor") or "unknown"],
             ["temperatures", ", ".join(f"{k} {v:.0f} C" for k, v in env["temperatures_c"].items()) or "unreadable"],
             ["throttled (vcgencmd)", env.get("throttled") or "n/a"]]
+    if env.get("emulated"):
+        rows.append(["EMULATED", f"{env['emulated']}: the board's software, not its speed"])
     click.echo(f"{host or 'this machine'}:")
     click.echo(table(rows))

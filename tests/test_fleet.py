@@ -202,3 +202,39 @@ def test_doctor_fleet_checks_every_board(two_boards, tmp_path):
     assert rows["a"]["ok"] and set(rows["a"]["formats"]) == {"tflite", "onnx"}
     assert not rows["b"]["ok"] and "no runtime" in rows["b"]["problems"][0]
     assert rows["gone"]["problems"] == ["unreachable"] and "reachable" in rows["gone"]["hint"]
+
+
+def test_interrupted_fleet_run_stops_the_runners_and_cleans_the_boards(two_boards, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    a, _, models, _, _ = two_boards
+    pid_file = tmp_path / "hang.pid"
+    hang = tmp_path / "hanging-python"
+    hang.write_text(f'#!/bin/sh\ncase "$*" in *device_runner.py*) echo $$ > {pid_file}; exec {sys.executable} -c '
+                    f'"import time; time.sleep(600)";; esac\nexec {sys.executable} "$@"\n')
+    hang.chmod(0o755)
+    inv = _inventory(tmp_path / "fleet.toml", [("a", a, str(hang))])
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.Popen([sys.executable, "-m", "edgeml", "bench", str(models[0]), "--fleet", str(inv), "--results",
+                             str(tmp_path / "out"), "--runs", "2"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while not pid_file.is_file() and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.1)
+        assert pid_file.is_file(), proc.stderr.read() if proc.poll() is not None else "the runner never started"
+        time.sleep(0.5)
+        pid = int(pid_file.read_text())
+        folder = next(p for p in Path("/tmp").glob("edgeml-run.*") if (p / "pid").is_file() and
+                      (p / "pid").read_text().strip() == str(pid))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    from test_hardening import _gone
+
+    assert _gone(pid) and not folder.exists()

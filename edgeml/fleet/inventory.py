@@ -10,7 +10,7 @@ Two spellings, chosen by content (a file whose first table is ``[[board]]`` is T
     name = "pi-1"                    # optional (default: the host)
     host = "pi@192.168.1.20:22"      # [USER@]HOST[:PORT] or a ~/.ssh/config alias (required)
     target = "rpi4"                  # a built-in profile or a profile TOML (required)
-    concurrency = 1                  # jobs at once on this board (optional, default 1)
+    concurrency = 1                  # jobs at once on this board (1-8: sshd's MaxSessions is 10; default 1)
     identity = "~/.ssh/id_ed25519"   # optional; also ssh_config, user, port, python, connect_timeout
     ssh_options = ["ServerAliveInterval=5"]   # optional extra ``-o`` options
 
@@ -211,7 +211,7 @@ def _board(d: dict[str, Any], where: str, at: Any) -> Board:
     for key in ("host", "target", "name", "user", "ssh_config", "identity", "python"):
         if key in d and (not isinstance(d[key], str) or not d[key].strip()):
             raise InventoryError(f"{at(key)}: {key} must be a non-empty string, not {d[key]!r}")
-    for key, lo, hi in (("port", 1, 65535), ("concurrency", 1, 64), ("connect_timeout", 1, 600)):
+    for key, lo, hi in (("port", 1, 65535), ("concurrency", 1, 8), ("connect_timeout", 1, 600)):
         v = d.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
             raise InventoryError(f"{at(key)}: {key} = {v!r} must be a whole number from {lo} to {hi}")

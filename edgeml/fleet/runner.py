@@ -30,6 +30,8 @@ from edgeml.fleet.inventory import Board, Fleet
 # what each model format needs on the board (any one of the modules), as the runner imports them
 NEEDS = {"tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"), "onnx": ("onnxruntime",)}
 INSTALL = {"tflite": "pip3 install ai-edge-litert", "onnx": "pip3 install onnxruntime"}
+UNREACHABLE = ("Connection refused", "timed out", "No route to host", "Could not resolve", "Name or service not known",
+               "Network is unreachable", "Host is down", "Permission denied", "Host key verification failed")
 
 
 @dataclass
@@ -203,10 +205,8 @@ def _classify(exc: EdgeMLError) -> str | None:
 
     if isinstance(exc, RemoteTimeout):
         return "timeout"
-    if isinstance(exc, SSHConnectionError):
-        text = exc.message
-        return "connection lost" if ("closed" in text or "reset" in text or "broken pipe" in text.lower()) \
-            else "unreachable"
+    if isinstance(exc, SSHConnectionError):  # refused, no route, no name, timed out: not there at all
+        return "unreachable" if any(s in exc.message for s in UNREACHABLE) else "connection lost"
     return None
 
 
@@ -235,6 +235,7 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
     conns = {b.name: Connection(b, sockets, i) for i, b in enumerate(boards)}
     down: dict[str, Failure] = {}
     lacking: list[str] = []
+    stop = threading.Event()
     lock = threading.Lock()
 
     def connect(b: Board) -> None:  # the master connection and a probe of the board's runtimes, retried once
@@ -272,7 +273,7 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
 
         def work(b: Board) -> None:
             q = queues[b.name]
-            while True:
+            while not stop.is_set():
                 with lock:
                     if b.name in down:
                         f = down[b.name]
@@ -286,8 +287,8 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     now = time.monotonic()
                     j = min(q, key=lambda x: x.not_before)
                     q.remove(j)
-                if j.not_before > now:
-                    time.sleep(j.not_before - now)
+                if j.not_before > now and stop.wait(j.not_before - now):
+                    return
                 j.attempts += 1
                 tag = f"[{b.name}] {j.model.name}"
                 say(f"{tag}: measuring" + (f" (try {j.attempts})" if j.attempts > 1 else ""))
@@ -298,6 +299,8 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     r = bench([j.model], target=b.target, host=host, progress=lambda line, tag=tag, h=host.host:
                               say(f"{tag}: {line.strip().replace(f'[{h}] ', '')}"), **opts).to_dict()
                 except EdgeMLError as exc:
+                    if stop.is_set():
+                        return
                     kind = _classify(exc)
                     if kind and j.attempts <= retries:
                         say(f"{tag}: {kind} ({exc.message}); retrying once in {retry_delay:g} s")
@@ -324,26 +327,47 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                 lat = r["models"][0].get("latency_ms") or {}
                 say(f"{tag}: done" + (f", p50 {lat['p50']:.4g} ms" if lat else ""))
 
-        _parallel([lambda b=b: work(b) for b in boards for _ in range(b.concurrency)], bugs)
+        def halt() -> None:
+            stop.set()
+            for c in conns.values():
+                c.close()
+
+        _parallel([lambda b=b: work(b) for b in boards for _ in range(b.concurrency)], bugs, halt)
     finally:
         for c in conns.values():
             c.close()
         shutil.rmtree(sockets, ignore_errors=True)
 
 
-def _parallel(fns: list[Callable[[], None]], bugs: list) -> None:
-    def wrap(fn: Callable[[], None]) -> None:
+def _parallel(fns: list[Callable[[], None]], bugs: list, on_stop: Callable[[], None] | None = None) -> None:
+    """Run ``fns`` in threads; on Ctrl-C/SIGTERM call ``on_stop`` (which makes the threads finish: each one's
+    ssh ends and run_job's cleanup removes the remote folder), give them 30 s, then re-raise.
+
+    Completion is awaited on events, not Thread.join: a join interrupted by a signal marks a running thread
+    as stopped (CPython < 3.13), after which it could no longer be waited for."""
+    done = [threading.Event() for _ in fns]
+
+    def wrap(fn: Callable[[], None], finished: threading.Event) -> None:
         try:
             fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             bugs.append(exc)
+        finally:
+            finished.set()
 
-    threads = [threading.Thread(target=wrap, args=(fn,), daemon=True) for fn in fns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.2)
+    for fn, ev in zip(fns, done):
+        threading.Thread(target=wrap, args=(fn, ev), daemon=True).start()
+    try:
+        for ev in done:
+            while not ev.wait(0.2):
+                pass
+    except BaseException:
+        if on_stop:
+            on_stop()
+            end = time.monotonic() + 30
+            for ev in done:
+                ev.wait(max(0.0, end - time.monotonic()))
+        raise
 
 
 def _merge(fleet: Fleet, arts: list[Any], done: dict, failures: list[Failure]

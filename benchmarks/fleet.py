@@ -53,6 +53,22 @@ def inventory(path: Path, boards: list[tuple[str, str, Path, str]], **extra: str
     return path
 
 
+def count_connections(board) -> callable:
+    """Restart the loopback sshd logging at INFO; returns a function giving the connections accepted so far."""
+    import subprocess
+
+    from sshd import sshd_binary
+
+    board.stop()
+    cfg = board.root / "sshd_config"
+    cfg.write_text(cfg.read_text().replace("LogLevel ERROR", "LogLevel INFO"))
+    log = board.root / "sshd-info.log"
+    board.proc = subprocess.Popen([sshd_binary(), "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                                  stderr=open(log, "w"))
+    time.sleep(0.5)
+    return lambda: log.read_text().count("Accepted publickey")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="*", type=Path)
@@ -61,6 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     import sshd
     from edgeml.bench.harness import bench
+
     from edgeml.fleet import bench_fleet, load_inventory
 
     models = args.models or digits_models(HERE / "_work" / "fleet")
@@ -70,6 +87,7 @@ def main() -> None:
     a, b = sshd.LoopbackBoard(tmp / "a"), sshd.LoopbackBoard(tmp / "b")
     res: dict = {"models": [str(m) for m in models], "runs": args.runs, "boards": 2}
     try:
+        conns = count_connections(a)
         data = {m: (DATA if "digits" in m.name else None) for m in models}
         inv = load_inventory(inventory(tmp / "fleet.toml", [("a", a.host, a.config, a.python),
                                                            ("b", b.host, b.config, b.python)]))
@@ -81,6 +99,7 @@ def main() -> None:
                 r = bench([m], host=board.ssh_target(), runs=args.runs, data=data[m], threads=1).to_dict()
                 single[f"{board.name}/{m.name}"] = r["models"][0]
         res["sequential_s"] = round(time.monotonic() - t, 2)
+        res["ssh_connections_board_a"] = {"sequential": conns()}
         # 2. the fleet, in parallel (models with and without data are separate fleet calls, like the CLI)
         t = time.monotonic()
         records: dict[str, dict] = {}
@@ -92,6 +111,7 @@ def main() -> None:
                 for m in rec["models"]:
                     records[f"{rec['board']}/{m['name']}"] = m
         res["fleet_s"] = round(time.monotonic() - t, 2)
+        res["ssh_connections_board_a"]["fleet"] = conns() - res["ssh_connections_board_a"]["sequential"]
         res["speedup"] = round(res["sequential_s"] / res["fleet_s"], 2)
         same = all(records[k].get("accuracy") == single[k].get("accuracy") and
                    records[k]["runtime"] == single[k]["runtime"] and

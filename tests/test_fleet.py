@@ -238,3 +238,16 @@ def test_interrupted_fleet_run_stops_the_runners_and_cleans_the_boards(two_board
     from test_hardening import _gone
 
     assert _gone(pid) and not folder.exists()
+
+
+def test_faults_are_classified_retryable_or_not():
+    from edgeml.errors import RemoteTimeout
+    from edgeml.fleet.runner import _classify, _message
+    from edgeml.targets.remote import RemoteError, SSHConnectionError
+
+    assert _classify(RemoteTimeout("x")) == "timeout"
+    assert _classify(SSHConnectionError("ssh pi failed: ssh: connect to host pi port 22: Connection refused")) == \
+        "unreachable"
+    dropped = SSHConnectionError("ssh pi failed: no message")
+    assert _classify(dropped) == "connection lost" and "rebooted" in _message(dropped, "connection lost", "pi")
+    assert _classify(RemoteError("pi: the device runner failed: bad model")) is None  # retrying cannot help

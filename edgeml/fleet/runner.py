@@ -210,6 +210,12 @@ def _classify(exc: EdgeMLError) -> str | None:
     return None
 
 
+def _message(exc: EdgeMLError, kind: str | None, label: str) -> str:
+    if kind == "connection lost" and exc.message.endswith("no message"):
+        return f"ssh {label}: the connection dropped mid-run (the board rebooted, lost power or its network?)"
+    return exc.message
+
+
 def _probe(conn: Any, arts: list[Any], timeout: float) -> str | None:
     """The board's Python has numpy and a runtime for every model's format: None, or what is missing."""
     from edgeml.targets.remote import doctor
@@ -302,6 +308,7 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     if stop.is_set():
                         return
                     kind = _classify(exc)
+                    exc.message = _message(exc, kind, b.label)
                     if kind and j.attempts <= retries:
                         say(f"{tag}: {kind} ({exc.message}); retrying once in {retry_delay:g} s")
                         j.not_before = time.monotonic() + retry_delay

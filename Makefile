@@ -44,7 +44,8 @@ zoo-fast: $(STAMP)
 # An emulated Raspberry Pi software stack (Debian bookworm arm64 + numpy + aarch64 ai-edge-litert under
 # qemu-aarch64-static; cache: $$EDGEML_PI_CACHE or ~/.cache/edgeml-pi-board), built once, then bench/doctor
 # against it over a loopback sshd. Needs debootstrap, qemu-user-static, openssh-server (apt) and network to
-# the Debian mirror and PyPI for the first build (~3 min); the tests take ~1 min. Not part of `make test`.
+# the Debian mirror and PyPI for the first build (~1 min, ~370 MB); the tests take ~1 min. `make test` runs
+# them too once the cache exists (.ci/run builds it).
 board-test: $(STAMP)
 	PYTHON=$(BIN)/python tests/pi_board/build.sh
 	$(BIN)/python -m pytest -p no:xdist tests/test_pi_board.py -v

@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", type=Path)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--pi-python", type=Path, default=Path.home() / ".cache" / "edgeml-pi-board" / "python",
+                    help="the emulated Pi's Python (make board-test builds it); skipped when missing")
     args = ap.parse_args()
     import sshd
     from edgeml.bench.harness import bench
@@ -147,6 +149,23 @@ def main() -> None:
         r = bench_fleet(models, load_inventory(fi), runs=args.runs, threads=1, out_dir=tmp / "drill", timeout=20,
                         retry_delay=2)
         res["resume"] = {"wall_s": round(time.monotonic() - t, 2), "jobs": r.jobs, "complete": r.complete}
+        # 4. the emulated Pi next to an x86 board: the .tflite models with data, same runner, labelled emulated
+        tfl = [m for m in models if m.suffix == ".tflite" and data[m]]
+        if args.pi_python.is_file() and tfl:
+            pi = inventory(tmp / "pi.toml", [("x86", a.host, a.config, a.python),
+                                             ("pi-emu", b.host, b.config, str(args.pi_python))])
+            text = pi.read_text().replace('name = "pi-emu"\nhost', 'name = "pi-emu"\nhost').split("\n\n")
+            text[1] = text[1].replace('target = "host"', 'target = "rpi4"')
+            pi.write_text("\n\n".join(text))
+            t = time.monotonic()
+            r = bench_fleet(tfl, load_inventory(pi), runs=args.runs, data=DATA, threads=1, out_dir=tmp / "pi")
+            res["emulated_pi"] = {"wall_s": round(time.monotonic() - t, 2), "complete": r.complete, "boards": {
+                rec["board"]: {"kind": rec["kind"], "arch": rec["environment"]["arch"],
+                               "python": rec["environment"]["python"], "numpy": rec["environment"]["numpy"],
+                               "litert": rec["environment"]["runtimes"].get("ai-edge-litert"),
+                               "models": {m["name"]: {"p50_ms": round(m["latency_ms"]["p50"], 4),
+                                                      "top1": (m.get("accuracy") or {}).get("top1")}
+                                          for m in rec["models"]}} for rec in r.records}}
     finally:
         a.stop()
         b.stop()

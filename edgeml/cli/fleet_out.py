@@ -8,7 +8,7 @@ import click
 
 from edgeml.cli._out import emit_json, status, table
 
-_COUNTER = re.compile(r"^\S+: \d+ runs$")  # the runner's per-run counter: too chatty for many boards
+_COUNTER = re.compile(r"^\S+:\s+\d+ runs$")  # the runner's per-run counter: too chatty for many boards
 
 
 def bench_fleet_cmd(models, *, inventory, boards, target, results, force, quiet, as_json, out_file, **opts) -> None:

@@ -113,11 +113,11 @@ def two_boards(board, tmp_path_factory):
     other.stop()
 
 
-def _inventory(path: Path, boards: list[tuple[str, object, str]]) -> Path:
+def _inventory(path: Path, boards: list[tuple[str, object, str]], concurrency: dict[str, int] | None = None) -> Path:
     text = ""
     for name, b, python in boards:
         text += (f'[[board]]\nname = "{name}"\nhost = "{b.host}"\ntarget = "host"\nssh_config = "{b.config}"\n'
-                 f'python = "{python}"\nconnect_timeout = 5\n\n')
+                 f'python = "{python}"\nconnect_timeout = 5\nconcurrency = {(concurrency or {}).get(name, 1)}\n\n')
     path.write_text(text)
     return path
 
@@ -134,7 +134,8 @@ def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what
     class Closed:  # a board nobody answers for
         host, config = f"127.0.0.1:{sshd.free_port()}", a.config
 
-    inv = _inventory(tmp_path / "fleet.toml", [("a", a, a.python), ("b", b, str(rebooting)), ("gone", Closed, "python3")])
+    inv = _inventory(tmp_path / "fleet.toml", [("a", a, a.python), ("b", b, str(rebooting)), ("gone", Closed, "python3")],
+                     concurrency={"a": 2})  # a: two jobs at once over its one connection
     out = tmp_path / "results"
     args = ["bench", *map(str, models), "--fleet", str(inv), "--results", str(out), "--runs", "3", "--data", str(data)]
     res = CliRunner().invoke(cli, args)
@@ -158,7 +159,7 @@ def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what
     for r in d["records"]:
         assert [m["accuracy"] for m in r["models"]] == [m["accuracy"] for m in single["models"]]
     # the unreachable board is fixed: the re-run measures its 3 jobs only
-    _inventory(inv, [("a", a, a.python), ("b", b, str(rebooting)), ("gone", a, a.python)])
+    _inventory(inv, [("a", a, a.python), ("b", b, str(rebooting)), ("gone", a, a.python)], concurrency={"a": 2})
     res = CliRunner().invoke(cli, args + ["--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)

@@ -3,6 +3,8 @@
 The master is started explicitly (``-N -f``, BatchMode, the user's host-key checking) so that an unreachable
 board fails fast with ssh's own message; jobs then use ``ControlMaster=no`` with the same ControlPath: when the
 master is gone (the board rebooted), ssh falls back to a fresh connection, and :meth:`ensure` restarts it.
+The socket lives in a private ``mkdtemp`` folder; the master is closed at the end (``-O exit``) and, should
+edgeml be killed outright, exits by itself after 5 idle minutes (ControlPersist=300).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Connection:
             if self.alive():
                 return
             t = self.board.ssh_target(["-o", f"ControlPath={self.path}", "-o", "ControlMaster=yes",
-                                       "-o", "ControlPersist=yes", "-N", "-f"])
+                                       "-o", "ControlPersist=300", "-N", "-f"])
             with tempfile.TemporaryFile() as err:  # the backgrounded master keeps its stderr: never a pipe
                 try:
                     code = subprocess.run(t.ssh_args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

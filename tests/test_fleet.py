@@ -36,6 +36,8 @@ def test_inventory_toml_reads_boards_defaults_and_options(tmp_path):
     assert (t.user, t.host, t.port) == ("pi", "10.0.0.2", 2222)
     assert t.ssh_args()[-4:] == ["-o", "ServerAliveInterval=5", "--", "10.0.0.2"] and "BatchMode=yes" in t.ssh_args()
     assert b.name == "jet" and f.select(targets=["rpi4"]).boards == [a]
+    f = load_inventory(_write(tmp_path, '[[board]]\nhost = "a"\ntarget = "rpi4"\nidentity = "keys/pi"\n'))
+    assert f.boards[0].identity == str(tmp_path / "keys" / "pi")  # relative to the inventory
 
 
 @pytest.mark.parametrize("text, line, what", [
@@ -66,6 +68,8 @@ def test_inventory_ansible_ini_with_group_vars_and_children(tmp_path):
                                                                 ("coral-1", "coral-usb", "python3")]
     assert f.boards[1].ssh_target().port == 2222 and f.boards[1].concurrency == 2
     assert f.boards[0].ssh_target().label == "pi@10.0.0.2"
+    p.write_text("[pis]\npi-1 edgeml_target=rpi4 ansible_python_interpreter=auto_silent\n")
+    assert load_inventory(p).boards[0].python == "python3"  # Ansible's interpreter discovery: plain python3
 
 
 def test_inventory_ini_board_without_target_names_its_line(tmp_path):

@@ -12,6 +12,7 @@ Two spellings, chosen by content (a file whose first table is ``[[board]]`` is T
     target = "rpi4"                  # a built-in profile or a profile TOML (required)
     concurrency = 1                  # jobs at once on this board (1-8: sshd's MaxSessions is 10; default 1)
     identity = "~/.ssh/id_ed25519"   # optional; also ssh_config, user, port, python, connect_timeout
+                                     # (relative paths: relative to this file)
     ssh_options = ["ServerAliveInterval=5"]   # optional extra ``-o`` options
 
     # hosts (an Ansible-style INI inventory: ansible_* variables are understood, edgeml_target is required)
@@ -125,6 +126,11 @@ def load_inventory(path: str | Path) -> Fleet:
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{p}: cannot read the fleet inventory ({exc})") from exc
     boards = _toml(p, text) if _is_toml(text) else _ini(p, text)
+    for b in boards:  # relative key and config paths are relative to the inventory, like its target files
+        for key in ("ssh_config", "identity"):
+            v = getattr(b, key)
+            if v and not Path(v).is_absolute():
+                setattr(b, key, str(p.parent / v))
     if not boards:
         raise InventoryError(f"{p}: no boards", hint="add a [[board]] table with host = \"...\" and target = \"...\"")
     seen: dict[str, str] = {}
@@ -322,6 +328,8 @@ def _ini(p: Path, text: str) -> list[Board]:
                 if not d[key].isdigit():
                     raise InventoryError(f"{where}: {key} = {d[key]!r} must be a whole number")
                 d[key] = int(d[key])
+        if str(d.get("python", "")).startswith("auto"):  # ansible_python_interpreter=auto[_silent|_legacy]
+            d.pop("python")
         addr = d.pop("host_addr", name)
         d["host"] = addr
         d["name"] = name

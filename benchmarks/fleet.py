@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--pi-python", type=Path, default=Path.home() / ".cache" / "edgeml-pi-board" / "python",
                     help="the emulated Pi's Python (make board-test builds it); skipped when missing")
+    ap.add_argument("--pi-models", nargs="*", type=Path, default=[],
+                    help="also run each of these alone on the emulated Pi (2 runs): does the aarch64 stack load it?")
     args = ap.parse_args()
     import sshd
     from edgeml.bench.harness import bench
@@ -166,6 +168,17 @@ def main() -> None:
                                "models": {m["name"]: {"p50_ms": round(m["latency_ms"]["p50"], 4),
                                                       "top1": (m.get("accuracy") or {}).get("top1")}
                                           for m in rec["models"]}} for rec in r.records}}
+        if args.pi_python.is_file() and args.pi_models:
+            one = inventory(tmp / "pi1.toml", [("pi-emu", b.host, b.config, str(args.pi_python))])
+            one.write_text(one.read_text().replace('target = "host"', 'target = "rpi4"'))
+            res["emulated_pi_models"] = {}
+            for m in args.pi_models:
+                r = bench_fleet([m], load_inventory(one), runs=2, warmup=1, timeout=600, retries=0,
+                                out_dir=tmp / "pi1")
+                res["emulated_pi_models"][m.name] = (
+                    {"runs": True, "kind": r.records[0]["kind"],
+                     "p50_ms_emulated": round(r.records[0]["models"][0]["latency_ms"]["p50"], 3)}
+                    if r.records else {"runs": False, "error": r.failures[0].error})
     finally:
         a.stop()
         b.stop()

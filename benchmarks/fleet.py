@@ -80,8 +80,8 @@ def main() -> None:
                     help="also run each of these alone on the emulated Pi (2 runs): does the aarch64 stack load it?")
     args = ap.parse_args()
     import sshd
-    from edgeml.bench.harness import bench
 
+    from edgeml.bench.harness import bench
     from edgeml.fleet import bench_fleet, load_inventory
 
     models = args.models or digits_models(HERE / "_work" / "fleet")

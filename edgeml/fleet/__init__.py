@@ -9,8 +9,16 @@
 
 from edgeml.fleet.inventory import Board, Fleet, InventoryError, load_inventory
 
-__all__ = ["Board", "Fleet", "InventoryError", "load_inventory", "bench_fleet", "doctor_fleet", "FleetResult",
-           "load_fleet_results"]
+__all__ = [
+    "Board",
+    "Fleet",
+    "FleetResult",
+    "InventoryError",
+    "bench_fleet",
+    "doctor_fleet",
+    "load_fleet_results",
+    "load_inventory",
+]
 
 
 def __getattr__(name: str):

@@ -31,7 +31,7 @@ class Connection:
     def _ctl(self, op: str) -> int:
         t = self.board.ssh_target(["-o", f"ControlPath={self.path}", "-O", op])
         return subprocess.run(t.ssh_args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=30).returncode
+                              stderr=subprocess.DEVNULL, timeout=30, check=False).returncode
 
     def alive(self) -> bool:
         return Path(self.path).exists() and self._ctl("check") == 0
@@ -48,7 +48,7 @@ class Connection:
             with tempfile.TemporaryFile() as err:  # the backgrounded master keeps its stderr: never a pipe
                 try:
                     code = subprocess.run(t.ssh_args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=err, timeout=t.connect_timeout + 30).returncode
+                                          stderr=err, timeout=t.connect_timeout + 30, check=False).returncode
                 except subprocess.TimeoutExpired:
                     code, text = 255, f"ssh: connect to host {t.host}: Connection timed out"
                 else:

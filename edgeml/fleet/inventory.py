@@ -91,7 +91,7 @@ class Fleet:
     boards: list[Board]
     path: str | None = None
 
-    def select(self, *, names: list[str] | None = None, targets: list[str] | None = None) -> "Fleet":
+    def select(self, *, names: list[str] | None = None, targets: list[str] | None = None) -> Fleet:
         """The boards named (``names``) and/or of these target profiles; an unknown name is an error."""
         boards = self.boards
         if names:
@@ -180,7 +180,7 @@ def _toml(p: Path, text: str) -> list[Board]:
         if not isinstance(entry, dict):
             raise InventoryError(f"{where}: each [[board]] must be a table")
 
-        def at(key: str, head: int | None = head) -> str:
+        def at(key: str, head: int | None = head, where: str = where) -> str:
             line = _key_line(lines, key, head) if head else None
             return f"{p}:{line}" if line else where
 

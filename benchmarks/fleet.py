@@ -136,8 +136,10 @@ def main() -> None:
         for s in (rebooting, hanging):
             s.chmod(0o755)
         closed = f"127.0.0.1:{sshd.free_port()}"
-        fi = inventory(tmp / "faults.toml", [("a", a.host, a.config, a.python), ("b", b.host, b.config, str(rebooting)),
-                                             ("c", a.host, a.config, str(hanging)), ("gone", closed, a.config, "python3")])
+        fi = inventory(tmp / "faults.toml", [("a", a.host, a.config, a.python),
+                                             ("b", b.host, b.config, str(rebooting)),
+                                             ("c", a.host, a.config, str(hanging)),
+                                             ("gone", closed, a.config, "python3")])
         t = time.monotonic()
         lines: list[str] = []
         r = bench_fleet(models, load_inventory(fi), runs=args.runs, threads=1, out_dir=tmp / "drill", timeout=20,

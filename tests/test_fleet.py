@@ -138,8 +138,8 @@ def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what
     class Closed:  # a board nobody answers for
         host, config = f"127.0.0.1:{sshd.free_port()}", a.config
 
-    inv = _inventory(tmp_path / "fleet.toml", [("a", a, a.python), ("b", b, str(rebooting)), ("gone", Closed, "python3")],
-                     concurrency={"a": 2})  # a: two jobs at once over its one connection
+    boards = [("a", a, a.python), ("b", b, str(rebooting)), ("gone", Closed, "python3")]
+    inv = _inventory(tmp_path / "fleet.toml", boards, concurrency={"a": 2})  # a: 2 jobs at once on one connection
     out = tmp_path / "results"
     args = ["bench", *map(str, models), "--fleet", str(inv), "--results", str(out), "--runs", "3", "--data", str(data)]
     res = CliRunner().invoke(cli, args)

@@ -46,8 +46,8 @@ def test_int8_model_on_the_emulated_pi_matches_x86_accuracy_and_is_labelled_emul
 
     local = bench([int8_digits], runs=3, data=TEST, threads=1).to_dict()
     inv = tmp_path / "fleet.toml"
-    inv.write_text(f'[[board]]\nname = "pi-emu"\nhost = "{board.host}"\ntarget = "rpi4"\nssh_config = "{board.config}"\n'
-                   f'python = "{PI_PYTHON}"\n')
+    inv.write_text(f'[[board]]\nname = "pi-emu"\nhost = "{board.host}"\ntarget = "rpi4"\n'
+                   f'ssh_config = "{board.config}"\npython = "{PI_PYTHON}"\n')
     out = tmp_path / "results"
     res = CliRunner().invoke(cli, ["bench", str(int8_digits), "--fleet", str(inv), "--results", str(out), "--runs", "3",
                                    "--threads", "1", "--data", TEST])

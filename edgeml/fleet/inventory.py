@@ -45,7 +45,8 @@ class InventoryError(EdgeMLError):
 KEYS = {"name", "host", "target", "user", "port", "ssh_config", "identity", "python", "concurrency",
         "connect_timeout", "ssh_options"}
 _NAME = re.compile(r"[A-Za-z0-9_.@-]+")
-_UNSAFE = {"stricthostkeychecking": {"no", "off", "accept-new"}, "userknownhostsfile": {"/dev/null"},
+_UNSAFE: dict[str, set[str] | None] = {
+    "stricthostkeychecking": {"no", "off", "accept-new"}, "userknownhostsfile": {"/dev/null"},
            "proxycommand": None, "localcommand": None, "permitlocalcommand": None, "controlpath": None,
            "controlmaster": None, "controlpersist": None, "batchmode": None}
 
@@ -208,7 +209,8 @@ def _key_line(lines: list[str], key: str, start: int | None) -> int | None:
 def _board(d: dict[str, Any], where: str, at: Any) -> Board:
     unknown = sorted(set(d) - KEYS)
     if unknown:
-        raise InventoryError(f"{at(unknown[0])}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(KEYS))}")
+        raise InventoryError(f"{at(unknown[0])}: unknown key {unknown[0]!r}",
+                             hint=f"known keys: {', '.join(sorted(KEYS))}")
     for key in ("host", "target"):
         if key not in d:
             raise InventoryError(f"{where}: board has no {key}",
@@ -230,7 +232,8 @@ def _board(d: dict[str, Any], where: str, at: Any) -> Board:
             raise InventoryError(f"{at('ssh_options')}: ssh option {o!r} is not Key=Value",
                                  hint='e.g. ssh_options = ["ServerAliveInterval=5"]')
         key, value = m.group(1).lower(), m.group(2).strip().lower()
-        if key in _UNSAFE and (_UNSAFE[key] is None or value in _UNSAFE[key]):
+        bad = _UNSAFE.get(key, set())
+        if key in _UNSAFE and (bad is None or value in bad):
             raise InventoryError(f"{at('ssh_options')}: ssh option {o!r} is not allowed in an inventory",
                                  hint="host-key checking, BatchMode and connection sharing stay as edgeml and your "
                                       "~/.ssh/config set them; put other settings in ~/.ssh/config (ssh_config = ...)")

@@ -11,6 +11,7 @@ Results are merged per board into one ``edgeml.bench/1`` record (``out_dir/<boar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -210,6 +211,11 @@ def _classify(exc: EdgeMLError) -> str | None:
     return None
 
 
+def _relay(say: Callable[[str], None], tag: str, host_prefix: str, line: str) -> None:
+    """A runner progress line of one job, tagged with its board and model (the runner's own host tag dropped)."""
+    say(f"{tag}: {line.strip().replace(host_prefix, '')}")
+
+
 def _message(exc: EdgeMLError, kind: str | None, label: str) -> str:
     if kind == "connection lost" and exc.message.endswith("no message"):
         return f"ssh {label}: the connection dropped mid-run (the board rebooted, lost power or its network?)"
@@ -266,7 +272,7 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                 return
 
     try:
-        _parallel([lambda b=b: connect(b) for b in boards], bugs)
+        _parallel([functools.partial(connect, b) for b in boards], bugs)
         if bugs:
             return
         if lacking:
@@ -302,8 +308,8 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     if j.attempts > 1:
                         conns[b.name].ensure()
                     host = conns[b.name].target()
-                    r = bench([j.model], target=b.target, host=host, progress=lambda line, tag=tag, h=host.host:
-                              say(f"{tag}: {line.strip().replace(f'[{h}] ', '')}"), **opts).to_dict()
+                    r = bench([j.model], target=b.target, host=host, progress=functools.partial(
+                        _relay, say, tag, f"[{host.host}] "), **opts).to_dict()
                 except EdgeMLError as exc:
                     if stop.is_set():
                         return
@@ -325,12 +331,12 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                 from edgeml._io import json_text, write_bytes_atomic
 
                 r["models"][0]["sha256"] = _sha(j.model)
-                f = _job_file(out, j)
-                f.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomic(f, (json_text({"key": j.key, "board": b.name, "model": str(j.model),
-                                                  "result": r}) + "\n").encode())
+                saved = _job_file(out, j)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(saved, (json_text({"key": j.key, "board": b.name, "model": str(j.model),
+                                                      "result": r}) + "\n").encode())
                 with lock:
-                    done[(b.name, j.index)] = json.loads(f.read_text())["result"]
+                    done[(b.name, j.index)] = json.loads(saved.read_text())["result"]
                 lat = r["models"][0].get("latency_ms") or {}
                 say(f"{tag}: done" + (f", p50 {lat['p50']:.4g} ms" if lat else ""))
 
@@ -339,7 +345,7 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
             for c in conns.values():
                 c.close()
 
-        _parallel([lambda b=b: work(b) for b in boards for _ in range(b.concurrency)], bugs, halt)
+        _parallel([functools.partial(work, b) for b in boards for _ in range(b.concurrency)], bugs, halt)
     finally:
         for c in conns.values():
             c.close()
@@ -447,7 +453,7 @@ def doctor_fleet(fleet: Fleet, *, timeout: float = 120.0, progress: Callable[[st
                                            (f": {row['error']}" if row.get("error") else "")))
 
     bugs: list[BaseException] = []
-    _parallel([lambda k=k, b=b: one(k, b) for k, b in enumerate(fleet.boards)], bugs)
+    _parallel([functools.partial(one, k, b) for k, b in enumerate(fleet.boards)], bugs)
     if bugs:
         raise bugs[0]
     return out

@@ -18,8 +18,8 @@ from typing import Any
 from edgeml import __version__
 from edgeml.errors import EdgeMLError
 
-KNOWN = ("edgeml.fleet/1", "edgeml.bench/1", "edgeml.estimate/1", "edgeml.prune/1", "edgeml.quantize/1", "edgeml.train/1",
-         "edgeml.run/1", "edgeml.check/1")
+KNOWN = ("edgeml.bench/1", "edgeml.estimate/1", "edgeml.prune/1", "edgeml.quantize/1", "edgeml.train/1",
+         "edgeml.run/1", "edgeml.check/1", "edgeml.fleet/1")
 
 
 @dataclass
@@ -195,7 +195,8 @@ class _Builder:
                 self._estimate(m["estimate"], m.get("path"), name=m["name"])
             elif m.get("latency_ms"):
                 lat = m["latency_ms"]
-                v.costs[target] = Cost(target, "emulated" if emulated else "measured", lat["p50"], lat.get("p90"), where=data.get("where"),
+                v.costs[target] = Cost(target, "emulated" if emulated else "measured", lat["p50"], lat.get("p90"),
+                                       where=data.get("where"),
                                        stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat},
                                        ci95=list(lat["median_ci95"]) if lat.get("median_ci95") else None)
 

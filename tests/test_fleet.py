@@ -152,7 +152,7 @@ def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what
     assert count.read_text().strip() == "4"  # 3 jobs + the one that dropped the connection, retried once
     gone = [f for f in d["failures"] if f["board"] == "gone"]
     assert gone and gone[0]["kind"] == "unreachable" and gone[0]["attempts"] == 2  # retried once
-    assert {r["board"] for r in d["records"]} == {"a", "b"}
+    assert {r["board"] for r in d["records"]} == {"a", "b"} and d["by_target"] == {"host": ["a", "b"]}
     for r in d["records"]:
         assert r["schema"] == "edgeml.bench/1" and [m["name"] for m in r["models"]] == ["m0.onnx", "m1.onnx", "m2.onnx"]
         assert json.loads((out / f"{r['board']}.json").read_text())["board"] == r["board"]

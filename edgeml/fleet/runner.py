@@ -61,9 +61,12 @@ class FleetResult:
         return not self.failures
 
     def to_dict(self) -> dict[str, Any]:
+        by_target: dict[str, list[str]] = {}
+        for r in self.records:  # the boards that measured each target, in inventory order
+            by_target.setdefault(r["target"], []).append(r["board"])
         return {"schema": "edgeml.fleet/1", "edgeml": __version__, "complete": self.complete, "boards": self.boards,
                 "jobs": self.jobs, "wall_s": self.wall_s, "failures": [asdict(f) for f in self.failures],
-                "records": self.records}
+                "by_target": by_target, "records": self.records}
 
 
 @dataclass

@@ -124,12 +124,24 @@ def main() -> None:
         res["accuracy"] = {k: (v.get("accuracy") or {}).get("top1") for k, v in records.items()}
         res["p50_ms"] = {k: round(v["latency_ms"]["p50"], 4) for k, v in records.items()}
         res["p50_ms_sequential"] = {k: round(v["latency_ms"]["p50"], 4) for k, v in single.items()}
-        # 3. the fault drill: b reboots (drops its connection) on its 2nd job, c hangs on its 1st job past
-        # --timeout, gone is unreachable; then the re-run with gone fixed
+        # 3. the fault drill: b "reboots" on its 2nd job (its sshd listener and the session are killed; sshd is
+        # back 8 s later), c hangs on its 1st job past --timeout, gone is unreachable; then the re-run
+        import subprocess
+        import threading
+
         from test_fleet import REBOOT
 
         rebooting = tmp / "rebooting"
-        rebooting.write_text(REBOOT.format(count=tmp / "b.count", nth=2, python=sys.executable))
+        rebooting.write_text(REBOOT.format(count=tmp / "b.count", nth=2, python=sys.executable).replace(
+            'kill -9 "$p"', f'kill -9 {b.proc.pid} "$p"'))
+
+        def power_back() -> None:  # the board boots again: its sshd comes back 8 s after it went down
+            b.proc.wait()
+            time.sleep(8)
+            b.proc = subprocess.Popen([sshd.sshd_binary(), "-D", "-e", "-f", str(b.root / "sshd_config")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        threading.Thread(target=power_back, daemon=True).start()
         hanging = tmp / "hanging"
         hanging.write_text(REBOOT.format(count=tmp / "c.count", nth=1, python=sys.executable).replace(
             'kill -9 "$p"; sleep 5; exit 1', 'sleep 600'))

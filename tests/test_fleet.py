@@ -129,11 +129,26 @@ def _inventory(path: Path, boards: list[tuple[str, object, str]], concurrency: d
 def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what_is_missing(two_boards, tmp_path):
     import sshd
 
+    import subprocess
+    import threading
+    import time
+
     a, b, models, data, _ = two_boards
     count = tmp_path / "b.count"
-    rebooting = tmp_path / "rebooting-python"
-    rebooting.write_text(REBOOT.format(count=count, nth=2, python=sys.executable))
+    rebooting = tmp_path / "rebooting-python"  # board b goes down whole (sshd too) and is back 3 s later
+    rebooting.write_text(REBOOT.format(count=count, nth=2, python=sys.executable).replace(
+        'kill -9 "$p"', f'kill -9 {b.proc.pid} "$p"'))
     rebooting.chmod(0o755)
+    down = b.proc
+
+    def power_back() -> None:
+        down.wait()
+        time.sleep(3)
+        b.proc = subprocess.Popen([sshd.sshd_binary(), "-D", "-e", "-f", str(b.root / "sshd_config")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    booting = threading.Thread(target=power_back, daemon=True)
+    booting.start()
 
     class Closed:  # a board nobody answers for
         host, config = f"127.0.0.1:{sshd.free_port()}", a.config
@@ -143,6 +158,9 @@ def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what
     out = tmp_path / "results"
     args = ["bench", *map(str, models), "--fleet", str(inv), "--results", str(out), "--runs", "3", "--data", str(data)]
     res = CliRunner().invoke(cli, args)
+    booting.join(30)
+    assert b.proc is not down and "[b] connection lost: waiting for b to come back" in res.output
+    assert "[b] back" in res.output
     assert res.exit_code == 3, res.output
     assert "2 of 9 fleet measurement(s) missing" in res.output or "3 of 9" in res.output, res.output
     assert "re-run the same command" in res.output
@@ -256,3 +274,25 @@ def test_faults_are_classified_retryable_or_not():
     dropped = SSHConnectionError("ssh pi failed: no message")
     assert _classify(dropped) == "connection lost" and "rebooted" in _message(dropped, "connection lost", "pi")
     assert _classify(RemoteError("pi: the device runner failed: bad model")) is None  # retrying cannot help
+
+
+def test_board_that_does_not_come_back_after_a_dropped_connection_is_reported(two_boards, tmp_path):
+    import sshd
+
+    _, _, models, _, _ = two_boards
+    (tmp_path / "c").mkdir()
+    c = sshd.LoopbackBoard(tmp_path / "c")
+    try:
+        dying = tmp_path / "dying-python"  # the board goes down for good on its first job
+        dying.write_text(REBOOT.format(count=tmp_path / "n", nth=1, python=sys.executable).replace(
+            'kill -9 "$p"', f'kill -9 {c.proc.pid} "$p"'))
+        dying.chmod(0o755)
+        inv = _inventory(tmp_path / "fleet.toml", [("c", c, str(dying))])
+        r = bench_fleet(models[:2], load_inventory(inv), runs=2, retry_delay=0.5, reconnect_wait=2,
+                        out_dir=tmp_path / "out")
+    finally:
+        if c.proc.poll() is None:
+            c.stop()
+    assert not r.records and [f.model for f in r.failures] == ["m0.onnx", "m1.onnx"]
+    assert {f.kind for f in r.failures} == {"connection lost"}
+    assert all("did not come back within 2 s" in f.error for f in r.failures)

@@ -3,7 +3,8 @@
 One job = one model on one board (the existing self-contained runner, via ``edgeml.bench.harness.bench``);
 a board runs ``concurrency`` jobs at once over its one multiplexed ssh connection; boards run side by side.
 Faults: a board that is unreachable, times out or drops the connection (reboot) is retried once after
-``retry_delay`` s, then reported; the other boards' results are kept. Each finished job is saved under
+``retry_delay`` s (a dropped connection: once the board answers again, waiting up to ``reconnect_wait`` s
+for a reboot), then reported; the other boards' results are kept. Each finished job is saved under
 ``out_dir/jobs/`` keyed by content (model bytes, data, settings, board), so a re-run does only what is missing.
 Results are merged per board into one ``edgeml.bench/1`` record (``out_dir/<board>.json``) and a summary
 ``out_dir/fleet.json`` (``edgeml.fleet/1``).
@@ -77,6 +78,7 @@ class _Job:
     key: str
     attempts: int = 0
     not_before: float = 0.0
+    last_fault: str | None = None
 
 
 def _sha(path: Path) -> str:
@@ -125,7 +127,7 @@ def preflight_fleet(models: list[str | Path], fleet: Fleet, reference: str | Pat
 def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path | None = None, runs: int = 50,
                 warmup: int = 5, min_time: float = 0.0, threads: int | None = None, data: Any = None,
                 reference: str | Path | None = None, input_shapes: Any = None, timeout: float | None = None,
-                retries: int = 1, retry_delay: float = 5.0, fresh: bool = False,
+                retries: int = 1, retry_delay: float = 5.0, reconnect_wait: float = 90.0, fresh: bool = False,
                 progress: Callable[[str], None] | None = None) -> FleetResult:
     """Benchmark ``models`` on every board of ``fleet`` in parallel; see the module docstring.
 
@@ -183,7 +185,7 @@ def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path |
         if pending:
             _run(pending, fleet, out, done, failures, bugs, say, dict(
                 runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                input_shapes=input_shapes, timeout=timeout), retries, retry_delay, arts)
+                input_shapes=input_shapes, timeout=timeout), retries, retry_delay, arts, reconnect_wait)
         if bugs:
             raise bugs[0]
         records, boards = _merge(fleet, arts, done, failures)
@@ -241,7 +243,8 @@ def _probe(conn: Any, arts: list[Any], timeout: float) -> str | None:
 
 
 def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: list[Failure], bugs: list,
-         say: Callable[[str], None], opts: dict[str, Any], retries: int, retry_delay: float, arts: list) -> None:
+         say: Callable[[str], None], opts: dict[str, Any], retries: int, retry_delay: float, arts: list,
+         reconnect_wait: float = 90.0) -> None:
     from edgeml.bench.harness import bench
     from edgeml.fleet.connection import Connection
 
@@ -251,6 +254,7 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
     down: dict[str, Failure] = {}
     lacking: list[str] = []
     stop = threading.Event()
+    lost: set[str] = set()  # boards whose connection dropped mid-run: wait for them before their next job
     lock = threading.Lock()
 
     def connect(b: Board) -> None:  # the master connection and a probe of the board's runtimes, retried once
@@ -286,6 +290,28 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                                    "that has it; nothing was measured")
         queues = {b.name: [j for j in pending if j.board is b] for b in boards}
 
+        def back(b: Board) -> bool:
+            """After a dropped connection (a reboot?): wait up to ``reconnect_wait`` s for the board to answer
+            and re-open its master; False (and the board marked down) when it does not come back."""
+            from edgeml.targets.remote import SSHConnectionError
+
+            say(f"[{b.name}] connection lost: waiting for {b.name} to come back (up to {reconnect_wait:g} s)")
+            end = time.monotonic() + reconnect_wait
+            while not stop.is_set():
+                try:
+                    conns[b.name].ensure()
+                    say(f"[{b.name}] back")
+                    return True
+                except SSHConnectionError as exc:
+                    if time.monotonic() >= end:
+                        with lock:
+                            down[b.name] = Failure(b.name, b.target, b.label, None, "connection lost",
+                                                   f"{b.label} did not come back within {reconnect_wait:g} s after "
+                                                   f"its connection dropped ({exc.message})", exc.hint, 1)
+                        return False
+                    stop.wait(3)
+            return False
+
         def work(b: Board) -> None:
             q = queues[b.name]
             while not stop.is_set():
@@ -304,6 +330,12 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     q.remove(j)
                 if j.not_before > now and stop.wait(j.not_before - now):
                     return
+                if b.name in lost:  # wait for the board first; the job goes back in the queue (reported if down)
+                    back(b)
+                    with lock:
+                        lost.discard(b.name)
+                        q.append(j)
+                    continue
                 j.attempts += 1
                 tag = f"[{b.name}] {j.model.name}"
                 say(f"{tag}: measuring" + (f" (try {j.attempts})" if j.attempts > 1 else ""))
@@ -316,8 +348,11 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                 except EdgeMLError as exc:
                     if stop.is_set():
                         return
-                    kind = _classify(exc)
+                    kind = j.last_fault = _classify(exc)
                     exc.message = _message(exc, kind, b.label)
+                    if kind == "connection lost":
+                        with lock:
+                            lost.add(b.name)
                     if kind and j.attempts <= retries:
                         say(f"{tag}: {kind} ({exc.message}); retrying once in {retry_delay:g} s")
                         j.not_before = time.monotonic() + retry_delay

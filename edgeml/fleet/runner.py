@@ -363,8 +363,8 @@ def _run(pending: list[_Job], fleet: Fleet, out: Path, done: dict, failures: lis
                     with lock:
                         failures.append(Failure(b.name, b.target, b.label, j.model.name, kind or "error", exc.message,
                                                 exc.hint, j.attempts))
-                        if kind:  # retried and still down: the board's other jobs are not tried
-                            down[b.name] = failures[-1]
+                        if kind in ("unreachable", "connection lost"):  # retried, still gone: the board's
+                            down[b.name] = failures[-1]  # other jobs are not tried (a timeout is this job's own)
                     continue
                 from edgeml._io import json_text, write_bytes_atomic
 

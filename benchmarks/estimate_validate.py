@@ -60,7 +60,8 @@ POINTS = {
                  ("vgg16", None, 343, "Coral"), ("vgg19", None, 357, "Coral"), ("irv2_299", None, 69, "Coral")]},
     "jetson-nano": {
         "fp16": [("r50", None, 29.8, "torch2trt fp16 (3.6)"), ("r101", None, 51.1, "torch2trt"),
-                 ("r152", None, 72.3, "torch2trt"), ("d121", None, 24.8, "torch2trt"), ("vgg16", None, 85.1, "torch2trt")]},
+                 ("r152", None, 72.3, "torch2trt"), ("d121", None, 24.8, "torch2trt"),
+                 ("vgg16", None, 85.1, "torch2trt")]},
     "jetson-orin-nano": {
         "fp16": [("mnv1", None, 3.66, "ncnn Vulkan (3.7)"), ("mnv2", None, 6.91, "ncnn Vulkan"),
                  ("mnv3l", None, 8.71, "ncnn Vulkan"), ("effb0", None, 12.3, "ncnn Vulkan"),

@@ -32,16 +32,13 @@ from typing import Any
 
 from edgeml import __version__
 from edgeml._io import path_size
-from edgeml.errors import EdgeMLError
+from edgeml.errors import BudgetError
+from edgeml.options import Percentile
 
 UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2, "gb": 1000 ** 3, "gib": 1024 ** 3}
-PERCENTILES = ("p50", "p90", "p99", "mean", "max")
+PERCENTILES = Percentile.values()
 
 
-class BudgetError(EdgeMLError):
-    """A malformed budget: a usage error (exit 2)."""
-
-    exit_code = 2
 
 
 def parse_size(value: Any, where: str = "max_size") -> int:
@@ -67,7 +64,7 @@ class Budget:
     baseline: str | None = None
     origin: str = "flags"
 
-    def validate(self) -> "Budget":
+    def validate(self) -> Budget:
         where = self.origin
         if self.percentile not in PERCENTILES:
             raise BudgetError(f"{where}: percentile = {self.percentile!r}", hint=f"one of {', '.join(PERCENTILES)}")
@@ -196,7 +193,8 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None], inpu
         if not r.measured:
             e = m["estimate"]
             return e["ms"], f"estimated for {b.target} ({e['basis']})", "estimated"
-        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{repeat} {b.percentile} {m['latency_ms'][b.percentile]:.4g} ms")
+        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{repeat} {b.percentile} "
+            f"{m['latency_ms'][b.percentile]:.4g} ms")
         values.append(m["latency_ms"][b.percentile])
     med = statistics.median(values)
     spread = (max(values) - min(values)) / med * 100 if med else 0.0
@@ -233,7 +231,8 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
     items: list[Item] = []
     acc_cache: dict[tuple[str, str], float] = {}
 
-    def acc(model: str, data: str) -> float:
+    def acc(model: str | None, data: str | None) -> float:
+        assert model is not None and data is not None  # Budget.validate() requires data (and a baseline)
         if (model, data) not in acc_cache:
             from edgeml.bench.accuracy import top1
 
@@ -267,7 +266,7 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
             drop = base - a
             items.append(Item(name, "max_accuracy_drop", b.max_accuracy_drop, drop, "top-1",
                               drop <= b.max_accuracy_drop + 1e-12,
-                              f"baseline {Path(b.baseline).name} {base:.4f} -> {a:.4f} on {b.data}"))
+                              f"baseline {Path(str(b.baseline)).name} {base:.4f} -> {a:.4f} on {b.data}"))
     return CheckResult(items)
 
 
@@ -308,8 +307,8 @@ def markdown(result: CheckResult) -> str:
     for i in result.items:
         status = "✅ pass" if i.passed else "❌ **FAIL**"
         est = " (estimated)" if i.kind == "estimated" else ""
-        lines.append(f"| `{Path(i.model).name}` | {i.budget} | {fmt_value(i, i.limit)} | {fmt_value(i, i.measured)}{est} "
-                     f"| {status} |")
+        lines.append(f"| `{Path(i.model).name}` | {i.budget} | {fmt_value(i, i.limit)} "
+                     f"| {fmt_value(i, i.measured)}{est} | {status} |")
     notes = [f"- `{Path(i.model).name}` {i.budget}: {i.detail}" for i in result.items if i.detail]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

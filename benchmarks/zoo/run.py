@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -221,7 +220,8 @@ def run_model(m: dict, cache: Path, steps: tuple[str, ...], link_dir: Path | Non
         if step == "inspect":
             args = ["inspect", mp, "--json", *shape_args("inspect", m)]
         elif step == "bench":
-            args = ["bench", mp, "--json", "--runs", str(m.get("bench_runs", 10)), "--warmup", "1", *shape_args("bench", m)]
+            args = ["bench", mp, "--json", "--runs", str(m.get("bench_runs", 10)), "--warmup", "1",
+                    *shape_args("bench", m)]
             if spec:  # unlabelled data still fixes dynamic input sizes; accuracy only where labelled
                 args += ["--data", spec]
         elif step == "quantize":
@@ -354,7 +354,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
              "name their code in results.json. Params and MACs: edgeml / published "
              "(ratio; ✗ = off by more than 10 %); MACs vs independent: edgeml / a count from the runtime's own tensor "
              "shapes (benchmarks/zoo/macs_check.py, no edgeml code; ✗ = off by more than 1 %, n/a = control flow). "
-             "All at the input shape in models.toml where the model's input is dynamic. Accuracy: edgeml's top-1 on the labelled data named in "
+             "All at the input shape in models.toml where the model's input is dynamic. "
+             "Accuracy: edgeml's top-1 on the labelled data named in "
              "models.toml / the publisher's figure (on the publisher's test set). Quantized: edgeml's own "
              "float-vs-int8 comparison. Estimate: rpi4.", "",
              "| model | format | in | params (edgeml / published) | MACs (edgeml / published) | MACs vs independent | "

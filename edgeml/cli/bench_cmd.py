@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, status, table
 
@@ -32,6 +33,7 @@ def make_target(host, ssh_config, identity, remote_python):
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path())
+@print_config_option
 @click.option("--target", metavar="NAME|PROFILE.toml", help="Target profile [default: host]. Without --host, a "
                                                              "board target is estimated, never measured here.")
 @ssh_options
@@ -75,6 +77,11 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
     """
     from edgeml._io import check_output, json_text, write_bytes_atomic
     from edgeml.bench.harness import bench
+    if print_config_requested():
+        return show_config("bench", "edgeml.bench", dict(
+            models=list(models), target=target, host=host, ssh_config=ssh_config, identity=identity,
+            remote_python=remote_python, runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data,
+            reference=reference, timeout=timeout, input_shapes=input_shapes, out=out_file))
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     if inventory:

@@ -8,6 +8,7 @@ import click
 
 from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
+from edgeml.options import Percentile
 
 
 @click.command("check")
@@ -16,7 +17,7 @@ from edgeml.cli._out import emit_json, status, table
               "[default: [tool.edgeml] in ./pyproject.toml when no MODEL is given].")
 @click.option("--max-size", metavar="SIZE", help="Largest file size, e.g. 300KiB, 1.5MB.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0), help="Largest latency in ms (see --percentile).")
-@click.option("--percentile", type=click.Choice(["p50", "p90", "p99", "mean", "max"]), default="p50",
+@click.option("--percentile", type=click.Choice(Percentile.values()), default="p50",
               show_default=True, help="Latency statistic the budget applies to.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Lowest top-1 on --data (a fraction).")
 @click.option("--max-accuracy-drop", type=click.FloatRange(0, 1), help="Largest top-1 drop vs --baseline.")

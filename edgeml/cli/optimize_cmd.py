@@ -6,6 +6,7 @@ import click
 
 from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
+from edgeml.options import PruneMethod
 
 
 def _finish(ctx, result, as_json: bool) -> None:
@@ -65,7 +66,8 @@ def render_ranking(ranking) -> str:
 @click.option("--train", metavar="SPEC", help="Labelled data for fine-tuning after pruning.")
 @click.option("--prune", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Channel-prune this fraction first (0 = no pruning; needs --train).")
-@click.option("--prune-method", type=click.Choice(["channel", "magnitude"]), default="channel", show_default=True)
+@click.option("--prune-method", type=click.Choice(sorted(PruneMethod.values())), default="channel",
+              show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Fine-tuning epochs.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["tflite", "onnx"]),
               help="Deployable format(s) [default: tflite].")

@@ -133,7 +133,7 @@ def random_feeds_label(inputs: list[TensorSpec], values: dict[str, int] | None =
 def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np.ndarray]]:
     """``n`` samples of a data spec as real values for ``inputs`` (the session quantizes if needed): data
     already in a quantized input's integer domain is taken as those integers, never quantized twice."""
-    from edgeml.bench.accuracy import float_inputs
+    from edgeml.calibration.domain import real_valued as float_inputs
     from edgeml.calibration import DataSpec, load_dataset
 
     if isinstance(spec, str):
@@ -147,7 +147,7 @@ def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np
 def _output_order(names: list[str]) -> list[str]:
     m = [re.fullmatch(r"output_(\d+)", n) for n in names]
     if all(m):
-        return [n for _, n in sorted(zip([int(x.group(1)) for x in m], names))]
+        return [n for _, n in sorted(zip([int(x.group(1)) for x in m if x], names))]
     return list(names)
 
 

@@ -380,9 +380,9 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
 
         proto = load(art.path)
     else:
-        from edgeml.convert import _to_onnx
+        from edgeml.convert import keras_to_onnx
 
-        proto = _to_onnx(art, keras_model, 17, say)
+        proto = keras_to_onnx(art, keras_model, 17, say)
     say("preparing the ONNX graph (opset, constants, onnxsim)")
     prepared = oq.prepare(proto, art.path, notes)
     recipe = oq.recipe_for(profile, per_channel=per_channel, method=method)

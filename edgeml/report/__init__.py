@@ -111,7 +111,8 @@ def _load(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EdgeMLError(f"{path}: not JSON ({exc})", hint="save results with --json > FILE or --out FILE") from exc
     if not isinstance(data, dict) or data.get("schema") not in KNOWN:
-        raise EdgeMLError(f"{path}: not an edgeml result (schema {data.get('schema') if isinstance(data, dict) else None!r})",
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise EdgeMLError(f"{path}: not an edgeml result (schema {schema!r})",
                           hint=f"edgeml report reads {', '.join(KNOWN)}")
     return data
 

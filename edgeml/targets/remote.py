@@ -52,7 +52,7 @@ class SSHTarget:
     extra: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, text: str, **kwargs: Any) -> "SSHTarget":
+    def parse(cls, text: str, **kwargs: Any) -> SSHTarget:
         m = re.fullmatch(r"(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?", text.strip())
         if not m or text.startswith("-"):
             raise EdgeMLError(f"--host {text}: expected [USER@]HOST[:PORT]", hint="e.g. --host pi@192.168.1.20:22")
@@ -187,7 +187,7 @@ def _tar(files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
-def _result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
+def read_result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]
     if not lines:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
@@ -241,7 +241,7 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
         say(f"running on {target.label}")
         code, out, err = run_ssh(target, ["sh", "-c", RUN, "edgeml-run", remote, target.python],
                                  progress=progress, timeout=left())
-        return _result(code, out, err, target.label)
+        return read_result(code, out, err, target.label)
     except RemoteTimeout as exc:
         raise RemoteTimeout(f"{target.label}: the run did not finish within {timeout:.0f} s (--timeout); stopped it "
                             f"and removed {remote} there", hint=exc.hint) from None
@@ -255,4 +255,4 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
 def doctor(target: SSHTarget, *, timeout: float = 120.0) -> dict[str, Any]:
     code, out, err = run_ssh(target, [target.python, "-"], timeout=timeout, stdin=RUNNER.read_bytes().replace(
         b'if __name__ == "__main__":\n    sys.exit(main(sys.argv[1:]))', b'sys.exit(main(["--doctor"]))'))
-    return _result(code, out, err, target.label)
+    return read_result(code, out, err, target.label)

@@ -48,6 +48,7 @@ def test_inventory_toml_reads_boards_defaults_and_options(tmp_path):
     ('[[board]]\nhost = "a"\ntarget = "rpi4"\nssh_options = ["StrictHostKeyChecking=no"]\n', 4, "not allowed"),
     ('[[board]]\nhost = "a"\ntarget = "rpi4"\n[[board]]\nhost = "a"\ntarget = "rpi5"\n', 4, "already used"),
     ('[[board]]\nhost = "a"\ntarget = rpi4\n', 3, "not valid TOML"),
+    ('[[board]]\nname = ".."\nhost = "a"\ntarget = "rpi4"\n', 2, "board name '..'"),
 ])
 def test_inventory_errors_name_the_line(tmp_path, text, line, what):
     p = _write(tmp_path, text)

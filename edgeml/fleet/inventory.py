@@ -44,7 +44,7 @@ class InventoryError(EdgeMLError):
 
 KEYS = {"name", "host", "target", "user", "port", "ssh_config", "identity", "python", "concurrency",
         "connect_timeout", "ssh_options"}
-_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
+_NAME = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9_.@-]*")  # used in file names: never "." or ".."
 _UNSAFE: dict[str, set[str] | None] = {
     "stricthostkeychecking": {"no", "off", "accept-new"}, "userknownhostsfile": {"/dev/null"},
            "proxycommand": None, "localcommand": None, "permitlocalcommand": None, "controlpath": None,
@@ -246,7 +246,8 @@ def _board(d: dict[str, Any], where: str, at: Any) -> Board:
                              hint="e.g. host = \"pi@192.168.1.20:22\" or an alias from ~/.ssh/config") from exc
     name = d.get("name") or t.host
     if not _NAME.fullmatch(name):
-        raise InventoryError(f"{at('name')}: board name {name!r} may hold letters, digits and . _ - @ only")
+        raise InventoryError(f"{at('name')}: board name {name!r} may hold letters, digits and . _ - @ only "
+                             "(not first: .)")
     for key in ("ssh_config", "identity"):
         if d.get(key):
             d[key] = str(Path(d[key]).expanduser())

@@ -176,6 +176,7 @@ def _plan_fleet(cfg: SearchConfig, plan: Plan, profiles: list[Any]) -> None:
                           hint="drop --fleet (boards are then estimated)") from exc
     from edgeml.targets import load_profile
 
+    assert cfg.fleet is not None  # only called with --fleet
     fleet = load_inventory(cfg.fleet)
     want = {p.name for p in profiles if not p.is_host}
     boards = [b for b in fleet.boards if load_profile(b.target).name in want]

@@ -219,8 +219,12 @@ def _parse_model(art: Any) -> None:
 
 
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
-              progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> CheckResult:
-    """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs."""
+              progress: Callable[[str], None] | None = None, input_shapes: Any = None,
+              results: list[dict[str, Any]] | None = None) -> CheckResult:
+    """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs.
+
+    ``results`` (fleet results, :func:`edgeml.fleet.load_fleet_results`): latency budgets are checked against
+    what every board of the budget's target measured (one item per board) instead of measuring again."""
     from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
@@ -243,7 +247,13 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
         if b.max_size is not None:
             size = art.inspect().size_bytes if art.format is ModelFormat.ONNX else path_size(art.path)
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
-        if b.max_latency_ms is not None:
+        if b.max_latency_ms is not None and results is not None:
+            from edgeml.fleet.results import fleet_latencies
+
+            for board, ms, detail in fleet_latencies(results, art.path, b.target, b.percentile):
+                items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target}, {board})", b.max_latency_ms,
+                                  ms, "ms", ms <= b.max_latency_ms, detail))
+        elif b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
             ms, detail, kind = _latency(b, repeat, runs, say, input_shapes)
             items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target})", b.max_latency_ms, ms, "ms",

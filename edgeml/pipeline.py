@@ -178,6 +178,17 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def stage_key(name: str, options: dict[str, Any], input_hashes: list[str]) -> str:
+    """The content-hash key of a stage: its name, options and the sha256 of each input (the stage cache;
+    ``edgeml search`` keys its trials the same way)."""
+    return hashlib.sha256(json_text({"stage": name, "options": options, "inputs": input_hashes}).encode()).hexdigest()
+
+
+def outputs_intact(folder: Path, outputs: dict[str, str]) -> bool:
+    """Every recorded output (name -> sha256) is still in ``folder`` with the same content."""
+    return all((folder / o).exists() and sha256(folder / o) == h for o, h in outputs.items())
+
+
 @dataclass
 class RunResult:
     out: str
@@ -205,11 +216,9 @@ class _Run:
               total: int) -> dict[str, Any]:
         """Run ``fn`` unless the same options and input hashes produced outputs that are still there."""
         self.n += 1
-        key = hashlib.sha256(json_text({"stage": name, "options": options,
-                                        "inputs": [sha256(p) for p in inputs]}).encode()).hexdigest()
+        key = stage_key(name, options, [sha256(p) for p in inputs])
         prev = self.old.get(name)
-        if prev and prev.get("key") == key and all((self.dir / o).exists() and sha256(self.dir / o) == h
-                                                   for o, h in prev.get("outputs", {}).items()):
+        if prev and prev.get("key") == key and outputs_intact(self.dir, prev.get("outputs", {})):
             self.say(f"[{self.n}/{total}] {name}: up to date (inputs and options unchanged), skipped")
             self.stages[name] = dict(prev, status="skipped")
             return self.stages[name]

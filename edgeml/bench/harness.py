@@ -41,7 +41,8 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "edgeml.bench/1", "edgeml": __version__, "target": self.target, "where": self.where,
-                "measured": self.measured, "kind": "measured" if self.measured else "estimated",
+                "measured": self.measured, "kind": ("emulated" if (self.environment or {}).get("emulated") else
+                                                     "measured") if self.measured else "estimated",
                 "settings": self.settings, "environment": self.environment, "models": self.models,
                 "notes": self.notes}
 

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "estimate": ("edgeml.cli.estimate_cmd", "estimate_cmd", "Estimate latency and energy on a target without it."),
     "report": ("edgeml.cli.report_cmd", "report_cmd", "Training cost vs per-inference cost per target (HTML/MD)."),
     "targets": ("edgeml.cli.targets_cmd", "targets_cmd", "List target profiles (host, Pi, Coral, Jetson)."),
+    "search": ("edgeml.cli.search_cmd", "search_cmd", "Search prune x quantize x format: Pareto front per target."),
 }
 
 

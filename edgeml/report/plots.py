@@ -1,5 +1,6 @@
 """Report plots as inline SVG (matplotlib, the optional `report` extra): latency per variant and target,
-accuracy vs size and vs latency (Pareto front), latency distribution per measured model.
+accuracy vs size, accuracy vs latency with its Pareto front (one plot per target), latency distribution per
+measured model.
 
 Readable with 2-20 variants: every variant has a number (its row in the report's variants table, ``#``);
 scatter plots mark each variant with its number, placed by :func:`place_labels` so that no two labels
@@ -215,13 +216,14 @@ def svgs(report: Any) -> tuple[list[str], str | None]:
     sized = [(number[v.name], v.name, v.size_bytes / scale, v.accuracy * 100) for v in acc if v.size_bytes]
     if sized:
         out.append(_svg(_scatter(plt, sized, f"size ({unit})", "Accuracy vs size", is_ms=False)))
-    target = next((t for t in report.targets if any(t in v.costs for v in acc)), None)
-    if target:
+    costed = [t for t in report.targets if any(t in v.costs for v in acc)]
+    for target in costed:  # one accuracy-vs-latency plot (with its Pareto front) per target
         kind = next(v.costs[target].kind for v in acc if target in v.costs)
         timed = [(number[v.name], v.name, v.costs[target].ms, v.accuracy * 100) for v in acc
                  if target in v.costs and v.costs[target].ms > 0]
         if timed:
-            out.append(_svg(_scatter(plt, timed, f"latency on {target} ({kind})", "Accuracy vs latency", is_ms=True,
+            title = "Accuracy vs latency" + (f" on {target}" if len(costed) > 1 else "")
+            out.append(_svg(_scatter(plt, timed, f"latency on {target} ({kind})", title, is_ms=True,
                                      pareto=True)))
     measured = [(v.name, c) for v in report.variants for c in v.costs.values() if c.stats]
     if measured:

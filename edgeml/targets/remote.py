@@ -34,6 +34,10 @@ class RemoteError(EdgeMLError):
     pass
 
 
+class SSHConnectionError(RemoteError):
+    """ssh itself failed (exit 255): the board is unreachable, refused us, or the connection dropped."""
+
+
 @dataclass
 class SSHTarget:
     """``[USER@]HOST[:PORT]`` (HOST may be an alias from ~/.ssh/config) plus client options."""
@@ -87,7 +91,7 @@ def ssh_hint(target: SSHTarget) -> str:
     return shlex.join(words)
 
 
-def _ssh_failure(target: SSHTarget, stderr: str) -> RemoteError:
+def _ssh_failure(target: SSHTarget, stderr: str) -> SSHConnectionError:
     text = " ".join(stderr.split())
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
     cmd = ssh_hint(target)
@@ -103,7 +107,7 @@ def _ssh_failure(target: SSHTarget, stderr: str) -> RemoteError:
         hint = "check the board is on, reachable and runs sshd" + (f" (try: {cmd})" if try_it else f"; {cmd}")
     else:
         hint = "try the same with plain ssh to see the full message"
-    return RemoteError(f"ssh {target.label} failed: {last}", hint=hint)
+    return SSHConnectionError(f"ssh {target.label} failed: {last}", hint=hint)
 
 
 def progress_filter(progress: Callable[[str], None] | None, prefix: str) -> Callable[[str], None]:

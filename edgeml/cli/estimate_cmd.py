@@ -38,18 +38,19 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     """
     from edgeml.errors import EdgeMLError
     from edgeml.targets import estimate as est
+    from edgeml.targets import estimate_fit as est_fit
 
     if print_config_requested() and fit_files:
-        return show_config("estimate", "edgeml.targets.estimate.fit_from_bench",
+        return show_config("estimate", "edgeml.targets.estimate_fit.fit_from_bench",
                            dict(results=list(fit_files), target=target, precision=precision, out=out))
     if fit_files:
         from edgeml._io import check_output, write_bytes_atomic
         from edgeml.targets import load_profile
 
         out_path = check_output(out, inputs=[model, *fit_files], force=force) if out else None
-        r = est.fit_from_bench(list(fit_files), target, precision)
+        r = est_fit.fit_from_bench(list(fit_files), target, precision)
         if out_path:
-            write_bytes_atomic(out_path, est.profile_with_fit(load_profile(target), r).encode())
+            write_bytes_atomic(out_path, est_fit.profile_with_fit(load_profile(target), r).encode())
         if as_json:
             emit_json(r.to_dict())
             return

@@ -173,7 +173,7 @@ def _top_tied(a: np.ndarray) -> np.ndarray:
 
 def _to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray:
     """A real-valued sample as ``spec`` takes it: quantized with the model's own scale/zero-point."""
-    from edgeml.runtimes.session import quantize
+    from edgeml.formats.common import quantize
 
     x = np.asarray(x)
     if spec.dtype in _INTEGER and x.dtype.kind == "f":
@@ -189,7 +189,7 @@ def _to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray
 
 
 def _real(y: np.ndarray, q: Any) -> np.ndarray:
-    from edgeml.runtimes.session import dequantize
+    from edgeml.formats.common import dequantize
 
     y = np.asarray(y)
     return np.asarray(dequantize(y, q) if q is not None else y, np.float64)

@@ -21,9 +21,7 @@ class ModelFormat(str, enum.Enum):
 
     @property
     def needs_tensorflow(self) -> bool:
-        from edgeml.formats.registry import handler
-
-        return handler(self).needs_tensorflow
+        return self in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL)
 
     def __str__(self) -> str:
         return self.value

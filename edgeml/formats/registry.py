@@ -24,12 +24,15 @@ class FormatHandler:
     format: ModelFormat
     #: the module under ``edgeml.formats`` whose ``inspect(path, ...)`` reads it
     reader: str
-    #: loading it imports TensorFlow (the ``[tf]`` extra)
-    needs_tensorflow: bool
     #: its reader can fix dynamic input dimensions (``input_shapes``)
     takes_input_shapes: bool
     #: how messages name models of this format
     label: str
+
+    @property
+    def needs_tensorflow(self) -> bool:
+        """Loading it imports TensorFlow (the ``[tf]`` extra)."""
+        return self.format.needs_tensorflow
 
     def inspect(self, path: Path, *, input_shapes: Any = None) -> Inspection:
         """Read ``path`` with this format's reader (``input_shapes`` only where the reader takes them)."""
@@ -45,13 +48,11 @@ class FormatHandler:
 
 
 HANDLERS: dict[ModelFormat, FormatHandler] = {h.format: h for h in (
-    FormatHandler(ModelFormat.KERAS, "keras", needs_tensorflow=True, takes_input_shapes=True, label="Keras models"),
-    FormatHandler(ModelFormat.H5, "keras", needs_tensorflow=True, takes_input_shapes=True, label="Keras .h5 models"),
-    FormatHandler(ModelFormat.SAVEDMODEL, "savedmodel", needs_tensorflow=True, takes_input_shapes=False,
-                  label="SavedModel directories"),
-    FormatHandler(ModelFormat.TFLITE, "tflite", needs_tensorflow=False, takes_input_shapes=True,
-                  label="TFLite models"),
-    FormatHandler(ModelFormat.ONNX, "onnx", needs_tensorflow=False, takes_input_shapes=True, label="ONNX models"),
+    FormatHandler(ModelFormat.KERAS, "keras", takes_input_shapes=True, label="Keras models"),
+    FormatHandler(ModelFormat.H5, "keras", takes_input_shapes=True, label="Keras .h5 models"),
+    FormatHandler(ModelFormat.SAVEDMODEL, "savedmodel", takes_input_shapes=False, label="SavedModel directories"),
+    FormatHandler(ModelFormat.TFLITE, "tflite", takes_input_shapes=True, label="TFLite models"),
+    FormatHandler(ModelFormat.ONNX, "onnx", takes_input_shapes=True, label="ONNX models"),
 )}
 
 

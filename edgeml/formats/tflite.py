@@ -13,6 +13,10 @@ from edgeml.formats.common import Inspection, LayerInfo, TensorSpec, WeightStats
 from edgeml.formats.tflite_macs import MacCounter, Shapes, file_op_macs, op_macs  # noqa: F401 (re-exported)
 from edgeml.formats.tflite_reader import TFLiteReader, schema  # noqa: F401 (re-exported)
 
+# the reader's old private name: the quantize-budget and ONNX->TFLite branches still import it; drop it once
+# they use TFLiteReader
+_Reader = TFLiteReader
+
 _BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3, "CONV_3D": 2}
 
 

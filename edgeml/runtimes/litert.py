@@ -41,7 +41,7 @@ class LiteRTSession:
         self._in_shape = {t.name: tuple(d["shape"]) for t, d in zip(self.inputs, details_in)}
 
     def set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
-        from edgeml.runtimes.session import quantize
+        from edgeml.formats.common import quantize
 
         resized = False
         for t in self.inputs:
@@ -64,7 +64,7 @@ class LiteRTSession:
                                                                          t.quantization))
 
     def get_outputs(self, *, raw: bool = False) -> dict[str, np.ndarray]:
-        from edgeml.runtimes.session import dequantize
+        from edgeml.formats.common import dequantize
 
         out = {}
         for t in self.outputs:

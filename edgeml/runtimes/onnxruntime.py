@@ -71,7 +71,7 @@ class OrtSession:
     def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
         """Float feeds to integer inputs are quantized with the model's scale/zero-point; integer outputs
         come back as real values unless ``raw`` (the model's own integers)."""
-        from edgeml.runtimes.session import dequantize, quantize
+        from edgeml.formats.common import dequantize, quantize
 
         inputs = {t.name: quantize(np.asarray(feeds[t.name]), t.dtype, t.quantization) for t in self.inputs}
         outs = self.session.run(None, inputs)

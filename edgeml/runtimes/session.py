@@ -7,15 +7,14 @@ already in the input's dtype is passed through. Quantized outputs are dequantize
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from edgeml.formats.common import Quantization, TensorSpec
-
-_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+# the quantization maths live on the quantization-params type (edgeml.formats.common); re-exported here
+from edgeml.formats.common import TensorSpec, dequantize, quantize  # noqa: F401
 
 
 class Session(Protocol):
@@ -24,19 +23,6 @@ class Session(Protocol):
     runtime: str
 
     def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]: ...
-
-
-def quantize(x: np.ndarray, dtype: str, q: Quantization | None) -> np.ndarray:
-    if x.dtype == np.dtype(dtype) or q is None or dtype not in _RANGES:
-        return x.astype(dtype, copy=False)
-    lo, hi = _RANGES[dtype]
-    return np.clip(np.round(x / q.scale + q.zero_point), lo, hi).astype(dtype)
-
-
-def dequantize(x: np.ndarray, q: Quantization | None) -> np.ndarray:
-    if q is None or x.dtype.kind == "f":
-        return x
-    return ((x.astype(np.float32) - q.zero_point) * q.scale).astype(np.float32)
 
 
 class KerasSession:

@@ -318,8 +318,3 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
                     plan=None if plan_d is None else {k: plan_d[k] for k in (
                         "ops_on_edgetpu", "ops_on_cpu", "cpu_ops", "cached_weight_bytes", "streamed_weight_bytes",
                         "compiled")})
-
-
-from edgeml.targets.estimate_fit import Fit, fit, fit_from_bench, nnls, profile_with_fit  # noqa: E402
-
-__all__ = ["Estimate", "Fit", "estimate", "fit", "fit_from_bench", "nnls", "profile_with_fit"]

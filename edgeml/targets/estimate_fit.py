@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgeml.errors import EdgeMLError
+from edgeml.targets.estimate import (coefficients, default_precision, design_row, edgetpu_features, features,
+                                     refuse_unknown_cost)
 
 RUNTIME_NAMES = {"ai_edge_litert": "litert", "tflite_runtime": "litert", "tensorflow": "litert",
                  "litert": "litert", "onnxruntime": "onnxruntime", "edgetpu": "edgetpu"}
@@ -75,7 +77,6 @@ def _solve(a: np.ndarray, y: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, 
 
 def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precision: str) -> Fit:
     """Fit to (name, inspection, measured ms, threads) points; errors are relative."""
-    from edgeml.targets.estimate import edgetpu_features, coefficients, design_row, features
 
     if not points:
         raise EdgeMLError("no measurements to fit", hint="give edgeml bench --json results measured on the target")
@@ -148,7 +149,6 @@ def check_environment(env: dict | None, runtime: str | None, profile: Any, where
 def fit_from_bench(results: list[str | Path], target: str, precision: str | None = None) -> Fit:
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
-    from edgeml.targets.estimate import default_precision, refuse_unknown_cost
 
     profile = load_profile(target)
     points, precisions = [], set()

@@ -5,18 +5,30 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeml-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test demo bench fuzz zoo zoo-fast clean
+.PHONY: install test demo bench fuzz zoo zoo-fast board-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	$(BIN)/python -m pip install --quiet -e '.[all,test,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff + mypy + the import-layer contract (all configured in pyproject.toml; tools pinned in the dev extra)
+.PHONY: lint
+LINT_STAMP := $(VENV)/.edgeml-lint-installed
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[all,test,dev]'
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/edgeml demo -o edgeml-demo
@@ -40,6 +52,15 @@ zoo: $(STAMP)
 zoo-fast: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	$(BIN)/python benchmarks/zoo/run.py --fast $(ZOO_ARGS)
+
+# An emulated Raspberry Pi software stack (Debian bookworm arm64 + numpy + aarch64 ai-edge-litert under
+# qemu-aarch64-static; cache: $$EDGEML_PI_CACHE or ~/.cache/edgeml-pi-board), built once, then bench/doctor
+# against it over a loopback sshd. Needs debootstrap, qemu-user-static, openssh-server (apt) and network to
+# the Debian mirror and PyPI for the first build (~1 min, ~370 MB); the tests take ~1 min. `make test` runs
+# them too once the cache exists (.ci/run builds it).
+board-test: $(STAMP)
+	PYTHON=$(BIN)/python tests/pi_board/build.sh
+	$(BIN)/python -m pytest -p no:xdist tests/test_pi_board.py -v
 
 clean:
 	rm -rf $(VENV) edgeml-demo .pytest_cache build *.egg-info .fuzz

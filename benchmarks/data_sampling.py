@@ -26,7 +26,8 @@ mode, folder = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 count = 0
 if mode == "sample":
-    ds = load_dataset(DataSpec.parse(folder, samples=200, seed=0), inputs=[TensorSpec("x", (None, 224, 224, 3), "float32")])
+    ds = load_dataset(DataSpec.parse(folder, samples=200, seed=0),
+                      inputs=[TensorSpec("x", (None, 224, 224, 3), "float32")])
     for s in ds:
         count += 1
 print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

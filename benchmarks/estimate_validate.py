@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from edgeml.targets import load_profile  # noqa: E402
 from edgeml.targets import estimate as est  # noqa: E402
+from edgeml.targets import estimate_fit as est_fit  # noqa: E402
 
 # (keras.applications name, input size) -> label
 MODELS = {"mnv1": ("MobileNet", 224), "mnv2": ("MobileNetV2", 224), "mnv3l": ("MobileNetV3Large", 224),
@@ -60,7 +61,8 @@ POINTS = {
                  ("vgg16", None, 343, "Coral"), ("vgg19", None, 357, "Coral"), ("irv2_299", None, 69, "Coral")]},
     "jetson-nano": {
         "fp16": [("r50", None, 29.8, "torch2trt fp16 (3.6)"), ("r101", None, 51.1, "torch2trt"),
-                 ("r152", None, 72.3, "torch2trt"), ("d121", None, 24.8, "torch2trt"), ("vgg16", None, 85.1, "torch2trt")]},
+                 ("r152", None, 72.3, "torch2trt"), ("d121", None, 24.8, "torch2trt"),
+                 ("vgg16", None, 85.1, "torch2trt")]},
     "jetson-orin-nano": {
         "fp16": [("mnv1", None, 3.66, "ncnn Vulkan (3.7)"), ("mnv2", None, 6.91, "ncnn Vulkan"),
                  ("mnv3l", None, 8.71, "ncnn Vulkan"), ("effb0", None, 12.3, "ncnn Vulkan"),
@@ -111,11 +113,11 @@ def _before_loo(points, profile, precision) -> tuple[list[float], list[float]]:
     a = np.array([_before_row(f, profile, precision, p[3]) for f, p in zip(feats, points)])
     y = np.array([p[2] for p in points])
     w = 1 / y
-    full = est.nnls(a * w[:, None], y * w)
+    full = est_fit.nnls(a * w[:, None], y * w)
     loo = []
     for i in range(len(points)):
         k = np.arange(len(points)) != i
-        c = est.nnls(a[k] * w[k, None], y[k] * w[k])
+        c = est_fit.nnls(a[k] * w[k, None], y[k] * w[k])
         loo.append(float(a[i] @ c) / y[i] - 1)
     return list(a @ full / y - 1), loo
 
@@ -147,7 +149,7 @@ def main(write: bool = False) -> dict:
         for precision, pts in by_prec.items():
             points = [(f"{m}@{t or '-'}", info_of(feats[m], "keras", MODELS[m][1]), ms, t) for m, t, ms, _ in pts]
             before_in, before_loo = _before_loo(points, profile, precision)
-            full = est.fit(points, profile, precision)
+            full = est_fit.fit(points, profile, precision)
             out[f"{target}/{precision}"] = {
                 "points": len(points), "coef": full.coef, "n_coefficients": full.n_coefficients,
                 "before_in_sample": float(np.median(np.abs(before_in))),
@@ -163,7 +165,7 @@ def main(write: bool = False) -> dict:
                   file=sys.stderr)
             if write:
                 path = Path(est.__file__).parent / "profiles" / f"{target}.toml"
-                path.write_text(est.profile_with_fit(profile, full, "published points (benchmarks/"
+                path.write_text(est_fit.profile_with_fit(profile, full, "published points (benchmarks/"
                                                                     "estimate_validate.py)"))
                 profile = load_profile(target)
     out["small_models"] = small_models()

@@ -57,7 +57,8 @@ def main() -> int:
     args = ap.parse_args()
     rows, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="edgeml-gpu-") as tmp:
-        for label, providers in (("jetson profile (TensorRT > CUDA > CPU)", None), ("CPU only", ["CPUExecutionProvider"])):
+        for label, providers in (("jetson profile (TensorRT > CUDA > CPU)", None),
+                                 ("CPU only", ["CPUExecutionProvider"])):
             job = _job(args.models, providers, args.runs, Path(tmp))
             result = run_local(job, progress=lambda m: print(m, file=sys.stderr))
             raw[label] = result
@@ -66,7 +67,8 @@ def main() -> int:
                 rows.append({"run": label, "model": m.get("name"), "providers": m.get("providers"),
                              "missing_providers": m.get("missing_providers"),
                              "p50_ms": lat.get("p50") if isinstance(lat, dict) else lat,
-                             "cold_start": m.get("cold_start"), "rss_after_load_mib": m.get("rss_after_load_mib"), "error": m.get("error")})
+                             "cold_start": m.get("cold_start"), "rss_after_load_mib": m.get("rss_after_load_mib"),
+                             "error": m.get("error")})
     env = raw[next(iter(raw))].get("environment", {})
     print(json.dumps({"environment": env, "rows": rows}, indent=1))
     if args.out:

@@ -104,7 +104,7 @@ def digits_section(quick: bool) -> dict:
         rows[name].update({"accuracy": accuracy(path, TEST), "tflite_bytes": path.stat().st_size,
                            "tflite_gzip_bytes": _gzip(path), "latency_ms_1thread": lat[name]})
     fp = rows["fp32"]
-    for name, row in rows.items():
+    for row in rows.values():
         if "accuracy" in row:
             row["accuracy_drop_pt"] = (fp["accuracy"] - row["accuracy"]) * 100
             row["macs_reduction_pct"] = (1 - row["macs"] / fp["macs"]) * 100

@@ -39,8 +39,10 @@ def quantization(q: dict) -> list[str]:
         out += _t(["variant", "size", "1 thread", "vs fp32", "2 threads", "top-1 (digits test)"], rows)
     cal = q.get("calibration_mobilenet_v2")
     if cal:
-        rows = [[meth, f"{cal[f'{meth}/edgeml']['seconds']:.1f} s / {cal[f'{meth}/edgeml']['peak_rss_mib']:.0f} MiB",
-                 f"{cal[f'{meth}/onnxruntime']['seconds']:.1f} s / {cal[f'{meth}/onnxruntime']['peak_rss_mib']:.0f} MiB"]
+        def cell(k: str) -> str:
+            return f"{cal[k]['seconds']:.1f} s / {cal[k]['peak_rss_mib']:.0f} MiB"
+
+        rows = [[meth, cell(f"{meth}/edgeml"), cell(f"{meth}/onnxruntime")]
                 for meth in ("minmax", "entropy", "percentile") if f"{meth}/edgeml" in cal]
         out += ["**Calibration, MobileNetV2, 100 samples** (fresh process each; wall / peak RSS)", ""]
         out += _t(["method", "edgeml quantize()", "bare ORT quantize_static"], rows)
@@ -58,7 +60,8 @@ def pruning(p: dict) -> list[str]:
         rows.append([name, f"{100 * r['accuracy']:.2f}% ({-r['accuracy_drop_pt']:+.2f} pt)",
                      f"{r['macs']:,} ({-r['macs_reduction_pct']:+.0f} %)",
                      f"{1000 * r['latency_ms_1thread']:.2f} µs ({-r['latency_reduction_pct']:+.0f} %)",
-                     f"{r['tflite_gzip_bytes']:,} ({-r['tflite_gzip_reduction_pct'] if 'tflite_gzip_reduction_pct' in r else -r['gzip_reduction_pct']:+.0f} %)",
+                     f"{r['tflite_gzip_bytes']:,} "
+                     f"({-r.get('tflite_gzip_reduction_pct', r.get('gzip_reduction_pct')):+.0f} %)",
                      f"{r['train_wall_s']:.1f} s / {r['epochs_run']} ep"])
     out = [f"**Digits CNN pruned at {d['sparsity']:.0%}**, fine-tuned {d['epochs']} epochs (TFLite fp32, 1 thread, "
            "interleaved medians; top-1 on the 360 test digits)", ""]
@@ -67,8 +70,9 @@ def pruning(p: dict) -> list[str]:
     if m:
         lat = m["latency_ms_1thread"]
         out += [f"**MobileNetV2 224 channel-pruned 50 %** (one-shot): MACs {m['macs_before'] / 1e6:.0f} M → "
-                f"{m['macs_after'] / 1e6:.0f} M, params {m['params_before'] / 1e6:.2f} M → {m['params_after'] / 1e6:.2f} M, "
-                f"{m['coupled_groups']} layers pruned in coupled residual groups, output {m['output_shapes']['channel 50%']}; "
+                f"{m['macs_after'] / 1e6:.0f} M, params {m['params_before'] / 1e6:.2f} M → "
+                f"{m['params_after'] / 1e6:.2f} M, {m['coupled_groups']} layers pruned in coupled residual groups, "
+                f"output {m['output_shapes']['channel 50%']}; "
                 f"TFLite 1 thread {lat['fp32']:.2f} → {lat['channel 50%']:.2f} ms.", ""]
     return out
 
@@ -80,7 +84,8 @@ def harness(h: dict) -> list[str]:
     out += _t(["model", "rounds", "runs/round", "bare p50 ms", "harness p50 ms", "overhead", "paired"], rows)
     r = h["remote"]
     if "skipped" not in r:
-        out += [f"**Remote over loopback SSH** (digits int8, 50 runs + 360 test digits): local {r['local_median_s']:.2f} s, "
+        out += [f"**Remote over loopback SSH** (digits int8, 50 runs + 360 test digits): "
+                f"local {r['local_median_s']:.2f} s, "
                 f"remote {r['remote_median_s']:.2f} s (+{r['remote_overhead_s']:.2f} s: 4 ssh connections, tar copy, "
                 f"remote Python start, cleanup); accuracy identical: {r['accuracy_identical']}.", ""]
     return out
@@ -129,7 +134,8 @@ def write(res: dict, path: Path = HERE / "RESULTS.md") -> None:
         text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
     else:
         head, sep, rest = text.partition("\n## ")
-        text = head.rstrip() + "\n\n## Latest `make bench` run\n\n" + block + "\n\n" + (sep.lstrip("\n") + rest if sep else "")
+        tail = sep.lstrip("\n") + rest if sep else ""
+        text = head.rstrip() + "\n\n## Latest `make bench` run\n\n" + block + "\n\n" + tail
     path.write_text(text)
 
 

@@ -1,3 +1,3 @@
 from edgeml.cli import main
 
-raise SystemExit(main())
+main()

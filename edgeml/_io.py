@@ -9,7 +9,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def input_paths(value: Any) -> list[Path]:
         paths = [Path(text.split("?", 1)[0])]
     if text.endswith(".toml") and Path(text).is_file():
         try:
-            import tomllib
+            from edgeml._compat import tomllib
 
             table = tomllib.loads(Path(text).read_text())
             table = table.get("data", table) if isinstance(table, dict) else {}
@@ -96,7 +96,7 @@ def input_paths(value: Any) -> list[Path]:
 
 
 def check_outputs(outputs: list[str | Path | None], *, inputs: Any = (), force: bool = False,
-                  folders: list[str | Path | None] = ()) -> list[Path | None]:
+                  folders: Sequence[str | Path | None] = ()) -> list[Path | None]:
     """Check every output of a command before any work starts.
 
     An output may never be (or lie inside a folder that is) one of ``inputs`` — models, data specs,
@@ -217,7 +217,7 @@ def json_text(data: Any) -> str:
 
 def read_toml(path: str | Path, *, what: str, hint: str, error: type | None = None) -> dict[str, Any]:
     """Parse a TOML file; a missing file or bad TOML becomes one clear ``error`` (EdgeMLError by default)."""
-    import tomllib
+    from edgeml._compat import tomllib
 
     from edgeml.errors import EdgeMLError
 

@@ -32,16 +32,13 @@ from typing import Any
 
 from edgeml import __version__
 from edgeml._io import path_size
-from edgeml.errors import EdgeMLError
+from edgeml.errors import BudgetError
+from edgeml.options import Percentile
 
 UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2, "gb": 1000 ** 3, "gib": 1024 ** 3}
-PERCENTILES = ("p50", "p90", "p99", "mean", "max")
+PERCENTILES = Percentile.values()
 
 
-class BudgetError(EdgeMLError):
-    """A malformed budget: a usage error (exit 2)."""
-
-    exit_code = 2
 
 
 def parse_size(value: Any, where: str = "max_size") -> int:
@@ -67,7 +64,7 @@ class Budget:
     baseline: str | None = None
     origin: str = "flags"
 
-    def validate(self) -> "Budget":
+    def validate(self) -> Budget:
         where = self.origin
         if self.percentile not in PERCENTILES:
             raise BudgetError(f"{where}: percentile = {self.percentile!r}", hint=f"one of {', '.join(PERCENTILES)}")
@@ -196,7 +193,8 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None], inpu
         if not r.measured:
             e = m["estimate"]
             return e["ms"], f"estimated for {b.target} ({e['basis']})", "estimated"
-        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{repeat} {b.percentile} {m['latency_ms'][b.percentile]:.4g} ms")
+        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{repeat} {b.percentile} "
+            f"{m['latency_ms'][b.percentile]:.4g} ms")
         values.append(m["latency_ms"][b.percentile])
     med = statistics.median(values)
     spread = (max(values) - min(values)) / med * 100 if med else 0.0
@@ -221,15 +219,20 @@ def _parse_model(art: Any) -> None:
 
 
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
-              progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> CheckResult:
-    """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs."""
+              progress: Callable[[str], None] | None = None, input_shapes: Any = None,
+              results: list[dict[str, Any]] | None = None) -> CheckResult:
+    """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs.
+
+    ``results`` (fleet results, :func:`edgeml.fleet.load_fleet_results`): latency budgets are checked against
+    what every board of the budget's target measured (one item per board) instead of measuring again."""
     from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
     items: list[Item] = []
     acc_cache: dict[tuple[str, str], float] = {}
 
-    def acc(model: str, data: str) -> float:
+    def acc(model: str | None, data: str | None) -> float:
+        assert model is not None and data is not None  # Budget.validate() requires data (and a baseline)
         if (model, data) not in acc_cache:
             from edgeml.bench.accuracy import top1
 
@@ -244,7 +247,13 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
         if b.max_size is not None:
             size = art.inspect().size_bytes if art.format is ModelFormat.ONNX else path_size(art.path)
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
-        if b.max_latency_ms is not None:
+        if b.max_latency_ms is not None and results is not None:
+            from edgeml.fleet.results import fleet_latencies
+
+            for board, ms, detail in fleet_latencies(results, art.path, b.target, b.percentile):
+                items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target}, {board})", b.max_latency_ms,
+                                  ms, "ms", ms <= b.max_latency_ms, detail))
+        elif b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
             ms, detail, kind = _latency(b, repeat, runs, say, input_shapes)
             items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target})", b.max_latency_ms, ms, "ms",
@@ -257,7 +266,7 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
             drop = base - a
             items.append(Item(name, "max_accuracy_drop", b.max_accuracy_drop, drop, "top-1",
                               drop <= b.max_accuracy_drop + 1e-12,
-                              f"baseline {Path(b.baseline).name} {base:.4f} -> {a:.4f} on {b.data}"))
+                              f"baseline {Path(str(b.baseline)).name} {base:.4f} -> {a:.4f} on {b.data}"))
     return CheckResult(items)
 
 
@@ -298,8 +307,8 @@ def markdown(result: CheckResult) -> str:
     for i in result.items:
         status = "✅ pass" if i.passed else "❌ **FAIL**"
         est = " (estimated)" if i.kind == "estimated" else ""
-        lines.append(f"| `{Path(i.model).name}` | {i.budget} | {fmt_value(i, i.limit)} | {fmt_value(i, i.measured)}{est} "
-                     f"| {status} |")
+        lines.append(f"| `{Path(i.model).name}` | {i.budget} | {fmt_value(i, i.limit)} "
+                     f"| {fmt_value(i, i.measured)}{est} | {status} |")
     notes = [f"- `{Path(i.model).name}` {i.budget}: {i.detail}" for i in result.items if i.detail]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

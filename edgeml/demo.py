@@ -41,10 +41,13 @@ def train_cnn(epochs: int = 15, seed: int = 0, progress: Callable[[str], None] |
 
     keras = import_keras()
     x, y = load_dataset("builtin:digits?split=train", inputs=[INPUT]).arrays()
+    assert y is not None  # builtin:digits is labelled
     model = build_cnn(seed)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    class Progress(keras.callbacks.Callback):
+    callback: Any = keras.callbacks.Callback
+
+    class Progress(callback):
         def on_epoch_end(self, epoch, logs=None):
             if progress:
                 progress(f"  epoch {epoch + 1:2d}/{epochs}  loss {logs['loss']:.3f}  accuracy {logs['accuracy']:.3f}")

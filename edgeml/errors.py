@@ -1,4 +1,24 @@
-"""Exceptions the library raises. The CLI turns them into ``error:``/``hint:`` lines and an exit code."""
+"""Every exception the library raises, in one catalogue. The CLI turns them into ``error:``/``hint:`` lines
+and an exit code: 1 a check failed, 2 a usage error, 3 any other known error (4: a bug).
+
+    EdgeMLError                 known failure (3)
+    ├── UsageError              options that are out of range or contradict each other (2)
+    │   └── BudgetError         a malformed budget (check)
+    ├── CheckFailed             a budget or fidelity check failed (1)
+    ├── ModelLoadError          model missing, unreadable, unknown format, refused by its runtime
+    ├── MissingDependencyError  an optional package is not installed
+    ├── DataError               data missing, malformed or not matching the model
+    ├── OutputExistsError       an output exists and ``force`` was not given / an output is an input
+    ├── ResourceLimitError      a declared size exceeds the memory ceiling
+    ├── ShapeError              an input shape is unknown or does not fit the model
+    ├── ConversionError         a converter failed on the model
+    ├── VerificationError       a converted model's outputs differ from the source
+    ├── RemoteTimeout           a remote command ran past its timeout
+    ├── (RemoteError            in edgeml.targets.remote: a board over SSH failed; moves here with the fleet
+    │                           branch's SSHConnectionError once that has landed)
+    └── (QuantizationError      in edgeml.quantize.tflite: the quantizer failed on the model)
+    Terminated (KeyboardInterrupt)  SIGTERM, unwound like Ctrl-C (exit 143)
+"""
 
 from __future__ import annotations
 
@@ -31,6 +51,28 @@ class DataError(EdgeMLError):
 
 class OutputExistsError(EdgeMLError):
     """An output path exists and ``force`` was not given."""
+
+
+class UsageError(EdgeMLError):
+    """Options that are out of range or contradict each other: exit code 2, like click's own usage errors."""
+
+    exit_code = 2
+
+
+class BudgetError(UsageError):
+    """A malformed budget (file, table or option)."""
+
+
+class ShapeError(EdgeMLError):
+    """An input shape is unknown, or an ``--input-shape`` does not fit the model."""
+
+
+class ConversionError(EdgeMLError):
+    """A converter (TFLite converter, tf2onnx) failed on the model."""
+
+
+class VerificationError(EdgeMLError):
+    """A converted model's outputs differ from the source model's beyond the tolerance."""
 
 
 class CheckFailed(EdgeMLError):

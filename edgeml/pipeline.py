@@ -22,7 +22,7 @@ from typing import Any
 
 from edgeml import __version__
 from edgeml._io import json_text, write_bytes_atomic
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 
 MANIFEST = "run.json"
 LIBS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "onnxsim", "numpy")
@@ -48,8 +48,10 @@ class Recipe:
     train_power_w: float | None = None  # average power while training: energy break-even in the report
     budget: dict[str, Any] = field(default_factory=dict)
     input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
+    max_accuracy_drop: float | None = None  # quantize budget: top-1 drop on eval (edgeml.quantize.budget)
+    min_fidelity: float | None = None  # quantize budget: worst output's mean cosine vs float
 
-    def validate(self) -> "Recipe":
+    def validate(self) -> Recipe:
         if not Path(self.model).exists():
             raise EdgeMLError(f"{self.model}: model not found", hint="check the model path (relative to the recipe)")
         if not self.calib:
@@ -135,7 +137,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     data = read_toml(p, what="recipe", hint="edgeml optimize ... --dry-run > recipe.toml writes one")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise EdgeMLError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
+        raise UsageError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
     for key in PATH_KEYS:
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(p.parent / data[key])
@@ -178,6 +180,17 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def stage_key(name: str, options: dict[str, Any], input_hashes: list[str]) -> str:
+    """The content-hash key of a stage: its name, options and the sha256 of each input (the stage cache;
+    ``edgeml search`` keys its trials the same way)."""
+    return hashlib.sha256(json_text({"stage": name, "options": options, "inputs": input_hashes}).encode()).hexdigest()
+
+
+def outputs_intact(folder: Path, outputs: dict[str, str]) -> bool:
+    """Every recorded output (name -> sha256) is still in ``folder`` with the same content."""
+    return all((folder / o).exists() and sha256(folder / o) == h for o, h in outputs.items())
+
+
 @dataclass
 class RunResult:
     out: str
@@ -205,11 +218,9 @@ class _Run:
               total: int) -> dict[str, Any]:
         """Run ``fn`` unless the same options and input hashes produced outputs that are still there."""
         self.n += 1
-        key = hashlib.sha256(json_text({"stage": name, "options": options,
-                                        "inputs": [sha256(p) for p in inputs]}).encode()).hexdigest()
+        key = stage_key(name, options, [sha256(p) for p in inputs])
         prev = self.old.get(name)
-        if prev and prev.get("key") == key and all((self.dir / o).exists() and sha256(self.dir / o) == h
-                                                   for o, h in prev.get("outputs", {}).items()):
+        if prev and prev.get("key") == key and outputs_intact(self.dir, prev.get("outputs", {})):
             self.say(f"[{self.n}/{total}] {name}: up to date (inputs and options unchanged), skipped")
             self.stages[name] = dict(prev, status="skipped")
             return self.stages[name]
@@ -292,13 +303,16 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
             for f in r.formats:
                 out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
                 q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
-                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape)
+                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape,
+                             max_accuracy_drop=r.max_accuracy_drop, min_fidelity=r.min_fidelity)
                 outs.append(out)
                 results.append(_write(d / f"quantize_{Path(out).stem}_{f}.json", q.to_dict()))
         return {"outputs": outs, "results": results}
 
     qopts = {**shapes, "calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats,
-             "target": r.targets[0], "eval": r.eval}
+             "target": r.targets[0], "eval": r.eval,
+             **{k: v for k, v in (("max_accuracy_drop", r.max_accuracy_drop), ("min_fidelity", r.min_fidelity))
+                if v is not None}}
     quant = run.stage("quantize", qopts, list(sources.values()), do_quantize, total)
     deployables += list(quant["outputs"])
 

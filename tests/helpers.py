@@ -143,7 +143,8 @@ def onnx_legacy_constants(path: Path, seed: int = 0) -> Path:
         helper.make_node("Flatten", ["r"], ["f"]),
         helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"]),
     ]
-    graph = helper.make_graph(nodes, "legacy", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])],
+    graph = helper.make_graph(nodes, "legacy",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     model.ir_version = 6

@@ -216,7 +216,8 @@ def test_nan_and_inf_rejected_with_sample_location(tmp_path, bad):
     x = np.ones((5, 4), np.float32)
     x[3, 1] = bad
     np.savez(tmp_path / "d.npz", x=x)
-    raises(r"d\.npz\[3\]: input 'x' contains NaN or Inf", str(tmp_path / "d.npz"), [TensorSpec("x", (None, 4), "float32")])
+    raises(r"d\.npz\[3\]: input 'x' contains NaN or Inf", str(tmp_path / "d.npz"),
+           [TensorSpec("x", (None, 4), "float32")])
 
 
 def test_empty_dataset(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import tomllib
+from edgeml._compat import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from edgeml.bench.harness import bench
 from edgeml.cli import cli
 from edgeml.errors import EdgeMLError
 from edgeml.targets import estimate as est
+from edgeml.targets import estimate_fit as est_fit
 from edgeml.targets import load_profile
 
 
@@ -83,10 +84,10 @@ def test_fit_from_bench_results_writes_a_usable_profile(tmp_path, tiny_onnx, dig
 def test_fit_refuses_results_that_are_not_measurements(tmp_path, tiny_onnx):
     (tmp_path / "e.json").write_text(json.dumps(bench([tiny_onnx], target="rpi4").to_dict()))
     with pytest.raises(EdgeMLError, match="not a measured"):
-        est.fit_from_bench([tmp_path / "e.json"], "rpi4")
+        est_fit.fit_from_bench([tmp_path / "e.json"], "rpi4")
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(EdgeMLError, match="not a readable"):
-        est.fit_from_bench([tmp_path / "bad.json"], "rpi4")
+        est_fit.fit_from_bench([tmp_path / "bad.json"], "rpi4")
 
 
 # -- Edge TPU plan, floors, honest refits (issue 19) ---------------------------------------------------------
@@ -316,11 +317,11 @@ def test_fit_refuses_results_from_another_machine(tmp_path, tiny_onnx):
     (tmp_path / "host.json").write_text(json.dumps(r))
     if platform.machine() != "aarch64":
         with pytest.raises(EdgeMLError, match="coefficients would describe another machine"):
-            est.fit_from_bench([tmp_path / "host.json"], "rpi4")
+            est_fit.fit_from_bench([tmp_path / "host.json"], "rpi4")
     r["environment"] = None
     (tmp_path / "noenv.json").write_text(json.dumps(r))
     with pytest.raises(EdgeMLError, match="records no environment"):
-        est.fit_from_bench([tmp_path / "noenv.json"], "rpi4")
+        est_fit.fit_from_bench([tmp_path / "noenv.json"], "rpi4")
 
 
 def test_fit_needs_fields_and_names_the_file(tmp_path):
@@ -328,7 +329,7 @@ def test_fit_needs_fields_and_names_the_file(tmp_path):
            "models": [{"name": "m", "path": "m.tflite"}]}
     (tmp_path / "r.json").write_text(json.dumps(bad))
     with pytest.raises(EdgeMLError, match=r"r\.json: model entry 0 lacks latency_ms"):
-        est.fit_from_bench([tmp_path / "r.json"], "rpi4")
+        est_fit.fit_from_bench([tmp_path / "r.json"], "rpi4")
 
 
 def test_fit_never_fits_more_coefficients_than_independent_points(tiny_onnx):
@@ -336,9 +337,9 @@ def test_fit_never_fits_more_coefficients_than_independent_points(tiny_onnx):
 
     info = ModelArtifact.open(tiny_onnx).inspect()
     profile = load_profile("rpi4")
-    one = est.fit([("a", info, 0.05, 4)], profile, "fp32")
+    one = est_fit.fit([("a", info, 0.05, 4)], profile, "fp32")
     assert one.n_coefficients == 1 and one.median_abs_error is None and "no held-out error" in one.basis("x")
-    same = est.fit([("a", info, 0.05, 4), ("b", info, 0.06, 4), ("c", info, 0.07, 4)], profile, "fp32")
+    same = est_fit.fit([("a", info, 0.05, 4), ("b", info, 0.06, 4), ("c", info, 0.07, 4)], profile, "fp32")
     assert same.independent_points == 1 and same.n_coefficients == 1 and same.median_abs_error is not None
 
 
@@ -369,11 +370,11 @@ def test_edge_tpu_fit_reads_the_source_of_a_compiled_model(tmp_path):
               "environment": {"arch": "aarch64", "cores": 4, "board": "Raspberry Pi 4 Model B Rev 1.4"},
               "models": [{"path": str(compiled), "latency_ms": {"p50": 2.0}, "runtime": "ai_edge_litert"}]}
     (tmp_path / "r.json").write_text(json.dumps(result))
-    r = est.fit_from_bench([tmp_path / "r.json"], "coral-usb")
+    r = est_fit.fit_from_bench([tmp_path / "r.json"], "coral-usb")
     assert r.n_coefficients == 1 and r.points == 1 and r.errors[0]["estimated_ms"] == pytest.approx(2.0, rel=1e-3)
     src.unlink()
     with pytest.raises(EdgeMLError, match="is compiled; its MACs are not visible"):
-        est.fit_from_bench([tmp_path / "r.json"], "coral-usb")
+        est_fit.fit_from_bench([tmp_path / "r.json"], "coral-usb")
 
 
 def test_plan_keeps_float_io_conversions_on_the_cpu_without_splitting_the_graph(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,7 +173,9 @@ def _hanging_python(tmp_path: Path) -> tuple[Path, Path]:
     """A 'board Python' that records its pid and hangs (a board that accepts the job and never answers)."""
     pidfile = tmp_path / "hang.pid"
     script = tmp_path / "hanging-python"
-    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec {sys.executable} -c 'import time; time.sleep(600)'\n")
+    where = tmp_path / "hang.where"  # its working folder and arguments: which remote job folder is its own
+    script.write_text(f"#!/bin/sh\necho \"$(pwd) $*\" > {where}\necho $$ > {pidfile}\n"
+                      f"exec {sys.executable} -c 'import time; time.sleep(600)'\n")
     script.chmod(0o755)
     return script, pidfile
 
@@ -192,7 +195,6 @@ def _gone(pid: int, wait: float = 10.0) -> bool:
 
 def test_remote_bench_times_out_kills_and_cleans_up(board, tiny_onnx, tmp_path):
     script, pidfile = _hanging_python(tmp_path)
-    before = set(Path("/tmp").glob("edgeml-run.*"))
     t0 = time.monotonic()
     res = _run("bench", tiny_onnx, "--host", board.host, "--ssh-config", board.config, "--remote-python", script,
                "--runs", "2", "--timeout", "12")  # long enough for ssh + the copy on a loaded 2-core CI machine
@@ -200,7 +202,10 @@ def test_remote_bench_times_out_kills_and_cleans_up(board, tiny_onnx, tmp_path):
     assert time.monotonic() - t0 < 90
     assert "did not finish within 12 s" in res.output and "--timeout" in res.output
     assert "Traceback" not in res.output
-    assert set(Path("/tmp").glob("edgeml-run.*")) - before == set()  # the remote folder was removed
+    # the job's own remote folder was removed (other runs may be using /tmp/edgeml-run.* at the same time)
+    words = (tmp_path / "hang.where").read_text().split()
+    folders = {Path(m.group(0)) for w in words for m in [re.search(r"/tmp/edgeml-run\.[^/\s]+", w)] if m}
+    assert folders and not any(f.exists() for f in folders), folders
     assert _gone(int(pidfile.read_text()))  # and the hung runner stopped
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
+from edgeml._compat import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner

@@ -316,7 +316,8 @@ def _onnx_constant_of_shape_weights(path, value: float = 0.0):
     nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["w"],
                               value=helper.make_tensor("v", TensorProto.FLOAT, [1], [value])),
              helper.make_node("Gemm", ["x", "w"], ["y"])]
-    graph = helper.make_graph(nodes, "placeholder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1024])],
+    graph = helper.make_graph(nodes, "placeholder",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1024])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2048])],
                               [numpy_helper.from_array(np.array([1024, 2048], np.int64), "w_shape")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

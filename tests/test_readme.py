@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.S | re.M)
@@ -59,3 +58,23 @@ def test_readme_tour_runs_verbatim_after_make_demo(tmp_path):
             assert first == error, f"{cmd}: README shows {error!r}, edgeml says {first!r}"
         if cmd == "edgeml demo -o edgeml-demo":
             cwd = tmp_path / "edgeml-demo"  # the README: "cd edgeml-demo" once, after make demo
+
+
+def readme_python_sessions(text: str) -> list[str]:
+    """The README's ```python blocks written as interactive sessions (`>>>`), to run as doctests."""
+    return [m.group(1) for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M) if ">>> " in m.group(1)]
+
+
+def test_readme_python_session_runs_as_shown_after_the_tour(tmp_path):
+    sessions = readme_python_sessions(README.read_text())
+    assert sessions, "the README shows a Python API session"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run([sys.executable, "-m", "edgeml", "demo", "-o", "edgeml-demo"], cwd=tmp_path, env=env,
+                   capture_output=True, text=True, timeout=900, check=True)
+    for i, session in enumerate(sessions):
+        doc = tmp_path / f"session_{i}.txt"
+        doc.write_text(session)
+        proc = subprocess.run([sys.executable, "-m", "doctest", "-o", "ELLIPSIS", "-o", "NORMALIZE_WHITESPACE",
+                               str(doc)], cwd=tmp_path / "edgeml-demo", env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert proc.returncode == 0, f"README Python session {i} differs from what edgeml does:\n{proc.stdout[-3000:]}"

@@ -24,7 +24,6 @@ import numpy as np
 def onnx_macs(path: str, shapes: dict[str, list[int]]) -> dict:
     import onnx
     import onnxruntime as ort
-    from onnx import numpy_helper
 
     m = onnx.load(path)
     g = m.graph

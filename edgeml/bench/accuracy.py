@@ -47,7 +47,7 @@ def classes_of(outputs: list[TensorSpec] | list[tuple]) -> tuple[int | None, str
 def check_labels(labels: np.ndarray, classes: int | None, origin: str, model: str = "the model",
                  where: Callable[[int], str] | None = None) -> np.ndarray:
     """Labels as int64 class indices in ``0..classes-1``; a DataError naming the data otherwise."""
-    from edgeml.calibration.dataset import class_ids
+    from edgeml.calibration.sampling import class_ids
 
     labels = class_ids(np.asarray(labels))  # one-hot rows: the class index is unambiguous
     if labels.ndim != 1:
@@ -99,7 +99,7 @@ def evaluate(session: Any, dataset: Any, *, progress: Callable[[int, int], None]
         scores = np.asarray(outs[0], np.float64).reshape(1, -1)
         labels = labels_all[n:n + 1]
         top1 += int((scores.argmax(1) == labels).sum())
-        if classes > 5:
+        if classes is not None and classes > 5:
             best5 = np.argsort(-scores, axis=1)[:, :5]
             top5 += int((best5 == labels[:, None]).any(1).sum())
         n += 1

@@ -24,7 +24,7 @@ import numpy as np
 from edgeml import __version__
 from edgeml._io import MEMORY_ENV, check_tensor_memory, memory_ceiling
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 
 EDGETPU_OP = "edgetpu-custom-op"
 
@@ -41,9 +41,35 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "edgeml.bench/1", "edgeml": __version__, "target": self.target, "where": self.where,
-                "measured": self.measured, "kind": "measured" if self.measured else "estimated",
+                "measured": self.measured, "kind": ("emulated" if (self.environment or {}).get("emulated") else
+                                                     "measured") if self.measured else "estimated",
                 "settings": self.settings, "environment": self.environment, "models": self.models,
                 "notes": self.notes}
+
+
+def estimate_bench(arts: list[ModelArtifact], profile: Any, *, threads: int | None,
+                   input_shapes: Any = None) -> BenchResult:
+    """``edgeml bench --target BOARD`` without --host: estimates (edgeml.targets.estimate), labelled as such.
+    It lives here, not with the estimator, so that targets never needs the bench result type."""
+    from edgeml.targets.estimate import estimate_from, refuse_unknown_cost
+
+    models = []
+    notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
+    for art in arts:
+        try:
+            info = art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
+            if EDGETPU_OP not in (info.custom_ops or []):
+                refuse_unknown_cost(info, art.path)
+            e = estimate_from(info, profile, precision=None, threads=threads, name=str(art.path))
+        except EdgeMLError as exc:
+            if len(arts) == 1:
+                raise
+            notes.append(f"{art.path.name}: not estimated: {exc.message}")
+            continue
+        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
+                       "estimate": e.to_dict()})
+    return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
+                       settings={"threads": threads}, notes=notes)
 
 
 def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
@@ -110,7 +136,7 @@ def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path
                 labels = arrays["labels"] = check_labels(labels, None, origin)
                 where = lambda j, ds=ds: ds.source.where(int(ds.indices[j]))  # noqa: E731
             written[key] = f"data{len(written)}.npz"
-            np.savez(job / written[key], **arrays)
+            np.savez(job / written[key], **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
             count = len(ds)
         n_classes, _ = classes_of(info.outputs)
         if n_classes is not None and labels is not None:  # same selection for every model: same labels
@@ -153,8 +179,6 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
     profile = load_profile(target)
     arts = [ModelArtifact.open(m) for m in models]
     if host is None and not profile.is_host:
-        from edgeml.targets.estimate import estimate_bench
-
         say(f"no --host given: estimating for {profile.name} (no board measured)")
         if data is not None and not input_shapes:  # the data decides dynamic dims
             input_shapes = _data_shapes(data, arts[0])
@@ -193,14 +217,16 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
                 feed = random_feeds(inputs, 1, seed=0, input_shapes=input_shapes, values=info.input_values,
                                     what="benchmarking without --data")[0]
                 generated[k] = random_feeds_label(inputs, info.input_values)
-                np.savez(job / f"feed{k}.npz", **{f"in{i}": feed[t.name] for i, t in enumerate(inputs)})
+                np.savez(job / f"feed{k}.npz",
+                         **{f"in{i}": feed[t.name] for i, t in enumerate(inputs)})  # type: ignore[arg-type]
                 entry["feed"] = f"feed{k}.npz"
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
             feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes,
                                  values=ref_art.inspect().input_values, what="comparing with --reference")
-            np.savez(job / "data.npz", **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})
+            np.savez(job / "data.npz",
+                     **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})  # type: ignore[arg-type]
         (job / "job.json").write_text(json.dumps({
             "models": entries, "runs": runs, "warmup": warmup, "min_time": min_time, "reference": ref_index,
             "data_layout": "full",  # every data file stacks whole batch-of-one inputs
@@ -276,14 +302,14 @@ MAX_RUNS = 100_000  # the runner stops there; more is refused, never silently ca
 def check_numbers(*, runs: int, warmup: int, min_time: float, timeout: float | None = None) -> None:
     """Options that reach the runner are finite and in range (a clear error, never a silent cap)."""
     if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
-        raise EdgeMLError(f"--runs {runs}: must be a whole number from 1 to {MAX_RUNS:,}",
+        raise UsageError(f"--runs {runs}: must be a whole number from 1 to {MAX_RUNS:,}",
                           hint="use --min-time SECONDS to time for longer")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= MAX_RUNS:
-        raise EdgeMLError(f"--warmup {warmup}: must be a whole number from 0 to {MAX_RUNS:,}")
+        raise UsageError(f"--warmup {warmup}: must be a whole number from 0 to {MAX_RUNS:,}")
     if not isinstance(min_time, (int, float)) or not math.isfinite(min_time) or not 0 <= min_time <= 86400:
-        raise EdgeMLError(f"--min-time {min_time}: must be a finite number of seconds from 0 to 86400")
+        raise UsageError(f"--min-time {min_time}: must be a finite number of seconds from 0 to 86400")
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
-        raise EdgeMLError(f"--timeout {timeout}: must be a positive, finite number of seconds")
+        raise UsageError(f"--timeout {timeout}: must be a positive, finite number of seconds")
 
 
 def default_timeout(n_models: int, runs: int, warmup: int, min_time: float, n_samples: int) -> float:
@@ -296,9 +322,9 @@ def _copy_model(art: ModelArtifact, job: Path, k: int) -> str:
     folder, in range) go with it, in a folder of its own so that two models' data never collide."""
     files: list[str] = []
     if art.format is ModelFormat.ONNX:
-        from edgeml.formats.onnx import _parse, external_files
+        from edgeml.formats.onnx import external_files, parse_proto
 
-        files = external_files(_parse(art.path), art.path.parent, art.path)
+        files = external_files(parse_proto(art.path), art.path.parent, art.path)
     if not files:
         name = f"m{k}{art.path.suffix}"
         shutil.copyfile(art.path, job / name)
@@ -314,7 +340,7 @@ def _copy_model(art: ModelArtifact, job: Path, k: int) -> str:
 
 def run_local(job: Path, *, progress: Callable[[str], None] | None = None, python: str | None = None) -> dict:
     """Run the device runner in a fresh local process (clean peak RSS and cold start)."""
-    from edgeml.targets.remote import RUNNER, _result
+    from edgeml.targets.remote import RUNNER, read_result
 
     from edgeml.targets.remote import progress_filter
 
@@ -328,7 +354,7 @@ def run_local(job: Path, *, progress: Callable[[str], None] | None = None, pytho
             err_lines.append(line.rstrip())
             show(line.rstrip())
         out = proc.stdout.read()
-        return _result(proc.wait(), out, "\n".join(err_lines), "this machine")
+        return read_result(proc.wait(), out, "\n".join(err_lines), "this machine")
     finally:  # interrupted (Ctrl-C, SIGTERM): the runner does not outlive us
         if proc.poll() is None:
             proc.kill()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeml.errors import DataError
-from edgeml.formats.common import TensorSpec
+from edgeml.formats.common import Quantization, TensorSpec
 
 RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 PIXEL_DTYPES = ("uint8", "int8")
@@ -36,17 +36,26 @@ def is_quantized(t: TensorSpec) -> bool:
     return q is not None and t.dtype in RANGES and bool(q.scale)
 
 
+def params(t: TensorSpec) -> Quantization:
+    """The scale and zero point of a quantized input (callers check :func:`is_quantized` first)."""
+    if t.quantization is None:
+        raise DataError(f"input '{t.name}' ({t.dtype}) has no scale/zero point",
+                        hint="the model's input is not quantized; pass real values")
+    return t.quantization
+
+
 def describe_path(path: str, data_dtype: str, t: TensorSpec) -> str:
     """One human line for a path, e.g. ``quantized with scale 0.58, zero point 83``."""
-    q = t.quantization
     if path == "as-is":
         return f"passed through: {data_dtype} data is already in the model's {t.dtype} domain"
     if path == "quantize":
+        q = params(t)
         return f"{data_dtype} real values quantized with the model's scale {q.scale:.6g}, zero point {q.zero_point}"
     if path == "pixels":
         text = "raw pixels 0..255 as int8 p - 128" if t.dtype == "int8" else f"raw pixels 0..255 as {t.dtype}"
         if is_quantized(t) and t.dtype in PIXEL_DTYPES:
             shift = -128 if t.dtype == "int8" else 0
+            q = params(t)
             lo, hi = ((shift - q.zero_point) * q.scale, (255 + shift - q.zero_point) * q.scale)
             text += f", which the model reads as real values {lo:.4g}..{hi:.4g}"
         return text
@@ -69,7 +78,7 @@ def to_model(x: np.ndarray, t: TensorSpec, *, domain: str = "auto", pixels: bool
         return _plain(x, t, pixels)
     if x.dtype.kind == "b":
         x = x.astype(np.uint8)
-    q = t.quantization
+    q = params(t)
     lo, hi = RANGES[dtype]
     if domain == "real" or (domain == "auto" and x.dtype.kind == "f"):
         scaled = np.round(x.astype(np.float64) / q.scale + q.zero_point)
@@ -79,10 +88,10 @@ def to_model(x: np.ndarray, t: TensorSpec, *, domain: str = "auto", pixels: bool
         return x, "as-is", None, False
     if domain == "auto" and {x.dtype.name, dtype} == set(PIXEL_DTYPES):
         shift = -128 if dtype == "int8" else 128
-        note = (f"{x.dtype} data for {dtype} input '{name}': shifted by {shift} (read as 0..255 codes, the "
-                f"uint8/int8 zero-point shift); if the values are real numbers set domain=real, if they "
-                f"are already the model's integers store them as {dtype}")
-        return (x.astype(np.int16) + shift).astype(dtype), "shift", note, False
+        why = (f"{x.dtype} data for {dtype} input '{name}': shifted by {shift} (read as 0..255 codes, the "
+               f"uint8/int8 zero-point shift); if the values are real numbers set domain=real, if they "
+               f"are already the model's integers store them as {dtype}")
+        return (x.astype(np.int16) + shift).astype(dtype), "shift", why, False
     if x.dtype.kind == "f" and x.size and not np.all(x == np.round(x)):
         raise DataError(f"{where}: input '{name}': domain=quantized but the data has fractional values",
                         hint="quantized data must be whole numbers; use domain=real for real values")
@@ -91,7 +100,7 @@ def to_model(x: np.ndarray, t: TensorSpec, *, domain: str = "auto", pixels: bool
                         f"{x.dtype} values {x.min():g}..{x.max():g} do not fit the model's {dtype} range {lo}..{hi}",
                         hint=f"if they are real values set domain=real (quantized with the model's scale); "
                              f"else store them as {dtype}")
-    note = None
+    note: str | None = None
     if domain == "auto":
         note = (f"{x.dtype} data for {dtype} input '{name}': read as the model's integers (values fit {lo}..{hi}); "
                 f"set domain=real if they are real values, or store them as {dtype} to silence this")
@@ -123,7 +132,7 @@ def integral_in_range(x: np.ndarray, t: TensorSpec) -> bool:
 
 
 def dequantize(x: np.ndarray, t: TensorSpec) -> np.ndarray:
-    q = t.quantization
+    q = params(t)
     return ((x.astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale)).astype(np.float32)
 
 

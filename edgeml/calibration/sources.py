@@ -24,7 +24,8 @@ def _np_error(path: Path, kind: str, exc: Exception) -> DataError:
                          hint="store plain numeric arrays (numpy.save / numpy.savez)")
     if isinstance(exc, SyntaxError) or type(exc).__name__ == "TokenError":
         text = f"damaged .npy header: {type(exc).__name__}"
-    return DataError(f"{path}: cannot read {kind} ({text})", hint=f"save with numpy.{'savez' if kind == '.npz' else 'save'}")
+    return DataError(f"{path}: cannot read {kind} ({text})",
+                     hint=f"save with numpy.{'savez' if kind == '.npz' else 'save'}")
 
 
 class Source:
@@ -196,7 +197,8 @@ def _pil():
     try:
         from PIL import Image
     except ImportError as exc:
-        raise MissingDependencyError("reading images needs Pillow", hint="pip install 'edgeml-toolchain[data]'") from exc
+        raise MissingDependencyError("reading images needs Pillow",
+                                     hint="pip install 'edgeml-toolchain[data]'") from exc
     return Image
 
 
@@ -286,7 +288,8 @@ class DigitsSource(Source):
         try:
             from sklearn.datasets import load_digits
         except ImportError as exc:
-            raise MissingDependencyError("builtin:digits needs scikit-learn", hint="pip install 'edgeml-toolchain[data]'") from exc
+            raise MissingDependencyError("builtin:digits needs scikit-learn",
+                                         hint="pip install 'edgeml-toolchain[data]'") from exc
         digits = load_digits()
         order = np.random.default_rng(self.SPLIT_SEED).permutation(len(digits.target))
         cut = int(0.8 * len(order))
@@ -321,6 +324,7 @@ def open_source(spec: DataSpec, default_key: str) -> Source:
     path = spec.path
     if not path.exists():
         raise DataError(f"{path}: data not found", hint="pass a .npz/.npy/.csv file, an image folder or builtin:digits")
+    src: ImageFolderSource | NpzSource | NpySource | CsvSource
     if path.is_dir():
         src = ImageFolderSource(path, spec, key)
     else:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from edgeml._compat import tomllib
 from edgeml.errors import DataError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from edgeml.options import Color, Domain, Layout, Sampling, Split
 
 NORM_PRESETS = {
     # name: (scale applied to 0..255 pixels, mean, std) -> x = (p * scale - mean) / std
@@ -21,9 +17,9 @@ NORM_PRESETS = {
     "imagenet": (1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "raw": (1.0, (0.0,), (1.0,)),
 }
-SAMPLING = ("random", "stratified", "first")
-DOMAINS = ("auto", "real", "quantized")
-SPLITS = ("all", "train", "test")
+SAMPLING = Sampling.values()
+DOMAINS = Domain.values()
+SPLITS = Split.values()
 
 
 @dataclass
@@ -59,7 +55,7 @@ class DataSpec:
         return Path(self.source)
 
     @classmethod
-    def parse(cls, text: str, **overrides: Any) -> "DataSpec":
+    def parse(cls, text: str, **overrides: Any) -> DataSpec:
         """Parse ``SOURCE[?k=v&...]`` or a ``.toml`` data-spec file; ``overrides`` (not None) win."""
         if not text:
             raise DataError("empty data spec", hint="pass a path, a .toml data spec or builtin:digits")
@@ -74,7 +70,7 @@ class DataSpec:
         return cls._build(source, options, origin=text)
 
     @classmethod
-    def _build(cls, source: str, options: dict[str, Any], origin: str) -> "DataSpec":
+    def _build(cls, source: str, options: dict[str, Any], origin: str) -> DataSpec:
         names = {f.name for f in dataclasses.fields(cls)} - {"source", "origin"}
         unknown = sorted(set(options) - names)
         if unknown:
@@ -102,9 +98,9 @@ class DataSpec:
             raise DataError(f"data spec '{o}': domain must be one of {', '.join(DOMAINS)}, got '{self.domain}'",
                             hint="auto: by dtype; real: values are real numbers (quantized with the model's "
                                  "scale); quantized: values are already the model's integers")
-        if self.color not in (None, "rgb", "grayscale"):
+        if self.color is not None and self.color not in Color.values():
             raise DataError(f"data spec '{o}': color must be rgb or grayscale, got '{self.color}'")
-        if self.layout not in (None, "nhwc", "nchw"):
+        if self.layout is not None and self.layout not in Layout.values():
             raise DataError(f"data spec '{o}': layout must be nhwc or nchw, got '{self.layout}'")
         if self.crop is not None and not 0 < self.crop <= 1:
             raise DataError(f"data spec '{o}': crop is the kept centre fraction, in (0, 1]; got {self.crop}")
@@ -140,7 +136,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     options = dict(table)
     source = str(options.pop("source"))
     if not source.startswith("builtin:") and not Path(source).is_absolute():
-        source = str((path.parent / source))  # relative to the spec file
+        source = str(path.parent / source)  # relative to the spec file
     return options, source
 
 

@@ -29,7 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("edgeml.cli.convert_cmd", "convert_cmd", "Convert to TFLite or ONNX and verify the numbers match."),
     "data": ("edgeml.cli.data_cmd", "data", "Inspect calibration/evaluation data as a model would see it."),
     "demo": ("edgeml.cli.demo_cmd", "demo_cmd", "Run the built-in end-to-end example on builtin digits."),
-    "optimize": ("edgeml.cli.optimize_cmd", "optimize_cmd", "One command: prune, quantize, convert, bench, report, check."),
+    "optimize": ("edgeml.cli.optimize_cmd", "optimize_cmd",
+                 "One command: prune, quantize, convert, bench, report, check."),
     "run": ("edgeml.cli.optimize_cmd", "run_cmd", "Run the optimize pipeline from a recipe TOML."),
     "prune": ("edgeml.cli.prune_cmd", "prune_cmd", "Prune a Keras model: magnitude or structured channels."),
     "quantize": ("edgeml.cli.quantize_cmd", "quantize_cmd", "Quantize to int8 with calibration data; per-layer error."),
@@ -40,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "estimate": ("edgeml.cli.estimate_cmd", "estimate_cmd", "Estimate latency and energy on a target without it."),
     "report": ("edgeml.cli.report_cmd", "report_cmd", "Training cost vs per-inference cost per target (HTML/MD)."),
     "targets": ("edgeml.cli.targets_cmd", "targets_cmd", "List target profiles (host, Pi, Coral, Jetson)."),
+    "search": ("edgeml.cli.search_cmd", "search_cmd", "Search prune x quantize x format: Pareto front per target."),
 }
 
 
@@ -115,10 +117,10 @@ def _finite_floats(cmd: click.Command) -> click.Command:
     for p in cmd.params:
         if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)):
             p.type = copy.copy(p.type)  # click.FLOAT is shared: patch a copy
-            p.type.convert = functools.partial(_finite_convert, p.type.convert)
+            p.type.convert = functools.partial(_finite_convert, p.type.convert)  # type: ignore[method-assign]
     for sub in getattr(cmd, "commands", {}).values():
         _finite_floats(sub)
-    cmd._edgeml_finite = True
+    cmd._edgeml_finite = True  # type: ignore[attr-defined]
     return cmd
 
 

@@ -82,7 +82,7 @@ class spinner:
             if self._stop.wait(self.interval):
                 return
 
-    def __enter__(self) -> "spinner":
+    def __enter__(self) -> spinner:
         import threading
 
         if self._enabled():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, status, table
 
@@ -32,6 +33,7 @@ def make_target(host, ssh_config, identity, remote_python):
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path())
+@print_config_option
 @click.option("--target", metavar="NAME|PROFILE.toml", help="Target profile [default: host]. Without --host, a "
                                                              "board target is estimated, never measured here.")
 @ssh_options
@@ -47,9 +49,17 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.bench/1).")
 @input_shape_option
+@click.option("--fleet", "inventory", type=click.Path(), metavar="INVENTORY",
+              help="Run on every board of this fleet inventory (fleet.toml or an Ansible INI) in parallel; "
+                   "--target picks boards of that target, --timeout bounds each model on each board.")
+@click.option("--board", "boards", multiple=True, metavar="NAME", help="With --fleet: only this board (repeatable).")
+@click.option("--results", default="fleet-results", show_default=True, type=click.Path(),
+              help="With --fleet: folder for per-board results; a re-run resumes what is missing (--force: "
+                   "start over).")
 @click.pass_context
 def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, timeout, runs, warmup, min_time,
-              threads, data, reference, out_file, force, as_json, input_shapes):
+              threads, data, reference, out_file, force, as_json, input_shapes, inventory=None, boards=(),
+              results="fleet-results"):
     """Measure latency (and accuracy) of .tflite/.onnx MODELS on a target.
 
     Several models run interleaved (A B A B ...) so their ratio holds on a noisy machine. Latency is timed
@@ -63,11 +73,29 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
       edgeml bench model_int8.tflite --reference model.tflite --threads 1 --runs 200
       edgeml bench model_edgetpu.tflite --target coral-usb --host pi@raspberrypi.local
       edgeml bench model.tflite --target rpi4          # no board: a labelled estimate
+      edgeml bench a.tflite b.tflite --fleet fleet.toml  # every board, in parallel
     """
     from edgeml._io import check_output, json_text, write_bytes_atomic
     from edgeml.bench.harness import bench
+    if print_config_requested():
+        return show_config("bench", "edgeml.bench", dict(
+            models=list(models), target=target, host=host, ssh_config=ssh_config, identity=identity,
+            remote_python=remote_python, runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data,
+            reference=reference, timeout=timeout, input_shapes=input_shapes, out=out_file))
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
+    if inventory:
+        if host or ssh_config or identity:
+            raise click.UsageError("--fleet takes its boards and ssh options from the inventory, not --host/"
+                                   "--ssh-config/--identity")
+        from edgeml.cli.fleet_out import bench_fleet_cmd
+
+        return bench_fleet_cmd(models, inventory=inventory, boards=boards, target=target, results=results,
+                               force=force, quiet=quiet, as_json=as_json, out_file=out_file, runs=runs, warmup=warmup,
+                               min_time=min_time, threads=threads, data=data, reference=reference,
+                               input_shapes=input_shapes, timeout=timeout)
+    if boards:
+        raise click.UsageError("--board needs --fleet INVENTORY")
     out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None
     result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
                    runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
@@ -101,6 +129,9 @@ def render(d: dict) -> str:
     head = (f"target {d['target']} - measured on {d['where']}: {env.get('board') or env.get('cpu') or '?'}, "
             f"{env.get('cores')} cores, {env.get('arch')}, governor {env.get('governor') or '?'}; "
             f"threads {d['settings']['threads'] or 'runtime default'}, {d['settings']['runs']} runs")
+    if env.get("emulated"):
+        head += (f"\nEMULATED ({env['emulated']}): the board's software ran, but these latencies are the "
+                 "emulator's, not the board's")
     rows = []
     for m in d["models"]:
         lat = m.get("latency_ms")

@@ -8,6 +8,7 @@ import click
 
 from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
+from edgeml.options import Percentile
 
 
 @click.command("check")
@@ -16,7 +17,7 @@ from edgeml.cli._out import emit_json, status, table
               "[default: [tool.edgeml] in ./pyproject.toml when no MODEL is given].")
 @click.option("--max-size", metavar="SIZE", help="Largest file size, e.g. 300KiB, 1.5MB.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0), help="Largest latency in ms (see --percentile).")
-@click.option("--percentile", type=click.Choice(["p50", "p90", "p99", "mean", "max"]), default="p50",
+@click.option("--percentile", type=click.Choice(Percentile.values()), default="p50",
               show_default=True, help="Latency statistic the budget applies to.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Lowest top-1 on --data (a fraction).")
 @click.option("--max-accuracy-drop", type=click.FloatRange(0, 1), help="Largest top-1 drop vs --baseline.")
@@ -32,9 +33,12 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--markdown", "md", type=click.Path(), help="Write a Markdown summary for a pull-request comment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.check/1).")
 @input_shape_option
+@click.option("--results", "fleet_results", type=click.Path(), metavar="DIR|fleet.json",
+              help="Check latency budgets against these fleet results (edgeml bench --fleet): every board of "
+                   "the budget's target, instead of measuring again.")
 @click.pass_context
 def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, min_accuracy, max_accuracy_drop,
-              baseline, target, host, data, repeat, runs, junit, md, as_json, input_shapes):
+              baseline, target, host, data, repeat, runs, junit, md, as_json, input_shapes, fleet_results=None):
     """Fail CI when a model is too big, too slow or not accurate enough.
 
     Exit codes: 0 all budgets met, 1 a budget exceeded, 2 usage error (incl. a malformed budget file),
@@ -45,6 +49,7 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
       edgeml check model_int8.tflite --max-size 300KiB --max-latency-ms 5 --percentile p90
       edgeml check model_int8.tflite --min-accuracy 0.95 --data builtin:digits?split=test
       edgeml check --budget budgets.toml --junit check.xml --markdown check.md
+      edgeml check --budget budgets.toml --results fleet-results   # budgets per target, every board
     """
     from edgeml._io import write_bytes_atomic
     from edgeml.check import Budget, BudgetError, github_annotations, junit_xml, load_budgets, markdown, \
@@ -78,8 +83,13 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         check_outputs([junit, md], inputs=[budget_file, "pyproject.toml" if not budget_file else None,
                                            *[p for b in budgets for p in (b.model, b.baseline, b.data)]],
                       force=True)
+    fleet = None
+    if fleet_results:
+        from edgeml.fleet import load_fleet_results
+
+        fleet = load_fleet_results(fleet_results)
     result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status,
-                       input_shapes=input_shapes)
+                       input_shapes=input_shapes, results=fleet)
     if junit:
         write_bytes_atomic(junit, junit_xml(result).encode())
     if md:

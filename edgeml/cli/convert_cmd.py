@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status
+from edgeml.options import ConvertTo
 
 
 @click.command("convert")
 @click.argument("model", type=click.Path())
-@click.option("--to", "to", type=click.Choice(["tflite", "onnx"]), required=True, help="Output format.")
+@click.option("--to", "to", type=click.Choice(ConvertTo.values()), required=True, help="Output format.")
 @click.option("-o", "--output", "out", type=click.Path(), required=True, help="Output file.")
 @click.option("--opset", type=click.IntRange(11, 21), default=17, show_default=True, help="ONNX opset.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim simplification.")
@@ -24,6 +26,7 @@ from edgeml.cli._out import emit_json, status
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.convert/1).")
 @input_shape_option
+@print_config_option
 @click.pass_context
 def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json,
                 input_shapes):
@@ -38,12 +41,14 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
       edgeml convert model.keras --to onnx -o model.onnx --calib builtin:digits
       edgeml convert model.tflite --to onnx -o model.onnx
     """
+    options = dict(model=model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
+                   verify=verify, calib=calib, atol=atol, force=force, strict=strict, input_shapes=input_shapes)
+    if print_config_requested():
+        return show_config("convert", "edgeml.convert", options)
     from edgeml.convert import convert
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
-    result = convert(model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
-                     verify=verify, calib=calib, atol=atol, force=force, strict=strict,
-                     progress=None if quiet else status, input_shapes=input_shapes)
+    result = convert(**options, progress=None if quiet else status)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from edgeml.cli._out import emit_json, table
+from edgeml.options import Color, Domain, Layout, Norm, Sampling, Split
+
+if TYPE_CHECKING:
+    from edgeml.formats.common import TensorSpec
 
 
 @click.group("data")
@@ -17,12 +23,12 @@ def data() -> None:
 @click.option("--model", "model_path", type=click.Path(), help="Show exactly what this model would be fed.")
 @click.option("--samples", type=click.IntRange(min=1), help="Sample this many (seeded).")
 @click.option("--seed", type=int, help="Sampling seed (default 0): same seed, same samples.")
-@click.option("--sampling", type=click.Choice(["random", "stratified", "first"]), help="How to pick --samples.")
-@click.option("--split", type=click.Choice(["all", "train", "test"]), help="Split of a builtin dataset.")
-@click.option("--norm", type=click.Choice(["0..1", "-1..1", "imagenet", "raw"]), help="Image normalisation preset.")
-@click.option("--color", type=click.Choice(["rgb", "grayscale"]), help="Image colour mode (default: from model).")
-@click.option("--layout", type=click.Choice(["nhwc", "nchw"]), help="Image layout (default: from model).")
-@click.option("--domain", type=click.Choice(["auto", "real", "quantized"]),
+@click.option("--sampling", type=click.Choice(Sampling.values()), help="How to pick --samples.")
+@click.option("--split", type=click.Choice(Split.values()), help="Split of a builtin dataset.")
+@click.option("--norm", type=click.Choice(Norm.values()), help="Image normalisation preset.")
+@click.option("--color", type=click.Choice(Color.values()), help="Image colour mode (default: from model).")
+@click.option("--layout", type=click.Choice(Layout.values()), help="Image layout (default: from model).")
+@click.option("--domain", type=click.Choice(Domain.values()),
               help="For quantized inputs: data holds real values, or the model's integers [default: auto].")
 @click.option("--raw-pixels", "raw_pixels", is_flag=True, default=None,
               help="Images as raw 0..255 pixels (default for uint8/int8 image inputs).")
@@ -49,7 +55,7 @@ def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) ->
     from edgeml.calibration import DataSpec, load_dataset
 
     data_spec = DataSpec.parse(spec, **options)
-    inputs = None
+    inputs: list[TensorSpec] | None = None
     if model_path:
         from edgeml.artifact import inspect_model
 
@@ -58,7 +64,7 @@ def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) ->
     info = ds.describe()
     if model_path:
         info["model"] = model_path
-        info["model_inputs"] = [t.to_dict() for t in inputs]
+        info["model_inputs"] = [t.to_dict() for t in inputs or []]
     if as_json:
         emit_json(info)
         return

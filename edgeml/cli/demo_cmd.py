@@ -32,7 +32,7 @@ def demo_cmd(ctx, out_dir: str, epochs: int, prune_epochs: int, as_json: bool) -
         emit_json(s)
         return
     from edgeml.formats.common import human_bytes, human_count
-    from edgeml.report.render import _ms
+    from edgeml._units import format_ms as _ms
 
     t = s["training"]
     click.echo(f"\ntrained in {t['wall_s']:.1f} s: {t['samples']} samples x {t['epochs']} epochs, "

@@ -15,11 +15,20 @@ from edgeml.cli._out import emit_json, table
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120, show_default=True,
               metavar="SECONDS", help="With --host: give up on the board after this long.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.doctor/1).")
-def doctor_cmd(host, ssh_config, identity, remote_python, timeout, as_json):
+@click.option("--fleet", "inventory", type=click.Path(), metavar="INVENTORY",
+              help="Check every board of this fleet inventory in parallel (exit 1 if one is not ready).")
+@click.option("--board", "boards", multiple=True, metavar="NAME", help="With --fleet: only this board (repeatable).")
+def doctor_cmd(host, ssh_config, identity, remote_python, timeout, as_json, inventory=None, boards=()):
     """Report what a machine has for running models: Python, numpy, LiteRT, ONNX Runtime and its
     providers, libedgetpu, edgetpu_compiler, trtexec, CPU governor and temperatures."""
     from edgeml.cli.bench_cmd import make_target
 
+    if inventory:
+        if host:
+            raise click.UsageError("--fleet and --host: pick one")
+        from edgeml.cli.fleet_out import doctor_fleet_cmd
+
+        return doctor_fleet_cmd(inventory, boards, timeout, as_json)
     target = make_target(host, ssh_config, identity, remote_python)
     if target is None:
         from edgeml.targets.device_runner import doctor
@@ -48,5 +57,7 @@ def doctor_cmd(host, ssh_config, identity, remote_python, timeout, as_json):
             ["trtexec", d["trtexec"] or "no"], ["cpu governor", env.get("governor") or "unknown"],
             ["temperatures", ", ".join(f"{k} {v:.0f} C" for k, v in env["temperatures_c"].items()) or "unreadable"],
             ["throttled (vcgencmd)", env.get("throttled") or "n/a"]]
+    if env.get("emulated"):
+        rows.append(["EMULATED", f"{env['emulated']}: the board's software, not its speed"])
     click.echo(f"{host or 'this machine'}:")
     click.echo(table(rows))

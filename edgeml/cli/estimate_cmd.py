@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, table
+from edgeml.options import Precision
 
 
 @click.command("estimate")
 @click.argument("model", required=False, type=click.Path())
 @click.option("--target", required=True, metavar="NAME|PROFILE.toml", help="Board to estimate for.")
-@click.option("--precision", type=click.Choice(["int8", "fp16", "fp32"]),
+@click.option("--precision", type=click.Choice(Precision.values()),
               help="[default: int8 for quantized models / Edge TPU, fp16 on Jetson GPUs, else fp32]")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: the board's cores].")
 @click.option("--fit", "fit_files", multiple=True, type=click.Path(), metavar="RESULTS.json",
@@ -22,6 +24,7 @@ from edgeml.cli._out import emit_json, table
 @click.option("--force", is_flag=True, help="Overwrite -o if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.estimate/1).")
 @input_shape_option
+@print_config_option
 def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json, input_shapes):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
@@ -35,15 +38,19 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     """
     from edgeml.errors import EdgeMLError
     from edgeml.targets import estimate as est
+    from edgeml.targets import estimate_fit as est_fit
 
+    if print_config_requested() and fit_files:
+        return show_config("estimate", "edgeml.targets.estimate_fit.fit_from_bench",
+                           dict(results=list(fit_files), target=target, precision=precision, out=out))
     if fit_files:
         from edgeml._io import check_output, write_bytes_atomic
         from edgeml.targets import load_profile
 
         out_path = check_output(out, inputs=[model, *fit_files], force=force) if out else None
-        r = est.fit_from_bench(list(fit_files), target, precision)
+        r = est_fit.fit_from_bench(list(fit_files), target, precision)
         if out_path:
-            write_bytes_atomic(out_path, est.profile_with_fit(load_profile(target), r).encode())
+            write_bytes_atomic(out_path, est_fit.profile_with_fit(load_profile(target), r).encode())
         if as_json:
             emit_json(r.to_dict())
             return
@@ -59,7 +66,10 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
-    e = est.estimate(model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
+    options = dict(model=model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
+    if print_config_requested():
+        return show_config("estimate", "edgeml.estimate", options)
+    e = est.estimate(**options)
     if as_json:
         emit_json(e.to_dict())
         return

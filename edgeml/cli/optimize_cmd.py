@@ -6,6 +6,7 @@ import click
 
 from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
+from edgeml.options import PruneMethod
 
 
 def _finish(ctx, result, as_json: bool) -> None:
@@ -65,7 +66,8 @@ def render_ranking(ranking) -> str:
 @click.option("--train", metavar="SPEC", help="Labelled data for fine-tuning after pruning.")
 @click.option("--prune", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Channel-prune this fraction first (0 = no pruning; needs --train).")
-@click.option("--prune-method", type=click.Choice(["channel", "magnitude"]), default="channel", show_default=True)
+@click.option("--prune-method", type=click.Choice(sorted(PruneMethod.values())), default="channel",
+              show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Fine-tuning epochs.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["tflite", "onnx"]),
               help="Deployable format(s) [default: tflite].")
@@ -77,12 +79,17 @@ def render_ranking(ranking) -> str:
               "meets the budgets is headlined and checked.")
 @click.option("--max-latency-ms", type=float, help="Budget: p50 latency on the first target.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Budget: lowest top-1 on --eval.")
+@click.option("--max-accuracy-drop", type=float, metavar="D", help="Quantize budget: top-1 drop vs float on --eval "
+              "(0.01 = 1 point); the worst layers fall back until it holds (edgeml quantize --help).")
+@click.option("--min-fidelity", type=float, metavar="C", help="Quantize budget without labels: worst output's "
+              "cosine vs float >= C.")
 @click.option("--dry-run", is_flag=True, help="Print the recipe (TOML) this would run, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run manifest as JSON (schema edgeml.run/1).")
 @input_shape_option
 @click.pass_context
 def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune_method, epochs, formats, host,
-                 runs, train_power_w, max_size, max_latency_ms, min_accuracy, dry_run, as_json, input_shapes):
+                 runs, train_power_w, max_size, max_latency_ms, min_accuracy, max_accuracy_drop, min_fidelity, dry_run,
+                 as_json, input_shapes):
     """Run prune -> quantize -> convert -> bench/estimate -> report -> check into one run folder.
 
     Re-running skips stages whose inputs and options did not change. `--dry-run > recipe.toml` saves the
@@ -104,6 +111,7 @@ def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune
     recipe = Recipe(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec, train=train,
                     prune=prune, prune_method=prune_method, epochs=epochs, formats=list(formats) or ["tflite"],
                     host=host, runs=runs, train_power_w=train_power_w, budget=budget,
+                    max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity,
                     input_shape=format_input_shapes(input_shapes) if input_shapes else None)
     if dry_run:  # paths relative to the current directory, where `--dry-run > recipe.toml` saves it
         from pathlib import Path

@@ -10,8 +10,8 @@ from edgeml.cli._out import emit_json, table
 @click.command("report")
 @click.argument("results", nargs=-1, type=click.Path())
 @click.option("-o", "--output", "out", type=click.Path(), help="Write report.html (self-contained), .md or .json.")
-@click.option("--deploy", metavar="MODEL", help="The model whose asymmetry to show [default: a run folder's best variant, "
-              "else the last one benched].")
+@click.option("--deploy", metavar="MODEL", help="The model whose asymmetry to show "
+              "[default: a run folder's best variant, else the last one benched].")
 @click.option("--train-flops", type=float, help="Training cost in FLOPs (when edgeml did not train the model).")
 @click.option("--train-samples", type=click.IntRange(min=1), help="Training samples (with --epochs: 3 x forward "
                                                                   "FLOPs x samples x epochs).")

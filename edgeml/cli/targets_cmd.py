@@ -30,8 +30,8 @@ def targets_cmd(name, as_json):
         return
     p = profiles[0]
     click.echo(f"{p.name}: {p.description}")
-    fields = [("kind", p.kind), ("runtime", p.runtime + (f" (also runs: {', '.join(r for r in p.runtimes if r != p.runtime)})"
-                                        if len(p.runtimes) > 1 else "")),
+    also = ", ".join(r for r in p.runtimes if r != p.runtime)
+    fields = [("kind", p.kind), ("runtime", p.runtime + (f" (also runs: {also})" if len(p.runtimes) > 1 else "")),
               ("formats", ", ".join(p.formats)), ("full int8", "required" if p.full_int8 else "no"),
               ("cores", f"{p.cores} @ {p.clock_ghz} GHz"), ("memory bandwidth", _v(p.bandwidth_gbs, "GB/s")),
               ("peak", ", ".join(f"{k} {v:g} GOP/s" for k, v in p.peak_gops.items()) or "unknown"),

@@ -17,15 +17,12 @@ from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, VerificationError
+from edgeml.options import ConvertTo
 
 log = logging.getLogger(__name__)
-TARGET_FORMATS = ("tflite", "onnx")
+TARGET_FORMATS = ConvertTo.values()
 FP32_ATOL, FP16_ATOL = 1e-4, 1e-2
-
-
-class VerificationError(EdgeMLError):
-    pass
 
 
 @dataclass
@@ -94,7 +91,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
         else:
             import onnx
 
-            proto = _to_onnx(art, keras_model, opset, say)
+            proto = keras_to_onnx(art, keras_model, opset, say)
             if simplify:
                 proto, simplify_info = _simplify(proto, say)
             onnx.save(proto, str(tmp))
@@ -110,7 +107,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
                                             hint="drop --strict to keep the unsimplified model")
                 import onnx
 
-                onnx.save(_to_onnx(art, keras_model, opset, say), str(tmp))
+                onnx.save(keras_to_onnx(art, keras_model, opset, say), str(tmp))
                 simplify_info.update(applied=False, warning=msg)
                 verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
             if not verification.passed:
@@ -136,7 +133,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
                          verification=verification, warnings=warnings, io_quantization=io_quant)
 
 
-def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
+def keras_to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
     from edgeml.convert import onnx as conv
 
     if art.format is ModelFormat.ONNX:

@@ -26,7 +26,8 @@ def _tf2onnx():
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
         import tf2onnx
     except ImportError as exc:
-        raise MissingDependencyError("ONNX conversion needs tf2onnx", hint="pip install 'edgeml-toolchain[tf]'") from exc
+        raise MissingDependencyError("ONNX conversion needs tf2onnx",
+                                     hint="pip install 'edgeml-toolchain[tf]'") from exc
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     return tf2onnx
 

@@ -9,11 +9,7 @@ from typing import Any
 
 from edgeml._quiet import native_stderr_captured
 from edgeml._tf import tensorflow
-from edgeml.errors import EdgeMLError
-
-
-class ConversionError(EdgeMLError):
-    pass
+from edgeml.errors import ConversionError
 
 
 def _fixed_batch_signature(keras_model: Any, batch: int) -> list:

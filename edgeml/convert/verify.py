@@ -136,7 +136,7 @@ def random_feeds_label(inputs: list[TensorSpec], values: dict[str, int] | None =
 def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np.ndarray]]:
     """``n`` samples of a data spec as real values for ``inputs`` (the session quantizes if needed): data
     already in a quantized input's integer domain is taken as those integers, never quantized twice."""
-    from edgeml.bench.accuracy import float_inputs
+    from edgeml.calibration.domain import real_valued as float_inputs
     from edgeml.calibration import DataSpec, load_dataset
 
     if isinstance(spec, str):
@@ -150,7 +150,7 @@ def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np
 def _output_order(names: list[str]) -> list[str]:
     m = [re.fullmatch(r"output_(\d+)", n) for n in names]
     if all(m):
-        return [n for _, n in sorted(zip([int(x.group(1)) for x in m], names))]
+        return [n for _, n in sorted(zip([int(x.group(1)) for x in m if x], names))]
     return list(names)
 
 
@@ -176,7 +176,7 @@ def _top_tied(a: np.ndarray) -> np.ndarray:
 
 def _to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray:
     """A real-valued sample as ``spec`` takes it: quantized with the model's own scale/zero-point."""
-    from edgeml.runtimes.session import quantize
+    from edgeml.formats.common import quantize
 
     x = np.asarray(x)
     if spec.dtype in _INTEGER and x.dtype.kind == "f":
@@ -192,7 +192,7 @@ def _to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray
 
 
 def _real(y: np.ndarray, q: Any) -> np.ndarray:
-    from edgeml.runtimes.session import dequantize
+    from edgeml.formats.common import dequantize
 
     y = np.asarray(y)
     return np.asarray(dequantize(y, q) if q is not None else y, np.float64)

@@ -43,6 +43,34 @@ class Quantization:
     def to_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "zero_point": self.zero_point}
 
+    def quantize(self, x: np.ndarray, dtype: str) -> np.ndarray:
+        """Real values as this tensor's integers: ``round(x / scale + zero_point)``, clipped to ``dtype``."""
+        lo, hi = QRANGES[dtype]
+        return np.clip(np.round(x / self.scale + self.zero_point), lo, hi).astype(dtype)
+
+    def dequantize(self, x: np.ndarray) -> np.ndarray:
+        """This tensor's integers as real float32 values: ``(q - zero_point) * scale``."""
+        return ((x.astype(np.float32) - self.zero_point) * self.scale).astype(np.float32)
+
+
+#: the integer range of each quantized dtype
+QRANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+def quantize(x: np.ndarray, dtype: str, q: Quantization | None) -> np.ndarray:
+    """``x`` as an input of ``dtype`` takes it: quantized with ``q`` when it is real-valued and the input is
+    quantized, else cast (data already in the input's dtype passes through)."""
+    if x.dtype == np.dtype(dtype) or q is None or dtype not in QRANGES:
+        return x.astype(dtype, copy=False)
+    return q.quantize(x, dtype)
+
+
+def dequantize(x: np.ndarray, q: Quantization | None) -> np.ndarray:
+    """An output as real values: dequantized with ``q`` when it holds integers, else as it is."""
+    if q is None or x.dtype.kind == "f":
+        return x
+    return q.dequantize(x)
+
 
 @dataclass(frozen=True)
 class TensorSpec:

@@ -195,7 +195,7 @@ def load(path: str | Path, *, compile: bool = False) -> Any:
     the loaded model holds only built-in Keras 3 classes, so it saves to .keras and reloads like any other."""
     p = Path(path)
     keras = import_keras()
-    from edgeml.artifact import ModelFormat, detect_format
+    from edgeml.formats.detect import ModelFormat, detect_format
 
     h5 = detect_format(p) is ModelFormat.H5
     try:
@@ -237,7 +237,7 @@ def _input_shapes(layer) -> list[tuple]:
     try:
         ins = layer.input
     except (AttributeError, ValueError, RuntimeError):
-        ins = [t for node in getattr(layer, "_inbound_nodes", []) for t in getattr(node, "arguments").keras_tensors]
+        ins = [t for node in getattr(layer, "_inbound_nodes", []) for t in node.arguments.keras_tensors]
     if not isinstance(ins, (list, tuple)):
         ins = [ins]
     return [tuple(t.shape) for t in ins if hasattr(t, "shape")]
@@ -253,7 +253,7 @@ def layer_macs(layer) -> int:
 
     total = 0
     rnns = [layer.forward_layer, layer.backward_layer] if "Bidirectional" in names else [layer]
-    cells = [getattr(r, "cell", None) for r in rnns]
+    cells: list[Any] = [getattr(r, "cell", None) for r in rnns]
     if all(c is not None and hasattr(c, "recurrent_kernel") and hasattr(c, "kernel") for c in cells):
         per_step = sum(int(prod(c.kernel.shape)) + int(prod(c.recurrent_kernel.shape)) for c in cells)
         shp = (_input_shapes(layer) or [()])[0]
@@ -293,11 +293,11 @@ def unknown_dims(layer) -> bool:
     return any(d is None for shp in shapes for d in shp[1:])
 
 
-def _walk_layers(model) -> list:
+def walk_layers(model) -> list:
     layers = []
     for layer in model.layers:
         if {"Functional", "Sequential"} & _class_names(layer) and layer.layers:
-            layers.extend(_walk_layers(layer))
+            layers.extend(walk_layers(layer))
         else:
             layers.append(layer)
     return layers
@@ -305,7 +305,7 @@ def _walk_layers(model) -> list:
 
 def model_macs(model) -> int:
     """Total MACs of an in-memory Keras model (batch 1)."""
-    return sum(layer_macs(layer) for layer in _walk_layers(model))
+    return sum(layer_macs(layer) for layer in walk_layers(model))
 
 
 def _tensor_name(t, fallback: str) -> str:
@@ -340,7 +340,7 @@ def describe(model, path: Path, fmt: str) -> Inspection:
     ops: Counter[str] = Counter()
     layers: list[LayerInfo] = []
     unknown: list[str] = []
-    for layer in _walk_layers(model):
+    for layer in walk_layers(model):
         cls = type(layer).__name__
         if cls == "InputLayer":
             continue
@@ -390,7 +390,7 @@ def with_input_shapes(model, input_shapes):
 
 
 def inspect(path: Path, *, input_shapes=None) -> Inspection:
-    from edgeml.artifact import detect_format
+    from edgeml.formats.detect import detect_format
 
     fmt = detect_format(path).value
     model = load(path)

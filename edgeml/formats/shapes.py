@@ -21,18 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeml.errors import EdgeMLError
+from edgeml.errors import ShapeError
 from edgeml.formats.common import TensorSpec
 
 _BATCH_NAME = re.compile(r"batch|^(n|b|bs|batch_size|unk__\d+|none)$", re.IGNORECASE)
 _NOT_BATCH_NAME = re.compile(r"seq|len|time|step|token|frame|sample|height|width|^h$|^w$|^t$|^l$|^s$|feat",
                              re.IGNORECASE)
-
-
-class ShapeError(EdgeMLError):
-    """An input shape is unknown, or an ``--input-shape`` does not fit the model."""
-
-    exit_code = 3
 
 
 Overrides = dict[str | None, tuple[int, ...]]
@@ -47,15 +41,15 @@ def parse_input_shapes(items: Any) -> Overrides:
     if items is None:
         return {}
     if isinstance(items, Mapping):
-        pairs = [(str(k) if k is not None else None, v) for k, v in items.items()]
+        pairs: list[tuple[str | None, Any]] = [(str(k) if k is not None else None, v) for k, v in items.items()]
     else:
         if isinstance(items, str):
             items = [items]
-        pairs = []
+        pairs = []  # type: ignore[var-annotated]  # declared in the branch above
         for item in items:
             text = str(item).strip()
-            name, sep, dims = text.rpartition("=")
-            pairs.append(((name.strip() or None) if sep else None, dims))
+            text_name, sep, dims = text.rpartition("=")
+            pairs.append(((text_name.strip() or None) if sep else None, dims))
     out: Overrides = {}
     for name, dims in pairs:
         shape = _parse_dims(name, dims)
@@ -198,7 +192,7 @@ def resolve(inputs: Iterable[TensorSpec], overrides: Any = None, *, data_shapes:
             shapes[t.name] = list(shape)
         else:
             shapes[t.name] = list(t.shape)
-    first_axis = {_symbols(t)[0] for t in specs if t.shape and _symbols(t)[0] and t.shape[0] is None}
+    first_axis = {s for t in specs if t.shape and (s := _symbols(t)[0]) and t.shape[0] is None}
     unknown, defaulted = [], []
     for t in specs:
         syms = _symbols(t)

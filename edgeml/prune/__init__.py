@@ -25,7 +25,7 @@ import numpy as np
 from edgeml import __version__
 from edgeml._io import check_output, refuse_non_regular
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 
 METHODS = ("magnitude", "channel")
 SCOPES = ("layer", "global")
@@ -112,14 +112,14 @@ def _saved_stats(model: Any, folder: Path) -> dict[str, int]:
 def _validate(sparsity: float, method: str, scope: str, schedule: str, criterion: str, epochs: int,
               batch_size: int, lr: float) -> None:
     if not 0 < sparsity < 1:
-        raise EdgeMLError(f"--sparsity {sparsity}: must be between 0 and 1 (exclusive)",
+        raise UsageError(f"--sparsity {sparsity}: must be between 0 and 1 (exclusive)",
                           hint="e.g. --sparsity 0.5 removes half of the weights (magnitude) or channels (channel)")
     for opt, value, allowed in (("--method", method, METHODS), ("--scope", scope, SCOPES),
                                 ("--schedule", schedule, SCHEDULES), ("--criterion", criterion, CRITERIA)):
         if value not in allowed:
             raise EdgeMLError(f"{opt} {value}: expected one of {', '.join(allowed)}")
     if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise EdgeMLError("--epochs and --batch-size must be >= 1 and --lr > 0")
+        raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
 
 
 def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = "magnitude", scope: str = "layer",
@@ -138,7 +138,7 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
         try:
             re.compile(exclude)
         except re.error as exc:
-            raise EdgeMLError(f"--exclude {exclude!r}: not a valid regular expression ({exc})") from exc
+            raise UsageError(f"--exclude {exclude!r}: not a valid regular expression ({exc})") from exc
     if art.format is ModelFormat.ONNX:
         return _prune_onnx(art, out, sparsity, method, scope, exclude, train, t0)
     if art.format not in (ModelFormat.KERAS, ModelFormat.H5):
@@ -161,7 +161,7 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
     if train_xy is None:
         warnings.append("no --train data: one-shot pruning without fine-tuning; accuracy may drop "
                         "(pass --train SPEC to fine-tune)")
-    before = {**_keras_stats(keras_model), **_saved_stats(keras_model, out.parent)}
+    before: dict[str, Any] = {**_keras_stats(keras_model), **_saved_stats(keras_model, out.parent)}
     if val_xy is not None:
         before["accuracy"] = accuracy(keras_model, *val_xy)
     runner = _magnitude if method == "magnitude" else _channel
@@ -169,7 +169,7 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
         keras_model, sparsity=sparsity, scope=scope, criterion=criterion, exclude=exclude, train=train_xy,
         val=val_xy, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, compiled_loss=compiled_loss,
         say=say)
-    after = _keras_stats(pruned)
+    after: dict[str, Any] = {**_keras_stats(pruned)}
     if val_xy is not None:
         after["accuracy"] = accuracy(pruned, *val_xy)
     say(f"saving {out}")

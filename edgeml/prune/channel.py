@@ -86,7 +86,8 @@ class Graph:
             ga.blocked += gb.blocked
 
     def new(self, size: int, producer: Any = None, blocked: str | None = None) -> Chan:
-        self.groups.append(Group(size, [producer] if producer is not None else [], blocked=[blocked] if blocked else []))
+        self.groups.append(Group(size, [producer] if producer is not None else [],
+                                 blocked=[blocked] if blocked else []))
         self.parent.append(len(self.groups) - 1)
         return Chan([(len(self.groups) - 1, size)])
 
@@ -134,6 +135,8 @@ class Graph:
         x = ins[0] if ins else None
         if x is not None and x.flat > 1 and cls != "Dense":
             return self._opaque(layer, node, f"{cls} after Flatten")
+        if x is None:  # no layer but an InputLayer (handled in _walk) comes without inputs
+            return self._opaque(layer, node, f"{cls} without inputs")
         if cls in CONV or cls == "Dense" or cls in SEPARABLE:
             if cls in CONV and getattr(layer, "groups", 1) != 1:
                 return self._opaque(layer, node, "grouped convolution")
@@ -196,7 +199,8 @@ class Graph:
 
 def _scores(group: Group, criterion: str) -> tuple[np.ndarray, str]:
     if criterion == "bn" and group.norms:
-        return sum(np.abs(np.asarray(bn.gamma))[off:off + group.size] if bn.scale else np.ones(group.size)
+        return sum(  # type: ignore[return-value]  # a sum of arrays (norms is not empty)
+            np.abs(np.asarray(bn.gamma))[off:off + group.size] if bn.scale else np.ones(group.size)
                    for bn, off in group.norms), "bn"
     total = np.zeros(group.size)
     for layer in group.producers:
@@ -232,9 +236,10 @@ def plan(model: Any, sparsity: float, *, criterion: str = "l1", scope: str = "la
             notes.append(f"{', '.join(names)}: no batch norm, ranked by L1 norm instead")
         candidates[r] = score
     if not candidates:
-        raise EdgeMLError("no prunable channels: every Conv/Dense output reaches a model output or an unsupported layer",
-                          hint="channel pruning supports Conv, DepthwiseConv, SeparableConv, Dense, BatchNormalization, "
-                               "Add/Concatenate; see the skipped list with --json, or use --method magnitude")
+        raise EdgeMLError(
+            "no prunable channels: every Conv/Dense output reaches a model output or an unsupported layer",
+            hint="channel pruning supports Conv, DepthwiseConv, SeparableConv, Dense, BatchNormalization, "
+                 "Add/Concatenate; see the skipped list with --json, or use --method magnitude")
     if scope == "global":
         allv = np.concatenate([s / max(s.mean(), 1e-12) for s in candidates.values()])
         thr = np.sort(allv)[min(len(allv) - 1, int(round(sparsity * len(allv))))] if len(allv) else 0

@@ -131,8 +131,8 @@ def loss_name(loss: Any) -> str:
     if isinstance(loss, str):
         return loss
     if hasattr(loss, "get_config"):
-        cfg = loss.get_config() or {}
-        name = type(loss).__name__
+        cfg: dict[str, Any] = loss.get_config() or {}
+        name: Any = type(loss).__name__
         if name == "LossFunctionWrapper":
             name = cfg.get("name") or getattr(getattr(loss, "fn", None), "__name__", name)
         opts = [f"{k}={cfg[k]}" for k in ("from_logits", "label_smoothing") if cfg.get(k)]
@@ -222,7 +222,9 @@ def fine_tune(model: Any, train: tuple, val: tuple | None, *, loss: Any, epochs:
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
     steps = int(np.ceil(len(y) / batch_size))
 
-    class Progress(keras.callbacks.Callback):
+    callback: Any = keras.callbacks.Callback
+
+    class Progress(callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.t, self.epoch = time.perf_counter(), epoch + 1
 

@@ -35,11 +35,11 @@ class Target:
 
 def targets(model: Any, exclude: str | None = None) -> tuple[list[Target], list[str]]:
     """Prunable kernels of ``model`` (nested models included) and the layers --exclude left out."""
-    from edgeml.formats.keras import _walk_layers
+    from edgeml.formats.keras import walk_layers
 
     rx = re.compile(exclude) if exclude else None
     found, excluded = [], []
-    for layer in _walk_layers(model):
+    for layer in walk_layers(model):
         attrs = KERNELS.get(type(layer).__name__)
         if not attrs:
             continue
@@ -120,7 +120,9 @@ def callback(pruner: Pruner, sparsity: float, schedule: str, total_steps: int, f
     end = max(1, int(total_steps * 2 / 3)) if schedule == "polynomial" else 0
     every = frequency or max(1, end // 10)
 
-    class EnforceMasks(keras.callbacks.Callback):
+    callback: Any = keras.callbacks.Callback
+
+    class EnforceMasks(callback):
         def __init__(self):
             super().__init__()
             self.step = 0

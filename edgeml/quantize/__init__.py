@@ -27,6 +27,8 @@ from edgeml._io import atomic_path, check_outputs
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 from edgeml.quantize.debug import LayerError
+from edgeml.quantize import budget_steps
+from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
 from edgeml.quantize.tflite import TFLITE_MODES, QuantizationError
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,9 @@ class QuantizeResult:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     fidelity: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] | None = None  # the accuracy budget's search (edgeml.quantize.budget)
+    speed: dict[str, Any] | None = None  # float vs quantized latency on this host (edgeml.quantize.speed)
+    training: dict[str, Any] | None = None  # --method qat: the fine-tuning record (edgeml.quantize.qat)
 
     @property
     def size_ratio(self) -> float:
@@ -133,13 +138,26 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              calib_samples: int | None = None, target: str | None = None, eval: Any = None,
              report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
              progress: Callable[[str], None] | None = None, keras_model: Any = None,
-             input_shapes: Any = None, keep_degraded: bool = False) -> QuantizeResult:
+             input_shapes: Any = None, keep_degraded: bool = False, max_accuracy_drop: float | None = None,
+             min_fidelity: float | None = None, keep_best: bool = False, speed_seconds: float = 0.0,
+             max_evals: int | None = None, train: Any = None, epochs: int = 3, lr: float = 1e-4,
+             fallback: str | None = None) -> QuantizeResult:
     """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
     and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
     (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
     says ``broken``.
 
-    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs."""
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs.
+
+    Budgets (``edgeml.quantize.budget``): ``max_accuracy_drop`` (top-1, a fraction, on labelled ``eval``) or
+    ``min_fidelity`` (worst output's cosine vs float over the samples); when plain quantization misses it, the
+    worst layers fall back (float, or int16 activations on a .tflite source) until it holds. BudgetNotMet (exit 1,
+    nothing written) when it cannot be met; ``keep_best`` writes the best reached (``result.budget['met']`` False).
+    ``speed_seconds`` > 0: time float vs quantized interleaved on this host for at most that long.
+
+    ``method="qat"`` (Keras source, TFLite int8): fine-tune ``epochs`` on labelled ``train`` with fake
+    quantization (``edgeml.quantize.qat``), then export full int8; with ``eval``, the PTQ model is made too and
+    the more accurate of the two is written (``result.training`` has both top-1s)."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -147,15 +165,39 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     profile = load_profile(target)
     if mode not in MODES:
         raise EdgeMLError(f"--mode {mode}: unknown", hint=f"use one of {', '.join(MODES)}")
+    from edgeml.quantize import budget as qb
+
+    budget = qb.Budget(max_accuracy_drop, min_fidelity, keep_best,
+                       max_evals=qb.MAX_EVALS if max_evals is None else max_evals)
+    if budget.active:
+        budget.check_options(eval_spec=eval, mode=mode)
+    if fallback is not None:
+        from edgeml.errors import BudgetError
+
+        if fallback not in ("float", "int16x8"):
+            raise BudgetError(f"--fallback {fallback}: unknown", hint="use --fallback float or --fallback int16x8")
+        if not budget.active:
+            raise BudgetError("--fallback applies to a budget's layer fallback",
+                              hint="add --max-accuracy-drop or --min-fidelity, or drop --fallback")
     art = ModelArtifact.open(model)
     fmt = _formats(art, format, profile)
     if profile.full_int8 and mode != "int8":
         raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
                           hint="use --mode int8")
+    if fallback == "int16x8" and (fmt != "tflite" or art.format is not ModelFormat.TFLITE):
+        from edgeml.errors import BudgetError
+
+        raise BudgetError("--fallback int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
+                          "mixes int8 and int16x8 ops here", hint="use --fallback float (the default for this source)")
+    if method == "qat":
+        from edgeml.quantize import qat as qat_steps
+
+        qat_steps.check_options(art, fmt, mode, train, epochs, budget)
+        calib = calib if calib is not None else train
     if fmt == "tflite":
         from edgeml.quantize.tflite import io_types
 
-        if method != "minmax":
+        if method not in ("minmax", "qat"):
             raise EdgeMLError(f"--method {method}: the TFLite quantizers calibrate with min/max ranges only",
                               hint="drop --method for TFLite, or use --format onnx for entropy/percentile")
         default_io = "int8" if art.format is ModelFormat.TFLITE else profile.quantize.get("tflite_io")
@@ -180,6 +222,9 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         say(f"loading {art.path}")
         keras_model = load(art.path)
     inputs = art.inspect().inputs if keras_model is None else _keras_inputs(keras_model)
+    eval_ds = None
+    if budget.active and eval is not None:  # before any work: unlabelled data for an accuracy budget is refused
+        eval_ds = budget_steps.load_eval(budget, eval, inputs)
     ds = None
     if calib is not None:
         ds = _dataset(calib, calib_samples, inputs)
@@ -191,13 +236,21 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     with tempfile.TemporaryDirectory(prefix="edgeml-quant-") as work_dir, atomic_path(out) as tmp:
         work = Path(work_dir)
         t_cal = time.perf_counter()
-        if fmt == "tflite":
+        ctx: dict[str, Any] | None = {"fallback": fallback} if budget.active else None
+        training = acc_float = None
+        if method == "qat":
+            from edgeml.quantize import qat as qat_steps
+
+            float_path, acc_float, left, recipe, training = qat_steps.run(art, keras_model, work, tmp, mode, io,
+                                                                          per_channel, ds, profile, notes, say, train,
+                                                                          epochs, lr, eval)
+        elif fmt == "tflite":
             float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
-                                               say)
+                                               say, ctx)
         else:
             float_path, left, recipe = _onnx(art, keras_model, work, tmp, mode, per_channel, method, ds, profile,
-                                             notes, say)
-        cal_seconds = time.perf_counter() - t_cal
+                                             notes, say, ctx)
+        cal_seconds = time.perf_counter() - t_cal - (training["wall_s"] if training else 0.0)
         calibration = None
         if ds is not None and needs_calib:
             calibration = {"data": ds.spec.origin or ds.spec.source, "samples": len(ds),
@@ -208,12 +261,54 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
         metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes, art)
-        accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
+        budget_info: dict[str, Any] | None = None
+        plain_copy: Path | None = None
+        if budget.active and ctx is not None:
+            plain_copy = work / f"plain{tmp.suffix or '.' + fmt}"
+            plain_copy.write_bytes(tmp.read_bytes())
+            budget_info, final = budget_steps.run(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, eval, fmt,
+                                             mode, profile, say)
+            if final != plain_copy:
+                data = final.read_bytes()
+                if ctx.get("post") == "strip_signatures":
+                    from edgeml.quantize.tflite_edit import strip_signatures
+
+                    data = strip_signatures(data)
+                tmp.write_bytes(data)
+                if fmt == "tflite":
+                    from edgeml.quantize.tflite import float_ops
+
+                    left = float_ops(tmp.read_bytes())
+                say("checking the budgeted model")
+                metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes, art)
+            if not budget_info["met"] and not keep_best:
+                raise budget_steps.budget_error(budget_info, art.path, fmt, written=False)
+        accuracy = _accuracy(acc_float or float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
         source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
         fid = _fidelity(art, metrics, source_size, size_after, notes, warnings)
-        if fid["status"] == "broken" and not keep_degraded:
+        if budget_info is not None and plain_copy is not None:
+            budget_info["plain_size_bytes"] = plain_copy.stat().st_size
+            budget_info["size_bytes"] = size_after
+            if budget_info["met"] and fid["status"] == "broken" and not fid.get("size_growth"):
+                # the user's own criterion was measured and holds: the generic gate's verdict stays on record
+                fid["status"] = "degraded"
+                fid["degraded"] = fid["degraded"] + fid["broken"]
+                fid["overridden_by_budget"] = fid["broken"]
+                fid["broken"] = []
+                warnings.append(f"the fidelity gate would fail this model, but the budget you set "
+                                f"({budget_info['budget']}) is met on {budget_info['data']}; kept")
+        speed = None
+        if speed_seconds and speed_seconds > 0 and mode in ("int8", "int16x8"):
+            speed = budget_steps.time_models(float_path, tmp,
+                                             plain_copy if budget_info and budget_info["fallback"] else None, ds,
+                           eval_ds, mode, speed_seconds, say, input_shapes, warnings)
+            if budget_info is not None and speed and "plain" in speed["p50_ms"]:
+                budget_info["latency_p50_ms"] = {"plain": speed["p50_ms"]["plain"],
+                                                 "budgeted": speed["p50_ms"][mode]}
+        unmet_kept = budget_info is not None and not budget_info["met"]  # keep_best: the budget error follows
+        if fid["status"] == "broken" and not keep_degraded and not unmet_kept:
             raise _broken(art.path, fid, metrics, layers, fmt, mode, per_channel, method, written=False)
     result = QuantizeResult(
         source=str(art.path), source_format=art.format.value, output=str(out), format=fmt, mode=mode, io=io,
@@ -221,7 +316,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         source_size_bytes=source_size,
         size_before_bytes=size_before, size_after_bytes=size_after, calibration=calibration, float_ops=left,
         metrics=metrics, layers=layers, accuracy=accuracy, seconds=round(time.perf_counter() - t_start, 3),
-        notes=notes, warnings=warnings, fidelity=fid)
+        notes=notes, warnings=warnings, fidelity=fid, budget=budget_info, speed=speed, training=training)
     if report_path is not None:
         write_report(result, report_path)
     return result
@@ -279,7 +374,7 @@ def _keras_inputs(keras_model: Any) -> list:
     return io_specs(keras_model)[0]
 
 
-def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say):
+def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say, ctx=None):
     from edgeml.quantize import tflite as tq
 
     recipe = {"quantizer": "", "mode": mode, "io": io, "per_channel": per_channel, "method": "minmax",
@@ -319,6 +414,15 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
             data = strip_signatures(data)
         recipe["quantizer"] = "ai-edge-quantizer"
         tmp.write_bytes(data)
+        if ctx is not None and calibration is not None:
+            from edgeml.quantize.fallback import aeq_builder
+
+            scheme = "float" if mode == "int16x8" else ctx.get("fallback") or "int16x8"
+            ctx["scheme"] = scheme
+            ctx["make"] = lambda: aeq_builder(source, per_channel=per_channel, calibration=calibration,
+                                              signature=signature, scheme=scheme, work=work)
+            if added:  # the candidates keep edgeml's temporary signature, as the plain output did before stripping
+                ctx["post"] = "strip_signatures"
         return float_path, left, recipe
     from edgeml.convert.tflite import convert_savedmodel, export_savedmodel
 
@@ -338,6 +442,19 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
                                     full_int8=profile.full_int8, target=profile.name)
     recipe["quantizer"] = "tflite-converter"
     tmp.write_bytes(data)
+    if ctx is not None:
+        if ctx.get("fallback") == "int16x8":
+            ctx["why_no_fallback"] = ("--fallback int16x8 needs per-op precision, which the TFLite converter does "
+                                      "not offer: use --fallback float, or quantize the float .tflite")
+        elif mode == "int8":
+            from edgeml.quantize.fallback import converter_builder
+
+            ctx["scheme"] = "float"
+            ctx["make"] = lambda: converter_builder(folder, float_path, io=io, per_channel=per_channel,
+                                                    representative=ds.representative_dataset(), work=work)
+        else:
+            ctx["why_no_fallback"] = ("the TFLite converter cannot mix precisions per op in --mode int16x8: "
+                                      "quantize the float .tflite (AI Edge Quantizer) for per-op fallback")
     return float_path, left, recipe
 
 
@@ -401,7 +518,7 @@ def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, s
     return float_path, source, signature, names, added
 
 
-def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say):
+def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say, ctx=None):
     import onnx
 
     from edgeml.quantize import onnx as oq
@@ -411,9 +528,9 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
 
         proto = load(art.path)
     else:
-        from edgeml.convert import _to_onnx
+        from edgeml.convert import keras_to_onnx
 
-        proto = _to_onnx(art, keras_model, 17, say)
+        proto = keras_to_onnx(art, keras_model, 17, say)
     say("preparing the ONNX graph (opset, constants, onnxsim)")
     prepared = oq.prepare(proto, art.path, notes)
     recipe = oq.recipe_for(profile, per_channel=per_channel, method=method)
@@ -425,7 +542,9 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
             f"(activations {recipe['activation_type']}, weights {recipe['weight_type']})")
         from edgeml.calibration.streaming import progress_lines
 
-        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe, progress=progress_lines(say))
+        keep = work / "ranges.json" if ctx is not None else None
+        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe, progress=progress_lines(say),
+                                  keep_ranges=keep)
         recipe["preprocess"] = info.get("preprocess")
         if info.get("workaround"):
             notes.append(info["workaround"])
@@ -433,6 +552,18 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
     _refuse_if_nothing_quantized(onnx.load(str(tmp)), art.path)
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
+    if ctx is not None:
+        if ctx.get("fallback") == "int16x8":
+            ctx["why_no_fallback"] = ("--fallback int16x8 is not available for ONNX here (ORT's per-node 16-bit "
+                                      "overrides are not wired in): use --fallback float")
+        elif info.get("ranges_cache"):
+            from edgeml.quantize.fallback import onnx_builder
+
+            ctx["scheme"] = "float"
+            ctx["make"] = lambda: onnx_builder(float_path, info["ranges_cache"], recipe, info["extra_options"], work)
+        else:
+            ctx["why_no_fallback"] = ("this onnxruntime has no calibration cache hook (quantize_static("
+                                      "calibration_cache_path=)): upgrade onnxruntime for per-node fallback")
     left = []
     return float_path, left, recipe
 
@@ -567,6 +698,13 @@ def summary_lines(r: QuantizeResult) -> list[str]:
         why = "; ".join(f["broken"] + [f["size_growth"]] * bool(f.get("size_growth")) if f["status"] == "broken"
                         else f["degraded"])
         lines.append(f"fidelity  {f['status'].upper() if f['status'] != 'ok' else 'ok'}" + (f": {why}" if why else ""))
+    lines += budget_lines(r)
+    if r.training:
+        t = r.training
+        cmp = (f"; top-1 float {100 * t['float_top1']:.2f}%, PTQ {100 * t['ptq_top1']:.2f}%, QAT "
+               f"{100 * t['qat_top1']:.2f}% -> wrote {t['written'].upper()}" if "qat_top1" in t else "")
+        lines.append(f"qat       {t['epochs']} epoch(s) on {t['samples']} samples, {t['wall_s']:.1f} s, "
+                     f"{len(t['fake_quantized_layers'])} layer(s) fake-quantized{cmp}")
     if r.accuracy:
         a = r.accuracy
         lines.append(f"top-1     float {100 * a['float_top1']:.2f}%  quantized {100 * a['quantized_top1']:.2f}%  "
@@ -579,9 +717,11 @@ def render_markdown(r: QuantizeResult) -> str:
              f"- mode {r.mode}, io {r.io}, {'per-channel' if r.per_channel else 'per-tensor'}, method {r.method}, "
              f"target {r.target}"]
     lines += [f"- {line}" for line in summary_lines(r)]
+    lines += budget_markdown(r.budget)
     lines += ["", "| layer (worst first) | op | SQNR dB | MSE |", "|---|---|---:|---:|"]
     lines += [f"| `{e.name}` | {e.op} | {e.sqnr_db:.1f} | {e.mse:.3g} |" for e in r.layers]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["QuantizeResult", "QuantizationError", "quantize"]
+__all__ = ["QuantizeResult", "QuantizationError", "budget_lines", "budget_markdown", "budget_unmet_error", "quantize",
+           "speed_advice"]

@@ -90,9 +90,9 @@ def tflite_layer_errors(float_path: Path, quant_path: Path, feeds: list[dict[str
 
 
 def _tflite_producers(path: Path) -> dict[str, str]:
-    from edgeml.formats.tflite import _Reader
+    from edgeml.formats.tflite import TFLiteReader
 
-    reader = _Reader(path, path.read_bytes())
+    reader = TFLiteReader(path, path.read_bytes())
     sg = reader.model.Subgraphs(0)
     out = {}
     for k in range(sg.OperatorsLength()):

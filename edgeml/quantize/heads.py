@@ -28,9 +28,9 @@ def classifier_outputs(path: Path, fmt: str, output_names: list[str]) -> set[str
 
 
 def _tflite(path: Path) -> list[bool]:
-    from edgeml.formats.tflite import _Reader
+    from edgeml.formats.tflite import TFLiteReader
 
-    reader = _Reader(path, path.read_bytes())
+    reader = TFLiteReader(path, path.read_bytes())
     sg = reader.model.Subgraphs(0)
     producer = {}
     for k in range(sg.OperatorsLength()):

@@ -97,8 +97,11 @@ def _qtype(name: str):
 
 
 def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True,
-                    progress: Any = None) -> dict:
-    """Pre-process and quantize ``model`` (a prepared ModelProto) to ``out``; returns timings/notes."""
+                    progress: Any = None, keep_ranges: Path | None = None) -> dict:
+    """Pre-process and quantize ``model`` (a prepared ModelProto) to ``out``; returns timings/notes.
+
+    ``keep_ranges``: copy the calibrated ranges (ORT's calibration cache) there, for re-quantizing the same
+    pre-processed graph without calibrating again (``info["ranges_cache"]``, ``info["extra_options"]``)."""
     import time
 
     import onnx
@@ -155,6 +158,11 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
                                   f"({type(exc).__name__} in {_BIAS_ADJUST}); quantized with "
                                   "QDQDisableWeightAdjustForInt32Bias")
         info["quantize_seconds"] = round(time.perf_counter() - t0, 3)
+        info["extra_options"] = dict(extra)
+        if keep_ranges is not None and cal_kwargs.get("calibration_cache_path"):
+            import shutil
+
+            info["ranges_cache"] = str(shutil.copyfile(cal_kwargs["calibration_cache_path"], keep_ranges))
         info["preprocessed"] = onnx.load(str(pre)) if preprocess else model
     return info
 

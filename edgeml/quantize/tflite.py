@@ -38,9 +38,9 @@ def io_types(mode: str, io: str | None) -> str:
 
 def float_ops(data: bytes) -> list[str]:
     """Ops of the main graph that compute in float (boundary QUANTIZE/DEQUANTIZE excluded), as 'OP (tensor)'."""
-    from edgeml.formats.tflite import _Reader
+    from edgeml.formats.tflite import TFLiteReader
 
-    reader = _Reader(Path("<model>"), data)
+    reader = TFLiteReader(Path("<model>"), data)
     sg = reader.model.Subgraphs(0)
     found = []
     for k in range(sg.OperatorsLength()):

@@ -19,7 +19,7 @@ from edgeml import __version__
 from edgeml.errors import EdgeMLError
 
 KNOWN = ("edgeml.bench/1", "edgeml.estimate/1", "edgeml.prune/1", "edgeml.quantize/1", "edgeml.train/1",
-         "edgeml.run/1", "edgeml.check/1")
+         "edgeml.run/1", "edgeml.check/1", "edgeml.fleet/1")
 
 
 @dataclass
@@ -111,7 +111,8 @@ def _load(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EdgeMLError(f"{path}: not JSON ({exc})", hint="save results with --json > FILE or --out FILE") from exc
     if not isinstance(data, dict) or data.get("schema") not in KNOWN:
-        raise EdgeMLError(f"{path}: not an edgeml result (schema {data.get('schema') if isinstance(data, dict) else None!r})",
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise EdgeMLError(f"{path}: not an edgeml result (schema {schema!r})",
                           hint=f"edgeml report reads {', '.join(KNOWN)}")
     return data
 
@@ -151,6 +152,11 @@ class _Builder:
                         self.add(_load(p), p)
         elif schema == "edgeml.bench/1":
             self._bench(data)
+        elif schema == "edgeml.fleet/1":  # one bench record per board (a shared target gets the board's name)
+            from edgeml.fleet.results import board_label
+
+            for rec in data["records"]:
+                self._bench(dict(rec, target=board_label(rec, data["records"])))
         elif schema == "edgeml.estimate/1":
             self._estimate(data, data.get("model"))
         elif schema == "edgeml.prune/1":
@@ -176,7 +182,8 @@ class _Builder:
                         f"({t.get('flops_basis', '3 x forward FLOPs x samples x epochs')})")
 
     def _bench(self, data: dict[str, Any]) -> None:
-        target = data["target"]
+        emulated = bool((data.get("environment") or {}).get("emulated"))  # never shown as the board's latency
+        target = data["target"] + (" (emulated)" if emulated and "(emulated)" not in data["target"] else "")
         self.target(target)
         for m in data["models"]:
             if m.get("role") == "reference":
@@ -189,7 +196,8 @@ class _Builder:
                 self._estimate(m["estimate"], m.get("path"), name=m["name"])
             elif m.get("latency_ms"):
                 lat = m["latency_ms"]
-                v.costs[target] = Cost(target, "measured", lat["p50"], lat.get("p90"), where=data.get("where"),
+                v.costs[target] = Cost(target, "emulated" if emulated else "measured", lat["p50"], lat.get("p90"),
+                                       where=data.get("where"),
                                        stats={k: lat[k] for k in ("min", "p50", "p90", "p99", "max") if k in lat},
                                        ci95=list(lat["median_ci95"]) if lat.get("median_ci95") else None)
 
@@ -215,7 +223,7 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
     for r in results:
         p = Path(r)
         if p.is_dir():
-            p = p / "run.json"
+            p = p / "fleet.json" if (p / "fleet.json").is_file() and not (p / "run.json").exists() else p / "run.json"
         data = _load(p)
         try:
             b.add(data, p)

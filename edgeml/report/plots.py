@@ -1,5 +1,6 @@
 """Report plots as inline SVG (matplotlib, the optional `report` extra): latency per variant and target,
-accuracy vs size and vs latency (Pareto front), latency distribution per measured model.
+accuracy vs size, accuracy vs latency with its Pareto front (one plot per target), latency distribution per
+measured model.
 
 Readable with 2-20 variants: every variant has a number (its row in the report's variants table, ``#``);
 scatter plots mark each variant with its number, placed by :func:`place_labels` so that no two labels
@@ -111,7 +112,7 @@ def _x_axis(ax: Any, values: list[float], is_ms: bool) -> None:
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _colors(n: int) -> list[tuple[float, ...]]:
+def _colors(n: int) -> list[Any]:
     """n distinct colours: tab10, or for more, tab20's dark shades first, then its light ones."""
     from matplotlib import colormaps
 
@@ -135,7 +136,7 @@ def _scatter(plt: Any, items: list[tuple[int, str, float, float]], xlabel: str, 
     _x_axis(ax, xs, is_ms)
     ax.set_ylim(*_acc_limits(ys))
     colors = _colors(len(items))
-    for (n, name, x, y), c in zip(items, colors):
+    for (_n, name, x, y), c in zip(items, colors):
         ax.scatter([x], [y], s=22, color=c, marker=_marker(name), zorder=3, clip_on=False)
     if pareto:
         front = _pareto(list(zip(xs, ys)))
@@ -215,18 +216,19 @@ def svgs(report: Any) -> tuple[list[str], str | None]:
     sized = [(number[v.name], v.name, v.size_bytes / scale, v.accuracy * 100) for v in acc if v.size_bytes]
     if sized:
         out.append(_svg(_scatter(plt, sized, f"size ({unit})", "Accuracy vs size", is_ms=False)))
-    target = next((t for t in report.targets if any(t in v.costs for v in acc)), None)
-    if target:
+    costed = [t for t in report.targets if any(t in v.costs for v in acc)]
+    for target in costed:  # one accuracy-vs-latency plot (with its Pareto front) per target
         kind = next(v.costs[target].kind for v in acc if target in v.costs)
         timed = [(number[v.name], v.name, v.costs[target].ms, v.accuracy * 100) for v in acc
                  if target in v.costs and v.costs[target].ms > 0]
         if timed:
-            out.append(_svg(_scatter(plt, timed, f"latency on {target} ({kind})", "Accuracy vs latency", is_ms=True,
+            title = "Accuracy vs latency" + (f" on {target}" if len(costed) > 1 else "")
+            out.append(_svg(_scatter(plt, timed, f"latency on {target} ({kind})", title, is_ms=True,
                                      pareto=True)))
     measured = [(v.name, c) for v in report.variants for c in v.costs.values() if c.stats]
     if measured:
         fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.26 * len(measured)))
-        for i, (name, c) in enumerate(measured):
+        for i, (_name, c) in enumerate(measured):
             s = c.stats
             ax.plot([s["min"], s["max"]], [i, i], color="grey", lw=1)
             ax.plot([s["p50"], s["p90"]], [i, i], color="C0", lw=6, solid_capstyle="butt")

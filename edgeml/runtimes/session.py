@@ -7,14 +7,14 @@ already in the input's dtype is passed through. Quantized outputs are dequantize
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from edgeml.formats.common import Quantization, TensorSpec
-
-_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+# the quantization maths live on the quantization-params type (edgeml.formats.common); re-exported here
+from edgeml.formats.common import TensorSpec, dequantize, quantize  # noqa: F401
 
 
 class Session(Protocol):
@@ -23,19 +23,6 @@ class Session(Protocol):
     runtime: str
 
     def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]: ...
-
-
-def quantize(x: np.ndarray, dtype: str, q: Quantization | None) -> np.ndarray:
-    if x.dtype == np.dtype(dtype) or q is None or dtype not in _RANGES:
-        return x.astype(dtype, copy=False)
-    lo, hi = _RANGES[dtype]
-    return np.clip(np.round(x / q.scale + q.zero_point), lo, hi).astype(dtype)
-
-
-def dequantize(x: np.ndarray, q: Quantization | None) -> np.ndarray:
-    if q is None or x.dtype.kind == "f":
-        return x
-    return ((x.astype(np.float32) - q.zero_point) * q.scale).astype(np.float32)
 
 
 class KerasSession:
@@ -73,24 +60,43 @@ class SavedModelSession:
         return {t.name: np.asarray(out[t.name]) for t in self.outputs}
 
 
+def _open_litert(path: Path, threads: int | None, providers: list[str] | None, delegate: str | None) -> Session:
+    from edgeml.runtimes.litert import LiteRTSession
+
+    return LiteRTSession(path, threads=threads, delegate=delegate)
+
+
+def _open_ort(path: Path, threads: int | None, providers: list[str] | None, delegate: str | None) -> Session:
+    from edgeml.runtimes.onnxruntime import OrtSession
+
+    return OrtSession(path, threads=threads, providers=providers)
+
+
+def _open_savedmodel(path: Path, threads: int | None, providers: list[str] | None, delegate: str | None) -> Session:
+    return SavedModelSession(path)
+
+
+def _open_keras(path: Path, threads: int | None, providers: list[str] | None, delegate: str | None) -> Session:
+    from edgeml.formats.keras import load
+
+    return KerasSession(load(path))
+
+
+#: the runtime that opens each model format (edgeml.formats.registry has what reads it)
+OPENERS: dict[str, Callable[[Path, int | None, list[str] | None, str | None], Session]] = {
+    "tflite": _open_litert, "onnx": _open_ort, "savedmodel": _open_savedmodel, "keras": _open_keras, "h5": _open_keras,
+}
+
+
 def open_session(model: Any, *, threads: int | None = None, providers: list[str] | None = None,
                  delegate: str | None = None) -> Session:
     """Open a session on a model path/artifact (any format) or an in-memory Keras model."""
-    from edgeml.artifact import ModelArtifact, ModelFormat
+    from edgeml.formats.detect import ModelFormat, detect_format
 
-    if not isinstance(model, (str, Path, ModelArtifact)):
+    if isinstance(model, (str, Path)):
+        path, fmt = Path(model), detect_format(model)
+    elif isinstance(getattr(model, "format", None), ModelFormat) and isinstance(getattr(model, "path", None), Path):
+        path, fmt = model.path, model.format  # a ModelArtifact (a layer above: not imported here)
+    else:
         return KerasSession(model)
-    art = model if isinstance(model, ModelArtifact) else ModelArtifact.open(model)
-    if art.format is ModelFormat.TFLITE:
-        from edgeml.runtimes.litert import LiteRTSession
-
-        return LiteRTSession(art.path, threads=threads, delegate=delegate)
-    if art.format is ModelFormat.ONNX:
-        from edgeml.runtimes.onnxruntime import OrtSession
-
-        return OrtSession(art.path, threads=threads, providers=providers)
-    if art.format is ModelFormat.SAVEDMODEL:
-        return SavedModelSession(art.path)
-    from edgeml.formats.keras import load
-
-    return KerasSession(load(art.path))
+    return OPENERS[fmt.value](path, threads, providers, delegate)

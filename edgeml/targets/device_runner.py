@@ -101,7 +101,20 @@ def environment():
         "runtimes": {k: _version(k) for k in
                                                   ("ai-edge-litert", "tflite-runtime", "tensorflow", "onnxruntime",
                                                    "onnxruntime-gpu")},
+        "emulated": emulated(text, platform.machine()),
     }
+
+
+def emulated(cpuinfo, arch):
+    """Set when this Python runs under user-mode emulation (qemu-user): its latency is not the board's.
+    EDGEML_EMULATED names the emulator; else an ARM Python reading an x86 /proc/cpuinfo is one."""
+    named = os.environ.get("EDGEML_EMULATED")
+    if named:
+        return named
+    if arch.startswith(("aarch64", "arm")) and any(
+            line.startswith("flags") and (" sse2" in line or " avx" in line) for line in cpuinfo.splitlines()):
+        return "user-mode emulation (an %s Python on an x86 CPU)" % arch
+    return None
 
 
 _PROVIDER_LIBRARIES = {"TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",

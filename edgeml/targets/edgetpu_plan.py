@@ -11,7 +11,7 @@ is installed (edgetpu_log.py).
 
 from __future__ import annotations
 
-import tomllib
+from edgeml._compat import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,11 +105,11 @@ class _Graph:
     """Subgraph 0 of a .tflite: tensors, constants, producers, op options."""
 
     def __init__(self, path: Path):
-        from edgeml.formats.tflite import _Reader
+        from edgeml.formats.tflite_reader import TFLiteReader
 
         data = path.read_bytes()
         try:
-            self.r = _Reader(path, data)
+            self.r = TFLiteReader(path, data)
             if self.r.model.SubgraphsLength() < 1:
                 raise ValueError("no subgraph")
             self.sg = self.r.model.Subgraphs(0)
@@ -281,7 +281,7 @@ def _analyse_op(g: _Graph, k: int, op_name: str, is_custom: bool, compiler: int)
 
 def plan(model: str | Path, *, target: str = "coral-usb", compiler: int = DEFAULT_COMPILER) -> Plan:
     """The predicted Edge TPU mapping of a .tflite (or the actual one of a compiled *_edgetpu.tflite)."""
-    from edgeml.formats.tflite import _op_macs
+    from edgeml.formats.tflite_macs import file_op_macs
     from edgeml.targets import load_profile
 
     profile = load_profile(target)
@@ -311,7 +311,7 @@ def plan(model: str | Path, *, target: str = "coral-usb", compiler: int = DEFAUL
             compiled = True
             blob += op.CustomOptionsLength()
         try:
-            macs = 0 if is_custom else _op_macs(op_name, g.sg, op, g.r)
+            macs = 0 if is_custom else file_op_macs(op_name, g.sg, op, g.r)
         except Exception:  # noqa: BLE001 - an op the MAC counter cannot read: counted as 0 and said
             macs = 0
             notes.append(f"op {k} {op_name}: MACs not countable")

@@ -23,13 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
+from edgeml.options import Precision
 
 DEPTHWISE = {"DEPTHWISE_CONV_2D", "DepthwiseConv2D", "DepthwiseConv1D", "Conv(depthwise)"}
 RECURRENT = {"LSTM", "GRU", "RNN", "SimpleRNN", "Bidirectional", "UNIDIRECTIONAL_SEQUENCE_LSTM",
              "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN"}
 LOOPS = {"WHILE", "Loop", "Scan"}
-PRECISIONS = ("int8", "fp16", "fp32")
+PRECISIONS = Precision.values()
 DEFAULT_ALPHA = 0.5  # thread scaling: ncnn 1 -> 4 threads gives ~2x on Pi 4/5 (targets.md section 5)
 # the smallest / largest published model behind the fitted coefficients (benchmarks/estimate_validate.py)
 FIT_SMALLEST_MACS = 56.5e6
@@ -99,7 +100,7 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
                               "cost, is unknown before running", hint="measure it: edgeml bench MODEL --target T")
 
 
-def _default_precision(inspection: Any, profile: Any) -> str:
+def default_precision(inspection: Any, profile: Any) -> str:
     if profile.kind == "edgetpu":
         return "int8"
     quantized = any(d in ("int8", "uint8") for d in inspection.weight_dtypes)
@@ -209,7 +210,7 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
     if profile.is_host:
         raise EdgeMLError("the host is measured, not estimated", hint="edgeml bench MODEL")
     if precision is not None and precision not in PRECISIONS:
-        raise EdgeMLError(f"--precision {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"--precision {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
     art = ModelArtifact.open(model)
     info = _inspect(art, input_shapes)
     if EDGETPU_OP in (info.custom_ops or []):
@@ -224,7 +225,7 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
     return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
 
 
-def _edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> tuple[Features, dict | None, bool]:
+def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> tuple[Features, dict | None, bool]:
     """Features split by the compiler plan (for a .tflite), or the all-on-TPU assumption (other formats)."""
     if info.format != "tflite" or not Path(str(info.path)).is_file():
         notes.append("not a .tflite: assumes every op maps to the Edge TPU after quantization (no compiler plan)")
@@ -267,7 +268,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
         refuse_unknown_cost(info, name or info.path)
     notes: list[str] = []
     if precision is None:
-        precision = _default_precision(info, profile)
+        precision = default_precision(info, profile)
         est = profile.estimate
         if profile.kind == "gpu" and precision == "int8" and "coef_int8" not in est and "coef_fp16" in est:
             precision = "fp16"
@@ -280,7 +281,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
             raise EdgeMLError(f"target {profile.name} runs int8 only", hint="use --precision int8")
         if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
             notes.append("the model is float: the estimate assumes it is quantized to int8 and compiled")
-        f, plan_d, lower = _edgetpu_features(info, profile, f, notes)
+        f, plan_d, lower = edgetpu_features(info, profile, f, notes)
     row, fixed = design_row(f, profile, precision, threads)
     coef, basis = coefficients(profile, precision)
     parts = [c * x for c, x in zip(coef, row)]
@@ -317,31 +318,3 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
                     plan=None if plan_d is None else {k: plan_d[k] for k in (
                         "ops_on_edgetpu", "ops_on_cpu", "cpu_ops", "cached_weight_bytes", "streamed_weight_bytes",
                         "compiled")})
-
-
-def estimate_bench(arts: list, profile: Any, *, threads: int | None, input_shapes: Any = None) -> Any:
-    """``edgeml bench --target BOARD`` without --host: estimates, labelled as such."""
-    from edgeml.bench.harness import BenchResult
-
-    models = []
-    notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
-    for art in arts:
-        try:
-            info = _inspect(art, input_shapes)
-            if EDGETPU_OP not in (info.custom_ops or []):
-                refuse_unknown_cost(info, art.path)
-            e = estimate_from(info, profile, precision=None, threads=threads, name=str(art.path))
-        except EdgeMLError as exc:
-            if len(arts) == 1:
-                raise
-            notes.append(f"{art.path.name}: not estimated: {exc.message}")
-            continue
-        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
-                       "estimate": e.to_dict()})
-    return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
-                       settings={"threads": threads}, notes=notes)
-
-
-from edgeml.targets.estimate_fit import Fit, fit, fit_from_bench, nnls, profile_with_fit  # noqa: E402
-
-__all__ = ["Estimate", "Fit", "estimate", "fit", "fit_from_bench", "nnls", "profile_with_fit"]

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgeml.errors import EdgeMLError
+from edgeml.targets.estimate import (coefficients, default_precision, design_row, edgetpu_features, features,
+                                     refuse_unknown_cost)
 
 RUNTIME_NAMES = {"ai_edge_litert": "litert", "tflite_runtime": "litert", "tensorflow": "litert",
                  "litert": "litert", "onnxruntime": "onnxruntime", "edgetpu": "edgetpu"}
@@ -75,7 +77,6 @@ def _solve(a: np.ndarray, y: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, 
 
 def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precision: str) -> Fit:
     """Fit to (name, inspection, measured ms, threads) points; errors are relative."""
-    from edgeml.targets.estimate import _edgetpu_features, coefficients, design_row, features
 
     if not points:
         raise EdgeMLError("no measurements to fit", hint="give edgeml bench --json results measured on the target")
@@ -83,7 +84,7 @@ def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precisio
     for _, info, ms, threads in points:
         f = features(info)
         if profile.kind == "edgetpu":  # split by the compiler plan, as the estimate does
-            f = _edgetpu_features(info, profile, f, [])[0]
+            f = edgetpu_features(info, profile, f, [])[0]
         r, e = design_row(f, profile, precision, threads)
         rows.append(r)
         fixed.append(e)
@@ -106,7 +107,7 @@ def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precisio
             break
         c, _ = _solve(a[keep], (meas - fx)[keep], base)
         loo.append(float(a[i] @ c + fx[i]) / meas[i] - 1)
-    errors = [{"model": n, "measured_ms": m, "estimated_ms": float(p), "error": float(p / m - 1),
+    errors: list[dict[str, Any]] = [{"model": n, "measured_ms": m, "estimated_ms": float(p), "error": float(p / m - 1),
                "loo_error": loo[i] if loo else None} for i, ((n, _, m, _), p) in enumerate(zip(points, pred))]
     return Fit(profile.name, precision, len(points), int(np.linalg.matrix_rank(a)), n_coef,
                [float(round(c, 6)) for c in coef], float(np.median(np.abs(loo))) if loo else None,
@@ -148,7 +149,6 @@ def check_environment(env: dict | None, runtime: str | None, profile: Any, where
 def fit_from_bench(results: list[str | Path], target: str, precision: str | None = None) -> Fit:
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
-    from edgeml.targets.estimate import _default_precision, refuse_unknown_cost
 
     profile = load_profile(target)
     points, precisions = [], set()
@@ -184,7 +184,7 @@ def fit_from_bench(results: list[str | Path], target: str, precision: str | None
                 model_path = source
             info = ModelArtifact.open(model_path).inspect()
             refuse_unknown_cost(info, model_path)
-            precisions.add(precision or _default_precision(info, profile))
+            precisions.add(precision or default_precision(info, profile))
             points.append((model_path.name, info, float(m["latency_ms"]["p50"]), m.get("threads")))
     if len(precisions) > 1:
         raise EdgeMLError(f"results mix precisions ({', '.join(sorted(precisions))})",

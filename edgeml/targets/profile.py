@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
-import tomllib
+from edgeml._compat import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any

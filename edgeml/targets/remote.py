@@ -34,6 +34,10 @@ class RemoteError(EdgeMLError):
     pass
 
 
+class SSHConnectionError(RemoteError):
+    """ssh itself failed (exit 255): the board is unreachable, refused us, or the connection dropped."""
+
+
 @dataclass
 class SSHTarget:
     """``[USER@]HOST[:PORT]`` (HOST may be an alias from ~/.ssh/config) plus client options."""
@@ -48,7 +52,7 @@ class SSHTarget:
     extra: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, text: str, **kwargs: Any) -> "SSHTarget":
+    def parse(cls, text: str, **kwargs: Any) -> SSHTarget:
         m = re.fullmatch(r"(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?", text.strip())
         if not m or text.startswith("-"):
             raise EdgeMLError(f"--host {text}: expected [USER@]HOST[:PORT]", hint="e.g. --host pi@192.168.1.20:22")
@@ -87,7 +91,7 @@ def ssh_hint(target: SSHTarget) -> str:
     return shlex.join(words)
 
 
-def _ssh_failure(target: SSHTarget, stderr: str) -> RemoteError:
+def _ssh_failure(target: SSHTarget, stderr: str) -> SSHConnectionError:
     text = " ".join(stderr.split())
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
     cmd = ssh_hint(target)
@@ -103,7 +107,7 @@ def _ssh_failure(target: SSHTarget, stderr: str) -> RemoteError:
         hint = "check the board is on, reachable and runs sshd" + (f" (try: {cmd})" if try_it else f"; {cmd}")
     else:
         hint = "try the same with plain ssh to see the full message"
-    return RemoteError(f"ssh {target.label} failed: {last}", hint=hint)
+    return SSHConnectionError(f"ssh {target.label} failed: {last}", hint=hint)
 
 
 def progress_filter(progress: Callable[[str], None] | None, prefix: str) -> Callable[[str], None]:
@@ -183,7 +187,7 @@ def _tar(files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
-def _result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
+def read_result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]
     if not lines:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
@@ -237,7 +241,7 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
         say(f"running on {target.label}")
         code, out, err = run_ssh(target, ["sh", "-c", RUN, "edgeml-run", remote, target.python],
                                  progress=progress, timeout=left())
-        return _result(code, out, err, target.label)
+        return read_result(code, out, err, target.label)
     except RemoteTimeout as exc:
         raise RemoteTimeout(f"{target.label}: the run did not finish within {timeout:.0f} s (--timeout); stopped it "
                             f"and removed {remote} there", hint=exc.hint) from None
@@ -251,4 +255,4 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
 def doctor(target: SSHTarget, *, timeout: float = 120.0) -> dict[str, Any]:
     code, out, err = run_ssh(target, [target.python, "-"], timeout=timeout, stdin=RUNNER.read_bytes().replace(
         b'if __name__ == "__main__":\n    sys.exit(main(sys.argv[1:]))', b'sys.exit(main(["--doctor"]))'))
-    return _result(code, out, err, target.label)
+    return read_result(code, out, err, target.label)

@@ -1,0 +1,64 @@
+"""One handler per model format: what reads it, whether it needs TensorFlow, whether it takes input shapes.
+
+A new format (a compiled Edge TPU file, ``.pt2``) is one detector in :mod:`edgeml.formats.detect`, one
+reader module here, one opener in :mod:`edgeml.runtimes.session`; ``ModelArtifact.inspect`` and
+``open_session`` look the format up instead of branching on it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeml.errors import EdgeMLError
+from edgeml.formats.common import Inspection
+from edgeml.formats.detect import ModelFormat
+
+
+@dataclass(frozen=True)
+class FormatHandler:
+    """How edgeml handles one model format."""
+
+    format: ModelFormat
+    #: the module under ``edgeml.formats`` whose ``inspect(path, ...)`` reads it
+    reader: str
+    #: its reader can fix dynamic input dimensions (``input_shapes``)
+    takes_input_shapes: bool
+    #: how messages name models of this format
+    label: str
+
+    @property
+    def needs_tensorflow(self) -> bool:
+        """Loading it imports TensorFlow (the ``[tf]`` extra)."""
+        return self.format.needs_tensorflow
+
+    def inspect(self, path: Path, *, input_shapes: Any = None) -> Inspection:
+        """Read ``path`` with this format's reader (``input_shapes`` only where the reader takes them)."""
+        if input_shapes and not self.takes_input_shapes:
+            from edgeml.formats.shapes import ShapeError
+
+            raise ShapeError(f"{path}: --input-shape is not supported for {self.label}",
+                             hint="convert it (edgeml convert ... --to tflite) and give --input-shape to that")
+        reader = importlib.import_module(f"edgeml.formats.{self.reader}")
+        if input_shapes:
+            return reader.inspect(path, input_shapes=input_shapes)
+        return reader.inspect(path)
+
+
+HANDLERS: dict[ModelFormat, FormatHandler] = {h.format: h for h in (
+    FormatHandler(ModelFormat.KERAS, "keras", takes_input_shapes=True, label="Keras models"),
+    FormatHandler(ModelFormat.H5, "keras", takes_input_shapes=True, label="Keras .h5 models"),
+    FormatHandler(ModelFormat.SAVEDMODEL, "savedmodel", takes_input_shapes=False, label="SavedModel directories"),
+    FormatHandler(ModelFormat.TFLITE, "tflite", takes_input_shapes=True, label="TFLite models"),
+    FormatHandler(ModelFormat.ONNX, "onnx", takes_input_shapes=True, label="ONNX models"),
+)}
+
+
+def handler(fmt: ModelFormat) -> FormatHandler:
+    """The handler of ``fmt``."""
+    try:
+        return HANDLERS[fmt]
+    except KeyError:
+        raise EdgeMLError(f"no handler for model format {fmt}") from None

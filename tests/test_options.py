@@ -1,0 +1,65 @@
+"""Option vocabularies (edgeml.options) and --print-config."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from edgeml import options
+from edgeml.cli import cli
+
+
+def _param(command: str, name: str) -> click.Parameter:
+    ctx = click.Context(cli)
+    cmd = cli.get_command(ctx, command)
+    return next(p for p in cmd.params if p.name == name)
+
+
+@pytest.mark.parametrize("command, param, vocabulary", [
+    ("convert", "to", options.ConvertTo), ("prune", "method", options.PruneMethod),
+    ("prune", "scope", options.PruneScope), ("prune", "criterion", options.PruneCriterion),
+    ("prune", "schedule", options.PruneSchedule), ("estimate", "precision", options.Precision),
+    ("check", "percentile", options.Percentile), ("optimize", "formats", options.ConvertTo),
+    ("optimize", "prune_method", options.PruneMethod),
+])
+def test_cli_choices_come_from_the_vocabulary(command, param, vocabulary):
+    assert set(_param(command, param).type.choices) == set(vocabulary.values())
+
+
+def test_vocabulary_members_compare_equal_to_their_values():
+    assert options.PruneMethod.CHANNEL == "channel" and str(options.QuantMode.INT16X8) == "int16x8"
+    assert options.Percentile.values() == ("p50", "p90", "p99", "mean", "max")
+
+
+def test_library_validation_uses_the_vocabulary():
+    from edgeml.calibration.spec import DOMAINS, SAMPLING, SPLITS
+    from edgeml.check import PERCENTILES
+    from edgeml.convert import TARGET_FORMATS
+    from edgeml.targets.estimate import PRECISIONS
+
+    assert PERCENTILES == options.Percentile.values() and TARGET_FORMATS == options.ConvertTo.values()
+    assert PRECISIONS == options.Precision.values() and SPLITS == options.Split.values()
+    assert SAMPLING == options.Sampling.values() and DOMAINS == options.Domain.values()
+
+
+@pytest.mark.parametrize("args, function, expected", [
+    (["convert", "m.onnx", "--to", "onnx", "-o", "x.onnx", "--input-shape", "x=1,3"], "edgeml.convert",
+     {"model": "m.onnx", "to": "onnx", "simplify": True, "input_shapes": ["x=1,3"]}),
+    (["prune", "m.keras", "-o", "p.keras", "--sparsity", "0.5", "--method", "channel"], "edgeml.prune",
+     {"sparsity": 0.5, "method": "channel", "scope": "layer"}),
+    (["bench", "a.tflite", "b.onnx", "--target", "rpi4", "--runs", "7"], "edgeml.bench",
+     {"models": ["a.tflite", "b.onnx"], "target": "rpi4", "runs": 7, "host": None}),
+    (["estimate", "m.tflite", "--target", "rpi4", "--input-shape", "1,8"], "edgeml.estimate",
+     {"model": "m.tflite", "target": "rpi4", "input_shapes": ["1,8"]}),
+])
+def test_print_config_prints_the_library_call_and_stops(tmp_path, monkeypatch, args, function, expected):
+    monkeypatch.chdir(tmp_path)  # none of the files exist: nothing is read or written
+    res = CliRunner().invoke(cli, [*args, "--print-config"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["schema"] == "edgeml.config/1" and doc["function"] == function
+    assert expected.items() <= doc["options"].items()
+    assert list(tmp_path.iterdir()) == []

@@ -127,6 +127,7 @@ class Binding:
         return self.cast(x, where, pixels=kind == "image" and self.pixels)
 
     def _whole_shape(self, x: np.ndarray, where: str) -> np.ndarray:
+        assert self.target is not None, "_whole_shape() needs a model input"  # convert() returns early without one
         want = tuple(self.target.shape)
         if len(x.shape) != len(want) or any(w is not None and w != g for w, g in zip(want, x.shape)):
             why = "a scalar" if not want else f"its first axis is {want[0]}, not a batch axis"

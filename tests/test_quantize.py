@@ -216,7 +216,7 @@ def test_float_tflite_without_signature_is_quantized_and_stays_without_one(tmp_p
 
 
 def test_hybrid_tflite_is_dequantized_and_quantized_fully_with_a_note(tmp_path, hybrid_tflite):
-    from edgeml.quantize.tflite_edit import dequantize_weights, hybrid_weights
+    from edgeml.formats.tflite_edit import dequantize_weights, hybrid_weights
     from edgeml.runtimes.session import open_session
 
     data = hybrid_tflite.read_bytes()
@@ -255,7 +255,7 @@ def test_float16_weights_behind_dequantize_are_folded_then_quantized(tmp_path, t
 
 
 def test_full_int8_tflite_is_still_refused_as_already_quantized(tmp_path, digits_keras):
-    from edgeml.quantize.tflite_edit import hybrid_weights
+    from edgeml.formats.tflite_edit import hybrid_weights
 
     quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
     assert hybrid_weights((tmp_path / "q.tflite").read_bytes()) is None

@@ -75,7 +75,7 @@ def sparse(tmp_path_factory):
 
 def test_sparse_tflite_weights_count_dense_params_and_their_zeros(sparse):
     from edgeml.artifact import inspect_model
-    from edgeml.quantize.tflite_edit import densify, sparse_weights
+    from edgeml.formats.tflite_edit import densify, sparse_weights
 
     s, d = inspect_model(sparse["sparse"]), inspect_model(sparse["dense"])
     assert s.ops.get("DENSIFY") == 3 == sparse_weights(sparse["sparse"].read_bytes())
@@ -86,7 +86,7 @@ def test_sparse_tflite_weights_count_dense_params_and_their_zeros(sparse):
 
 
 def test_sparse_tflite_densified_computes_what_the_source_computes(sparse, tmp_path):
-    from edgeml.quantize.tflite_edit import densify
+    from edgeml.formats.tflite_edit import densify
     from edgeml.runtimes.litert import LiteRTSession
 
     out = tmp_path / "d.tflite"
@@ -152,7 +152,7 @@ def if_model(tmp_path_factory):
 def test_repeated_tensor_names_across_subgraphs_are_made_unique(if_model):
     from collections import Counter
 
-    from edgeml.quantize.tflite_edit import _unpack, unique_tensor_names
+    from edgeml.formats.tflite_edit import _unpack, unique_tensor_names
 
     data, n = unique_tensor_names(if_model["model"].read_bytes())
     model, _ = _unpack(data)

@@ -213,7 +213,7 @@ def _hybrid_float_reference(art: ModelArtifact) -> tuple[bytes, int] | None:
     """(the float model, int8 weights dequantized) behind a hybrid .tflite; None for any other model."""
     if art.format is not ModelFormat.TFLITE:
         return None
-    from edgeml.quantize.tflite_edit import dequantize_weights, hybrid_weights
+    from edgeml.formats.tflite_edit import dequantize_weights, hybrid_weights
 
     data = art.path.read_bytes()
     if not hybrid_weights(data):

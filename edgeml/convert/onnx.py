@@ -110,7 +110,7 @@ def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
 
     import tempfile
 
-    from edgeml.quantize.tflite_edit import densify
+    from edgeml.formats.tflite_edit import densify
 
     info = inspect_tflite(path, validate=False)
     if info.custom_ops:  # tf2onnx passes them through as TFL_<name> nodes that no ONNX runtime can run

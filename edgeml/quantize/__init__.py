@@ -91,7 +91,7 @@ def _already_quantized(art: ModelArtifact) -> str | None:
         info = art.inspect()
         q = [d for d in info.weight_dtypes if d in ("int8", "uint8", "int4", "int16")]
         if q or "QUANTIZE" in info.ops and any(t.quantization for t in info.inputs + info.outputs):
-            from edgeml.quantize.tflite_edit import hybrid_weights
+            from edgeml.formats.tflite_edit import hybrid_weights
 
             if hybrid_weights(art.path.read_bytes()) is not None:
                 return None  # float activations with int8 weights: dequantized and quantized fully
@@ -271,7 +271,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
             if final != plain_copy:
                 data = final.read_bytes()
                 if ctx.get("post") == "strip_signatures":
-                    from edgeml.quantize.tflite_edit import strip_signatures
+                    from edgeml.formats.tflite_edit import strip_signatures
 
                     data = strip_signatures(data)
                 tmp.write_bytes(data)
@@ -409,7 +409,7 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
                 "tensors inside its branch/body subgraphs", hint="use --mode dynamic (int8 weights, float "
                 "activations), or quantize the Keras/SavedModel source") from exc
         if added:  # the signature was edgeml's: the output keeps the source's contract
-            from edgeml.quantize.tflite_edit import strip_signatures
+            from edgeml.formats.tflite_edit import strip_signatures
 
             data = strip_signatures(data)
         recipe["quantizer"] = "ai-edge-quantizer"
@@ -465,7 +465,7 @@ def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, s
     operator codes are normalised; a model without a SignatureDef gets a temporary one over subgraph 0
     (AI Edge Quantizer calibrates through signatures).
     """
-    from edgeml.quantize import tflite_edit
+    from edgeml.formats import tflite_edit
     from edgeml.runtimes.litert import load_interpreter
 
     float_path = art.path

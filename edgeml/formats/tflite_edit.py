@@ -239,7 +239,7 @@ def densify(data: bytes) -> tuple[bytes, int]:
     import tempfile
     import warnings
 
-    from edgeml.runtimes.litert import interpreter_class
+    from edgeml._litert import interpreter_class
 
     model, S = _unpack(data)
     opname = _opnames(model, S)

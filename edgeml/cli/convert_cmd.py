@@ -20,10 +20,13 @@ from edgeml.cli._out import emit_json, status
 @click.option("--atol", type=float, help="Tolerance on the normalised max abs diff [default: 1e-4, 1e-2 with "
                                           "--float16].")
 @click.option("--strict", is_flag=True, help="Fail instead of keeping an unsimplified model.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
+              help="ONNX -> TFLite: fix a dynamic input shape (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.convert/1).")
 @click.pass_context
-def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json):
+def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, input_shapes, force,
+                as_json):
     """Convert MODEL (.keras, .h5, SavedModel, .tflite, .onnx) to TFLite or ONNX and verify the numbers.
 
     The output is written only if it matches the source on --verify samples (max abs diff normalised by
@@ -34,19 +37,25 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
       edgeml convert model.keras --to tflite -o model.tflite
       edgeml convert model.keras --to onnx -o model.onnx --calib builtin:digits
       edgeml convert model.tflite --to onnx -o model.onnx
+      edgeml convert model.onnx --to tflite -o model.tflite --input-shape x=1,3,224,224   (onnx2tf; NHWC)
     """
     from edgeml.convert import convert
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     result = convert(model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
                      verify=verify, calib=calib, atol=atol, force=force, strict=strict,
-                     progress=None if quiet else status)
+                     progress=None if quiet else status, input_shapes=list(input_shapes) or None)
     if as_json:
         emit_json(result.to_dict())
         return
     from edgeml.formats.common import human_bytes
 
     click.echo(f"wrote {result.output} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f} s")
+    if hasattr(result, "transpose_count"):
+        from edgeml.cli.onnx_tflite_out import echo_contract
+
+        echo_contract(result)
+        return
     if result.simplify:
         s = result.simplify
         after = s["nodes_after"] if s["applied"] else s["nodes_before"]

@@ -1,0 +1,379 @@
+"""ONNX -> float32 TFLite through onnx2tf (an optional, separately installed tool).
+
+edgeml prepares the graph first (fixed input shapes, constant folding and simplification with onnxsim),
+runs onnx2tf in a private temporary folder that is removed even on SIGINT/SIGTERM, and never lets onnx2tf
+download its sample images (it fetches them from GitHub for any 4-D 3-channel input otherwise). onnx2tf
+turns NCHW graphs into NHWC ones (no Transpose around every conv), so the TFLite model's 3-D/4-D/5-D inputs
+and outputs are channel-last: the IO contract (names, shapes, layouts, dtypes) is reported, and the
+verification against ONNX Runtime transposes inputs and outputs accordingly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError, MissingDependencyError
+
+ONNX2TF_VERSION = "1.29.24"
+INSTALL_COMMAND = "make onnx2tf"
+# Installed with --no-deps: onnx2tf 1.29.x pins numpy 1.26 / TF 2.19 / onnx 1.19 / onnxruntime 1.23 exactly,
+# which would downgrade the whole stack; these are the packages it actually needs beside ours.
+INSTALL_PIP = (f"pip install --no-deps onnx2tf=={ONNX2TF_VERSION} tf-keras==2.21.0 onnx-graphsurgeon==0.6.1 "
+               "sng4onnx==2.0.1 psutil")
+CONTROL_FLOW_OPS = {"If", "Loop", "Scan"}
+_SAMPLE_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf would download
+
+
+class OnnxToTFLiteError(EdgeMLError):
+    """onnx2tf could not convert the model (unsupported op, dynamic shape, control flow)."""
+
+
+@dataclass
+class IOTensor:
+    """One TFLite input/output and how it relates to the ONNX one (``perm``: ONNX axes in TFLite order)."""
+
+    name: str
+    onnx_name: str
+    shape: list[int]
+    onnx_shape: list[int]
+    dtype: str
+    layout: str  # e.g. "NHWC (ONNX NCHW)" or "as ONNX"
+    perm: list[int] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _alt(path: Any) -> str:
+    return f"keep the ONNX model ({path}) and run it with ONNX Runtime (edgeml bench/quantize accept .onnx)"
+
+
+def require_onnx2tf() -> Any:
+    """Import onnx2tf, or raise with the install command."""
+    try:
+        import onnx2tf  # noqa: F401
+        from onnx2tf import onnx2tf as module
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"ONNX -> TFLite conversion needs onnx2tf {ONNX2TF_VERSION}, which is not installed ({exc})",
+            hint=f"install it with `{INSTALL_COMMAND}` (runs: {INSTALL_PIP}); a plain `pip install onnx2tf` "
+                 "would downgrade numpy/TensorFlow/onnx") from None
+    return module
+
+
+def parse_input_shapes(specs: list[str] | tuple[str, ...] | None) -> dict[str, list[int]]:
+    """``["x=1,3,48,192"]`` -> ``{"x": [1, 3, 48, 192]}``."""
+    out: dict[str, list[int]] = {}
+    for spec in specs or ():
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = [int(d) for d in dims.split(",")]
+        except ValueError:
+            shape = []
+        if not sep or not name or not shape or any(d < 1 for d in shape):
+            raise EdgeMLError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with positive integers",
+                              hint="e.g. --input-shape x=1,3,48,192 (edgeml inspect MODEL lists the inputs)")
+        out[name] = shape
+    return out
+
+
+def prepare(model_path: Path, input_shapes: dict[str, list[int]]) -> tuple[Any, dict[str, Any]]:
+    """Load, fix every input shape (batch 1 unless given), fold constants / simplify; refuse what cannot go."""
+    import onnx
+
+    from edgeml.convert.simplify import simplify
+
+    proto = onnx.load(str(model_path))
+    init = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in init]
+    unknown = set(input_shapes) - {i.name for i in inputs}
+    if unknown:
+        raise EdgeMLError(f"--input-shape names {', '.join(sorted(unknown))}, which {model_path} has no input "
+                          f"called", hint=f"its inputs are: {', '.join(i.name for i in inputs)}")
+    for i in inputs:
+        dims = i.type.tensor_type.shape.dim
+        given = input_shapes.get(i.name)
+        if given is not None:
+            if len(given) != len(dims):
+                raise EdgeMLError(f"--input-shape {i.name}: {len(given)} dims given, the input has {len(dims)}",
+                                  hint="give one value per dimension")
+            for d, v in zip(dims, given):
+                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
+                    raise EdgeMLError(f"--input-shape {i.name}: dim {v} conflicts with the model's {d.dim_value}",
+                                      hint="only dynamic dimensions can be set")
+                d.Clear()
+                d.dim_value = v
+            continue
+        for k, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            if k == 0:
+                d.Clear()
+                d.dim_value = 1
+                continue
+            shape = ",".join(str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "?" for x in dims)
+            raise OnnxToTFLiteError(
+                f"{model_path}: input {i.name} [{shape}] has a dynamic dimension {k}; TFLite needs fixed shapes",
+                hint=f"give it with --input-shape {i.name}=" + ",".join(
+                    "1" if j == 0 else (str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "N")
+                    for j, x in enumerate(dims)))
+    for vi in proto.graph.output:  # stale dynamic output shapes confuse onnx2tf; shape inference restores them
+        vi.type.tensor_type.ClearField("shape")
+    del proto.graph.value_info[:]
+    flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS})
+    proto, info = simplify(proto)
+    flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS}) if info["applied"] else flow
+    if flow:
+        raise OnnxToTFLiteError(f"{model_path}: control flow ({', '.join(flow)}) cannot be converted to TFLite by "
+                                "onnx2tf", hint=_alt(model_path))
+    return proto, info
+
+
+@contextlib.contextmanager
+def _private_dir() -> Iterator[Path]:
+    """A temp folder removed on exit, also when SIGTERM arrives (turned into KeyboardInterrupt meanwhile)."""
+    tmp = Path(tempfile.mkdtemp(prefix="edgeml-onnx2tf-"))
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        def _term(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        old = signal.signal(signal.SIGTERM, _term)
+    try:
+        yield tmp
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _failure(model_path: Path, log: str, exc: BaseException | None) -> OnnxToTFLiteError:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    m = re.search(r"onnx_op_type:\s*(\S+)\s+onnx_op_name:\s*(\S+)", text)
+    what = f"op {m.group(1)} ({m.group(2)})" if m else None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if ln.startswith(("ERROR", "ValueError", "TypeError", "NotImplementedError",
+                                                  "tensorflow.", "RuntimeError", "AttributeError", "IndexError"))]
+    detail = (errs[-1] if errs else (f"{type(exc).__name__}: {exc}" if exc else "no TFLite model written"))
+    detail = " ".join(detail.split())[:240]
+    where = f" at {what}" if what else ""
+    return OnnxToTFLiteError(f"{model_path}: onnx2tf failed{where}: {detail}", hint=_alt(model_path))
+
+
+def run_onnx2tf(proto: Any, model_path: Path) -> tuple[bytes, dict[str, bool]]:
+    """Convert a prepared ModelProto; return (float32 .tflite bytes, {onnx output: is channel-last})."""
+    import onnx
+
+    from edgeml._quiet import all_output_captured
+
+    module = require_onnx2tf()
+    with _private_dir() as tmp:
+        src = tmp / "model.onnx"
+        onnx.save(proto, str(src))
+        # onnx2tf loads this from its working directory instead of downloading it; never fetched by us either.
+        sample = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+        np.save(tmp / _SAMPLE_NAME, sample)
+        out_dir = tmp / "tf"
+        cwd = os.getcwd()
+        layouts: dict[str, bool] = {}
+        exc: BaseException | None = None
+        box: list[str] = []
+        real_download = getattr(module, "download_test_image_data", None)
+        try:
+            os.chdir(tmp)
+            module.download_test_image_data = lambda: sample
+            with all_output_captured() as box:
+                model = module.convert(input_onnx_file_path=str(src), output_folder_path=str(out_dir),
+                                       not_use_onnxsim=True, non_verbose=True, verbosity="error")
+            layouts = dict(getattr(model, "onnx_output_layouts", {}) or {})
+        except KeyboardInterrupt:
+            raise
+        except (Exception, SystemExit) as e:  # onnx2tf calls sys.exit(1) on unsupported graphs
+            exc = e
+        finally:
+            os.chdir(cwd)
+            if real_download is not None:
+                module.download_test_image_data = real_download
+        produced = out_dir / "model_float32.tflite"
+        if exc is not None or not produced.exists():
+            raise _failure(model_path, "".join(box), exc)
+        return produced.read_bytes(), layouts
+
+
+def op_counts(data: bytes) -> dict[str, int]:
+    """Operator histogram of every subgraph of a .tflite flatbuffer."""
+    from edgeml.formats.tflite import _Reader
+
+    reader = _Reader(Path("<model>"), data)
+    counts: dict[str, int] = {}
+    for s in range(reader.model.SubgraphsLength()):
+        sg = reader.model.Subgraphs(s)
+        for k in range(sg.OperatorsLength()):
+            name, _ = reader.opcode(sg.Operators(k).OpcodeIndex())
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _channel_last(n: int) -> list[int]:
+    return [0, *range(2, n), 1]
+
+
+def _match(onnx_shape: list[int], tfl_shape: list[int], nhwc_hint: bool | None) -> list[int] | None:
+    """The permutation p with tfl_shape == onnx_shape[p] (identity or channel-last); None if neither fits."""
+    ident = list(range(len(onnx_shape)))
+    last = _channel_last(len(onnx_shape)) if len(onnx_shape) >= 3 else ident
+    fits = [p for p in (ident, last) if len(tfl_shape) == len(onnx_shape)
+            and [onnx_shape[i] for i in p] == list(tfl_shape)]
+    if not fits:
+        return None
+    if len(fits) == 2 and fits[0] != fits[1] and nhwc_hint is not None:
+        return last if nhwc_hint else ident
+    return fits[-1] if len(fits) == 2 and nhwc_hint is None else fits[0]
+
+
+def _layout_name(perm: list[int] | None) -> str:
+    if perm is None or perm == sorted(perm):
+        return "as ONNX"
+    letters = {3: ("NCW", "NWC"), 4: ("NCHW", "NHWC"), 5: ("NCDHW", "NDHWC")}.get(len(perm))
+    return f"{letters[1]} (ONNX {letters[0]})" if letters else f"axes {perm} of ONNX"
+
+
+class LayoutAdapter:
+    """Presents a channel-last TFLite session with the ONNX model's names and layouts."""
+
+    def __init__(self, session: Any, inputs: list[IOTensor], outputs: list[IOTensor], onnx_specs: Any):
+        self.session, self._in, self._out = session, inputs, outputs
+        self.inputs, self.outputs = onnx_specs
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
+        tfl = {}
+        for t in self._in:
+            x = np.asarray(feeds[t.onnx_name])
+            tfl[t.name] = np.transpose(x, t.perm) if t.perm else x
+        res = self.session.run(tfl, raw=raw)
+        out = {}
+        for t in self._out:
+            y = np.asarray(res[t.name])
+            out[t.onnx_name] = np.transpose(y, np.argsort(t.perm)) if t.perm else y
+        return out
+
+
+def io_contract(reference: Any, test: Any, layouts: dict[str, bool], ref_shapes: dict[str, list[int]],
+                model_path: Path) -> tuple[list[IOTensor], list[IOTensor]]:
+    """Pair TFLite and ONNX inputs/outputs (by name, else by order) and work out each one's layout."""
+    def pair(ref_specs, test_specs, kind: str, shapes_of, hints) -> list[IOTensor]:
+        if len(ref_specs) != len(test_specs):
+            raise OnnxToTFLiteError(f"{model_path}: the TFLite model has {len(test_specs)} {kind}s, the ONNX model "
+                                    f"{len(ref_specs)}", hint=_alt(model_path))
+        by_name = {t.name.split(":")[0].removeprefix("serving_default_"): t for t in test_specs}
+        tests = [by_name[r.name] for r in ref_specs] if all(r.name in by_name for r in ref_specs) else list(test_specs)
+        out = []
+        for r, t in zip(ref_specs, tests):
+            oshape = shapes_of(r)
+            perm = _match(oshape, list(t.shape), hints.get(r.name))
+            if perm is None:
+                raise OnnxToTFLiteError(f"{model_path}: TFLite {kind} {t.name} {list(t.shape)} does not match ONNX "
+                                        f"{kind} {r.name} {oshape} in any layout", hint=_alt(model_path))
+            ident = perm == list(range(len(perm)))
+            out.append(IOTensor(t.name, r.name, list(t.shape), oshape, t.dtype, _layout_name(perm),
+                                None if ident else perm))
+        return out
+
+    ins = pair(reference.inputs, test.inputs, "input", lambda r: ref_shapes[r.name], {})
+    outs = pair(reference.outputs, test.outputs, "output", lambda r: ref_shapes[r.name], layouts)
+    return ins, outs
+
+
+@dataclass
+class OnnxToTFLiteResult:
+    source: str
+    output: str
+    size_bytes: int
+    seconds: float
+    converter: str
+    input_shapes: dict[str, list[int]]
+    simplify: dict[str, Any]
+    inputs: list[IOTensor]
+    outputs: list[IOTensor]
+    ops: dict[str, int]
+    transpose_count: int
+    verification: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verification"] = self.verification.to_dict() if self.verification else None
+        return {"schema": "edgeml.convert/1", "source_format": "onnx", "to": "tflite", **d}
+
+
+def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: list[str] | None = None,
+                           verify: int = 8, calib: Any = None, atol: float = 1e-4, force: bool = False,
+                           progress: Any = None) -> OnnxToTFLiteResult:
+    """ONNX -> verified float32 TFLite (channel-last), written atomically only if it matches ONNX Runtime."""
+    import time
+
+    from edgeml._io import atomic_path, check_output
+    from edgeml.convert.verify import compare, data_feeds, random_feeds
+    from edgeml.formats.common import TensorSpec
+    from edgeml.runtimes.litert import LiteRTSession
+    from edgeml.runtimes.onnxruntime import OrtSession
+
+    say = progress or (lambda msg: None)
+    src = Path(model)
+    out = check_output(out, inputs=[src], force=force)
+    require_onnx2tf()
+    t0 = time.perf_counter()
+    say("preparing the ONNX graph (fixed shapes, onnxsim)")
+    proto, simp = prepare(src, parse_input_shapes(input_shapes))
+    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    say(f"converting with onnx2tf {ONNX2TF_VERSION} (NCHW -> NHWC)")
+    data, layouts = run_onnx2tf(proto, src)
+    seconds = time.perf_counter() - t0
+    ops = op_counts(data)
+    flex = sorted(n for n in ops if n.startswith("Flex") or n == "?")
+    if flex:
+        raise OnnxToTFLiteError(f"{src}: the TFLite model needs TensorFlow ops ({', '.join(flex)}) that LiteRT "
+                                "cannot run without the Flex delegate", hint=_alt(src))
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+        reference = OrtSession(src)
+        test = LiteRTSession(tmp)
+        specs = [TensorSpec(t.name, tuple(shapes[t.name]), t.dtype) for t in reference.inputs]
+        n = max(verify, 1)
+        if calib is not None:
+            feeds, label = data_feeds(specs, calib, n), f"data {getattr(calib, 'origin', None) or calib}"
+        else:
+            feeds, label = random_feeds(specs, n, seed=0), "seeded random inputs in [0, 1)"
+        first = reference.run(feeds[0])
+        ref_shapes = {**shapes, **{k: list(np.shape(v)) for k, v in first.items()}}
+        ins, outs = io_contract(reference, test, layouts, ref_shapes, src)
+        verification = None
+        if verify > 0:
+            say(f"verifying against ONNX Runtime on {len(feeds)} samples")
+            adapter = LayoutAdapter(test, ins, outs, (specs, reference.outputs))
+            verification = compare(reference, adapter, feeds, atol=atol, data=label)
+            if not verification.passed:
+                from edgeml.convert import VerificationError
+
+                raise VerificationError(f"{src}: converted TFLite output differs from ONNX Runtime: "
+                                        f"{verification.summary()}", hint="no output was written; " + _alt(src))
+        size = tmp.stat().st_size
+    return OnnxToTFLiteResult(source=str(src), output=str(out), size_bytes=size, seconds=round(seconds, 3),
+                              converter=f"onnx2tf {ONNX2TF_VERSION}", input_shapes=shapes, simplify=simp,
+                              inputs=ins, outputs=outs, ops=ops, transpose_count=ops.get("TRANSPOSE", 0),
+                              verification=verification)
+
+
+__all__ = ["INSTALL_COMMAND", "INSTALL_PIP", "IOTensor", "LayoutAdapter", "OnnxToTFLiteError", "ONNX2TF_VERSION",
+           "convert_onnx_to_tflite", "io_contract", "op_counts", "parse_input_shapes", "prepare", "require_onnx2tf", "run_onnx2tf"]

@@ -1,0 +1,143 @@
+"""ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite). Conversion tests skip without onnx2tf
+(`make onnx2tf`; not installed by `pip install -e '.[all,test]'`, see pyproject.toml)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeml.cli import cli
+from edgeml.convert.onnx_tflite import (INSTALL_COMMAND, LayoutAdapter, IOTensor, OnnxToTFLiteError, _match,
+                                        parse_input_shapes, prepare, require_onnx2tf)
+from edgeml.errors import EdgeMLError, MissingDependencyError
+
+
+def _two_headed(path: Path, seed: int = 0) -> Path:
+    """NCHW [N,3,8,8] -> Conv(3->4) -> Relu = 'features' [N,4,8,8]; -> GlobalAveragePool -> Flatten -> Gemm = 'logits'."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "b"),
+             numpy_helper.from_array(rng.normal(0, 0.5, (4, 5)).astype(np.float32), "fw"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (5,)).astype(np.float32), "fb")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["features"]),
+             helper.make_node("GlobalAveragePool", ["features"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"])]
+    graph = helper.make_graph(nodes, "two_headed", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                   ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 4, 8, 8]),
+                               helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _with_if(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, [1, 4])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)]
+    graph = helper.make_graph(nodes, "with_if", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              initializer=[onnx.numpy_helper.from_array(np.float32(0), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_require_onnx2tf_names_install_command_when_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx2tf", None)  # import onnx2tf -> ImportError
+    with pytest.raises(MissingDependencyError) as e:
+        require_onnx2tf()
+    assert INSTALL_COMMAND in e.value.hint and "--no-deps" in e.value.hint
+
+
+def test_convert_cli_refuses_with_install_command_when_onnx2tf_missing(monkeypatch, tiny_onnx, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx2tf", None)
+    out = tmp_path / "m.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(tiny_onnx), "--to", "tflite", "-o", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "onnx2tf" in result.output and INSTALL_COMMAND in result.output
+    assert not out.exists()
+
+
+def test_parse_input_shapes_reads_name_and_dims():
+    assert parse_input_shapes(["x=1,3,48,192", "a:b=2"]) == {"x": [1, 3, 48, 192], "a:b": [2]}
+    with pytest.raises(EdgeMLError):
+        parse_input_shapes(["x=1,a"])
+
+
+def test_prepare_refuses_dynamic_dim_naming_input(tmp_path):
+    src = _two_headed(tmp_path / "m.onnx")
+    import onnx
+
+    m = onnx.load(str(src))
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    onnx.save(m, str(src))
+    with pytest.raises(OnnxToTFLiteError) as e:
+        prepare(src, {})
+    assert "input x" in str(e.value) and "--input-shape x=1,3,N,8" in e.value.hint
+    proto, _ = prepare(src, {"x": [1, 3, 8, 8]})
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 8, 8]
+
+
+def test_prepare_refuses_control_flow_naming_op(tmp_path):
+    with pytest.raises(OnnxToTFLiteError) as e:
+        prepare(_with_if(tmp_path / "if.onnx"), {})
+    assert "If" in str(e.value) and "ONNX Runtime" in e.value.hint
+
+
+def test_match_prefers_channel_last_only_when_shapes_say_so():
+    assert _match([1, 3, 8, 8], [1, 8, 8, 3], None) == [0, 2, 3, 1]
+    assert _match([1, 5], [1, 5], None) == [0, 1]
+    assert _match([1, 4, 4, 4], [1, 4, 4, 4], False) == [0, 1, 2, 3]
+    assert _match([1, 3, 8, 8], [1, 8, 3, 8], None) is None
+
+
+def test_layout_adapter_transposes_inputs_and_outputs_back():
+    class Echo:
+        def run(self, feeds, raw=False):
+            return {"y": feeds["x_tfl"] * 2}
+
+    perm = [0, 2, 3, 1]
+    t_in = IOTensor("x_tfl", "x", [1, 2, 3, 4], [1, 4, 2, 3], "float32", "NHWC (ONNX NCHW)", perm)
+    t_out = IOTensor("y", "y", [1, 2, 3, 4], [1, 4, 2, 3], "float32", "NHWC (ONNX NCHW)", perm)
+    x = np.arange(24, dtype=np.float32).reshape(1, 4, 2, 3)
+    out = LayoutAdapter(Echo(), [t_in], [t_out], ([], [])).run({"x": x})
+    np.testing.assert_array_equal(out["y"], x * 2)
+
+
+def test_convert_onnx_to_tflite_is_nhwc_verified_and_leaves_no_temp_dir(tmp_path, monkeypatch):
+    pytest.importorskip("onnx2tf")
+    from edgeml.convert import convert
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    src = _two_headed(tmp_path / "two.onnx")
+    res = convert(src, to="tflite", out=tmp_path / "two.tflite")
+    assert res.verification.passed and res.verification.samples == 8
+    assert res.inputs[0].shape == [1, 8, 8, 3] and res.inputs[0].layout.startswith("NHWC")
+    outs = {t.onnx_name: t for t in res.outputs}
+    assert outs["logits"].perm is None and outs["features"].shape == [1, 8, 8, 4]
+    assert res.transpose_count == 0
+    assert not [p for p in scratch.iterdir() if p.name.startswith("edgeml-onnx2tf-")]
+    assert (tmp_path / "two.tflite").exists() and res.to_dict()["inputs"][0]["layout"] == "NHWC (ONNX NCHW)"

@@ -141,3 +141,18 @@ def test_convert_onnx_to_tflite_is_nhwc_verified_and_leaves_no_temp_dir(tmp_path
     assert res.transpose_count == 0
     assert not [p for p in scratch.iterdir() if p.name.startswith("edgeml-onnx2tf-")]
     assert (tmp_path / "two.tflite").exists() and res.to_dict()["inputs"][0]["layout"] == "NHWC (ONNX NCHW)"
+
+
+def test_quantize_onnx_to_int8_tflite_calibrates_in_nhwc(tmp_path):
+    pytest.importorskip("onnx2tf")
+    pytest.importorskip("ai_edge_quantizer")
+    from edgeml.quantize import quantize
+
+    src = _two_headed(tmp_path / "two.onnx")
+    x = np.random.default_rng(0).random((24, 3, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "calib.npz", x=x)
+    out = tmp_path / "two_int8.tflite"
+    res = quantize(src, out=out, calib=str(tmp_path / "calib.npz"), format="tflite", debug_samples=4)
+    assert res.source == str(src) and res.source_format == "onnx" and res.io == "int8"
+    assert res.recipe["via"]["inputs"][0]["shape"] == [1, 8, 8, 3]
+    assert res.metrics.cosine > 0.99 and out.exists()

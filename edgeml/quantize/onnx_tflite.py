@@ -1,0 +1,98 @@
+"""ONNX source -> int8 TFLite: onnx2tf float TFLite (verified against ONNX Runtime), then the float-.tflite
+quantization path (AI Edge Quantizer) with the calibration data transposed to the TFLite model's layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError
+
+
+class ChannelLastDataset:
+    """A loaded calibration Dataset (ONNX names, NCHW) presented with the TFLite names and layouts."""
+
+    def __init__(self, ds: Any, inputs: list[Any], order: list[str] | None = None):
+        self.ds, self.spec = ds, ds.spec
+        by_name = {t.name: t for t in inputs}
+        self._inputs = [by_name[n] for n in order if n in by_name] if order and set(order) == set(by_name) \
+            else list(inputs)
+        self.input_names = [t.name for t in self._inputs]
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.ds.has_labels
+
+    @property
+    def labels(self) -> Any:
+        return self.ds.labels
+
+    def sample(self, j: int) -> Any:
+        from edgeml.calibration.dataset import Sample
+
+        s = self.ds.sample(j)
+        feeds = {}
+        for t in self._inputs:
+            x = np.asarray(s.feeds[t.onnx_name])
+            feeds[t.name] = np.transpose(x, [p - 1 for p in t.perm[1:]]) if t.perm else x  # no batch axis here
+        return Sample(feeds, s.label, s.where)
+
+    def __iter__(self) -> Iterator[Any]:
+        for j in range(len(self)):
+            yield self.sample(j)
+
+
+def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str, io: str | None, per_channel: bool,
+                            method: str, calib_samples: int | None, target: str | None, eval: Any,
+                            report: str | Path | None, force: bool, debug_samples: int, progress: Any) -> Any:
+    from edgeml._io import check_output
+    from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, require_onnx2tf
+    from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
+    from edgeml.runtimes.litert import load_interpreter
+
+    say = progress or (lambda msg: None)
+    out = check_output(out, inputs=[art.path], force=force)
+    report_path = check_output(report, inputs=[art.path, out], force=force) if report else None
+    why = _already_quantized(art)
+    if why:
+        raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
+                          hint="quantize the float model it was made from")
+    if eval is not None:
+        raise EdgeMLError("--eval with an ONNX source and --format tflite is not supported yet",
+                          hint=f"drop --eval; then run edgeml bench {out} --data SPEC (NHWC layout) on the result")
+    if calib is None:
+        raise EdgeMLError(f"--mode {mode} from an ONNX source needs calibration data (it also fixes the input "
+                          "shapes for the conversion)", hint="pass --calib SPEC")
+    require_onnx2tf()
+    ds = _dataset(calib, calib_samples, art.inspect().inputs)
+    first = ds.sample(0)
+    shapes = [f"{n}=" + ",".join(str(d) for d in (1, *np.shape(first.feeds[n]))) for n in ds.input_names]
+    with _private_dir() as work:
+        float_path = work / "float.tflite"
+        conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress)
+        sigs = load_interpreter(float_path, allocate=False).get_signature_list()
+        order = list(next(iter(sigs.values()), {}).get("inputs", []))
+        say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
+        result = quantize(float_path, out=out, calib=ChannelLastDataset(ds, conv.inputs, order), format="tflite",
+                          mode=mode, io=io, per_channel=per_channel, method=method, target=target, force=force,
+                          debug_samples=debug_samples, progress=progress)
+    result.source, result.source_format = str(art.path), "onnx"
+    result.source_size_bytes = art.path.stat().st_size
+    result.recipe["via"] = {"converter": conv.converter, "transpose_ops": conv.transpose_count,
+                            "float_verification": conv.verification.summary() if conv.verification else None,
+                            "inputs": [t.to_dict() for t in conv.inputs],
+                            "outputs": [t.to_dict() for t in conv.outputs]}
+    result.notes.append(
+        f"converted with {conv.converter} first ({conv.transpose_count} TRANSPOSE ops; float TFLite vs ONNX Runtime: "
+        f"{conv.verification.summary() if conv.verification else 'not verified'})")
+    result.notes.append("TFLite IO: " + "; ".join(f"{t.onnx_name} -> {t.name} {t.shape} {t.layout}"
+                                                  for t in conv.inputs + conv.outputs))
+    if report_path is not None:
+        write_report(result, report_path)
+    return result

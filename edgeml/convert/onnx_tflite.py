@@ -129,16 +129,31 @@ def prepare(model_path: Path, input_shapes: dict[str, list[int]]) -> tuple[Any, 
                 hint=f"give it with --input-shape {i.name}=" + ",".join(
                     "1" if j == 0 else (str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "N")
                     for j, x in enumerate(dims)))
-    for vi in proto.graph.output:  # stale dynamic output shapes confuse onnx2tf; shape inference restores them
-        vi.type.tensor_type.ClearField("shape")
-    del proto.graph.value_info[:]
+    del proto.graph.value_info[:]  # shapes inferred for the dynamic graph; onnxsim infers them for the fixed one
     flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS})
     proto, info = simplify(proto)
     flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS}) if info["applied"] else flow
+    _constants_to_initializers(proto)
     if flow:
         raise OnnxToTFLiteError(f"{model_path}: control flow ({', '.join(flow)}) cannot be converted to TFLite by "
                                 "onnx2tf", hint=_alt(model_path))
     return proto, info
+
+
+def _constants_to_initializers(proto: Any) -> None:
+    """Main-graph Constant nodes (Paddle2ONNX writes every scalar as one) become initializers, as onnx2tf expects."""
+    from onnx import helper, numpy_helper
+
+    keep = []
+    for n in proto.graph.node:
+        attrs = {a.name: a for a in n.attribute}
+        if n.op_type == "Constant" and "value" in attrs and len(n.output) == 1:
+            arr = numpy_helper.to_array(helper.get_attribute_value(attrs["value"]))
+            proto.graph.initializer.append(numpy_helper.from_array(arr, n.output[0]))
+        else:
+            keep.append(n)
+    del proto.graph.node[:]
+    proto.graph.node.extend(keep)
 
 
 @contextlib.contextmanager
@@ -159,16 +174,26 @@ def _private_dir() -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _failure(model_path: Path, log: str, exc: BaseException | None) -> OnnxToTFLiteError:
+_BOILERPLATE = ("The trace log", "input_onnx_file_path", "onnx_op_name", "Read this", "Alternatively",
+                "If the input OP", "Also, for models")
+
+
+def _failure(model_path: Path, log: str, exc: BaseException | None, proto: Any = None) -> OnnxToTFLiteError:
+    """One line: the op onnx2tf stopped at (name and type from the graph) and its own error message."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", log)
-    m = re.search(r"onnx_op_type:\s*(\S+)\s+onnx_op_name:\s*(\S+)", text)
-    what = f"op {m.group(1)} ({m.group(2)})" if m else None
+    names = re.findall(r"onnx_op_name:\s*(\S+)", text)
+    types = {n.name: n.op_type for n in proto.graph.node} if proto is not None else {}
+    where = f" at {types.get(names[-1], 'op')} node {names[-1]}" if names else ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errs = [ln for ln in lines if ln.startswith(("ERROR", "ValueError", "TypeError", "NotImplementedError",
-                                                  "tensorflow.", "RuntimeError", "AttributeError", "IndexError"))]
-    detail = (errs[-1] if errs else (f"{type(exc).__name__}: {exc}" if exc else "no TFLite model written"))
+    errs = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception):", ln)]
+    errs += [ln for ln in lines if ln.startswith("ERROR:") and not ln[6:].strip().startswith(_BOILERPLATE)]
+    if errs:
+        detail = errs[0]
+    elif exc is not None and not isinstance(exc, SystemExit):
+        detail = f"{type(exc).__name__}: {exc}"
+    else:
+        detail = "no TFLite model written"
     detail = " ".join(detail.split())[:240]
-    where = f" at {what}" if what else ""
     return OnnxToTFLiteError(f"{model_path}: onnx2tf failed{where}: {detail}", hint=_alt(model_path))
 
 
@@ -208,7 +233,7 @@ def run_onnx2tf(proto: Any, model_path: Path) -> tuple[bytes, dict[str, bool]]:
                 module.download_test_image_data = real_download
         produced = out_dir / "model_float32.tflite"
         if exc is not None or not produced.exists():
-            raise _failure(model_path, "".join(box), exc)
+            raise _failure(model_path, "".join(box), exc, proto)
         return produced.read_bytes(), layouts
 
 

@@ -156,3 +156,19 @@ def test_quantize_onnx_to_int8_tflite_calibrates_in_nhwc(tmp_path):
     assert res.source == str(src) and res.source_format == "onnx" and res.io == "int8"
     assert res.recipe["via"]["inputs"][0]["shape"] == [1, 8, 8, 3]
     assert res.metrics.cosine > 0.99 and out.exists()
+
+
+def test_failure_names_node_type_and_error_not_boilerplate(tmp_path):
+    import onnx
+
+    from edgeml.convert.onnx_tflite import _failure
+
+    proto = onnx.load(str(_two_headed(tmp_path / "m.onnx")))
+    proto.graph.node[0].name = "conv_7"
+    log = ("\x1b[31mERROR:\x1b[0m The trace log is below.\nTraceback ...\n"
+           "ValueError: Dimension -1 must be >= 0\nERROR: input_onnx_file_path: /tmp/x/model.onnx\n"
+           "ERROR: onnx_op_name: conv_7\nERROR: Read this and deal with it. https://example\n"
+           "ERROR: Also, for models that include NonMaxSuppression in the post-processing, try the -onwdt option.\n")
+    err = _failure(tmp_path / "m.onnx", log, SystemExit(1), proto)
+    assert "at Conv node conv_7: ValueError: Dimension -1 must be >= 0" in str(err)
+    assert "ONNX Runtime" in err.hint

@@ -12,3 +12,8 @@ def echo_contract(result) -> None:
             click.echo(f"{kind}    {t.onnx_name} {t.onnx_shape} -> {t.name} {t.shape} {t.dtype}, {t.layout}")
     if result.verification:
         click.echo(f"verified  {result.verification.summary()} (ONNX Runtime vs LiteRT, layouts matched)")
+    s = result.simplify or {}
+    if s.get("applied"):
+        click.echo(f"onnxsim   nodes {s['nodes_before']} -> {s['nodes_after']}")
+    elif s.get("warning"):
+        click.echo(f"warning: onnxsim not applied ({s['warning']}); converted the unsimplified graph")

@@ -1,4 +1,4 @@
-"""Section 5: fit and validate the latency estimate against published numbers (../shared/reference/targets.md).
+"""Section 5: fit and validate the latency estimate against published numbers (docs/target-sources.md).
 
 For every published point whose model keras.applications can build (weights=None), compute the graph
 features, fit the target's coefficients and report leave-one-out errors (each point predicted by
@@ -34,7 +34,7 @@ MODELS = {"mnv1": ("MobileNet", 224), "mnv2": ("MobileNetV2", 224), "mnv3l": ("M
           "r152": ("ResNet152", 224), "r152v2_299": ("ResNet152V2", 299), "d121": ("DenseNet121", 224),
           "vgg16": ("VGG16", 224), "vgg19": ("VGG19", 224), "irv2_299": ("InceptionResNetV2", 299)}
 
-# target -> precision -> [(model, threads, ms, source)]; every number from ../shared/reference/targets.md
+# target -> precision -> [(model, threads, ms, source)]; every number from docs/target-sources.md
 POINTS = {
     "rpi4": {
         "fp32": [("mnv1", 4, 77, "XNNPACK ARM64 (3.4)"), ("mnv2", 4, 46, "XNNPACK ARM64"), ("mnv3l", 4, 40, "XNNPACK"),

@@ -7,6 +7,10 @@ so ``edgeml.inspect_model`` resolves ``edgeml.artifact`` only when first used.
 from __future__ import annotations
 
 __version__ = "0.1.0"
+# The name on the package index ("edgeml" there is an unrelated project); the command and import name
+# stay "edgeml".
+DISTRIBUTION = "edgeml-toolchain"
+
 
 _LAZY = {
     "ModelArtifact": "edgeml.artifact",
@@ -18,7 +22,7 @@ _LAZY = {
     "EdgeMLError": "edgeml.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "DISTRIBUTION", *_LAZY]
 
 
 def __getattr__(name: str):

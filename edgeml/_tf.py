@@ -10,7 +10,7 @@ import warnings
 from edgeml._quiet import native_stderr_captured
 from edgeml.errors import MissingDependencyError
 
-_HINT = "install the TensorFlow extra: pip install 'edgeml[tf]'"
+_HINT = "install the TensorFlow extra: pip install 'edgeml-toolchain[tf]'"
 
 
 def tensorflow():

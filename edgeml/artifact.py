@@ -6,6 +6,7 @@ import enum
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgeml.errors import MissingDependencyError, ModelLoadError
 from edgeml.formats.common import Inspection
@@ -80,9 +81,12 @@ def detect_format(path: str | Path) -> ModelFormat:
     if head[4:8] == b"TFL3":
         return ModelFormat.TFLITE
     if head.startswith(b"PK"):
-        if zipfile.is_zipfile(p):
+        try:
             with zipfile.ZipFile(p) as zf:
                 names = set(zf.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            names = None
+        if names is not None:
             if "config.json" in names:
                 return ModelFormat.KERAS
             raise ModelLoadError(f"{p}: zip archive without a Keras config.json", hint=_SUPPORTED)
@@ -109,26 +113,42 @@ class ModelArtifact:
         p = Path(path)
         return cls(p, detect_format(p))
 
-    def inspect(self) -> Inspection:
-        """Read the model and describe it (cached on the artifact)."""
+    def inspect(self, *, input_shapes: Any = None) -> Inspection:
+        """Read the model and describe it (cached on the artifact).
+
+        ``input_shapes`` (``{"name": (d0, d1, ...)}`` or ``["name=d0,d1,..."]``, see
+        edgeml.formats.shapes) fix dynamic input dimensions for the MAC count; not cached.
+        """
+        if input_shapes:
+            return self._read(input_shapes)
         if self._inspection is None:
-            if self.format is ModelFormat.TFLITE:
-                from edgeml.formats import tflite as reader
-            elif self.format is ModelFormat.ONNX:
-                from edgeml.formats import onnx as reader
-            elif self.format is ModelFormat.SAVEDMODEL:
-                from edgeml.formats import savedmodel as reader
-            else:
-                from edgeml.formats import keras as reader
-            try:
-                self._inspection = reader.inspect(self.path)
-            except MissingDependencyError as exc:
-                if str(self.path) in exc.message:
-                    raise
-                raise MissingDependencyError(f"{self.path}: {exc.message}", hint=exc.hint) from exc
+            self._inspection = self._read(None)
         return self._inspection
 
+    def _read(self, input_shapes: Any) -> Inspection:
+        if self.format is ModelFormat.TFLITE:
+            from edgeml.formats import tflite as reader
+        elif self.format is ModelFormat.ONNX:
+            from edgeml.formats import onnx as reader
+        elif self.format is ModelFormat.SAVEDMODEL:
+            from edgeml.formats import savedmodel as reader
+        else:
+            from edgeml.formats import keras as reader
+        if input_shapes and self.format is ModelFormat.SAVEDMODEL:
+            from edgeml.formats.shapes import ShapeError
 
-def inspect_model(path: str | Path) -> Inspection:
-    """Detect the format of ``path`` and inspect it."""
-    return ModelArtifact.open(path).inspect()
+            raise ShapeError(f"{self.path}: --input-shape is not supported for SavedModel directories",
+                             hint="convert it (edgeml convert ... --to tflite) and give --input-shape to that")
+        try:
+            if input_shapes:
+                return reader.inspect(self.path, input_shapes=input_shapes)
+            return reader.inspect(self.path)
+        except MissingDependencyError as exc:
+            if str(self.path) in exc.message:
+                raise
+            raise MissingDependencyError(f"{self.path}: {exc.message}", hint=exc.hint) from exc
+
+
+def inspect_model(path: str | Path, *, input_shapes: Any = None) -> Inspection:
+    """Detect the format of ``path`` and inspect it (MACs at ``input_shapes`` for dynamic inputs)."""
+    return ModelArtifact.open(path).inspect(input_shapes=input_shapes)

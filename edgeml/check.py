@@ -131,6 +131,25 @@ def load_budgets(path: str | Path) -> list[Budget]:
     return [make_budget(e, defaults, p.parent, f"{p} budget #{i + 1}") for i, e in enumerate(entries)]
 
 
+def pyproject_budgets(path: str | Path = "pyproject.toml") -> list[Budget] | None:
+    """Budgets from ``[tool.edgeml]`` in a pyproject.toml; None when there is no such file or table.
+
+    The file is parsed for real (never searched as text): malformed TOML is a BudgetError, not "no budgets".
+    """
+    from edgeml._io import read_toml
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    data = read_toml(p, what="pyproject.toml", hint="", error=BudgetError)
+    tool = data.get("tool")
+    if not isinstance(tool, dict) or "edgeml" not in tool:
+        return None
+    if not isinstance(tool["edgeml"], dict):
+        raise BudgetError(f"{p}: [tool.edgeml] must be a table", hint="add [[tool.edgeml.budget]] entries")
+    return load_budgets(p)
+
+
 @dataclass
 class Item:
     model: str
@@ -161,7 +180,8 @@ class CheckResult:
                 "items": [asdict(i) | {"status": i.status} for i in self.items], "noise": self.noise}
 
 
-def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> tuple[float, str, str]:
+def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None], input_shapes: Any = None
+             ) -> tuple[float, str, str]:
     from edgeml.bench.harness import bench
 
     host = None
@@ -171,7 +191,7 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> t
         host = SSHTarget.parse(b.host)
     values = []
     for k in range(repeat):
-        r = bench([b.model], target=b.target, host=host, runs=runs)
+        r = bench([b.model], target=b.target, host=host, runs=runs, input_shapes=input_shapes)
         m = r.models[0]
         if not r.measured:
             e = m["estimate"]
@@ -184,9 +204,26 @@ def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None]) -> t
                  f"{', '.join(f'{v:.4g}' for v in values)} ms (spread {spread:.0f} %)"), "measured"
 
 
+def _parse_model(art: Any) -> None:
+    """Parse the model's structure (cheaply: no runtime, no TensorFlow); a non-model raises ModelLoadError.
+
+    Detection reads only the first bytes (a text file can look like an ONNX protobuf), so ONNX and TFLite
+    files are parsed whole; Keras zips (config.json), HDF5 and SavedModel folders were already checked.
+    """
+    from edgeml.artifact import ModelFormat
+
+    if art.format is ModelFormat.ONNX:
+        from edgeml.formats.onnx import check_safe
+
+        check_safe(art.path)
+    elif art.format is ModelFormat.TFLITE:
+        art.inspect()
+
+
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
-              progress: Callable[[str], None] | None = None) -> CheckResult:
-    from edgeml.artifact import ModelArtifact
+              progress: Callable[[str], None] | None = None, input_shapes: Any = None) -> CheckResult:
+    """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs."""
+    from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
     items: list[Item] = []
@@ -202,13 +239,14 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
 
     for b in budgets:
         art = ModelArtifact.open(b.model)
+        _parse_model(art)  # a size budget alone must not "pass" a file that is no model at all
         name = str(art.path)
         if b.max_size is not None:
-            size = path_size(art.path)
+            size = art.inspect().size_bytes if art.format is ModelFormat.ONNX else path_size(art.path)
             items.append(Item(name, "max_size", b.max_size, size, "bytes", size <= b.max_size))
         if b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
-            ms, detail, kind = _latency(b, repeat, runs, say)
+            ms, detail, kind = _latency(b, repeat, runs, say, input_shapes)
             items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target})", b.max_latency_ms, ms, "ms",
                               ms <= b.max_latency_ms, detail, kind))
         if b.min_accuracy is not None:

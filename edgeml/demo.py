@@ -67,7 +67,7 @@ def run_demo(out_dir: str | Path = "edgeml-demo", *, epochs: int = 15, prune_epo
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on builtin digits (recording the cost), then the whole pipeline: prune -> convert -> quantize ->
     bench on this machine -> estimate rpi4 / coral-usb / jetson-orin-nano -> report -> budget check."""
-    from edgeml._io import json_text
+    from edgeml._io import json_text, write_bytes_atomic
     from edgeml.pipeline import Recipe, run_pipeline
 
     say = progress or (lambda m: None)
@@ -79,8 +79,8 @@ def run_demo(out_dir: str | Path = "edgeml-demo", *, epochs: int = 15, prune_epo
     say(f"training a CNN on builtin:digits ({epochs} epochs)")
     model, cost = train_cnn(epochs, seed, progress)
     model.save(keras_path)
-    train_json.write_text(json_text({"schema": "edgeml.train/1", "what": f"training {keras_path.name} from scratch",
-                                     "model": str(keras_path), **cost}))
+    write_bytes_atomic(train_json, json_text({"schema": "edgeml.train/1", "what": f"training {keras_path.name} from "
+                                              "scratch", "model": str(keras_path), **cost}).encode())
     recipe = Recipe(model=str(keras_path), out=str(out), targets=list(DEMO_TARGETS),
                     calib="builtin:digits?split=train", eval="builtin:digits?split=test",
                     train="builtin:digits?split=train", prune=0.5, prune_method="channel", epochs=prune_epochs,
@@ -94,5 +94,5 @@ def run_demo(out_dir: str | Path = "edgeml-demo", *, epochs: int = 15, prune_epo
                "asymmetry": report.asymmetry(), "deploy": report.deploy,
                "check": result.check.to_dict() if result.check else None,
                "report": str(out / "report.html"), "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "summary.json").write_text(json_text(summary))
+    write_bytes_atomic(out / "summary.json", json_text(summary).encode())
     return summary

@@ -37,3 +37,15 @@ class CheckFailed(EdgeMLError):
     """A budget or check failed: exit code 1, so CI pipelines fail."""
 
     exit_code = 1
+
+
+class ResourceLimitError(EdgeMLError):
+    """A declared size (tensor shape, array header, external-data length) exceeds the memory ceiling."""
+
+
+class RemoteTimeout(EdgeMLError):
+    """A remote command ran past its --timeout; the ssh process was killed and the board cleaned up."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every finally-block and temporary-file cleanup runs (exit 143)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml import __version__
-from edgeml._io import json_text
+from edgeml._io import json_text, write_bytes_atomic
 from edgeml.errors import EdgeMLError
 
 MANIFEST = "run.json"
@@ -47,6 +47,7 @@ class Recipe:
     training: str | None = None  # an edgeml.train/1 JSON: how the model was trained (for the report)
     train_power_w: float | None = None  # average power while training: energy break-even in the report
     budget: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
 
     def validate(self) -> "Recipe":
         if not Path(self.model).exists():
@@ -61,6 +62,10 @@ class Recipe:
         if self.prune and not self.train:
             raise EdgeMLError("pruning in the pipeline fine-tunes and needs --train SPEC",
                               hint="add --train (recipe: train = \"SPEC\") or drop --prune")
+        if self.input_shape is not None:
+            from edgeml.formats.shapes import format_input_shapes
+
+            self.input_shape = format_input_shapes(self.input_shape)  # refuses a malformed one
         bad = [f for f in self.formats if f not in ("tflite", "onnx")]
         if bad or not self.formats:
             raise EdgeMLError(f"formats = {self.formats}: tflite and/or onnx")
@@ -222,12 +227,12 @@ class _Run:
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "config": asdict(self.r), "inputs": {self.r.model: sha256(self.r.model)},
                     "versions": versions(), "stages": self.stages, **extra}
-        (self.dir / MANIFEST).write_text(json_text(manifest))
+        write_bytes_atomic(self.dir / MANIFEST, json_text(manifest).encode())
         return manifest
 
 
 def _write(path: Path, data: dict[str, Any]) -> str:
-    path.write_text(json_text(data))
+    write_bytes_atomic(path, json_text(data).encode())
     return path.name
 
 
@@ -269,13 +274,14 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
         for name, s in sources.items():
             for f in r.formats:
                 if keras_like:
-                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say)
+                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape)
                 else:
-                    (d / f"{name}.{f}").write_bytes(s.read_bytes())
+                    write_bytes_atomic(d / f"{name}.{f}", s.read_bytes())
                 outs.append(f"{name}.{f}")
         return {"outputs": outs}
 
-    conv = run.stage("convert", {"formats": r.formats}, list(sources.values()), do_convert, total)
+    shapes = {"input_shape": r.input_shape} if r.input_shape else {}  # part of the stage cache keys
+    conv = run.stage("convert", {"formats": r.formats, **shapes}, list(sources.values()), do_convert, total)
     deployables = list(conv["outputs"])
 
     def do_quantize() -> dict[str, Any]:
@@ -286,13 +292,13 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
             for f in r.formats:
                 out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
                 q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
-                             target=r.targets[0], force=True, progress=say)
+                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape)
                 outs.append(out)
                 results.append(_write(d / f"quantize_{Path(out).stem}_{f}.json", q.to_dict()))
         return {"outputs": outs, "results": results}
 
-    qopts = {"calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats, "target": r.targets[0],
-             "eval": r.eval}
+    qopts = {**shapes, "calib": r.calib, "calib_samples": r.calib_samples, "formats": r.formats,
+             "target": r.targets[0], "eval": r.eval}
     quant = run.stage("quantize", qopts, list(sources.values()), do_quantize, total)
     deployables += list(quant["outputs"])
 
@@ -311,11 +317,11 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
 
                 host = SSHTarget.parse(r.host)
             res = bench(models, target=t, host=host, runs=r.runs, data=r.eval if (prof.is_host or host) else None,
-                        progress=say)
+                        progress=say, input_shapes=r.input_shape)
             results.append(_write(d / f"bench_{prof.name}.json", res.to_dict()))
         return {"results": results}
 
-    run.stage("bench", {"targets": r.targets, "runs": r.runs, "eval": r.eval, "host": r.host},
+    run.stage("bench", {"targets": r.targets, "runs": r.runs, "eval": r.eval, "host": r.host, **shapes},
               [d / m for m in deployables], do_bench, total)
     if r.training:
         run.stages["training"] = {"status": "given", "results": [str(Path(r.training).resolve())]}
@@ -343,7 +349,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
         if "max_accuracy_drop" in entry:
             entry.setdefault("baseline", str(d / f"fp32.{final.suffix[1:]}"))
         check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
-                          progress=say)
+                          progress=say, input_shapes=r.input_shape)
         _write(d / "check.json", check.to_dict())
         manifest = run.save({"best": ranking.to_dict(), "check": "check.json"})
     return RunResult(out=str(d), manifest=manifest, report=rep, check=check, ranking=ranking)

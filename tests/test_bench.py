@@ -161,7 +161,7 @@ def test_cli_bench_table_and_json(digits_pair, tmp_path):
     runner = CliRunner()
     res = runner.invoke(cli, ["bench", str(fp32), str(int8), "--runs", "5", "--out", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
-    assert "p50 ms" in res.stdout and "vs first" in res.stdout and "1.00x" in res.stdout
+    assert "p50 95% CI" in res.stdout and "vs first" in res.stdout and "1.00x" in res.stdout
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "edgeml.bench/1"
     res = runner.invoke(cli, ["bench", str(int8), "--runs", "3", "--json"])
     assert json.loads(res.stdout)["models"][0]["latency_ms"]["n"] == 3
@@ -285,3 +285,20 @@ def test_one_hot_labels_score_like_class_indices(int_io, tmp_path):
     assert top1(int_io["kws"], str(tmp_path / "onehot.npz")) == top1(int_io["kws"], str(int_io["dir"] / "int8.npz"))
     r = bench([int_io["kws"]], runs=2, data=str(tmp_path / "onehot.npz")).to_dict()
     assert r["models"][0]["accuracy"]["top1"] > 0.9
+
+
+def test_provider_problem_names_the_missing_library_when_a_listed_provider_cannot_load(tmp_path):
+    """onnxruntime-gpu lists TensorRT even without libnvinfer (seen on a GPU machine): the runner must say so,
+    not report the fallback as if TensorRT ran."""
+    import types
+
+    from edgeml.targets import device_runner
+
+    capi = tmp_path / "fakeort" / "capi"
+    capi.mkdir(parents=True)
+    (capi / "libonnxruntime_providers_tensorrt.so").write_bytes(b"not an ELF file")
+    fake = types.SimpleNamespace(__file__=str(tmp_path / "fakeort" / "__init__.py"))
+    why = device_runner.provider_problem(fake, "TensorrtExecutionProvider")
+    assert why and "libonnxruntime_providers_tensorrt.so" in why
+    assert device_runner.provider_problem(fake, "CUDAExecutionProvider") is None  # not shipped: nothing to load
+    assert device_runner.provider_problem(fake, "CPUExecutionProvider") is None

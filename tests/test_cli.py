@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,7 @@ from edgeml.cli import cli
 
 PROBE = """
 import sys
+from pathlib import Path
 from edgeml.cli import cli
 try:
     cli.main(args=sys.argv[1:], prog_name="edgeml")
@@ -88,3 +91,45 @@ def test_json_goes_to_stdout_and_is_strict_json(tiny_onnx):
                           capture_output=True, text=True, timeout=60)
     data = json.loads(proc.stdout)  # nothing but JSON on stdout
     assert data["schema"] == "edgeml.inspect/1"
+
+
+def test_global_flags_after_the_subcommand_are_hoisted():
+    from edgeml.cli import hoist_global_flags
+
+    assert hoist_global_flags(["inspect", "m.onnx", "--debug"]) == ["--debug", "inspect", "m.onnx"]
+    assert hoist_global_flags(["-q", "data", "inspect", "d.npz", "-vv"]) == ["-q", "-vv", "data", "inspect", "d.npz"]
+    assert hoist_global_flags(["bench", "m.onnx", "--", "--debug"]) == ["bench", "m.onnx", "--", "--debug"]
+    assert hoist_global_flags(["--help"]) == ["--help"]
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    missing = tmp_path / "missing.onnx"
+    proc = subprocess.run([sys.executable, "-m", "edgeml", "inspect", str(missing), "--debug"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "Traceback" in proc.stderr and "error: " in proc.stderr
+
+
+def test_version_lists_the_runtimes_without_importing_tensorflow():
+    proc = run_probe("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert "edgeml-toolchain" in proc.stdout and "onnxruntime" in proc.stdout and "numpy" in proc.stdout
+    assert "TF_NOT_IMPORTED" in proc.stderr
+
+
+def test_outputs_follow_the_umask_not_0600(tmp_path):
+    from edgeml._io import write_bytes_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "out.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_install_hints_name_the_distribution_on_the_index():
+    """'edgeml' on the package index is another project: hints must say edgeml-toolchain."""
+    root = Path(__file__).resolve().parents[1] / "edgeml"
+    offenders = [str(p) for p in root.rglob("*.py") if "'edgeml[" in p.read_text()]
+    assert not offenders

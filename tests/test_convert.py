@@ -186,3 +186,94 @@ def test_failing_op_names_are_extracted_from_converter_errors():
                   "using TF Select. Flex ops: FlexErfinv Details: tf.Erfinv(tensor<1x4xf32>) -> (tensor<1x4xf32>)")
     assert "Erfinv" in failing_ops(tflite_msg)
     assert failing_ops("Tensorflow op [model/lambda/Foo: FooBar] is not supported") == ["FooBar"]
+
+
+# --- int8 TFLite -> ONNX (issue 24 item 7) ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def int8_io_tflite(tmp_path_factory, tiny_keras_model):
+    """Full-int8 .tflite with int8 input and output (scale/zero-point far from identity on the output)."""
+    import tempfile
+
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        tiny_keras_model.export(d, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(d)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)] for _ in range(40))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int8
+        path = tmp_path_factory.mktemp("int8") / "int8.tflite"
+        path.write_bytes(conv.convert())
+    return path
+
+
+def test_int8_tflite_to_onnx_verifies_as_real_values_and_keeps_io_quantization(tmp_path, int8_io_tflite):
+    from edgeml.convert.ioquant import read_file
+
+    src = inspect_model(int8_io_tflite)
+    res = invoke("convert", str(int8_io_tflite), "--to", "onnx", "-o", str(tmp_path / "q.onnx"),
+                 "--calib", "builtin:digits")
+    assert res.exit_code == 0, res.output
+    assert "int IO    image: real = " in res.output and "as real values" in res.output
+    table = read_file(tmp_path / "q.onnx")
+    for t in src.inputs + src.outputs:  # the ONNX model's IO contract keeps the source's quantization
+        assert table[t.name] == t.quantization
+    info = inspect_model(tmp_path / "q.onnx")
+    assert info.inputs[0].dtype == "int8" and info.outputs[0].dtype == "int8"
+    r = convert(int8_io_tflite, to="onnx", out=tmp_path / "r.onnx")
+    v = r.verification
+    assert v.passed and v.argmax_agreement == 1.0 and v.cosine > 0.999
+    assert set(v.quantized_io) == {"image", "output_0"} and r.io_quantization["image"]["zero_point"] == -128
+
+
+def test_int8_io_is_read_from_the_graph_when_not_recorded(tmp_path, int8_io_tflite):
+    import onnx
+
+    from edgeml.convert.ioquant import KEY, read, read_file
+
+    convert(int8_io_tflite, to="onnx", out=tmp_path / "q.onnx", verify=0)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    recorded = read(model)
+    keep = [p for p in model.metadata_props if p.key != KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    onnx.save(model, str(tmp_path / "bare.onnx"))
+    from_graph = read_file(tmp_path / "bare.onnx")  # DequantizeLinear after the input, QuantizeLinear before the output
+    assert set(from_graph) == set(recorded)
+    for k, q in recorded.items():
+        assert from_graph[k].zero_point == q.zero_point and abs(from_graph[k].scale - q.scale) < 1e-6 * q.scale
+
+
+def test_argmax_is_only_claimed_for_classifier_outputs_with_a_clear_top1():
+    from edgeml.convert.verify import compare
+    from edgeml.formats.common import TensorSpec
+
+    class Fixed:
+        runtime = "test"
+
+        def __init__(self, outputs):
+            self.inputs = [TensorSpec("x", (None, 2), "float32")]
+            self.outputs = [TensorSpec(k, (None,) + v.shape[1:], "float32") for k, v in outputs.items()]
+            self._out = outputs
+
+        def run(self, feeds, *, raw=False):
+            return self._out
+
+    rng = np.random.default_rng(0)
+    boxes, probs = rng.random((1, 5, 4)), rng.random((1, 10))
+    ref = Fixed({"boxes": boxes, "probs": probs, "zeros": np.zeros((1, 10))})
+    test = Fixed({"boxes": boxes[:, ::-1], "probs": probs, "zeros": np.zeros((1, 10))})
+    v = compare(ref, test, [{"x": np.zeros((1, 2), np.float32)}] * 3, atol=1e-4, data="test")
+    by = {o["reference"]: o for o in v.outputs}
+    assert "argmax_agreement" not in by["boxes"] and by["probs"]["argmax_agreement"] == 1.0
+    assert by["zeros"]["constant"] and "argmax_agreement" not in by["zeros"] and by["zeros"]["cosine"] == 1.0
+    assert any("'zeros'" in n and "constant" in n for n in v.notes)
+    assert not v.passed and by["boxes"]["relative_error"] > 0.1
+    first = np.zeros((1, 10))
+    first[0, 0] = 1.0  # the reference's top-1 is class 0; an all-zero output "picks" index 0 too
+    v = compare(Fixed({"p": first}), Fixed({"p": np.zeros((1, 10))}), [{"x": np.zeros((1, 2), np.float32)}] * 3,
+                atol=1e-4, data="test")
+    assert v.argmax_agreement == 0.0 and v.cosine == 0.0

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from edgeml.cli import cli
 from edgeml.convert.onnx_tflite import (INSTALL_COMMAND, LayoutAdapter, IOTensor, OnnxToTFLiteError, _match,
-                                        parse_input_shapes, prepare, require_onnx2tf)
+                                        prepare, require_onnx2tf)
 from edgeml.errors import EdgeMLError, MissingDependencyError
 
 
@@ -79,12 +79,6 @@ def test_convert_cli_refuses_with_install_command_when_onnx2tf_missing(monkeypat
     assert not out.exists()
 
 
-def test_parse_input_shapes_reads_name_and_dims():
-    assert parse_input_shapes(["x=1,3,48,192", "a:b=2"]) == {"x": [1, 3, 48, 192], "a:b": [2]}
-    with pytest.raises(EdgeMLError):
-        parse_input_shapes(["x=1,a"])
-
-
 def test_prepare_refuses_dynamic_dim_naming_input(tmp_path):
     src = _two_headed(tmp_path / "m.onnx")
     import onnx
@@ -92,10 +86,10 @@ def test_prepare_refuses_dynamic_dim_naming_input(tmp_path):
     m = onnx.load(str(src))
     m.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
     onnx.save(m, str(src))
-    with pytest.raises(OnnxToTFLiteError) as e:
+    with pytest.raises(EdgeMLError) as e:
         prepare(src, {})
-    assert "input x" in str(e.value) and "--input-shape x=1,3,N,8" in e.value.hint
-    proto, _ = prepare(src, {"x": [1, 3, 8, 8]})
+    assert "x[2] (H)" in str(e.value) and "--input-shape x=1,3,D,8" in e.value.hint
+    proto, _ = prepare(src, ["x=1,3,8,8"])
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 8, 8]
 
 

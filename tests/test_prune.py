@@ -4,6 +4,7 @@ same function when the removed channels were dead, fine-tuning is recorded, and 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -109,13 +110,13 @@ def test_channel_pruning_skips_what_it_cannot_follow(tmp_path):
     keras = _keras()
     inp = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(8, 3, name="c1")(inp)
-    x = keras.layers.Reshape((6 * 6 * 8,), name="reshape")(x)
-    x = keras.layers.Dense(16, name="d1")(x)
+    x = keras.layers.Reshape((8, 6 * 6), name="reshape")(x)  # the channel axis moves: not followed
+    x = keras.layers.Dense(16, name="d1")(keras.layers.Flatten()(x))
     out = keras.layers.Dense(3, name="out")(x)
     keras.Model(inp, out).save(tmp_path / "m.keras")
     r = prune(tmp_path / "m.keras", out=tmp_path / "p.keras", sparsity=0.5, method="channel")
     skipped = {s["layers"][0]: s["reason"] for s in r.skipped}
-    assert "Reshape is not supported" in skipped["c1"]
+    assert "moves the channel axis" in skipped["c1"]
     assert [(e["name"], e["channels_after"]) for e in r.layers] == [("d1", 8)]
 
 
@@ -278,3 +279,166 @@ def test_constant_schedule_and_global_channel_scope(tmp_path, digits_keras):
     kept = sum(e["channels_after"] for e in r.layers)
     assert kept == pytest.approx(0.5 * sum(e["channels_before"] for e in r.layers), abs=2)
     assert all(e["channels_after"] >= 0.1 * e["channels_before"] for e in r.layers)  # no layer emptied
+
+
+# --- Keras 2 .h5 and Sequential models, pruned end to end (issue 24 item 9) --------------------------------------
+
+DATA = Path(__file__).parent / "data"
+K2_BLOCK = "keras2_mobile_block.h5"  # made by tests/data/make_keras2_prune_h5.py with tf_keras
+K2_SEQ = "keras2_seq_cnn.h5"
+
+
+def _data(tmp_path, n=32, seed=0):
+    """Seeded 16x16x3 images with class labels 0..3 (indices, not one-hot), as an .npz data spec."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16, 16, 3)).astype(np.float32)
+    y = rng.integers(0, 4, n)
+    path = tmp_path / "data.npz"
+    np.savez(path, image=x, labels=y)
+    return str(path), x, y
+
+
+def seq_cnn(seed: int = 0):
+    """Keras 3 Sequential CNN with logits out, compiled with one-hot cross-entropy from logits."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    model = keras.Sequential([keras.Input((16, 16, 3)), L.Conv2D(8, 3, activation="relu", name="c1"),
+                              L.MaxPooling2D(name="pool"), L.Conv2D(16, 3, activation="relu", name="c2"),
+                              L.Dropout(0.1, name="drop"), L.GlobalAveragePooling2D(name="gap"),
+                              L.Dense(16, activation="relu", name="fc"), L.Dense(4, name="logits")], name="seq_cnn")
+    model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _prune_reload_quantize(tmp_path, model_path, data):
+    """prune (channel) -> fine-tune 1 epoch -> save -> reload with plain Keras -> quantize to int8 TFLite."""
+    from edgeml.quantize import quantize
+
+    spec, x, y = data
+    r = prune(model_path, out=tmp_path / "p.keras", sparsity=0.5, method="channel", train=spec, val=spec,
+              epochs=1, batch_size=16)
+    assert r.after["macs"] < 0.7 * r.before["macs"] and r.after["params"] < r.before["params"]
+    assert r.training["epochs"] == 1 and r.training["samples"] == len(y)
+    keras = _keras()
+    original = keras.saving.load_model(model_path, compile=False) if str(model_path).endswith(".keras") else None
+    reloaded = keras.saving.load_model(tmp_path / "p.keras")  # plain Keras 3: no edgeml compatibility objects
+    assert reloaded.output_shape == (None, 4)
+    if original is not None:
+        assert type(reloaded).__name__ == type(original).__name__
+    acc = float(np.mean(np.argmax(reloaded.predict(x, verbose=0), -1) == y))
+    assert acc == pytest.approx(r.after["accuracy"], abs=1e-9)  # the saved model is the one that was scored
+    q = quantize(tmp_path / "p.keras", out=tmp_path / "p.tflite", calib=spec)
+    assert q.format == "tflite" and q.mode == "int8" and (tmp_path / "p.tflite").stat().st_size > 0
+    assert q.metrics.argmax_agreement >= 0.8
+    return r, reloaded
+
+
+def test_sequential_cnn_pruned_fine_tuned_reloaded_and_quantized(tmp_path):
+    seq_cnn().save(tmp_path / "seq.keras")
+    r, reloaded = _prune_reload_quantize(tmp_path, tmp_path / "seq.keras", _data(tmp_path))
+    widths = {e["name"]: (e["channels_before"], e["channels_after"]) for e in r.layers}
+    assert widths == {"c1": (8, 4), "c2": (16, 8), "fc": (16, 8)}  # through MaxPooling, Dropout and GAP
+    assert type(reloaded).__name__ == "Sequential"
+    assert "CategoricalCrossentropy(from_logits=True)" in r.training["loss"]
+    assert "one-hot" in r.training["loss"]
+
+
+def test_keras2_h5_mobile_block_pruned_fine_tuned_reloaded_and_quantized(tmp_path):
+    r, reloaded = _prune_reload_quantize(tmp_path, DATA / K2_BLOCK, _data(tmp_path))
+    widths = {e["name"]: (e["channels_before"], e["channels_after"]) for e in r.layers}
+    assert widths["pw1"] == widths["block_project"] == (8, 4)  # the residual Add couples them ('/' renamed)
+    assert widths["stem"] == (8, 4) and widths["expand"] == (16, 8)
+    assert set(next(e for e in r.layers if e["name"] == "pw1")["coupled_with"]) == {"block_project"}
+    assert "categorical_crossentropy" in r.training["loss"] and "one-hot" in r.training["loss"]
+    assert any("Keras 3 .keras" in n for n in r.notes)
+    assert reloaded.get_layer("dw2").kernel.shape == (3, 3, 8, 1)  # DepthwiseConv2D sliced with its input
+
+
+def test_keras2_h5_sequential_cnn_is_channel_pruned(tmp_path):
+    r = prune(DATA / K2_SEQ, out=tmp_path / "p.keras", sparsity=0.5, method="channel")
+    assert [(e["name"], e["channels_after"]) for e in r.layers] == [("c1", 4), ("c2", 8), ("fc", 8)]
+    reloaded = _keras().saving.load_model(tmp_path / "p.keras")
+    assert type(reloaded).__name__ == "Sequential" and reloaded.output_shape == (None, 4)
+
+
+def test_reshape_keeping_channels_is_followed_and_resized(tmp_path):
+    """Keras 2 MobileNet's head: GAP -> Reshape((1, 1, C)) -> 1x1 Conv -> Reshape((classes,))."""
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    x = L.PReLU(shared_axes=[1, 2], name="prelu")(L.Conv2D(8, 3, name="c1")(inp))
+    x = L.Reshape((1, 1, 8), name="to_map")(L.GlobalAveragePooling2D(name="gap")(x))
+    x = L.Conv2D(6, 1, name="head")(L.ZeroPadding2D(0, name="pad")(x))
+    out = L.Activation("softmax")(L.Reshape((6,), name="to_vec")(x))
+    keras.Model(inp, out).save(tmp_path / "m.keras")
+    r = prune(tmp_path / "m.keras", out=tmp_path / "p.keras", sparsity=0.5, method="channel")
+    assert [(e["name"], e["channels_after"]) for e in r.layers] == [("c1", 4)]
+    pruned = keras.saving.load_model(tmp_path / "p.keras")
+    assert pruned.get_layer("to_map").target_shape == (1, 1, 4)
+    assert pruned.get_layer("prelu").get_weights()[0].shape == (1, 1, 4)
+    assert pruned.output_shape == (None, 6)
+
+
+def test_fine_tuning_targets_follow_the_loss():
+    from edgeml.prune.finetune import loss_for, targets
+
+    keras = _keras()
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(4)(inp))
+    y = np.array([0, 3, 1])
+    for loss in ("categorical_crossentropy", keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                 keras.losses.categorical_crossentropy, "mse"):
+        np.testing.assert_array_equal(targets(model, loss, y), np.eye(4)[y])
+    for loss in ("sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy(from_logits=True)):
+        np.testing.assert_array_equal(targets(model, loss, y), y)
+    assert "one-hot" in loss_for(model, {"dense": "categorical_crossentropy"})[1]
+    binary = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(inp))
+    assert targets(binary, "binary_crossentropy", np.array([0, 1])).tolist() == [[0.0], [1.0]]
+
+
+def test_keras2_h5_with_tensorflow_ops_is_refused_clearly():
+    from edgeml.errors import ModelLoadError
+    from edgeml.formats.keras import load
+
+    with pytest.raises(ModelLoadError, match=r"TFOpLambda layers \(__operators__.add\)") as exc:
+        load(DATA / "keras2_tf_op.h5")
+    assert "tf_keras" in exc.value.hint
+
+
+def test_keras2_h5_optimizer_arguments_keras3_dropped_still_compile(tmp_path):
+    """Keras <= 2.2 saved `lr` (and `decay`) in the optimizer config; Keras 3 refuses them."""
+    import json
+    import shutil
+
+    import h5py
+
+    from edgeml.formats.keras import load
+
+    path = tmp_path / "old.h5"
+    shutil.copyfile(DATA / K2_SEQ, path)
+    with h5py.File(path, "r+") as f:
+        training = json.loads(f.attrs["training_config"])
+        training["optimizer_config"] = {"class_name": "Adam", "config": {"lr": 0.0001, "beta_1": 0.9, "decay": 0.0}}
+        f.attrs["training_config"] = json.dumps(training)
+    model = load(path, compile=True)
+    assert model.compiled and "categorical_crossentropy" in str(model.loss)
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
+    assert json.loads(h5py.File(path, "r").attrs["training_config"])["optimizer_config"]["config"]["lr"] == 0.0001
+
+
+def test_strided_pointwise_convs_are_found_without_tensorflow(tmp_path, monkeypatch):
+    from edgeml.prune.finetune import avoid_onednn_crash, strided_pointwise_convs
+
+    keras = _keras()
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, name="k3s2")(inp)
+    y = keras.layers.Conv2D(4, 1, strides=2, name="shortcut")(inp)
+    z = keras.layers.Conv2D(4, 1, name="k1s1")(keras.layers.Cropping2D(((0, 1), (0, 1)))(y))
+    keras.Model(inp, [x, z]).save(tmp_path / "m.keras")
+    assert strided_pointwise_convs(tmp_path / "m.keras") == [("shortcut", 2)]
+    assert strided_pointwise_convs(DATA / K2_BLOCK) == []
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    note, warning = avoid_onednn_crash(tmp_path / "m.keras")  # TensorFlow is imported here: too late to switch
+    assert note is None and "shortcut" in warning and "TF_ENABLE_ONEDNN_OPTS=0" in warning

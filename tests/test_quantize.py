@@ -167,3 +167,226 @@ def test_cli_error_is_one_line_exit_3(tmp_path, digits_keras):
     res = CliRunner().invoke(main, ["quantize", str(digits_keras), "-o", str(tmp_path / "q.tflite")])
     assert res.exit_code == 3
     assert "error: --mode int8 needs calibration data" in res.output and "Traceback" not in res.output
+
+
+# --- published .tflite files: no signature, hybrid weights (issue 24 item 6) ------------------------------
+
+def _old_schema_without_signature(model, S) -> None:
+    """As 2019 MediaPipe files are: no SignatureDef, ops only in deprecated_builtin_code (builtin_code 0)."""
+    model.signatureDefs = []
+    for oc in model.operatorCodes:
+        oc.deprecatedBuiltinCode = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        oc.builtinCode = 0
+
+
+@pytest.fixture(scope="module")
+def nosig_tflite(tmp_path_factory, tiny_tflite):
+    """The tiny float .tflite without a SignatureDef and with old-schema operator codes."""
+    return helpers.edit_tflite(tiny_tflite, tmp_path_factory.mktemp("nosig") / "nosig.tflite",
+                               _old_schema_without_signature)
+
+
+@pytest.fixture(scope="module")
+def hybrid_tflite(tmp_path_factory, tiny_keras_model):
+    """Dynamic-range ("hybrid") .tflite: float activations, the Dense weights stored as int8."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as d:
+        tiny_keras_model.export(d, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(d)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        path = tmp_path_factory.mktemp("hybrid") / "hybrid.tflite"
+        path.write_bytes(conv.convert())
+    return path
+
+
+def test_float_tflite_without_signature_is_quantized_and_stays_without_one(tmp_path, nosig_tflite):
+    from edgeml.runtimes.litert import load_interpreter
+
+    assert load_interpreter(nosig_tflite, allocate=False).get_signature_list() == {}
+    r = quantize(nosig_tflite, calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
+    assert load_interpreter(tmp_path / "q.tflite", allocate=False).get_signature_list() == {}
+    info = inspect_model(tmp_path / "q.tflite")
+    assert info.inputs[0].dtype == "int8" and "int8" in info.weight_dtypes
+    assert any("no SignatureDef" in n for n in r.notes) and any("operator code(s)" in n for n in r.notes)
+    assert r.metrics.cosine > 0.98 and r.fidelity["status"] == "ok"
+    assert r.metrics.argmax_agreement is not None  # FULLY_CONNECTED head: a classifier output
+
+
+def test_hybrid_tflite_is_dequantized_and_quantized_fully_with_a_note(tmp_path, hybrid_tflite):
+    from edgeml.quantize.tflite_edit import dequantize_weights, hybrid_weights
+    from edgeml.runtimes.session import open_session
+
+    data = hybrid_tflite.read_bytes()
+    assert hybrid_weights(data)  # int8 weights, float activations
+    float_path = tmp_path / "deq.tflite"
+    float_path.write_bytes(dequantize_weights(data)[0])
+    assert dequantize_weights(data)[1] == len(hybrid_weights(data))
+    assert hybrid_weights(float_path.read_bytes()) is None
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    a = open_session(hybrid_tflite).run({"image": x})["output_0"]
+    b = open_session(float_path).run({"image": x})["output_0"]
+    assert np.abs(a - b).max() < 0.05 * np.abs(b).max()  # same weights; only the hybrid's dynamic activations differ
+    res = CliRunner().invoke(main, ["quantize", str(hybrid_tflite), "--calib", TRAIN, "--calib-samples", "60",
+                                    "-o", str(tmp_path / "q.tflite")])
+    assert res.exit_code == 0, res.output
+    assert "hybrid (dynamic-range) model" in res.output and "dequantized" in res.output
+    assert inspect_model(tmp_path / "q.tflite").inputs[0].dtype == "int8"
+
+
+def test_float16_weights_behind_dequantize_are_folded_then_quantized(tmp_path, tiny_keras_model):
+    """MediaPipe stores weights as float16 + DEQUANTIZE; AI Edge Quantizer needs them as constants."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as d:
+        tiny_keras_model.export(d, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(d)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+        (tmp_path / "fp16.tflite").write_bytes(conv.convert())
+    assert "DEQUANTIZE" in inspect_model(tmp_path / "fp16.tflite").ops
+    r = quantize(tmp_path / "fp16.tflite", calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
+    assert any("DEQUANTIZE op(s) of stored" in n for n in r.notes)
+    assert r.fidelity["status"] == "ok" and "int8" in inspect_model(tmp_path / "q.tflite").weight_dtypes
+
+
+def test_full_int8_tflite_is_still_refused_as_already_quantized(tmp_path, digits_keras):
+    from edgeml.quantize.tflite_edit import hybrid_weights
+
+    quantize(digits_keras, calib=TRAIN, out=tmp_path / "q.tflite", calib_samples=60)
+    assert hybrid_weights((tmp_path / "q.tflite").read_bytes()) is None
+
+
+# --- the fidelity gate (issue 24 item 8) --------------------------------------------------------------------
+
+def _onnx_one_huge_channel(path):
+    """Grouped Conv on [N, 2, 8, 8]: output channel 0 reads input channel 0 (always 0 in the data) with weights
+    ~1000x the others. Per-tensor weight scales round every other channel's weights to 0: the classifier
+    output collapses to its bias. Per-channel scales are unaffected."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    w[0] *= 3000.0
+    fw = rng.normal(0, 0.3, (144, 10)).astype(np.float32)
+    fw[:36] = 0.0  # channel 0 does not reach the output
+    inits = [numpy_helper.from_array(w, "conv_w"), numpy_helper.from_array(np.full(4, 0.05, np.float32), "conv_b"),
+             numpy_helper.from_array(fw, "fc_w"),
+             numpy_helper.from_array(rng.normal(0, 0.01, 10).astype(np.float32), "fc_b")]
+    nodes = [helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], kernel_shape=[3, 3], group=2),
+             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"])]
+    graph = helper.make_graph(nodes, "huge_channel", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                     ["N", 2, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    x = np.zeros((80, 2, 8, 8), np.float32)
+    x[:, 1] = np.random.default_rng(1).random((80, 8, 8))
+    np.savez(path.with_suffix(".npz"), x=x)
+    return path, str(path.with_suffix(".npz"))
+
+
+def test_per_tensor_collapse_fails_the_fidelity_gate_exit_1_nothing_written(tmp_path):
+    src, calib = _onnx_one_huge_channel(tmp_path / "huge.onnx")
+    good = quantize(src, calib=calib, out=tmp_path / "pc.onnx", calib_samples=64)  # per-channel copes
+    assert good.fidelity["status"] == "ok" and good.metrics.argmax_agreement >= 0.9
+    out = tmp_path / "pt.onnx"
+    res = CliRunner().invoke(main, ["quantize", str(src), "--calib", calib, "--calib-samples", "64",
+                                    "--per-tensor", "-o", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "fails its fidelity check" in res.output and "nothing was written" in res.output
+    assert "hint: try --per-channel" in res.output
+    assert not out.exists() and not list(tmp_path.glob(".pt.onnx*"))
+    res = CliRunner().invoke(main, ["quantize", str(src), "--calib", calib, "--calib-samples", "64",
+                                    "--per-tensor", "-o", str(out), "--keep-degraded"])
+    assert res.exit_code == 1 and out.exists()
+    assert "fidelity  BROKEN" in res.output and "kept at the output" in res.output
+
+
+def _onnx_constant_of_shape_weights(path, value: float = 0.0):
+    """A ~400-byte ONNX whose 1024x2048 Gemm weight is built at run time by ConstantOfShape (placeholder export)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ConstantOfShape", ["w_shape"], ["w"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [value])),
+             helper.make_node("Gemm", ["x", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "placeholder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2048])],
+                              [numpy_helper.from_array(np.array([1024, 2048], np.int64), "w_shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_constant_of_shape_weights_growing_the_model_are_refused_with_the_reason(tmp_path):
+    src = _onnx_constant_of_shape_weights(tmp_path / "ph.onnx")
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).random((20, 1024), dtype=np.float32))
+    calib, out = str(tmp_path / "x.npz"), tmp_path / "q.onnx"
+    with pytest.raises(EdgeMLError, match=r"the source builds tensors at run time \(ConstantOfShape x1\)") as e:
+        quantize(src, calib=calib, out=out)
+    assert e.value.exit_code == 1 and not out.exists()
+    r = quantize(src, calib=calib, out=out, keep_degraded=True)
+    assert r.fidelity["status"] == "broken" and r.size_after_bytes > 100 * r.source_size_bytes
+    assert r.metrics.degenerate and r.metrics.argmax_agreement is None  # all-zero outputs: no argmax claimed
+    from edgeml.quantize import summary_lines
+
+    text = "\n".join(summary_lines(r))
+    assert "constant in the float model" in text and "argmax agreement" not in text
+
+
+def test_ort_internal_error_is_named_not_blamed_on_the_data(tmp_path, tiny_onnx, monkeypatch):
+    import onnxruntime.quantization as oq
+
+    def broken(*a, **k):
+        raise KeyError("quant_param_of_Conv")
+
+    monkeypatch.setattr(oq, "quantize_static", broken)
+    with pytest.raises(EdgeMLError, match=r"quantizer failed internally.*KeyError") as e:
+        quantize(tiny_onnx, calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx",
+                 calib_samples=20)
+    assert "calibration data" not in str(e.value) and "not a data problem" in e.value.hint
+
+
+def test_argmax_is_judged_on_classifier_heads_only(tmp_path, tiny_onnx, tiny_tflite):
+    """A [N, K] output made by a convolution (landmarks, as MediaPipe's) has no meaningful argmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeml.quantize.heads import classifier_outputs
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([-1, 144], np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+                               helper.make_node("Reshape", ["c", "shape"], ["landmarks"])], "lm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["N", 144])], [w, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "lm.onnx"))
+    assert classifier_outputs(tmp_path / "lm.onnx", "onnx", ["landmarks"]) == set()
+    assert classifier_outputs(tiny_onnx, "onnx", ["logits"]) == {"logits"}
+    assert classifier_outputs(tiny_tflite, "tflite", ["output_0"]) == {"output_0"}
+    r = quantize(tmp_path / "lm.onnx", calib="builtin:digits?split=train&layout=nchw", out=tmp_path / "q.onnx",
+                 calib_samples=60)
+    assert r.metrics.argmax_agreement is None and "argmax" not in " ".join(r.fidelity["broken"])
+
+
+def test_coral_quantize_fixes_batch_1_so_flatten_maps_to_the_edge_tpu(tmp_path, tiny_keras):
+    """A dynamic batch turned Flatten into SHAPE/STRIDED_SLICE/PACK/RESHAPE: the plan put 6 of 8 ops on the CPU."""
+    from edgeml.artifact import inspect_model
+    from edgeml.targets.edgetpu_plan import plan
+
+    out = tmp_path / "coral.tflite"
+    r = quantize(tiny_keras, calib=TRAIN, out=out, target="coral-usb", calib_samples=40)
+    info = inspect_model(out)
+    assert info.inputs[0].shape[0] == 1
+    assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(info.ops)
+    p = plan(out, target="coral-usb")
+    assert p.ops_on_cpu == 0 and p.ops_on_edgetpu == sum(info.ops.values())
+    assert any("batch fixed to 1" in n for n in r.notes)

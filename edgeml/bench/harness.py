@@ -8,6 +8,8 @@ preprocessed to the model's float inputs, options), runs it and shapes the resul
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeml import __version__
+from edgeml._io import MEMORY_ENV, check_tensor_memory, memory_ceiling
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 
@@ -113,37 +116,63 @@ def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path
     return files, count
 
 
+def _data_shapes(spec: Any, first: ModelArtifact) -> dict[str, tuple[int, ...]]:
+    """Input shapes (batch 1) of the first sample of ``spec``, for the model's dynamic dimensions."""
+    from edgeml.bench.accuracy import float_inputs
+    from edgeml.calibration import load_dataset
+
+    inputs = first.inspect().inputs
+    ds = load_dataset(spec, inputs=float_inputs(inputs))
+    feeds = ds.sample(0).feeds
+    out = {}
+    for t in inputs:
+        x = np.asarray(feeds[t.name])
+        out[t.name] = tuple(x.shape) if x.ndim == len(t.shape) else (1, *x.shape)
+    return out
+
+
 def bench(models: list[str | Path], *, target: str | None = None, host: Any = None, runs: int = 50, warmup: int = 5,
           min_time: float = 0.0, threads: int | None = None, data: Any = None, reference: str | Path | None = None,
-          progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board."""
+          progress: Callable[[str], None] | None = None, input_shapes: Any = None,
+          timeout: float | None = None) -> BenchResult:
+    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board.
+
+    Input shapes: from ``data`` when given, else batch 1 with ``input_shapes`` (``NAME=D0,D1,...``) for
+    other dynamic dimensions; a model with a dimension neither fixes is refused (never run at a guess).
+    ``timeout`` bounds a remote run as a whole (default: :func:`default_timeout`, sized to the run).
+    """
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
     if not models:
         raise EdgeMLError("no model given", hint="edgeml bench MODEL [MODEL ...]")
-    if runs < 1 or warmup < 0 or min_time < 0:
-        raise EdgeMLError("--runs must be >= 1, --warmup and --min-time >= 0")
+    check_numbers(runs=runs, warmup=warmup, min_time=min_time, timeout=timeout)
     profile = load_profile(target)
     arts = [ModelArtifact.open(m) for m in models]
     if host is None and not profile.is_host:
         from edgeml.targets.estimate import estimate_bench
 
         say(f"no --host given: estimating for {profile.name} (no board measured)")
-        return estimate_bench(arts, profile, threads=threads)
+        if data is not None and not input_shapes:  # the data decides dynamic dims
+            input_shapes = _data_shapes(data, arts[0])
+        return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes)
     specs = [preflight(a, profile) for a in arts]
     ref_art = ModelArtifact.open(reference) if reference else None
     if ref_art is not None:
         specs.append(dict(preflight(ref_art, profile), time=False))
     all_arts = arts + ([ref_art] if ref_art else [])
+    for a in all_arts:  # before anything is allocated (here or on the board): declared shapes fit in memory
+        info = a.inspect()
+        check_tensor_memory([*info.inputs, *info.outputs], str(a.path))
+    if ref_art is not None:
+        _same_inputs(ref_art, arts)
     threads = threads or (profile.cores if not profile.is_host else None) or None
     with tempfile.TemporaryDirectory(prefix="edgeml-bench-") as tmp:
         job = Path(tmp) / "job"
         job.mkdir()
         entries = []
         for k, (art, spec) in enumerate(zip(all_arts, specs)):
-            name = f"m{k}{art.path.suffix}"
-            shutil.copyfile(art.path, job / name)
+            name = _copy_model(art, job, k)
             entries.append({"name": art.path.name, "file": name, "threads": threads, **spec})
         ref_index = len(arts) if ref_art is not None else None
         n_data = 0
@@ -151,14 +180,29 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             data_files, n_data = _data(data, all_arts, ref_index, job)
             for entry, data_file in zip(entries, data_files):
                 entry["data"] = data_file
+        generated: dict[int, str] = {}
+        if data is None:
+            from edgeml.convert.verify import random_feeds, random_feeds_label
+
+            for k, (art, entry) in enumerate(zip(all_arts, entries)):
+                info = art.inspect()
+                inputs = info.inputs
+                feed = random_feeds(inputs, 1, seed=0, input_shapes=input_shapes, values=info.input_values,
+                                    what="benchmarking without --data")[0]
+                generated[k] = random_feeds_label(inputs, info.input_values)
+                np.savez(job / f"feed{k}.npz", **{f"in{i}": feed[t.name] for i, t in enumerate(inputs)})
+                entry["feed"] = f"feed{k}.npz"
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
-            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0)
-            np.savez(job / "data.npz", **{f"in{i}": np.concatenate([f[t] for f in feeds])
-                                           for i, t in enumerate(feeds[0])})
-        (job / "job.json").write_text(json.dumps({"models": entries, "runs": runs, "warmup": warmup,
-                                                  "min_time": min_time, "reference": ref_index}))
+            feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes,
+                                 values=ref_art.inspect().input_values, what="comparing with --reference")
+            np.savez(job / "data.npz", **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})
+        (job / "job.json").write_text(json.dumps({
+            "models": entries, "runs": runs, "warmup": warmup, "min_time": min_time, "reference": ref_index,
+            "data_layout": "full" if data is None else "samples",
+            # here: this machine's ceiling; on a board: its own, unless EDGEML_MAX_MEMORY sets one
+            "max_memory_bytes": memory_ceiling() if host is None or os.environ.get(MEMORY_ENV) else None}))
         if host is None:
             say(f"measuring {len(arts)} model(s) on this machine")
             raw = run_local(job, progress=say)
@@ -166,12 +210,15 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
         else:
             from edgeml.targets.remote import run_job
 
-            raw = run_job(host, job, progress=say)
+            limit = timeout or default_timeout(len(all_arts), runs, warmup, min_time, n_data or 16)
+            raw = run_job(host, job, progress=say, timeout=limit)
             where = host.label
     out = []
     base = None
     for k, (art, entry) in enumerate(zip(all_arts, raw["models"])):
-        entry = dict(entry, path=str(art.path), size_bytes=art.path.stat().st_size)
+        entry = dict(entry, path=str(art.path), size_bytes=art.inspect().size_bytes)
+        if k in generated:
+            entry["inputs"] = generated[k]  # what was fed without --data
         entry["name"] = art.path.name
         if k == ref_index:
             entry["role"] = "reference"
@@ -185,7 +232,9 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
                 "data": origin, "data_samples": n_data, "reference": str(ref_art.path) if ref_art else None,
                 "interleaved": len(arts) > 1, "peak_rss_mib": raw.get("peak_rss_mib")}
     notes = [f"{e['name']}: {', '.join(e['missing_providers'])} not available there; ran on {e['providers'][0]}"
+             + "".join(f" ({p} cannot load: {why})" for p, why in (e.get("provider_problems") or {}).items())
              for e in out if e.get("missing_providers")]
+    notes += [f"{all_arts[k].path.name}: no --data, fed {label}" for k, label in generated.items() if ";" in label]
     for e in out:
         acc = e.get("accuracy") or {}
         if "error" in acc:
@@ -199,17 +248,85 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
                        settings=settings, notes=notes)
 
 
+def _shapes(art: ModelArtifact) -> list[tuple[int | None, ...]]:
+    return [tuple(t.shape[1:]) for t in art.inspect().inputs]
+
+
+def _same_inputs(ref: ModelArtifact, arts: list[ModelArtifact]) -> None:
+    """The reference is fed the same samples as the models: its inputs must take them (batch and dynamic
+    dimensions aside), else the comparison is refused here, not as a runtime error on the board."""
+    want = _shapes(ref)
+    for a in arts:
+        got = _shapes(a)
+        same = len(got) == len(want) and all(
+            len(g) == len(w) and all(x is None or y is None or x == y for x, y in zip(g, w)) for g, w in zip(got, want))
+        if not same:
+            raise EdgeMLError(f"--reference {ref.path}: its inputs {[list(s) for s in want]} do not match "
+                              f"{a.path.name}'s {[list(s) for s in got]} (per sample)",
+                              hint="the reference is the same model in another precision or format (e.g. the float "
+                                   "model a quantized one was made from)")
+
+
+MAX_RUNS = 100_000  # the runner stops there; more is refused, never silently capped
+
+
+def check_numbers(*, runs: int, warmup: int, min_time: float, timeout: float | None = None) -> None:
+    """Options that reach the runner are finite and in range (a clear error, never a silent cap)."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
+        raise EdgeMLError(f"--runs {runs}: must be a whole number from 1 to {MAX_RUNS:,}",
+                          hint="use --min-time SECONDS to time for longer")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= MAX_RUNS:
+        raise EdgeMLError(f"--warmup {warmup}: must be a whole number from 0 to {MAX_RUNS:,}")
+    if not isinstance(min_time, (int, float)) or not math.isfinite(min_time) or not 0 <= min_time <= 86400:
+        raise EdgeMLError(f"--min-time {min_time}: must be a finite number of seconds from 0 to 86400")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise EdgeMLError(f"--timeout {timeout}: must be a positive, finite number of seconds")
+
+
+def default_timeout(n_models: int, runs: int, warmup: int, min_time: float, n_samples: int) -> float:
+    """A generous bound for a remote run: start-up and copying, plus up to 1 s per timed/untimed/data run."""
+    return 300.0 + n_models * (runs + warmup + n_samples) * 1.0 + 2 * min_time
+
+
+def _copy_model(art: ModelArtifact, job: Path, k: int) -> str:
+    """Copy a model into the job folder; an ONNX model's external data files (validated: confined to its
+    folder, in range) go with it, in a folder of its own so that two models' data never collide."""
+    files: list[str] = []
+    if art.format is ModelFormat.ONNX:
+        from edgeml.formats.onnx import _parse, external_files
+
+        files = external_files(_parse(art.path), art.path.parent, art.path)
+    if not files:
+        name = f"m{k}{art.path.suffix}"
+        shutil.copyfile(art.path, job / name)
+        return name
+    folder = job / f"m{k}"
+    folder.mkdir()
+    shutil.copyfile(art.path, folder / art.path.name)
+    for rel in files:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(art.path.parent / rel, folder / rel)
+    return f"m{k}/{art.path.name}"
+
+
 def run_local(job: Path, *, progress: Callable[[str], None] | None = None, python: str | None = None) -> dict:
     """Run the device runner in a fresh local process (clean peak RSS and cold start)."""
     from edgeml.targets.remote import RUNNER, _result
 
+    from edgeml.targets.remote import progress_filter
+
     proc = subprocess.Popen([python or sys.executable, str(RUNNER), str(job)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    err_lines = []
-    assert proc.stderr is not None and proc.stdout is not None
-    for line in proc.stderr:
-        err_lines.append(line.rstrip())
-        if progress and line.strip() and not line.startswith(("INFO:", "WARNING:")):
-            progress(f"  {line.rstrip()}")
-    out = proc.stdout.read()
-    return _result(proc.wait(), out, "\n".join(err_lines), "this machine")
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+    try:
+        err_lines: list[str] = []
+        show = progress_filter(progress, "  ")
+        assert proc.stderr is not None and proc.stdout is not None
+        for line in proc.stderr:
+            err_lines.append(line.rstrip())
+            show(line.rstrip())
+        out = proc.stdout.read()
+        return _result(proc.wait(), out, "\n".join(err_lines), "this machine")
+    finally:  # interrupted (Ctrl-C, SIGTERM): the runner does not outlive us
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -55,6 +55,11 @@ class _Binding:
         else:
             hw, self.channels = (None, None), None
         self.size = spec.size or (tuple(hw) if all(isinstance(d, int) for d in hw) else None)
+        if self.size is not None:  # before PIL allocates it: one decoded sample fits in memory
+            from edgeml._io import check_alloc
+
+            check_alloc(self.size[0] * self.size[1] * max(self.channels or 3, 1) * 4,
+                        f"data spec '{spec.origin or spec.source}': one {self.size[0]}x{self.size[1]} sample")
         color = spec.color or ("rgb" if self.channels in (3, 4) else "grayscale" if self.channels in (0, 1) else None)
         self.color = color
         # images: raw pixels when asked, or by default for a uint8/int8 quantized input (what it was trained on)

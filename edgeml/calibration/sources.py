@@ -22,6 +22,8 @@ def _np_error(path: Path, kind: str, exc: Exception) -> DataError:
     if "object" in text.lower() or "pickle" in text.lower():
         return DataError(f"{path}: holds Python objects (pickle), which edgeml refuses to load",
                          hint="store plain numeric arrays (numpy.save / numpy.savez)")
+    if isinstance(exc, SyntaxError) or type(exc).__name__ == "TokenError":
+        text = f"damaged .npy header: {type(exc).__name__}"
     return DataError(f"{path}: cannot read {kind} ({text})", hint=f"save with numpy.{'savez' if kind == '.npz' else 'save'}")
 
 
@@ -43,18 +45,48 @@ class Source:
         return f"sample {i}"
 
 
+def _check_npz_headers(path: Path, npz: Any) -> None:
+    """Read each member's .npy header (shape, dtype) and refuse sizes over the memory ceiling, before loading."""
+    from edgeml._io import check_alloc
+
+    total = 0
+    for key in npz.files:
+        member = key + ".npy" if key + ".npy" in npz.zip.namelist() else key
+        with npz.zip.open(member) as fh:
+            version = np.lib.format.read_magic(fh)  # then the header only: no data is read
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"array '{key}': .npy format version {version} is not supported")
+        if dtype.hasobject:
+            raise DataError(f"{path}: holds Python objects (pickle), which edgeml refuses to load",
+                            hint="store plain numeric arrays (numpy.save / numpy.savez)")
+        n = dtype.itemsize
+        for d in shape:
+            n *= int(d)
+        check_alloc(n, f"{path}: array '{key}' {list(shape)} ({dtype})", error=DataError,
+                    hint="the file declares an array this large; check it, or raise EDGEML_MAX_MEMORY")
+        total += n
+    check_alloc(total, f"{path}: its arrays together", error=DataError)
+
+
 class NpzSource(Source):
     def __init__(self, path: Path):
         try:
             npz = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except Exception as exc:  # truncated/damaged zip (BadZipFile, zlib.error, ...) or .npy header
             raise _np_error(path, ".npz", exc) from exc
         if not hasattr(npz, "files"):
             raise DataError(f"{path}: not an .npz archive", hint="use numpy.savez, or a .npy file for one input")
         self.path = path
         try:
+            _check_npz_headers(path, npz)
             self.arrays = {k: npz[k] for k in npz.files}
-        except ValueError as exc:
+        except DataError:
+            raise
+        except Exception as exc:  # a damaged archive or .npy header: numpy and zipfile raise many types
             raise _np_error(path, ".npz", exc) from exc
         label_key = next((k for k in LABEL_KEYS if k in self.arrays), None)
         self.labels = self.arrays.pop(label_key) if label_key else None
@@ -83,7 +115,7 @@ class NpySource(Source):
     def __init__(self, path: Path, key: str):
         try:
             self.array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except Exception as exc:  # a damaged header raises ValueError, SyntaxError, tokenize.TokenError, ...
             raise _np_error(path, ".npy", exc) from exc
         if self.array.ndim == 0:
             raise DataError(f"{path}: .npy holds a scalar, expected samples along the first axis")
@@ -164,7 +196,7 @@ def _pil():
     try:
         from PIL import Image
     except ImportError as exc:
-        raise MissingDependencyError("reading images needs Pillow", hint="pip install 'edgeml[data]'") from exc
+        raise MissingDependencyError("reading images needs Pillow", hint="pip install 'edgeml-toolchain[data]'") from exc
     return Image
 
 
@@ -254,7 +286,7 @@ class DigitsSource(Source):
         try:
             from sklearn.datasets import load_digits
         except ImportError as exc:
-            raise MissingDependencyError("builtin:digits needs scikit-learn", hint="pip install 'edgeml[data]'") from exc
+            raise MissingDependencyError("builtin:digits needs scikit-learn", hint="pip install 'edgeml-toolchain[data]'") from exc
         digits = load_digits()
         order = np.random.default_rng(self.SPLIT_SEED).permutation(len(digits.target))
         cut = int(0.8 * len(order))

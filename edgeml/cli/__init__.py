@@ -8,10 +8,15 @@ commands that need no TensorFlow stay fast). This module is the one place that t
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import logging
+import math
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -59,6 +64,87 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logger.propagate = False
 
 
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_stop(signum, frame) -> None:
+    """Raise the pending stop now, unless the main thread is importing a module: an exception raised inside
+    a native extension's initialisation can crash the interpreter (seen with onnx), so retry shortly."""
+    from edgeml._io import STOP
+
+    if _importing(frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    raise STOP["exc"]()
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGTERM behaves like Ctrl-C: an exception unwinds the stack, so finally-blocks remove temp files."""
+    from edgeml._io import STOP
+    from edgeml.errors import Terminated
+
+    STOP["exc"] = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if signum == signal.SIGTERM:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during cleanup ends the process at once
+    signal.signal(signal.SIGALRM, _raise_stop)
+    _raise_stop(signum, frame)
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+
+def _finite_convert(convert, value, param, ctx):
+    result = convert(value, param, ctx)
+    if isinstance(result, float) and not math.isfinite(result):
+        raise click.BadParameter(f"{value!r} is not a finite number", ctx=ctx, param=param)
+    return result
+
+
+def _finite_floats(cmd: click.Command) -> click.Command:
+    """Every float option refuses nan/inf with a usage error (click's FloatRange lets nan through)."""
+    if getattr(cmd, "_edgeml_finite", False):
+        return cmd
+    for p in cmd.params:
+        if isinstance(p.type, (click.types.FloatParamType, click.FloatRange)):
+            p.type = copy.copy(p.type)  # click.FLOAT is shared: patch a copy
+            p.type.convert = functools.partial(_finite_convert, p.type.convert)
+    for sub in getattr(cmd, "commands", {}).values():
+        _finite_floats(sub)
+    cmd._edgeml_finite = True
+    return cmd
+
+
+# distributions whose versions decide edgeml's numbers (read from metadata: nothing is imported)
+_RUNTIMES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "ai-edge-litert", "ai-edge-quantizer",
+             "tensorflow", "tf2onnx", "keras")
+
+
+def _version(ctx: click.Context, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+    from importlib import metadata
+
+    from edgeml import DISTRIBUTION
+
+    click.echo(f"edgeml {__version__} ({DISTRIBUTION}), Python {platform.python_version()} on "
+               f"{platform.system()} {platform.machine()}")
+    for dist in _RUNTIMES:
+        try:
+            click.echo(f"  {dist:<18} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            click.echo(f"  {dist:<18} not installed")
+    ctx.exit()
+
+
 class EdgeMLGroup(click.Group):
     """Loads commands lazily and renders every error the same way."""
 
@@ -69,7 +155,7 @@ class EdgeMLGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        return _finite_floats(getattr(importlib.import_module(module), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -91,9 +177,12 @@ class EdgeMLGroup(click.Group):
             if exc.hint:
                 click.echo(f"hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): finally-blocks have cleaned up
+            from edgeml.errors import Terminated
+
+            terminated = isinstance(exc, Terminated)
+            click.echo(f"error: {'terminated' if terminated else 'interrupted'}", err=True)
+            ctx.exit(143 if terminated else 130)
         except Exception as exc:  # a bug: say so, keep the traceback behind --debug
             if debug:
                 traceback.print_exc()
@@ -103,7 +192,8 @@ class EdgeMLGroup(click.Group):
 
 
 @click.group(cls=EdgeMLGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="edgeml")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda c, p, v: _version(c, v),
+              help="Show edgeml's version and the runtimes it would use, then exit.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
@@ -119,5 +209,33 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+_GLOBAL_FLAGS = ("--debug", "--quiet", "-q", "--verbose", "-v", "-vv", "-vvv")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``edgeml CMD ... --debug`` means ``edgeml --debug CMD ...``: the global flags (--debug, -q, -v) are
+    accepted after the subcommand too, as every hint suggests adding them at the end (no subcommand defines
+    them; nothing after ``--`` moves)."""
+    cmd_at = next((i for i, a in enumerate(args) if a in COMMANDS), None)
+    if cmd_at is None:
+        return args
+    end = args.index("--") if "--" in args[cmd_at:] else len(args)
+    moved = [a for a in args[cmd_at + 1:end] if a in _GLOBAL_FLAGS]
+    if not moved:
+        return args
+    rest = [a for a in args[cmd_at + 1:end] if a not in _GLOBAL_FLAGS]
+    return args[:cmd_at] + moved + [args[cmd_at]] + rest + args[end:]
+
+
 def main() -> None:
-    cli.main(prog_name="edgeml")
+    from edgeml._io import STOP
+    from edgeml.errors import Terminated
+
+    _install_signal_handlers()
+    try:
+        cli.main(args=hoist_global_flags(sys.argv[1:]), prog_name="edgeml")
+    except SystemExit as exc:  # a library swallowed the interrupt (finished, or failed from it): report the signal
+        if STOP["exc"] is not None and exc.code not in (130, 143):
+            click.echo("error: " + ("terminated" if STOP["exc"] is Terminated else "interrupted"), err=True)
+            raise SystemExit(143 if STOP["exc"] is Terminated else 130) from None
+        raise

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
+from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, status, table
 
 
 def ssh_options(f):
+    f = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                     help="With --host: give up on the board after this long (ssh killed, board cleaned up) "
+                          "[default: sized to the run].")(f)
     f = click.option("--remote-python", default="python3", show_default=True,
                      help="Python 3 on the board (needs numpy and the board's runtime).")(f)
     f = click.option("--identity", type=click.Path(), help="SSH private key (else your ssh config/agent).")(f)
@@ -30,9 +35,9 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--target", metavar="NAME|PROFILE.toml", help="Target profile [default: host]. Without --host, a "
                                                              "board target is estimated, never measured here.")
 @ssh_options
-@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed runs first.")
-@click.option("--min-time", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs per model.")
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=5, show_default=True, help="Untimed runs first.")
+@click.option("--min-time", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
               help="Keep timing until this many seconds have passed.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the target's cores].")
 @click.option("--data", metavar="SPEC", help="Data for each model (bound to its own inputs); labelled data gives "
@@ -41,9 +46,10 @@ def make_target(host, ssh_config, identity, remote_python):
 @click.option("--out", "out_file", type=click.Path(), help="Also write the JSON result to this file.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.bench/1).")
+@input_shape_option
 @click.pass_context
-def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, runs, warmup, min_time, threads, data,
-              reference, out_file, force, as_json):
+def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, timeout, runs, warmup, min_time,
+              threads, data, reference, out_file, force, as_json, input_shapes):
     """Measure latency (and accuracy) of .tflite/.onnx MODELS on a target.
 
     Several models run interleaved (A B A B ...) so their ratio holds on a noisy machine. Latency is timed
@@ -62,10 +68,10 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ru
     from edgeml.bench.harness import bench
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
-    out_path = check_output(out_file, inputs=list(models), force=force) if out_file else None
+    out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None
     result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
                    runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                   progress=None if quiet else status)
+                   progress=None if quiet else status, input_shapes=input_shapes, timeout=timeout)
     d = result.to_dict()
     if out_path:
         write_bytes_atomic(out_path, (json_text(d) + "\n").encode())
@@ -105,16 +111,16 @@ def render(d: dict) -> str:
                      (f"/{m['delegate']}" if m.get("delegate") else "") +
                      (f"/{m['providers'][0].replace('ExecutionProvider', '')}" if m.get("providers") else ""),
                      human_bytes(m["size_bytes"]),
-                     f"{lat['p50']:.3f}" if lat else "-",
-                     f"[{lat['median_ci95'][0]:.3f}, {lat['median_ci95'][1]:.3f}]" if lat else "-",
-                     f"{lat['p90']:.3f}" if lat else "-", f"{lat['std']:.3f}" if lat else "-",
+                     format_ms(lat["p50"]) if lat else "-",
+                     f"[{format_ms(lat['median_ci95'][0])}, {format_ms(lat['median_ci95'][1])}]" if lat else "-",
+                     format_ms(lat["p90"]) if lat else "-", format_ms(lat["std"]) if lat else "-",
                      f"{m['ratio_to_first']:.2f}x" if m.get("ratio_to_first") else "-",
-                     f"{cold['load_ms']:.1f}+{cold['first_inference_ms']:.1f}",
+                     f"{format_ms(cold['load_ms'])} + {format_ms(cold['first_inference_ms'])}",
                      f"{100 * acc['top1']:.2f}%" if "top1" in acc else "n/a" if "not_applicable" in acc else "-",
                      f"{100 * fid['argmax_agreement']:.1f}%/{fid['cosine']:.4f}" if fid.get("argmax_agreement")
                      is not None else "-"])
-    text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50 ms", "p50 95% CI", "p90 ms", "std",
-                                        "vs first", "cold ms", "top-1", "agree/cos"], "llrrrrrrrrr")
+    text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50", "p50 95% CI", "p90", "std",
+                                        "vs first", "cold (load + 1st)", "top-1", "agree/cos"], "llrrrrrrrrr")
     for note in d.get("notes", []):
         text += f"\nnote: {note}"
     return text

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -30,9 +31,10 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--junit", type=click.Path(), help="Write JUnit XML (one test case per budget).")
 @click.option("--markdown", "md", type=click.Path(), help="Write a Markdown summary for a pull-request comment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.check/1).")
+@input_shape_option
 @click.pass_context
 def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, min_accuracy, max_accuracy_drop,
-              baseline, target, host, data, repeat, runs, junit, md, as_json):
+              baseline, target, host, data, repeat, runs, junit, md, as_json, input_shapes):
     """Fail CI when a model is too big, too slow or not accurate enough.
 
     Exit codes: 0 all budgets met, 1 a budget exceeded, 2 usage error (incl. a malformed budget file),
@@ -64,12 +66,20 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
     elif any(v is not None for v in flags.values()):
         raise BudgetError("budget flags need a MODEL", hint="edgeml check MODEL --max-size 300KiB")
     if not budgets:
-        if Path("pyproject.toml").is_file() and "[tool.edgeml" in Path("pyproject.toml").read_text():
-            budgets = load_budgets("pyproject.toml")
-        else:
+        from edgeml.check import pyproject_budgets
+
+        budgets = pyproject_budgets("pyproject.toml") or []
+        if not budgets:
             raise BudgetError("no budgets", hint="pass MODEL with --max-size/--max-latency-ms/--min-accuracy, "
                                                  "--budget FILE, or add [tool.edgeml] to pyproject.toml")
-    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status)
+    if junit or md:  # before any work: reports never replace an input, a folder or a device
+        from edgeml._io import check_outputs
+
+        check_outputs([junit, md], inputs=[budget_file, "pyproject.toml" if not budget_file else None,
+                                           *[p for b in budgets for p in (b.model, b.baseline, b.data)]],
+                      force=True)
+    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status,
+                       input_shapes=input_shapes)
     if junit:
         write_bytes_atomic(junit, junit_xml(result).encode())
     if md:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status
 
 
@@ -20,13 +21,12 @@ from edgeml.cli._out import emit_json, status
 @click.option("--atol", type=float, help="Tolerance on the normalised max abs diff [default: 1e-4, 1e-2 with "
                                           "--float16].")
 @click.option("--strict", is_flag=True, help="Fail instead of keeping an unsimplified model.")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
-              help="ONNX -> TFLite: fix a dynamic input shape (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.convert/1).")
+@input_shape_option
 @click.pass_context
-def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, input_shapes, force,
-                as_json):
+def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib, atol, strict, force, as_json,
+                input_shapes):
     """Convert MODEL (.keras, .h5, SavedModel, .tflite, .onnx) to TFLite or ONNX and verify the numbers.
 
     The output is written only if it matches the source on --verify samples (max abs diff normalised by
@@ -44,7 +44,7 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     result = convert(model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
                      verify=verify, calib=calib, atol=atol, force=force, strict=strict,
-                     progress=None if quiet else status, input_shapes=list(input_shapes) or None)
+                     progress=None if quiet else status, input_shapes=input_shapes)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -62,3 +62,7 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
         click.echo(f"onnxsim   nodes {s['nodes_before']} -> {after}" + ("" if s["applied"] else " (not applied)"))
     if result.verification:
         click.echo(f"verified  {result.verification.summary()}")
+    for name, q in result.io_quantization.items():
+        zp = q["zero_point"]
+        click.echo(f"int IO    {name}: real = {q['scale']:.6g} * (q {'+' if zp < 0 else '-'} {abs(zp)}) "
+                   f"(kept from the source; recorded in the model's metadata)")

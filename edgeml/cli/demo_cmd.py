@@ -22,8 +22,10 @@ def demo_cmd(ctx, out_dir: str, epochs: int, prune_epochs: int, as_json: bool) -
     on this machine -> estimate rpi4, coral-usb, jetson-orin-nano -> report.html -> budget check.
     Offline, about a minute on 2 cores; every number is measured or labelled as estimated.
     """
+    from edgeml._io import check_outputs
     from edgeml.demo import run_demo
 
+    check_outputs([], folders=[out_dir])  # an existing file (or device) there is refused before any work
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     s = run_demo(out_dir, epochs=epochs, prune_epochs=prune_epochs, progress=None if quiet else status)
     if as_json:

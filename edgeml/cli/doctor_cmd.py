@@ -12,8 +12,10 @@ from edgeml.cli._out import emit_json, table
 @click.option("--ssh-config", type=click.Path(), help="SSH client config file (else ~/.ssh/config).")
 @click.option("--identity", type=click.Path(), help="SSH private key.")
 @click.option("--remote-python", default="python3", show_default=True, help="Python 3 on the board.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120, show_default=True,
+              metavar="SECONDS", help="With --host: give up on the board after this long.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.doctor/1).")
-def doctor_cmd(host, ssh_config, identity, remote_python, as_json):
+def doctor_cmd(host, ssh_config, identity, remote_python, timeout, as_json):
     """Report what a machine has for running models: Python, numpy, LiteRT, ONNX Runtime and its
     providers, libedgetpu, edgetpu_compiler, trtexec, CPU governor and temperatures."""
     from edgeml.cli.bench_cmd import make_target
@@ -26,7 +28,7 @@ def doctor_cmd(host, ssh_config, identity, remote_python, as_json):
     else:
         from edgeml.targets.remote import doctor
 
-        d = doctor(target)
+        d = doctor(target, timeout=timeout)
     if as_json:
         emit_json(d)
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
+from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, table
 
 
@@ -19,7 +21,8 @@ from edgeml.cli._out import emit_json, table
                                                                 "coefficients here.")
 @click.option("--force", is_flag=True, help="Overwrite -o if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgeml.estimate/1).")
-def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json):
+@input_shape_option
+def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_json, input_shapes):
     """Estimate MODEL's latency and energy per inference on a board you do not have.
 
     Always an estimate: dense and depthwise MACs at the board's peak (thread scaling), a per-layer term, on
@@ -37,26 +40,26 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
         from edgeml._io import check_output, write_bytes_atomic
         from edgeml.targets import load_profile
 
-        out_path = check_output(out, inputs=list(fit_files), force=force) if out else None
+        out_path = check_output(out, inputs=[model, *fit_files], force=force) if out else None
         r = est.fit_from_bench(list(fit_files), target, precision)
         if out_path:
             write_bytes_atomic(out_path, est.profile_with_fit(load_profile(target), r).encode())
         if as_json:
             emit_json(r.to_dict())
             return
-        rows = [[e["model"], f"{e['measured_ms']:.3f}", f"{e['estimated_ms']:.3f}", f"{100 * e['error']:+.1f}%",
+        rows = [[e["model"], format_ms(e["measured_ms"]), format_ms(e["estimated_ms"]), f"{100 * e['error']:+.1f}%",
                  "n/a" if e["loo_error"] is None else f"{100 * e['loo_error']:+.1f}%"] for e in r.errors]
         held = ("no held-out error with one point" if r.median_abs_error is None else
                 f"leave-one-out median |error| {100 * r.median_abs_error:.1f}% (in-sample "
                 f"{100 * r.median_abs_error_in_sample:.1f}%)")
         click.echo(f"fitted {r.target} {r.precision}: {r.n_coefficients} coefficient(s) {r.coef} on {r.points} points "
                    f"({r.independent_points} independent); {held}" + (f"; wrote {out_path}" if out_path else ""))
-        click.echo(table(rows, ["model", "measured ms", "estimated ms", "error", "held-out error"], "lrrrr"))
+        click.echo(table(rows, ["model", "measured", "estimated", "error", "held-out error"], "lrrrr"))
         return
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
-    e = est.estimate(model, target=target, precision=precision, threads=threads)
+    e = est.estimate(model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
     if as_json:
         emit_json(e.to_dict())
         return
@@ -68,13 +71,13 @@ def render_estimates(d: dict) -> str:
     for m in d["models"]:
         e = m["estimate"]
         energy = f", {e['energy_mj']:.1f} mJ/inference at {e['power_w']:g} W" if e.get("energy_mj") else ""
-        ms = ">= " * bool(e.get("lower_bound")) + (f"{e['ms']:.3f}" if e["ms"] < 1 else f"{e['ms']:.2f}")
-        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms} ms, {e['precision']}"
+        ms = ">= " * bool(e.get("lower_bound")) + format_ms(e["ms"])
+        lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms}, {e['precision']}"
                      f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
         lines.append(f"  basis: {e['basis']}")
         lines.append("  " + ", ".join(f"{k} {v:.3g}" for k, v in e["breakdown"].items()))
-        rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", f"{o['ms']:.2f}"] for o in e["top_ops"][:5]]
+        rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", format_ms(o["ms"])] for o in e["top_ops"][:5]]
         if rows:
-            lines.append("  " + table(rows, ["top ops", "op", "MACs", "ms"], "llrr").replace("\n", "\n  "))
+            lines.append("  " + table(rows, ["top ops", "op", "MACs", "time"], "llrr").replace("\n", "\n  "))
         lines += [f"  note: {n}" for n in e.get("notes", [])]
     return "\n".join(lines)

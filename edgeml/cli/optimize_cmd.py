@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -78,9 +79,10 @@ def render_ranking(ranking) -> str:
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), help="Budget: lowest top-1 on --eval.")
 @click.option("--dry-run", is_flag=True, help="Print the recipe (TOML) this would run, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run manifest as JSON (schema edgeml.run/1).")
+@input_shape_option
 @click.pass_context
 def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune_method, epochs, formats, host,
-                 runs, train_power_w, max_size, max_latency_ms, min_accuracy, dry_run, as_json):
+                 runs, train_power_w, max_size, max_latency_ms, min_accuracy, dry_run, as_json, input_shapes):
     """Run prune -> quantize -> convert -> bench/estimate -> report -> check into one run folder.
 
     Re-running skips stages whose inputs and options did not change. `--dry-run > recipe.toml` saves the
@@ -94,13 +96,15 @@ def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune
       edgeml optimize model.keras --target host --target rpi4 --calib builtin:digits?split=train \\
           --eval builtin:digits?split=test --train builtin:digits?split=train --prune 0.5 -o run/
     """
+    from edgeml.formats.shapes import format_input_shapes
     from edgeml.pipeline import Recipe, run_pipeline
 
     budget = {k: v for k, v in (("max_size", max_size), ("max_latency_ms", max_latency_ms),
                                 ("min_accuracy", min_accuracy)) if v is not None}
     recipe = Recipe(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec, train=train,
                     prune=prune, prune_method=prune_method, epochs=epochs, formats=list(formats) or ["tflite"],
-                    host=host, runs=runs, train_power_w=train_power_w, budget=budget)
+                    host=host, runs=runs, train_power_w=train_power_w, budget=budget,
+                    input_shape=format_input_shapes(input_shapes) if input_shapes else None)
     if dry_run:  # paths relative to the current directory, where `--dry-run > recipe.toml` saves it
         from pathlib import Path
 
@@ -108,8 +112,17 @@ def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune
                    "# these are written for a recipe saved in the current directory.")
         click.echo(recipe.to_toml(base=Path.cwd()), nl=False)
         return
+    _check_folder(recipe)
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     _finish(ctx, run_pipeline(recipe, progress=None if quiet else status), as_json)
+
+
+def _check_folder(recipe, *inputs) -> None:
+    """The run folder is never an input (model, data, recipe) nor inside one; checked before any work."""
+    from edgeml._io import check_outputs
+
+    check_outputs([], inputs=[recipe.model, recipe.calib, recipe.eval, recipe.train, getattr(recipe, "training", None),
+                              *inputs], folders=[recipe.out])
 
 
 @click.command("run")
@@ -126,5 +139,6 @@ def run_cmd(ctx, recipe_file, out, dry_run, as_json):
     if dry_run:
         click.echo(recipe.to_toml(), nl=False)
         return
+    _check_folder(recipe, recipe_file)
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     _finish(ctx, run_pipeline(recipe, progress=None if quiet else status), as_json)

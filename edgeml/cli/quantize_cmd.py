@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
 
 
@@ -29,17 +30,22 @@ from edgeml.cli._out import emit_json, status, table
 @click.option("--report", type=click.Path(), help="Write the full per-layer report (.json, or .md for Markdown).")
 @click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Worst layers to print.")
 @click.option("--force", is_flag=True, help="Overwrite OUT/--report if they exist.")
+@click.option("--keep-degraded", is_flag=True, help="Write OUT even when the fidelity check fails (exit code "
+                                                     "stays 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.quantize/1).")
+@input_shape_option
 @click.pass_context
 def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, calib_samples, target, eval_spec,
-                 report, top, force, as_json):
+                 report, top, force, keep_degraded, as_json, input_shapes):
     """Quantize MODEL (.keras, .h5, SavedModel, float .tflite, .onnx) with calibration data.
 
     TFLite: the TFLite converter (Keras/SavedModel) or AI Edge Quantizer (a float .tflite); full-integer
     int8 by default, ops that cannot be int8 are listed and stay float unless the target (e.g. coral-usb)
     needs full int8. ONNX: ONNX Runtime static QDQ after pre-processing; activation/weight types follow
     the target's measured recipe. The float and quantized models are compared afterwards: output MSE,
-    cosine, argmax agreement, and SQNR per layer (worst first).
+    cosine, argmax agreement, and SQNR per layer (worst first). When that check says the quantized model
+    is broken (an output's relative error > 0.5, cosine < 0.90, or argmax agreement < 80 %; or the
+    output grew far beyond the source), quantize exits 1 and writes nothing unless --keep-degraded.
 
     \b
     Examples:
@@ -52,11 +58,13 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, cal
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     r = quantize(model, out=out, calib=calib, format=fmt, mode=mode, io=io, per_channel=per_channel, method=method,
                  calib_samples=calib_samples, target=target, eval=eval_spec, report=report, force=force,
-                 progress=None if quiet else status)
+                 progress=None if quiet else status, input_shapes=input_shapes, keep_degraded=keep_degraded)
+    from edgeml.quantize import broken_error, summary_lines
+
     if as_json:
         emit_json(r.to_dict())
+        _fail_if_broken(broken_error(r))
         return
-    from edgeml.quantize import summary_lines
 
     click.echo(f"wrote {r.output}: {r.format} {r.mode}, io {r.io}, "
                f"{'per-channel' if r.per_channel else 'per-tensor'}, target {r.target} ({r.seconds:.1f} s)")
@@ -79,6 +87,12 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, cal
         click.echo(f"note: {note}", err=True)
     for warning in r.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _fail_if_broken(broken_error(r))
+
+
+def _fail_if_broken(error) -> None:
+    if error is not None:
+        raise error
 
 
 def _short(name: str, width: int = 60) -> str:

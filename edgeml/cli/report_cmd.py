@@ -36,6 +36,10 @@ def report_cmd(results, out, deploy, train_flops, train_samples, epochs, train_g
     from edgeml.report import build_report, write_report
     from edgeml.report.render import asymmetry_rows, training_line, variant_rows
 
+    if out:  # before any work: never over an input, a folder or a device
+        from edgeml._io import check_output
+
+        check_output(out, inputs=list(results), force=force)
     r = build_report(list(results), train_flops=train_flops, train_samples=train_samples, epochs=epochs,
                      train_gpu_hours=train_gpu_hours, train_power_w=train_power_w, deploy=deploy)
     if out:

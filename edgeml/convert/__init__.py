@@ -16,7 +16,7 @@ from typing import Any
 from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.tflite import ConversionError
-from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds
+from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
 from edgeml.errors import EdgeMLError
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class ConvertResult:
     simplify: dict[str, Any] | None
     verification: Verification | None
     warnings: list[str] = field(default_factory=list)
+    io_quantization: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -61,8 +62,12 @@ def _route(fmt: ModelFormat, to: str, path: Path) -> None:
 def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, simplify: bool = True,
             float16: bool = False, verify: int = 8, calib: Any = None, atol: float | None = None,
             force: bool = False, strict: bool = False, progress: Callable[[str], None] | None = None,
-            keras_model: Any = None, input_shapes: list[str] | None = None) -> Any:
-    """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload."""
+            keras_model: Any = None, input_shapes: Any = None) -> Any:
+    """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload.
+
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of the verification samples (and, for
+    ONNX -> TFLite, of the converted model). Returns a ConvertResult, or an OnnxToTFLiteResult for ONNX -> TFLite.
+    """
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
     if art.format is ModelFormat.ONNX and to == "tflite" and not float16:  # onnx2tf route (edgeml.convert.onnx_tflite)
@@ -70,12 +75,10 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
         return convert_onnx_to_tflite(art.path, out, input_shapes=input_shapes, verify=verify, calib=calib,
                                       atol=atol if atol is not None else FP32_ATOL, force=force, progress=progress)
-    if input_shapes:
-        raise EdgeMLError("--input-shape applies to ONNX -> TFLite conversion only", hint="drop --input-shape")
     _route(art.format, to, art.path)
     if float16 and to != "tflite":
         raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
-    out = check_output(out, inputs=[art.path], force=force)
+    out = check_output(out, inputs=[art.path, calib], force=force)
     atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
     warnings: list[str] = []
     t0 = time.perf_counter()
@@ -84,6 +87,12 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
         say(f"loading {art.path}")
         keras_model = load(art.path)
+    if verify > 0 and calib is None:  # refuse unknown input dims before converting, not after
+        from edgeml.formats.keras import io_specs
+        from edgeml.formats.shapes import resolve
+
+        specs = io_specs(keras_model)[0] if keras_model is not None else art.inspect().inputs
+        resolve(specs, input_shapes).require("verifying the conversion on generated inputs")
     simplify_info = None
     with atomic_path(out) as tmp:
         if to == "tflite":
@@ -101,7 +110,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
         seconds = time.perf_counter() - t0
         verification = None
         if verify > 0:
-            verification = _verify(art, keras_model, tmp, verify, calib, atol, say)
+            verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
             if simplify_info and simplify_info["applied"] and not verification.passed:
                 # simplification may be what broke it: retry with the unsimplified graph
                 msg = "simplified model differs from the source; kept the unsimplified model"
@@ -112,7 +121,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
                 onnx.save(_to_onnx(art, keras_model, opset, say), str(tmp))
                 simplify_info.update(applied=False, warning=msg)
-                verification = _verify(art, keras_model, tmp, verify, calib, atol, say)
+                verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
             if not verification.passed:
                 raise VerificationError(
                     f"{art.path}: converted {to} output differs from the source: {verification.summary()}",
@@ -125,10 +134,15 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
             warnings.append(f"kept the unsimplified model: {simplify_info['warning']}")
             log.warning("kept the unsimplified model: %s", simplify_info["warning"])
         size = tmp.stat().st_size
+        io_quant = {}
+        if to == "onnx":
+            from edgeml.convert.ioquant import read_file
+
+            io_quant = {k: q.to_dict() for k, q in read_file(tmp).items()}
     return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=to,
                          size_bytes=size, seconds=round(seconds, 3), float16=float16,
                          opset=opset if to == "onnx" else None, simplify=simplify_info,
-                         verification=verification, warnings=warnings)
+                         verification=verification, warnings=warnings, io_quantization=io_quant)
 
 
 def _to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
@@ -154,18 +168,25 @@ def _simplify(proto: Any, say) -> tuple[Any, dict[str, Any]]:
 
 
 def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib: Any, atol: float,
-            say) -> Verification:
+            say, input_shapes: Any = None) -> Verification:
     from edgeml.runtimes.session import KerasSession, open_session
 
     say(f"verifying on {n} samples")
     reference = KerasSession(keras_model) if keras_model is not None else open_session(art)
-    test = open_session(out_path)
+    try:
+        test = open_session(out_path)
+    except EdgeMLError as exc:
+        reason = exc.message.replace(str(out_path), "the converted model")
+        raise ConversionError(f"{art.path}: the converter produced a model its runtime refuses: {reason}",
+                              hint="no output was written; try another --opset or --no-simplify") from exc
     if calib is not None:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"
     else:
-        feeds = random_feeds(reference.inputs, n, seed=0)
-        label = "seeded random inputs in [0, 1)"
+        values = art.inspect().input_values if keras_model is None else {}  # e.g. sr = 16000
+        feeds = random_feeds(reference.inputs, n, seed=0, input_shapes=input_shapes,
+                             what="verifying the conversion on generated inputs", values=values)
+        label = random_feeds_label(reference.inputs, values)
     return compare(reference, test, feeds, atol=atol, data=label)
 
 

@@ -17,6 +17,7 @@ from edgeml.errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
+_STATEFUL_TFLITE = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 
 
 def _tf2onnx():
@@ -25,7 +26,7 @@ def _tf2onnx():
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
         import tf2onnx
     except ImportError as exc:
-        raise MissingDependencyError("ONNX conversion needs tf2onnx", hint="pip install 'edgeml[tf]'") from exc
+        raise MissingDependencyError("ONNX conversion needs tf2onnx", hint="pip install 'edgeml-toolchain[tf]'") from exc
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     return tf2onnx
 
@@ -111,10 +112,21 @@ def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
         with all_output_captured() as logs:
             model, _ = tf2onnx.convert.from_tflite(str(path), opset=opset)
     except Exception as exc:
+        stateful = {op: n for op, n in info.ops.items() if op in _STATEFUL_TFLITE}
+        if stateful:
+            ops = ", ".join(f"{op} x{n}" for op, n in sorted(stateful.items()))
+            raise ConversionError(
+                f"{path}: the model keeps state in TFLite resource variables ({ops}: a streaming model), which "
+                f"tf2onnx cannot convert ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})",
+                hint="export a stateless variant (state as explicit inputs/outputs) to convert it, or deploy and "
+                     "bench it as .tflite") from exc
         raise _fail(exc, logs, opset) from exc
     # tf2onnx names IO after TFLite tensors ("serving_default_image:0"); use the signature names
     for vi, t in zip(list(model.graph.input), info.inputs):
         rename_value(model, vi.name, t.name)
     for vi, t in zip(list(model.graph.output), info.outputs):
         rename_value(model, vi.name, t.name)
+    from edgeml.convert.ioquant import record
+
+    record(model, info.inputs + info.outputs)  # int8 IO stays int8: keep what the integers mean
     return model

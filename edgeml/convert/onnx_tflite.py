@@ -73,62 +73,22 @@ def require_onnx2tf() -> Any:
     return module
 
 
-def parse_input_shapes(specs: list[str] | tuple[str, ...] | None) -> dict[str, list[int]]:
-    """``["x=1,3,48,192"]`` -> ``{"x": [1, 3, 48, 192]}``."""
-    out: dict[str, list[int]] = {}
-    for spec in specs or ():
-        name, sep, dims = spec.rpartition("=")
-        try:
-            shape = [int(d) for d in dims.split(",")]
-        except ValueError:
-            shape = []
-        if not sep or not name or not shape or any(d < 1 for d in shape):
-            raise EdgeMLError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with positive integers",
-                              hint="e.g. --input-shape x=1,3,48,192 (edgeml inspect MODEL lists the inputs)")
-        out[name] = shape
-    return out
+def prepare(model_path: Path, input_shapes: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Load, fix every input shape, fold constants / simplify; refuse what cannot go.
 
-
-def prepare(model_path: Path, input_shapes: dict[str, list[int]]) -> tuple[Any, dict[str, Any]]:
-    """Load, fix every input shape (batch 1 unless given), fold constants / simplify; refuse what cannot go."""
+    Shapes come from ``edgeml.formats.shapes.resolve``: ``input_shapes`` (``--input-shape``), symbolic dims
+    resolved by name, batch dims 1; any other dynamic dimension is refused (TFLite needs fixed shapes).
+    """
     import onnx
 
     from edgeml.convert.simplify import simplify
+    from edgeml.formats.onnx import _spec_of, fix_input_shapes, graph_inputs
+    from edgeml.formats.shapes import resolve
 
     proto = onnx.load(str(model_path))
-    init = {i.name for i in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in init]
-    unknown = set(input_shapes) - {i.name for i in inputs}
-    if unknown:
-        raise EdgeMLError(f"--input-shape names {', '.join(sorted(unknown))}, which {model_path} has no input "
-                          f"called", hint=f"its inputs are: {', '.join(i.name for i in inputs)}")
-    for i in inputs:
-        dims = i.type.tensor_type.shape.dim
-        given = input_shapes.get(i.name)
-        if given is not None:
-            if len(given) != len(dims):
-                raise EdgeMLError(f"--input-shape {i.name}: {len(given)} dims given, the input has {len(dims)}",
-                                  hint="give one value per dimension")
-            for d, v in zip(dims, given):
-                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
-                    raise EdgeMLError(f"--input-shape {i.name}: dim {v} conflicts with the model's {d.dim_value}",
-                                      hint="only dynamic dimensions can be set")
-                d.Clear()
-                d.dim_value = v
-            continue
-        for k, d in enumerate(dims):
-            if d.HasField("dim_value") and d.dim_value > 0:
-                continue
-            if k == 0:
-                d.Clear()
-                d.dim_value = 1
-                continue
-            shape = ",".join(str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "?" for x in dims)
-            raise OnnxToTFLiteError(
-                f"{model_path}: input {i.name} [{shape}] has a dynamic dimension {k}; TFLite needs fixed shapes",
-                hint=f"give it with --input-shape {i.name}=" + ",".join(
-                    "1" if j == 0 else (str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "N")
-                    for j, x in enumerate(dims)))
+    specs = [_spec_of(vi) for vi in graph_inputs(proto)]
+    shapes = resolve(specs, input_shapes).require("converting to TFLite (fixed input shapes)")
+    fix_input_shapes(proto, shapes)
     del proto.graph.value_info[:]  # shapes inferred for the dynamic graph; onnxsim infers them for the fixed one
     flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS})
     proto, info = simplify(proto)
@@ -342,7 +302,7 @@ class OnnxToTFLiteResult:
         return {"schema": "edgeml.convert/1", "source_format": "onnx", "to": "tflite", **d}
 
 
-def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: list[str] | None = None,
+def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: Any = None,
                            verify: int = 8, calib: Any = None, atol: float = 1e-4, force: bool = False,
                            progress: Any = None) -> OnnxToTFLiteResult:
     """ONNX -> verified float32 TFLite (channel-last), written atomically only if it matches ONNX Runtime."""
@@ -356,11 +316,11 @@ def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: 
 
     say = progress or (lambda msg: None)
     src = Path(model)
-    out = check_output(out, inputs=[src], force=force)
+    out = check_output(out, inputs=[src, calib], force=force)
     require_onnx2tf()
     t0 = time.perf_counter()
     say("preparing the ONNX graph (fixed shapes, onnxsim)")
-    proto, simp = prepare(src, parse_input_shapes(input_shapes))
+    proto, simp = prepare(src, input_shapes)
     shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
     say(f"converting with onnx2tf {ONNX2TF_VERSION} (NCHW -> NHWC)")
     data, layouts = run_onnx2tf(proto, src)
@@ -379,7 +339,12 @@ def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: 
         if calib is not None:
             feeds, label = data_feeds(specs, calib, n), f"data {getattr(calib, 'origin', None) or calib}"
         else:
-            feeds, label = random_feeds(specs, n, seed=0), "seeded random inputs in [0, 1)"
+            from edgeml.artifact import ModelArtifact
+            from edgeml.convert.verify import random_feeds_label
+
+            values = ModelArtifact.open(src).inspect().input_values  # e.g. a sample rate the graph tests for
+            feeds = random_feeds(specs, n, seed=0, what="verifying the conversion on generated inputs", values=values)
+            label = random_feeds_label(specs, values)
         first = reference.run(feeds[0])
         ref_shapes = {**shapes, **{k: list(np.shape(v)) for k, v in first.items()}}
         ins, outs = io_contract(reference, test, layouts, ref_shapes, src)
@@ -401,4 +366,4 @@ def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: 
 
 
 __all__ = ["INSTALL_COMMAND", "INSTALL_PIP", "IOTensor", "LayoutAdapter", "OnnxToTFLiteError", "ONNX2TF_VERSION",
-           "convert_onnx_to_tflite", "io_contract", "op_counts", "parse_input_shapes", "prepare", "require_onnx2tf", "run_onnx2tf"]
+           "convert_onnx_to_tflite", "io_contract", "op_counts", "prepare", "require_onnx2tf", "run_onnx2tf"]

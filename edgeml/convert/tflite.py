@@ -16,11 +16,27 @@ class ConversionError(EdgeMLError):
     pass
 
 
-def export_savedmodel(keras_model: Any, folder: Path) -> Path:
-    """Export a Keras 3 model's inference function as a SavedModel (signature 'serving_default')."""
+def _fixed_batch_signature(keras_model: Any, batch: int) -> list:
+    """Input signature with the batch dimension fixed (every other dimension as the model declares)."""
+    tf = tensorflow()
+    specs = []
+    for t in keras_model.inputs:
+        shape = list(t.shape)
+        if shape and shape[0] is None:
+            shape[0] = batch
+        specs.append(tf.TensorSpec(shape, t.dtype, name=getattr(t, "name", None)))
+    return specs
+
+
+def export_savedmodel(keras_model: Any, folder: Path, *, batch: int | None = None) -> Path:
+    """Export a Keras 3 model's inference function as a SavedModel (signature 'serving_default').
+
+    ``batch`` fixes a dynamic batch dimension: the Edge TPU compiler maps only static shapes, and a dynamic
+    batch turns each Flatten into a SHAPE/STRIDED_SLICE/PACK/RESHAPE chain that stops its mapping."""
+    kwargs = {"input_signature": _fixed_batch_signature(keras_model, batch)} if batch else {}
     try:
         with native_stderr_captured():
-            keras_model.export(str(folder), format="tf_saved_model", verbose=False)
+            keras_model.export(str(folder), format="tf_saved_model", verbose=False, **kwargs)
     except Exception as exc:
         raise ConversionError(f"exporting the Keras model to a SavedModel failed: {' '.join(str(exc).split())[:300]}",
                               hint="check the model runs on a sample: model(x) must work") from exc

@@ -10,7 +10,15 @@ are counted the same way in every format, so a ``.keras``, its ``.tflite`` and i
 
 Not counted: bias adds, batch-norm (folded into convolutions by converters), activations, pooling,
 element-wise ops, resizes, softmax. These are cheap next to the above for the CNNs edgeml targets and
-different converters fold them differently. A dynamic batch dimension is counted as 1.
+different converters fold them differently. Recurrent layers (LSTM / GRU / simple RNN, uni- and
+bidirectional) count their gate matrices once per time step: ``steps x batch x (W + R)`` elements, i.e.
+``4 x hidden x (input + hidden)`` per step for an LSTM, 3x for a GRU, 1x for an RNN (plus a projection
+where the layer has one). Control flow: a loop body counts times its trip count, a conditional counts
+its costlier branch.
+
+Dynamic dimensions are resolved by ``edgeml.formats.shapes``: a batch dimension is taken as 1, others
+come from ``--input-shape`` or data; while any stays unknown the MACs are a partial sum
+(``macs_partial``), never a count made on an invented size.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: str
     quantization: Quantization | None = None
+    # symbolic names of dynamic dimensions (ONNX dim_param), aligned with ``shape``; None where unnamed
+    symbols: tuple[str | None, ...] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +97,13 @@ class Inspection:
     custom_ops: list[str] = field(default_factory=list)
     layers: list[LayerInfo] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # True when some ops' MACs could not be counted (unknown dims, data-dependent shapes, loops with an
+    # unknown trip count): ``macs`` is then the sum over the ops that could be counted, a lower bound
+    macs_partial: bool = False
+    macs_shapes: dict[str, tuple] | None = None  # the input shapes the MACs were counted at
+    # scalar integer inputs the graph compares with one constant (a sample rate: Equal(sr, 16000)):
+    # generated inputs feed that value rather than a random one
+    input_values: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self, *, layers: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -98,6 +115,8 @@ class Inspection:
             "outputs": [t.to_dict() for t in self.outputs],
             "params": self.params,
             "macs": self.macs,
+            "macs_partial": self.macs_partial,
+            "macs_shapes": {k: list(v) for k, v in self.macs_shapes.items()} if self.macs_shapes else None,
             "ops": dict(self.ops),
             "weight_dtypes": dict(self.weight_dtypes),
             "sparsity": self.sparsity,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +17,165 @@ from edgeml.formats.common import Inspection, LayerInfo, TensorSpec, WeightStats
 log = logging.getLogger(__name__)
 
 
-def _check_h5_has_model(path: Path) -> None:
+def _h5_model_config(path: Path) -> dict:
+    """The architecture stored in a Keras HDF5 file (clear errors for weights-only or broken files)."""
+    import json
+
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            has_config = "model_config" in f.attrs
+            raw = f.attrs.get("model_config")
     except OSError as exc:
         raise ModelLoadError(f"{path}: corrupt or truncated HDF5 file ({exc})", hint="re-save the model") from exc
-    if not has_config:
+    if raw is None:
         raise ModelLoadError(f"{path}: HDF5 file holds weights only, no model architecture",
                              hint="build the model in code, load_weights() this file, then model.save('model.keras')")
+    try:
+        return json.loads(raw.decode() if hasattr(raw, "decode") else raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: the HDF5 model_config is not valid JSON ({exc})", hint="re-save the model") \
+            from exc
 
 
-def _keras2_compat_objects(keras) -> dict[str, Any]:
-    """Built-in layers whose Keras 2 configs carry keys Keras 3 rejects (only default values are dropped)."""
+# Keras 2 recorded raw TensorFlow calls on symbolic tensors (x + 3, tf.nn.relu6(x), x[:, 0]) as these layers;
+# they hold TensorFlow function names, which Keras 3 has no way to rebuild.
+_TF_OP_LAYERS = ("TFOpLambda", "SlicingOpLambda")
 
-    class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
-        # Keras 2 serialised `groups: 1` for DepthwiseConv2D; Keras 3 does not accept the argument.
-        def __init__(self, *args, groups: int = 1, **kwargs):
-            if groups != 1:
-                raise ValueError(f"DepthwiseConv2D with groups={groups} is not supported by Keras 3")
-            super().__init__(*args, **kwargs)
 
-    return {"DepthwiseConv2D": DepthwiseConv2D}
+def _keras2_fixes(config: Any, path: Path) -> tuple[Any, list[str]]:
+    """Rewrite a Keras 2 model_config into one Keras 3 accepts, changing nothing the model computes.
+
+    - ``DepthwiseConv2D`` configs carry ``groups: 1`` (Keras 3 rejects the argument); it is dropped.
+    - Layer names with ``/`` (``Conv/BatchNorm`` in Keras 2's MobileNetV3) are invalid in Keras 3; the ``/``
+      becomes ``_`` everywhere the name is referenced. (HDF5 weights are matched by layer order, not name.)
+    Returns (config, what was changed)."""
+    names: set[str] = set()
+    found_ops: dict[str, int] = {}
+
+    def scan(node: Any) -> None:
+        if isinstance(node, dict):
+            cls = node.get("class_name")
+            cfg = node.get("config")
+            if cls in _TF_OP_LAYERS:
+                fn = cfg.get("function", "?") if isinstance(cfg, dict) else "?"
+                found_ops[str(fn)] = found_ops.get(str(fn), 0) + 1
+            if cls == "DepthwiseConv2D" and isinstance(cfg, dict) and "groups" in cfg:
+                if cfg["groups"] != 1:
+                    raise ModelLoadError(f"{path}: layer {cfg.get('name')}: DepthwiseConv2D with groups="
+                                         f"{cfg['groups']} has no Keras 3 equivalent",
+                                         hint="re-export the model from Keras 2 as a SavedModel or .tflite, which "
+                                              "edgeml reads")
+                del cfg["groups"]
+            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) and "/" in cfg["name"]:
+                names.add(cfg["name"])
+            for v in node.values():
+                scan(v)
+        elif isinstance(node, list):
+            for v in node:
+                scan(v)
+
+    scan(config)
+    if found_ops:
+        ops = ", ".join(f"{fn} x{n}" if n > 1 else fn for fn, n in sorted(found_ops.items()))
+        raise ModelLoadError(f"{path}: Keras 2 recorded raw TensorFlow operations in this model as TFOpLambda layers "
+                             f"({ops}); Keras 3 cannot rebuild them",
+                             hint="load it with tf_keras (pip install tf_keras) and export a SavedModel "
+                                  "(model.export(DIR)) or .tflite, which edgeml reads; or rebuild those operations "
+                                  "as Keras layers")
+    changes = []
+    if names:
+        scan_names: list[str] = []
+
+        def collect(node: Any) -> None:
+            if isinstance(node, dict):
+                if isinstance(node.get("config"), dict) and isinstance(node["config"].get("name"), str):
+                    scan_names.append(node["config"]["name"])
+                for v in node.values():
+                    collect(v)
+            elif isinstance(node, list):
+                for v in node:
+                    collect(v)
+
+        collect(config)
+        taken = set(scan_names)
+        mapping = {}
+        for old in sorted(names):
+            new = old.replace("/", "_")
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            mapping[old] = new
+
+        def rename(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {k: rename(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [rename(v) for v in node]
+            return mapping.get(node, node) if isinstance(node, str) else node
+
+        config = rename(config)
+        changes.append(f"{len(mapping)} layer name(s) with '/' renamed ('/' -> '_'), e.g. "
+                       f"{next(iter(mapping))} -> {next(iter(mapping.values()))}")
+    return config, changes
+
+
+def _keras2_optimizer_fixes(training: dict, keras: Any) -> list[str]:
+    """Make a Keras 2 training_config's optimizer one Keras 3 can build (in place): ``lr`` is ``learning_rate``,
+    and arguments Keras 3 optimizers no longer take (``decay``, ...) are dropped. Only the optimizer is touched
+    (fine-tuning and re-saving use the loss; the old optimizer's state is not carried over anyway)."""
+    import inspect
+
+    opt = training.get("optimizer_config")
+    if not isinstance(opt, dict) or not isinstance(opt.get("config"), dict):
+        return []
+    cfg = opt["config"]
+    try:
+        cls = type(keras.optimizers.get(opt.get("class_name", "")))
+    except (ValueError, TypeError):
+        return []  # unknown optimizer: let Keras say so
+    if "lr" in cfg:
+        cfg.setdefault("learning_rate", cfg.pop("lr"))
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    dropped = sorted(k for k in cfg if k not in accepted)
+    for k in dropped:
+        del cfg[k]
+    return [f"optimizer {opt.get('class_name')}: dropped Keras 2 arguments {', '.join(dropped)}"] if dropped else []
+
+
+def _load_h5(path: Path, keras: Any, compile: bool) -> Any:
+    """Load a (Keras 2) HDF5 model, through a patched temporary copy when its config needs Keras 3 fixes."""
+    import json
+    import shutil
+    import tempfile
+
+    import h5py
+
+    original = _h5_model_config(path)
+    config, changes = _keras2_fixes(json.loads(json.dumps(original)), path)
+    training = None
+    if compile:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("training_config")
+        if raw is not None:
+            training = json.loads(raw.decode() if hasattr(raw, "decode") else raw)
+            before = json.dumps(training)
+            changes += _keras2_optimizer_fixes(training, keras)
+            if json.dumps(training) == before:
+                training = None
+    if config == original and training is None and path.suffix.lower() in (".h5", ".hdf5"):
+        return keras.saving.load_model(str(path), compile=compile, safe_mode=True)
+    with tempfile.TemporaryDirectory(prefix="edgeml-h5-") as tmp:
+        copy = Path(tmp) / "model.h5"  # Keras picks its HDF5 loader by the .h5 suffix
+        shutil.copyfile(path, copy)
+        with h5py.File(copy, "r+") as f:
+            f.attrs["model_config"] = json.dumps(config)
+            if training is not None:
+                f.attrs["training_config"] = json.dumps(training)
+        model = keras.saving.load_model(str(copy), compile=compile, safe_mode=True)
+    for change in changes:
+        log.info("%s: %s", path, change)
+    return model
 
 
 def _reason(exc: Exception) -> str:
@@ -53,18 +189,22 @@ def _reason(exc: Exception) -> str:
 
 
 def load(path: str | Path, *, compile: bool = False) -> Any:
-    """Load a .keras / .h5 model with Keras ``safe_mode`` kept on."""
+    """Load a .keras / .h5 model with Keras ``safe_mode`` kept on.
+
+    Keras 2 HDF5 files are loaded with their configs fixed where Keras 3 rejects them (see ``_keras2_fixes``):
+    the loaded model holds only built-in Keras 3 classes, so it saves to .keras and reloads like any other."""
     p = Path(path)
     keras = import_keras()
     from edgeml.artifact import ModelFormat, detect_format
 
-    custom_objects = None
-    if detect_format(p) is ModelFormat.H5:
-        _check_h5_has_model(p)
-        custom_objects = _keras2_compat_objects(keras)
+    h5 = detect_format(p) is ModelFormat.H5
     try:
         with native_stderr_captured():
-            return keras.saving.load_model(str(p), compile=compile, safe_mode=True, custom_objects=custom_objects)
+            if h5:
+                return _load_h5(p, keras, compile)
+            return keras.saving.load_model(str(p), compile=compile, safe_mode=True)
+    except ModelLoadError:
+        raise
     except Exception as exc:
         text = _reason(exc)
         if "safe_mode" in text or "Lambda" in text:
@@ -112,6 +252,12 @@ def layer_macs(layer) -> int:
         return shape[2:] if channels_first else shape[1:-1]
 
     total = 0
+    rnns = [layer.forward_layer, layer.backward_layer] if "Bidirectional" in names else [layer]
+    cells = [getattr(r, "cell", None) for r in rnns]
+    if all(c is not None and hasattr(c, "recurrent_kernel") and hasattr(c, "kernel") for c in cells):
+        per_step = sum(int(prod(c.kernel.shape)) + int(prod(c.recurrent_kernel.shape)) for c in cells)
+        shp = (_input_shapes(layer) or [()])[0]
+        return dim(shp[0]) * dim(shp[1]) * per_step if len(shp) >= 3 else 0  # batch x steps x (W + R)
     if "BaseConvTranspose" in names:
         k = layer.kernel.shape  # (*kernel, out, in)
         for shp in _input_shapes(layer):
@@ -135,6 +281,16 @@ def layer_macs(layer) -> int:
         elif "Dense" in names:
             total += matmul_macs(out, int(layer.kernel.shape[0]))
     return total
+
+
+def unknown_dims(layer) -> bool:
+    """True when a layer that costs MACs has a dynamic non-batch dimension (its MACs cannot be counted)."""
+    names = _class_names(layer)
+    if not ({"BaseConv", "BaseConvTranspose", "BaseSeparableConv", "BaseDepthwiseConv", "Dense", "Bidirectional"}
+            & names or hasattr(getattr(layer, "cell", None), "recurrent_kernel")):
+        return False
+    shapes = _input_shapes(layer) + _output_shapes(layer)
+    return any(d is None for shp in shapes for d in shp[1:])
 
 
 def _walk_layers(model) -> list:
@@ -183,24 +339,64 @@ def describe(model, path: Path, fmt: str) -> Inspection:
     inputs, outputs = io_specs(model)
     ops: Counter[str] = Counter()
     layers: list[LayerInfo] = []
+    unknown: list[str] = []
     for layer in _walk_layers(model):
         cls = type(layer).__name__
         if cls == "InputLayer":
             continue
         ops[cls] += 1
-        layers.append(LayerInfo(layer.name, cls, layer_macs(layer), int(layer.count_params())))
+        if unknown_dims(layer):
+            unknown.append(layer.name)
+        macs = 0 if unknown_dims(layer) else layer_macs(layer)
+        layers.append(LayerInfo(layer.name, cls, macs, int(layer.count_params())))
     stats = WeightStats()
     for w in model.weights:
         stats.add(w.numpy(), dtype=str(w.dtype))
     return Inspection(
         path=str(path), format=fmt, size_bytes=path_size(path), inputs=inputs, outputs=outputs,
         params=int(model.count_params()), macs=sum(layer.macs for layer in layers), ops=dict(ops.most_common()),
-        weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers,
+        weight_dtypes=dict(stats.dtypes), sparsity=stats.sparsity, layers=layers, notes=_notes(inputs, unknown),
+        macs_partial=bool(unknown),
     )
 
 
-def inspect(path: Path) -> Inspection:
+def _notes(inputs: list[TensorSpec], unknown: list[str]) -> list[str]:
+    if not unknown:
+        return []
+    from edgeml.formats.shapes import resolve
+
+    resolved = resolve(inputs)
+    dims = ", ".join(str(u) for u in resolved.unknown) or "inside the model"
+    return [f"MACs partial: {len(unknown)} layer(s) ({', '.join(unknown[:3])}) have dynamic dimensions "
+            f"({dims}); convert with a fixed shape, or inspect the .tflite/.onnx with --input-shape"]
+
+
+def with_input_shapes(model, input_shapes):
+    """The model rebuilt on fixed input shapes (MACs of dynamic dims), or the model itself when none."""
+    from edgeml.formats.shapes import ShapeError, resolve
+
+    inputs, _ = io_specs(model)
+    resolved = resolve(inputs, input_shapes)
+    if not resolved.overridden:
+        return model
+    keras = import_keras()
+    new_inputs = [keras.Input(batch_shape=resolved.shapes[t.name], dtype=t.dtype, name=f"in_{i}")
+                  for i, t in enumerate(inputs)]
+    try:
+        return keras.models.clone_model(model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0])
+    except Exception as exc:
+        raise ShapeError(f"cannot rebuild this Keras model on the input shapes given: {_reason(exc)}",
+                         hint="convert it to .tflite/.onnx and inspect that with --input-shape") from exc
+
+
+def inspect(path: Path, *, input_shapes=None) -> Inspection:
     from edgeml.artifact import detect_format
 
     fmt = detect_format(path).value
-    return describe(load(path), path, fmt)
+    model = load(path)
+    fixed = with_input_shapes(model, input_shapes)
+    info = describe(fixed, path, fmt)
+    if fixed is not model:
+        info.inputs, _ = io_specs(model)
+        info.macs_shapes = {t.name: s.shape for t, s in zip(info.inputs, io_specs(fixed)[0])}
+    return info

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeml import __version__
-from edgeml._io import check_output
+from edgeml._io import check_output, refuse_non_regular
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 
@@ -97,6 +97,7 @@ def _save_keras(model: Any, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=".edgeml-prune-", dir=out.parent) as tmp:
         path = Path(tmp) / "model.keras"
         model.save(path)
+        refuse_non_regular(out)
         os.replace(path, out)
 
 
@@ -130,7 +131,7 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
     t0 = time.perf_counter()
     _validate(sparsity, method, scope, schedule, criterion, epochs, batch_size, lr)
     art = ModelArtifact.open(model)
-    out = check_output(out, inputs=[art.path], force=force)
+    out = check_output(out, inputs=[art.path, train, val], force=force)
     if exclude:
         import re
 
@@ -144,11 +145,15 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
         raise EdgeMLError(f"{art.path}: prune works on Keras models (.keras, .h5) and ONNX, not {art.format.value}",
                           hint="prune the Keras model before converting it")
     if out.suffix != ".keras":
-        raise EdgeMLError(f"{out}: the pruned Keras model is saved as .keras",
+        raise EdgeMLError(f"{out}: the pruned Keras model is saved as .keras (the Keras 3 format, which saves and "
+                          "reloads the whole model; edgeml prunes .h5 input to .keras too)",
                           hint=f"use -o {out.with_suffix('.keras').name}, then edgeml convert/quantize it")
+    from edgeml.prune.finetune import accuracy, avoid_onednn_crash, load_labelled
+
+    # before TensorFlow is imported (see there)
+    onednn_note, onednn_warning = avoid_onednn_crash(art.path) if train is not None else (None, None)
     say(f"loading {art.path}")
     keras_model, compiled_loss = _load_keras(art.path)
-    from edgeml.prune.finetune import accuracy, load_labelled
 
     train_xy = load_labelled(train, keras_model, "--train") if train is not None else None
     val_xy = load_labelled(val, keras_model, "--val") if val is not None else None
@@ -170,6 +175,13 @@ def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = 
     say(f"saving {out}")
     _save_keras(pruned, out)
     after.update(_file_stats(out))
+    if onednn_note:
+        notes.append(onednn_note)
+    if onednn_warning:
+        warnings.append(onednn_warning)
+    if art.format is ModelFormat.H5:
+        notes.append(f"{art.path.name} is a (Keras 2) HDF5 model; the pruned model is saved in the Keras 3 .keras "
+                     "format (keras.saving.load_model reads it; sizes before are of the input re-saved as .keras)")
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=criterion if method == "channel" else None, before=before, after=after,
                        layers=layers, skipped=skipped, training=training, seconds=time.perf_counter() - t0,
@@ -209,7 +221,7 @@ def _channel(model: Any, *, sparsity, scope, criterion, exclude, train, val, epo
     graph_model = functional(model)
     say(f"planning channel groups ({criterion} ranking, {scope} scope)")
     graph, keep, skipped, notes = plan(graph_model, sparsity, criterion=criterion, scope=scope, exclude=exclude)
-    pruned = rebuild(graph_model, graph, keep)
+    pruned = rebuild(model, graph, keep)  # a Sequential model is rebuilt as a Sequential
     layers = []
     for r, k in keep.items():
         grp = graph.groups[r]

@@ -2,9 +2,11 @@
 
 The graph is walked once to find *channel groups*: a group is a set of channels that must stay aligned.
 A Conv/Dense/SeparableConv starts a group (its output channels); BatchNormalization, DepthwiseConv
-(multiplier 1), activations, pooling, padding and dropout pass their input's channels through; Add /
-Multiply / ... tie the groups of their inputs together (a residual stage is one group); Concatenate
-lays groups side by side; Flatten repeats them per spatial position (the next Dense is sliced to match).
+(multiplier 1), PReLU, activations, pooling, padding, dropout and a Reshape that keeps the last axis
+((C,) <-> (1, 1, C)) pass their input's channels through; Add / Multiply / ... tie the groups of their
+inputs together (a residual stage is one group); Concatenate lays groups side by side; Flatten (or a
+Reshape to one axis) repeats them per spatial position (the next Dense is sliced to match). Sequential
+models are walked through their functional graph and rebuilt as Sequential models.
 A group is pruned only when every layer touching it is understood; a group that reaches a model input
 or output, or a layer edgeml does not know, is kept whole and listed as skipped.
 
@@ -64,6 +66,7 @@ class Graph:
         self.chan: dict[int, Chan] = {}  # id(KerasTensor) -> layout
         self.uses: list[tuple[Any, str, list[Chan]]] = []  # (layer, role, input layouts)
         self.unknown: dict[str, str] = {}  # layer name -> class (kept whole)
+        self.reshapes: list[tuple[Any, Chan]] = []  # (Reshape, layout of its output's last axis)
         self._walk(model)
 
     # union-find over group ids
@@ -95,14 +98,17 @@ class Graph:
         return self.groups[self.find(g)]
 
     def _walk(self, model: Any) -> None:
+        # Only the nodes of this model's graph count: a layer also keeps the nodes of earlier calls (Keras 3
+        # Sequential models call every layer again each time a layer is added, when building the model).
+        in_graph = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
         for layer in model.operations:
-            nodes = [n for n in layer._inbound_nodes if all(id(t) in self.chan for t in n.input_tensors)]
+            nodes = [n for n in layer._inbound_nodes if id(n) in in_graph]
             cls = type(layer).__name__
             if cls == "InputLayer":
                 for t in layer.output if isinstance(layer.output, list) else [layer.output]:
                     self.chan[id(t)] = self.new(int(t.shape[-1]), blocked="model input")
                 continue
-            if len(layer._inbound_nodes) != 1 or len(nodes) != 1:
+            if len(nodes) != 1:
                 for n in nodes:
                     self._opaque(layer, n, "shared layer (called more than once)")
                 continue
@@ -152,8 +158,25 @@ class Graph:
             self.chan[id(out)] = x
         elif cls in PASS_THROUGH:
             self.chan[id(out)] = x
+        elif cls == "PReLU":
+            alpha = tuple(layer.alpha.shape)
+            if alpha[-1] == 1:  # slope shared over the channel axis
+                self.chan[id(out)] = x
+            else:
+                self.uses.append((layer, "through", [x]))
+                self.chan[id(out)] = x
         elif cls == "Flatten":
             self.chan[id(out)] = Chan(x.segs, flat=math.prod(int(d) for d in node.input_tensors[0].shape[1:-1]))
+        elif cls == "Reshape":
+            in_shape, out_shape = tuple(node.input_tensors[0].shape), tuple(out.shape)
+            if out_shape[-1] == in_shape[-1]:  # row-major: the last axis keeps its channels, e.g. (C,) <-> (1, 1, C)
+                self.chan[id(out)] = x
+                self.reshapes.append((layer, x))  # its target shape's last entry follows the kept channels
+            elif len(out_shape) == 2 and None not in in_shape[1:]:  # a Flatten
+                self.chan[id(out)] = Chan(x.segs, flat=math.prod(int(d) for d in in_shape[1:-1]))
+                self.reshapes.append((layer, self.chan[id(out)]))
+            else:
+                self._opaque(layer, node, f"Reshape {in_shape[1:]} -> {out_shape[1:]} moves the channel axis")
         elif cls in ELEMENTWISE:
             shapes = [[n for _, n in c.segs] for c in ins]
             if any(s != shapes[0] for s in shapes[1:]):
@@ -239,7 +262,8 @@ def _indices(g: Graph, keep: dict[int, np.ndarray], chan: Chan) -> np.ndarray:
 
 
 def rebuild(model: Any, g: Graph, keep: dict[int, np.ndarray]) -> Any:
-    """A new model with the kept channels only, weights sliced from ``model``."""
+    """A new model (Functional or Sequential, as ``model`` is) with the kept channels only, weights sliced from
+    ``model``; ``g`` is the graph of ``model`` (of its functional graph for a Sequential model)."""
     from edgeml._tf import keras as import_keras
 
     keras = import_keras()
@@ -249,10 +273,19 @@ def rebuild(model: Any, g: Graph, keep: dict[int, np.ndarray]) -> Any:
             out_keep[p.name] = k
     in_idx = {layer.name: _indices(g, keep, chans[0]) for layer, _, chans in g.uses}
 
+    reshape_width = {layer.name: len(_indices(g, keep, chan)) for layer, chan in g.reshapes}
+
+    sequential = type(model).__name__ == "Sequential"
+
     def clone(layer):
         cfg = layer.get_config()
+        if sequential:  # the clone gets the model's InputLayer; a Keras 2 first layer still names its input shape
+            cfg.pop("batch_input_shape", None)
+            cfg.pop("input_shape", None)
         if layer.name in out_keep:
             cfg["units" if "units" in cfg else "filters"] = int(len(out_keep[layer.name]))
+        if layer.name in reshape_width:
+            cfg["target_shape"] = (*tuple(cfg["target_shape"])[:-1], reshape_width[layer.name])
         return layer.__class__.from_config(cfg)
 
     new = keras.models.clone_model(model, clone_function=clone)
@@ -281,6 +314,8 @@ def rebuild(model: Any, g: Graph, keep: dict[int, np.ndarray]) -> Any:
             ws[1:] = [b.take(i) for b in ws[1:]]
         elif cls == "BatchNormalization" and i is not None:
             ws = [w.take(i) for w in ws]
+        elif cls == "PReLU" and i is not None:
+            ws[0] = ws[0].take(i, axis=-1)
         new_layer.set_weights(ws)
     return new
 

@@ -11,6 +11,76 @@ import numpy as np
 from edgeml.errors import DataError, EdgeMLError
 
 
+ONEDNN_NOTE = ("fine-tuning ran with TensorFlow's oneDNN CPU kernels off (TF_ENABLE_ONEDNN_OPTS=0; slower): the model "
+               "has 1x1 stride-{stride} convolutions ({layers}), whose oneDNN filter gradient crashes TensorFlow 2.21 "
+               "(segfault)")
+ONEDNN_WARNING = ("fine-tuning may crash (segfault) in TensorFlow 2.21's oneDNN filter gradient of 1x1 strided "
+                  "convolutions ({layers}); TensorFlow was imported before edgeml could switch oneDNN off: set "
+                  "TF_ENABLE_ONEDNN_OPTS=0 before importing TensorFlow")
+
+
+def strided_pointwise_convs(path: Any) -> list[tuple[str, int]]:
+    """(name, stride) of every Conv1D/2D/3D with a 1x1 kernel and a stride > 1, read from the saved config of a
+    .keras or .h5 model without importing TensorFlow."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as z:
+                config = json.loads(z.read("config.json"))
+        else:
+            import h5py
+
+            with h5py.File(p, "r") as f:
+                raw = f.attrs.get("model_config")
+            config = json.loads(raw.decode() if hasattr(raw, "decode") else raw) if raw is not None else {}
+    except (OSError, KeyError, ValueError):
+        return []  # the loader reports unreadable files
+    found: list[tuple[str, int]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            cfg = node.get("config")
+            if node.get("class_name") in ("Conv1D", "Conv2D", "Conv3D") and isinstance(cfg, dict):
+                kernel, strides = cfg.get("kernel_size", ()), cfg.get("strides", ())
+                kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel]
+                strides = strides if isinstance(strides, (list, tuple)) else [strides]
+                if kernel and all(k == 1 for k in kernel) and any(s > 1 for s in strides):
+                    found.append((str(cfg.get("name")), max(strides)))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    return found
+
+
+def avoid_onednn_crash(path: Any) -> tuple[str | None, str | None]:
+    """Switch TensorFlow's oneDNN kernels off for fine-tuning a model with 1x1 strided convolutions.
+
+    Measured with TensorFlow 2.21 (CPU): the filter gradient (Conv2DBackpropFilter) of a 1x1 stride-2 Conv2D
+    segfaults for some shapes, e.g. input 60x60x8 -> 16 filters, or 60x60x4 -> 8 (the shortcuts of a
+    mini-Xception, before and after channel pruning); limiting oneDNN's ISA only moves the crash to other
+    shapes; with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0, read when TensorFlow is imported) it runs, ~3-4x slower.
+    Returns (note, warning) for the prune result; the user's own TF_ENABLE_ONEDNN_OPTS is respected."""
+    import os
+    import sys
+
+    convs = strided_pointwise_convs(path)
+    if not convs or "TF_ENABLE_ONEDNN_OPTS" in os.environ:
+        return None, None
+    names = ", ".join(n for n, _ in convs[:3]) + (f" and {len(convs) - 3} more" if len(convs) > 3 else "")
+    if "tensorflow" in sys.modules:
+        return None, ONEDNN_WARNING.format(layers=names)
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    return ONEDNN_NOTE.format(stride=max(s for _, s in convs), layers=names), None
+
+
 def load_labelled(spec: Any, model: Any, option: str) -> tuple[list[np.ndarray], np.ndarray]:
     """Inputs (in the model's input order) and integer labels; clear errors when they do not fit."""
     from edgeml.calibration import load_dataset
@@ -25,9 +95,21 @@ def load_labelled(spec: Any, model: Any, option: str) -> tuple[list[np.ndarray],
                         hint="use a labelled spec: an image folder with class sub-folders, an .npz with a 'labels' "
                              "array, a CSV with label=COLUMN, or builtin:digits")
     labels = np.asarray(labels)
+    n_classes = int(outputs[0].shape[-1]) if outputs and outputs[0].shape and outputs[0].shape[-1] else 0
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim == 2:  # one-hot rows (as categorical cross-entropy is trained on): their class indices
+        onehot = labels.shape[1] == n_classes and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1)
+        if not onehot:
+            raise DataError(f"{option} {origin}: labels have shape {labels.shape}, neither class indices nor one-hot "
+                            f"rows for the model's {n_classes} classes",
+                            hint="store one class index per sample (or one one-hot row per sample)")
+        labels = labels.argmax(1)
     if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
         labels = labels.astype(np.int64)
-    n_classes = int(outputs[0].shape[-1]) if outputs and outputs[0].shape and outputs[0].shape[-1] else 0
+    if n_classes == 1 and labels.dtype.kind in "iu" and not np.isin(labels, (0, 1)).all():
+        raise DataError(f"{option} {origin}: the model has one output (a binary classifier) but the labels are not "
+                        f"0/1 (from {labels.min()} to {labels.max()})", hint="use 0/1 labels for this model")
     if labels.dtype.kind in "iu" and n_classes > 1 and (labels.min() < 0 or labels.max() >= n_classes):
         raise DataError(f"{option} {origin}: labels run from {labels.min()} to {labels.max()} but the model "
                         f"outputs {n_classes} classes",
@@ -35,30 +117,94 @@ def load_labelled(spec: Any, model: Any, option: str) -> tuple[list[np.ndarray],
     return [feeds[s.name] for s in inputs], labels
 
 
+def _single(loss: Any) -> Any:
+    """The loss of a single-output model compiled with a one-entry dict or list of losses."""
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        return loss[0]
+    if hasattr(loss, "values") and not callable(loss) and len(loss) == 1:
+        return next(iter(loss.values()))
+    return loss
+
+
+def loss_name(loss: Any) -> str:
+    """A readable name: 'categorical_crossentropy', 'SparseCategoricalCrossentropy(from_logits=True)', ..."""
+    if isinstance(loss, str):
+        return loss
+    if hasattr(loss, "get_config"):
+        cfg = loss.get_config() or {}
+        name = type(loss).__name__
+        if name == "LossFunctionWrapper":
+            name = cfg.get("name") or getattr(getattr(loss, "fn", None), "__name__", name)
+        opts = [f"{k}={cfg[k]}" for k in ("from_logits", "label_smoothing") if cfg.get(k)]
+        return f"{name}({', '.join(opts)})" if opts else name
+    return getattr(loss, "__name__", type(loss).__name__)
+
+
+def sparse_labels(loss: Any) -> bool:
+    """Whether ``loss`` takes class indices (sparse_*) rather than targets shaped like the output (one-hot)."""
+    return "sparse" in loss_name(loss).lower()
+
+
 def loss_for(model: Any, compiled_loss: Any) -> tuple[Any, str]:
     """The model's own loss when it was compiled, else sparse categorical cross-entropy for classifiers."""
     from edgeml._tf import keras as import_keras
 
     keras = import_keras()
+    if len(model.outputs) != 1:
+        raise EdgeMLError(f"fine-tuning works on single-output models; this one has {len(model.outputs)} outputs",
+                          hint="prune without --train (one-shot) and fine-tune the result in your own training code")
     if compiled_loss is not None:
-        name = compiled_loss if isinstance(compiled_loss, str) else type(compiled_loss).__name__
-        return compiled_loss, f"the model's own loss ({name})"
+        loss = _single(compiled_loss)
+        if hasattr(loss, "values") and not callable(loss):
+            raise EdgeMLError(f"the model was compiled with several losses ({loss_name(loss)}) for its one output",
+                              hint="re-compile it with one loss before model.save(), then prune again")
+        form = "class indices" if sparse_labels(loss) else "labels fed one-hot" \
+            if (model.outputs[0].shape[-1] or 0) > 1 else "labels fed as 0/1"
+        return loss, f"the model's own loss, {loss_name(loss)}; {form}"
     out = model.outputs[0]
-    if len(model.outputs) != 1 or not out.shape or (out.shape[-1] or 0) < 2:
+    if not out.shape or (out.shape[-1] or 0) < 2:
         raise EdgeMLError("cannot choose a fine-tuning loss: the model was saved uncompiled and is not a "
                           "single-output classifier",
                           hint="compile the model with its loss before model.save(), then prune again")
-    last = model.layers[-1]
-    act = getattr(last, "activation", None)
-    probs = type(last).__name__ == "Softmax" or getattr(act, "__name__", "") == "softmax"
+    probs = _activation(model) == "softmax"
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not probs)
     return loss, f"sparse categorical cross-entropy ({'probabilities' if probs else 'logits'})"
 
 
+def _activation(model: Any) -> str:
+    """The last layer's activation: 'softmax', 'sigmoid', ... ('' when it has none)."""
+    last = model.layers[-1]
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    return getattr(getattr(last, "activation", None), "__name__", "")
+
+
+def targets(model: Any, loss: Any, y: np.ndarray) -> np.ndarray:
+    """Labels (class indices) in the form ``loss`` trains on: indices for sparse losses, else one-hot rows (or
+    0/1 for a one-unit output) shaped like the model's output."""
+    y = np.asarray(y)
+    if sparse_labels(loss):
+        return y.astype(np.int64)
+    shape = tuple(int(d) for d in model.outputs[0].shape[1:])
+    classes = shape[-1] if shape else 1
+    if int(np.prod(shape)) != classes:
+        raise EdgeMLError(f"the model's output has shape {shape}, not one score per class; edgeml cannot build "
+                          f"targets for its loss {loss_name(loss)} from class labels",
+                          hint="prune without --train (one-shot) and fine-tune in your own training code")
+    dense = y.astype(np.float32).reshape(-1, 1) if classes == 1 else np.eye(classes, dtype=np.float32)[y]
+    return dense.reshape((len(y),) + shape)
+
+
 def accuracy(model: Any, x: list[np.ndarray], y: np.ndarray) -> float:
     pred = model.predict(x if len(x) > 1 else x[0], batch_size=256, verbose=0)
-    pred = pred[0] if isinstance(pred, list) else pred
-    return float(np.mean(np.argmax(pred, axis=-1).ravel() == np.asarray(y).ravel()))
+    pred = np.asarray(pred[0] if isinstance(pred, list) else pred).reshape(len(y), -1)
+    if pred.shape[1] == 1:
+        if _activation(model) != "sigmoid":
+            raise EdgeMLError("cannot score accuracy: the model has one output unit that is not a sigmoid "
+                              "probability, so there is no threshold to read a class from",
+                              hint="omit --val, or end the model with a sigmoid (or two-class softmax) output")
+        return float(np.mean((pred[:, 0] > 0.5) == np.asarray(y).ravel().astype(bool)))
+    return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y).ravel()))
 
 
 def fine_tune(model: Any, train: tuple, val: tuple | None, *, loss: Any, epochs: int, batch_size: int, lr: float,
@@ -70,6 +216,9 @@ def fine_tune(model: Any, train: tuple, val: tuple | None, *, loss: Any, epochs:
 
     keras = import_keras()
     x, y = train
+    y = targets(model, loss, y)
+    if val is not None:
+        val = (val[0], targets(model, loss, val[1]))
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
     steps = int(np.ceil(len(y) / batch_size))
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml._io import atomic_path, check_output
+from edgeml._io import atomic_path, check_outputs
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError
 from edgeml.quantize.debug import LayerError
@@ -59,6 +59,7 @@ class QuantizeResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    fidelity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size_ratio(self) -> float:
@@ -82,6 +83,10 @@ def _already_quantized(art: ModelArtifact) -> str | None:
         info = art.inspect()
         q = [d for d in info.weight_dtypes if d in ("int8", "uint8", "int4", "int16")]
         if q or "QUANTIZE" in info.ops and any(t.quantization for t in info.inputs + info.outputs):
+            from edgeml.quantize.tflite_edit import hybrid_weights
+
+            if hybrid_weights(art.path.read_bytes()) is not None:
+                return None  # float activations with int8 weights: dequantized and quantized fully
             return f"its weights are {', '.join(q) or 'quantized'}"
     return None
 
@@ -123,8 +128,14 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              mode: str = "int8", io: str | None = None, per_channel: bool = True, method: str = "minmax",
              calib_samples: int | None = None, target: str | None = None, eval: Any = None,
              report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
-             progress: Callable[[str], None] | None = None, keras_model: Any = None) -> QuantizeResult:
-    """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input."""
+             progress: Callable[[str], None] | None = None, keras_model: Any = None,
+             input_shapes: Any = None, keep_degraded: bool = False) -> QuantizeResult:
+    """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
+    and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
+    (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
+    says ``broken``.
+
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of generated comparison inputs."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
@@ -160,8 +171,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     if needs_calib and calib is None:
         raise EdgeMLError(f"--mode {mode} needs calibration data", hint="pass --calib SPEC (100-500 representative "
                                                                         "samples, e.g. --calib images/?samples=200)")
-    out = check_output(out, inputs=[art.path], force=force)
-    report_path = check_output(report, inputs=[art.path, out], force=force) if report else None
+    out, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
     why = _already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
@@ -184,7 +194,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         work = Path(work_dir)
         t_cal = time.perf_counter()
         if fmt == "tflite":
-            float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, say)
+            float_path, left, recipe = _tflite(art, keras_model, work, tmp, mode, io, per_channel, ds, profile, notes,
+                                               say)
         else:
             float_path, left, recipe = _onnx(art, keras_model, work, tmp, mode, per_channel, method, ds, profile,
                                              notes, say)
@@ -192,25 +203,76 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         calibration = None
         if ds is not None and needs_calib:
             calibration = {"data": ds.spec.origin or ds.spec.source, "samples": len(ds),
-                           "seconds": round(cal_seconds, 3), "process_peak_rss_mib": _peak_rss_mib()}
+                           "seconds": round(cal_seconds, 3), "process_peak_rss_mib": _peak_rss_mib(),
+                           **(recipe.pop("calibration", None) or {})}
         if left:
             warnings.append(f"{len(left)} op(s) stay in float: {', '.join(left[:8])}"
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
-        metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say)
+        metrics, layers = _compare(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes)
         accuracy = _accuracy(float_path, tmp, eval, say) if eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
+        source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
+        fid = _fidelity(art, metrics, source_size, size_after, notes, warnings)
+        if fid["status"] == "broken" and not keep_degraded:
+            raise _broken(art.path, fid, metrics, layers, fmt, mode, per_channel, method, written=False)
     result = QuantizeResult(
         source=str(art.path), source_format=art.format.value, output=str(out), format=fmt, mode=mode, io=io,
         per_channel=per_channel, method=method, target=profile.name, recipe=recipe,
-        source_size_bytes=art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before,
+        source_size_bytes=source_size,
         size_before_bytes=size_before, size_after_bytes=size_after, calibration=calibration, float_ops=left,
         metrics=metrics, layers=layers, accuracy=accuracy, seconds=round(time.perf_counter() - t_start, 3),
-        notes=notes, warnings=warnings)
+        notes=notes, warnings=warnings, fidelity=fid)
     if report_path is not None:
         write_report(result, report_path)
     return result
+
+
+def _fidelity(art: ModelArtifact, metrics: Any, source_size: int, size_after: int, notes: list[str],
+              warnings: list[str]) -> dict[str, Any]:
+    from edgeml.quantize import fidelity
+
+    status, broken, degraded = fidelity.judge(metrics)
+    ops = art.inspect().ops if art.format is ModelFormat.ONNX else None
+    growth = fidelity.size_growth(source_size, size_after, ops)
+    if growth:
+        status = "broken"
+    warnings.extend(metrics.notes)
+    warnings.extend(f"fidelity degraded: {d}" for d in degraded)
+    caveats = [n for n in notes + metrics.notes if "ONNX Runtime's" in n or n.startswith("per-layer")]
+    return {"status": status, "broken": broken, "degraded": degraded, "size_growth": growth,
+            "caveats": caveats if status == "broken" else [], "thresholds": fidelity.thresholds()}
+
+
+def _broken(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: str, mode: str, per_channel: bool,
+            method: str, *, written: bool) -> EdgeMLError:
+    from edgeml.quantize.fidelity import FidelityError, hint
+
+    why = []
+    if fid["broken"]:
+        worst = f"; worst layer {layers[0].name.split(';')[0]!r} ({layers[0].op}, SQNR {layers[0].sqnr_db:.1f} dB)" \
+            if layers else ""
+        why.append(f"{'; '.join(fid['broken'])} on {metrics.data}{worst}")
+    if fid.get("size_growth"):
+        why.append(fid["size_growth"])
+    where = "kept at the output (--keep-degraded)" if written else "nothing was written"
+    why += [f"({c})" for c in fid.get("caveats", [])]
+    advice = hint(fmt=fmt, mode=mode, per_channel=per_channel, method=method) if fid["broken"] else \
+        "--keep-degraded writes it anyway (still exit 1)"
+    if fid.get("size_growth"):
+        advice = "export the model with its trained weights stored as initializers (the source computes them at " \
+                 f"run time); {advice}"
+    return FidelityError(f"{path}: the quantized model fails its fidelity check: {'; '.join(why)}; {where}",
+                         hint=advice)
+
+
+def broken_error(r: QuantizeResult) -> EdgeMLError | None:
+    """The FidelityError for a result kept with ``keep_degraded`` whose check failed, else None."""
+    if r.fidelity.get("status") != "broken":
+        return None
+    return _broken(Path(r.source), r.fidelity, r.metrics, r.layers, r.format, r.mode, r.per_channel, r.method,
+                   written=True)
 
 
 def _keras_inputs(keras_model: Any) -> list:
@@ -219,29 +281,37 @@ def _keras_inputs(keras_model: Any) -> list:
     return io_specs(keras_model)[0]
 
 
-def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, say):
+def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say):
     from edgeml.quantize import tflite as tq
 
     recipe = {"quantizer": "", "mode": mode, "io": io, "per_channel": per_channel, "method": "minmax",
               "full_int8_required": profile.full_int8}
     if art.format is ModelFormat.TFLITE:
-        from edgeml.runtimes.litert import load_interpreter
-
-        sigs = load_interpreter(art.path, allocate=False).get_signature_list()
-        signature = next(iter(sigs), "serving_default")
+        float_path, source, signature, names, added = _float_tflite(art, work, notes, say)
         calibration = None
         if ds is not None:
-            names = list(sigs.get(signature, {}).get("inputs", [])) or ds.input_names
-            calibration = [{n: s.feeds[k][None] for n, k in zip(names, ds.input_names)} for s in ds]
+            by_name = set(names) == set(ds.input_names)
+            calibration = [{n: s.feeds[n if by_name else k][None] for n, k in zip(names, ds.input_names)}
+                           for s in ds]
         say(f"quantizing with AI Edge Quantizer ({mode})")
-        data, left = tq.from_tflite(art.path, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
-                                    signature=signature, full_int8=profile.full_int8, target=profile.name)
+        data, left = tq.from_tflite(source, mode=mode, io=io, per_channel=per_channel, calibration=calibration,
+                                    signature=signature, full_int8=profile.full_int8, target=profile.name,
+                                    source=art.path)
+        if added:  # the signature was edgeml's: the output keeps the source's contract
+            from edgeml.quantize.tflite_edit import strip_signatures
+
+            data = strip_signatures(data)
         recipe["quantizer"] = "ai-edge-quantizer"
         tmp.write_bytes(data)
-        return art.path, left, recipe
+        return float_path, left, recipe
     from edgeml.convert.tflite import convert_savedmodel, export_savedmodel
 
-    folder = art.path if art.format is ModelFormat.SAVEDMODEL else export_savedmodel(keras_model, work / "sm")
+    # full-int8 targets (the Edge TPU) compile static shapes only: batch 1, as the board runs it
+    batch = 1 if profile.full_int8 else None
+    folder = art.path if art.format is ModelFormat.SAVEDMODEL else export_savedmodel(keras_model, work / "sm",
+                                                                                         batch=batch)
+    if batch:
+        notes.append("batch fixed to 1 for the Edge TPU (static shapes only)")
     say("converting the float reference (TFLite converter)")
     float_path = work / "float.tflite"
     float_path.write_bytes(convert_savedmodel(folder))
@@ -253,6 +323,56 @@ def _tflite(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, 
     recipe["quantizer"] = "tflite-converter"
     tmp.write_bytes(data)
     return float_path, left, recipe
+
+
+def _float_tflite(art, work: Path, notes: list[str], say) -> tuple[Path, Path, str, list[str], bool]:
+    """(float reference, file to quantize, signature key, its input names, signature added) for a .tflite.
+
+    A hybrid model's int8 weights are dequantized first (the float model is the reference); old-schema
+    operator codes are normalised; a model without a SignatureDef gets a temporary one over subgraph 0
+    (AI Edge Quantizer calibrates through signatures).
+    """
+    from edgeml.quantize import tflite_edit
+    from edgeml.runtimes.litert import load_interpreter
+
+    float_path = art.path
+    data = art.path.read_bytes()
+    hybrid, consts = tflite_edit.stored_weights(data)
+    if hybrid or consts:
+        say("turning stored int8/float16 weights into float32")
+        data, int8, folded = tflite_edit.dequantize_weights(data)
+        float_path = work / "dequantized.tflite"
+        float_path.write_bytes(data)
+        if hybrid:
+            notes.append(f"the source is a hybrid (dynamic-range) model: its {int8} int8 weight tensor(s) were "
+                         "dequantized to float32 and the model quantized fully; fidelity is measured against that "
+                         "dequantized float model")
+        if folded:
+            notes.append(f"{folded} DEQUANTIZE op(s) of stored (float16/int8) weights folded into float32 "
+                         "constants before quantization")
+    data, fixed = tflite_edit.normalise_opcodes(data)
+    if fixed:
+        notes.append(f"{fixed} operator code(s) in the pre-2020 schema form (builtin_code 0) normalised for "
+                     "AI Edge Quantizer")
+    sigs = load_interpreter(float_path, allocate=False).get_signature_list()
+    added = not sigs
+    if sigs:
+        signature = next(iter(sigs))
+        if len(sigs) > 1:
+            notes.append(f"the model has {len(sigs)} signatures; quantized through the first, {signature!r}")
+        names = list(sigs[signature].get("inputs", []))
+    else:
+        info = art.inspect()
+        names, outs = [t.name for t in info.inputs], [t.name for t in info.outputs]
+        data = tflite_edit.add_signature(data, names, outs)
+        signature = tflite_edit.TEMP_SIGNATURE
+        notes.append("the model has no SignatureDef: quantized through a temporary signature over its main "
+                     "subgraph (tensor names kept; the output has no signature, like the source)")
+    if not fixed and not added:
+        return float_path, float_path, signature, names, False
+    source = work / "prepared.tflite"
+    source.write_bytes(data)
+    return float_path, source, signature, names, added
 
 
 def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds, profile, notes, say):
@@ -277,16 +397,21 @@ def _onnx(art, keras_model, work: Path, tmp: Path, mode, per_channel, method, ds
     else:
         say(f"calibrating ({method}, {len(ds)} samples) and writing QDQ "
             f"(activations {recipe['activation_type']}, weights {recipe['weight_type']})")
-        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe)
+        from edgeml.calibration.streaming import progress_lines
+
+        info = oq.quantize_static(prepared, tmp, ds.calibration_reader(), recipe, progress=progress_lines(say))
         recipe["preprocess"] = info.get("preprocess")
+        if info.get("workaround"):
+            notes.append(info["workaround"])
+        recipe["calibration"] = info.get("calibration")  # moved into QuantizeResult.calibration by quantize()
     float_path = work / "float.onnx"
     onnx.save(info["preprocessed"], str(float_path))
     left = []
     return float_path, left, recipe
 
 
-def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say):
-    from edgeml.convert.verify import compare, random_feeds
+def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, say, input_shapes: Any = None):
+    from edgeml.convert.verify import compare, random_feeds, random_feeds_label
     from edgeml.runtimes.session import open_session
 
     try:
@@ -299,22 +424,31 @@ def _compare(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: int, s
         feeds = [{k: v[None] for k, v in ds.sample(j).feeds.items()} for j in range(min(n, len(ds)))]
         label = f"{len(feeds)} calibration samples"
     else:
-        feeds = random_feeds(ref.inputs, n, seed=0)
-        label = "seeded random inputs in [0, 1)"
+        feeds = random_feeds(ref.inputs, n, seed=0, input_shapes=input_shapes,
+                             what="comparing the quantized model on generated inputs")
+        label = f"{n} {random_feeds_label(ref.inputs)}"
+    from edgeml.quantize.heads import classifier_outputs
+
+    heads = classifier_outputs(float_path, fmt, [t.name for t in ref.outputs])
     try:
-        metrics = compare(ref, test, feeds, atol=math.inf, data=label)
+        metrics = compare(ref, test, feeds, atol=math.inf, data=label, classifiers=heads)
     except Exception as exc:
         raise QuantizationError(f"the quantized model fails to run: {' '.join(str(exc).split())[:300]}",
                                 hint="nothing was written; try --per-tensor or another --mode") from exc
     say(f"per-layer error on {len(feeds)} samples")
     from edgeml.quantize import debug
 
-    if fmt == "tflite":
-        layers = debug.tflite_layer_errors(float_path, quant_path, feeds)
-    else:
-        import onnx
+    try:
+        if fmt == "tflite":
+            layers = debug.tflite_layer_errors(float_path, quant_path, feeds)
+        else:
+            import onnx
 
-        layers = debug.onnx_layer_errors(onnx.load(str(float_path)), quant_path, feeds)
+            layers = debug.onnx_layer_errors(onnx.load(str(float_path)), quant_path, feeds)
+    except Exception as exc:  # the unoptimised, every-tensor run can fail where the deployed graph runs
+        layers = []
+        metrics.notes.append(f"per-layer errors unavailable: running every intermediate tensor failed "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
     return metrics, layers
 
 
@@ -324,7 +458,9 @@ def _accuracy(float_path: Path, quant_path: Path, eval_spec: Any, say) -> dict[s
     from edgeml.runtimes.session import open_session
 
     ref, test = open_session(float_path), open_session(quant_path)
-    ds = load_dataset(eval_spec, inputs=float_inputs(ref.inputs))
+    # bound to the quantized model's inputs: integer eval data in its domain is taken as those integers (not
+    # quantized twice), then both models read the same real values
+    ds = load_dataset(eval_spec, inputs=float_inputs(test.inputs))
     say(f"evaluating float and quantized on {len(ds)} labelled samples")
     a, b = evaluate(ref, ds), evaluate(test, ds)
     return {"data": ds.spec.origin or ds.spec.source, "samples": a["samples"], "float_top1": a["top1"],
@@ -345,8 +481,10 @@ def summary_lines(r: QuantizeResult) -> list[str]:
     """The headline facts of a quantization, one per line (CLI and Markdown share them)."""
     from edgeml.formats.common import human_bytes
 
+    src = r.source_size_bytes
+    source = f"; source file {human_bytes(src)}" if src and abs(src - r.size_before_bytes) > 0.1 * src else ""
     lines = [f"size      {human_bytes(r.size_before_bytes)} float -> {human_bytes(r.size_after_bytes)} "
-             f"({100 * r.size_ratio:.1f}%)"]
+             f"({100 * r.size_ratio:.1f}%{source})"]
     if r.calibration:
         c = r.calibration
         lines.append(f"calibrate {c['samples']} samples from {c['data']}, {c['seconds']:.1f} s")
@@ -358,7 +496,18 @@ def summary_lines(r: QuantizeResult) -> list[str]:
     if r.metrics is not None:
         m = r.metrics
         agree = f", argmax agreement {100 * m.argmax_agreement:.1f}%" if m.argmax_agreement is not None else ""
-        lines.append(f"outputs   MSE {m.mse:.3g}, cosine {m.cosine:.5f}{agree} vs float ({m.data})")
+        if m.degenerate:
+            lines.append(f"outputs   constant in the float model on every sample: cosine and argmax say nothing; "
+                         f"max abs diff {m.max_abs_diff:.3g}, relative error {m.relative_error:.3g} vs float "
+                         f"({m.data})")
+        else:
+            lines.append(f"outputs   MSE {m.mse:.3g}, cosine {m.cosine:.5f}, relative error "
+                         f"{m.relative_error:.3g}{agree} vs float ({m.data})")
+    if r.fidelity:
+        f = r.fidelity
+        why = "; ".join(f["broken"] + [f["size_growth"]] * bool(f.get("size_growth")) if f["status"] == "broken"
+                        else f["degraded"])
+        lines.append(f"fidelity  {f['status'].upper() if f['status'] != 'ok' else 'ok'}" + (f": {why}" if why else ""))
     if r.accuracy:
         a = r.accuracy
         lines.append(f"top-1     float {100 * a['float_top1']:.2f}%  quantized {100 * a['quantized_top1']:.2f}%  "

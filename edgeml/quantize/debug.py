@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,11 @@ def _tflite_producers(path: Path) -> dict[str, str]:
     return out
 
 
-def onnx_layer_errors(float_model: Any, quant_path: Path, feeds: list[dict[str, np.ndarray]]) -> list[LayerError]:
-    """Compare every tensor that the QDQ model quantizes with the same tensor of the float model."""
-    import tempfile
+def onnx_layer_errors(float_model: Any, quant_path: Path, feeds: Iterable[dict[str, np.ndarray]]) -> list[LayerError]:
+    """Compare every tensor that the QDQ model quantizes with the same tensor of the float model.
 
+    ``feeds`` is any iterable of feeds (a generator streams them: memory does not grow with their number)."""
     import onnx
-    import onnxruntime as ort
 
     quant = onnx.load(str(quant_path))
     dq_of = {}  # float tensor name -> DequantizeLinear output in the QDQ model
@@ -122,30 +122,15 @@ def onnx_layer_errors(float_model: Any, quant_path: Path, feeds: list[dict[str, 
     names = [n for n in dq_of if n in f_producers]
     if not names:
         return []
-    with tempfile.TemporaryDirectory(prefix="edgeml-dbg-") as tmp:
-        fm = onnx.ModelProto()
-        fm.CopyFrom(float_model)
-        qm = onnx.ModelProto()
-        qm.CopyFrom(quant)
-        known_f = {o.name for o in fm.graph.output}
-        known_q = {o.name for o in qm.graph.output}
+    from edgeml.calibration.streaming import AugmentedSession
+
+    # the same streaming path as calibration: one sample at a time, folded into fixed-size accumulators
+    fs = AugmentedSession(float_model, names)
+    qs = AugmentedSession(quant, [dq_of[n] for n in names])
+    acc = {n: _Acc(f_producers[n]) for n in names}
+    for feed in feeds:
+        fo, qo = fs.run(feed), qs.run(feed)
         for n in names:
-            if n not in known_f:
-                fm.graph.output.append(onnx.ValueInfoProto(name=n))
-            if dq_of[n] not in known_q:
-                qm.graph.output.append(onnx.ValueInfoProto(name=dq_of[n]))
-        paths = [Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"]
-        onnx.save(fm, str(paths[0]))
-        onnx.save(qm, str(paths[1]))
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
-        fs = ort.InferenceSession(str(paths[0]), opts, providers=["CPUExecutionProvider"])
-        qs = ort.InferenceSession(str(paths[1]), opts, providers=["CPUExecutionProvider"])
-        acc = {n: _Acc(f_producers[n]) for n in names}
-        for feed in feeds:
-            fo = dict(zip([o.name for o in fs.get_outputs()], fs.run(None, feed)))
-            qo = dict(zip([o.name for o in qs.get_outputs()], qs.run(None, feed)))
-            for n in names:
-                acc[n].add(np.asarray(fo[n]), np.asarray(qo[dq_of[n]]))
+            acc[n].add(np.asarray(fo[n]), np.asarray(qo[dq_of[n]]))
+        del fo, qo
     return _finish(acc)

@@ -96,7 +96,8 @@ def _qtype(name: str):
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}[name]
 
 
-def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True) -> dict:
+def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, preprocess: bool = True,
+                    progress: Any = None) -> dict:
     """Pre-process and quantize ``model`` (a prepared ModelProto) to ``out``; returns timings/notes."""
     import time
 
@@ -117,18 +118,82 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
                   "percentile": CalibrationMethod.Percentile}[recipe["method"]]
         extra = {"ActivationSymmetric": recipe["activation_symmetric"], "WeightSymmetric": recipe["weight_symmetric"]}
         t0 = time.perf_counter()
-        with all_output_captured():
-            try:
+        # -- streaming calibration, bounded memory (edgeml.calibration.streaming); ORT still builds the QDQ graph --
+        from edgeml.calibration.streaming import ort_calibration
+
+        reader, cal_kwargs, info["calibration"] = ort_calibration(pre, reader, method=recipe["method"],
+                                                                  work_dir=Path(tmp), progress=progress)
+        # -- end streaming calibration --
+
+        def run() -> None:
+            with all_output_captured():
                 ort_quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                                     per_channel=recipe["per_channel"], activation_type=_qtype(recipe["activation_type"]),
                                     weight_type=_qtype(recipe["weight_type"]), calibrate_method=method,
-                                    extra_options=extra)
-            except Exception as exc:
-                raise QuantizationError(f"ONNX Runtime static quantization failed: {' '.join(str(exc).split())[:300]}",
-                                        hint="check the calibration data matches the model; see --debug") from exc
+                                    extra_options=extra, **cal_kwargs)
+
+        try:
+            run()
+        except EdgeMLError:
+            raise  # the calibration reader's own data errors
+        except Exception as exc:
+            # with precomputed ranges (reader None) a second run needs no data; otherwise the reader must rewind
+            if _failed_in(exc) != _BIAS_ADJUST or not (reader is None or hasattr(reader, "rewind")):
+                raise ort_error(exc, "static") from exc
+            # ORT's per-channel weight-scale adjustment for int32 biases breaks on some bias layouts (a bias
+            # that is not 1-D per channel); it only matters for biases too small for the int32 scale
+            if reader is not None:
+                reader.rewind()
+            extra["QDQDisableWeightAdjustForInt32Bias"] = True
+            try:
+                run()
+            except EdgeMLError:
+                raise
+            except Exception as exc2:
+                raise ort_error(exc2, "static") from exc2
+            info["workaround"] = (f"ONNX Runtime's int32-bias weight-scale adjustment failed "
+                                  f"({type(exc).__name__} in {_BIAS_ADJUST}); quantized with "
+                                  "QDQDisableWeightAdjustForInt32Bias")
         info["quantize_seconds"] = round(time.perf_counter() - t0, 3)
         info["preprocessed"] = onnx.load(str(pre)) if preprocess else model
     return info
+
+
+_BIAS_ADJUST = "_adjust_weight_scale_for_int32_bias"
+
+
+def _failed_in(exc: BaseException, package: str = "onnxruntime") -> str | None:
+    """The innermost function of ``package`` in ``exc``'s traceback."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if package in f.filename]
+    return frames[-1].name if frames else None
+
+
+def ort_error(exc: BaseException, kind: str) -> QuantizationError:
+    """Say which failed: a calibration run of the model on the data, or ONNX Runtime's quantizer itself."""
+    import traceback
+
+    import onnxruntime
+
+    text = " ".join(str(exc).split())[:300]
+    name = type(exc).__name__
+    if type(exc).__module__.startswith("onnxruntime.capi") and name == "InvalidArgument":
+        # the C++ runtime refused a calibration run: the data does not fit the model
+        return QuantizationError(f"ONNX Runtime could not run the model on the calibration data ({name}: {text})",
+                                 hint="check the calibration data's shape, dtype and layout match the model's inputs "
+                                      "(edgeml inspect MODEL; edgeml data inspect SPEC)")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "onnxruntime" in f.filename]
+    where = ""
+    if frames:
+        f = frames[-1]
+        tail = f.filename.split("onnxruntime", 1)[-1].lstrip("/\\")
+        where = f" in onnxruntime/{tail}:{f.lineno} ({f.name})"
+    return QuantizationError(
+        f"ONNX Runtime {onnxruntime.__version__}'s {kind} quantizer failed internally on this graph: "
+        f"{name}: {text}{where}",
+        hint="this is the quantizer's limitation on this graph, not a data problem: try --per-tensor, "
+             "--mode dynamic, or --format tflite from the Keras/SavedModel source; --debug shows the traceback")
 
 
 def _preprocess(src: Path, dst: Path, info: dict[str, Any]) -> Path:
@@ -159,7 +224,7 @@ def quantize_dynamic(model, out: Path) -> dict:
             try:
                 ort_quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
             except Exception as exc:
-                raise QuantizationError(f"ONNX Runtime dynamic quantization failed: {str(exc)[:300]}") from exc
+                raise ort_error(exc, "dynamic") from exc
     return {"preprocessed": model}
 
 

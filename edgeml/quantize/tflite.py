@@ -104,14 +104,15 @@ def _aeq():
         from ai_edge_quantizer import quantizer, recipe
     except ImportError as exc:
         raise MissingDependencyError("quantizing an existing .tflite needs AI Edge Quantizer",
-                                     hint="pip install 'edgeml[tflite-quant]' (or quantize the Keras/SavedModel "
+                                     hint="pip install 'edgeml-toolchain[tflite-quant]' (or quantize the Keras/SavedModel "
                                           "source instead)") from exc
     return quantizer, recipe
 
 
 def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibration: list[dict[str, Any]] | None,
-                signature: str, full_int8: bool, target: str) -> tuple[bytes, list[str]]:
-    """Quantize a float .tflite with AI Edge Quantizer; ``calibration`` is a list of {input: batch-1 array}."""
+                signature: str, full_int8: bool, target: str, source: Path | None = None) -> tuple[bytes, list[str]]:
+    """Quantize a float .tflite with AI Edge Quantizer; ``calibration`` is a list of {input: batch-1 array}.
+    ``source``: the user's file, named in errors when ``path`` is a prepared copy of it."""
     quantizer, recipe = _aeq()
     if mode == "int8" and io != "int8":
         raise EdgeMLError(f"--io {io}: a quantized .tflite made from a .tflite has int8 inputs and outputs",
@@ -135,8 +136,16 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
             qsv = q.calibrate({signature: calibration}) if q.need_calibration else None
             result = q.quantize(qsv)
         except Exception as exc:
-            raise QuantizationError(f"{path}: AI Edge Quantizer failed: {' '.join(str(exc).split())[:300]}",
-                                    hint="quantize the Keras/SavedModel source instead") from exc
+            from importlib.metadata import version
+
+            from edgeml.quantize.onnx import _failed_in
+
+            where = _failed_in(exc, "ai_edge_quantizer")
+            raise QuantizationError(
+                f"{source or path}: AI Edge Quantizer {version('ai-edge-quantizer')} failed on this model: {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}" + (f" (in {where})" if where else ""),
+                hint="a limitation of AI Edge Quantizer on this graph: try --per-tensor or --mode dynamic, or "
+                     "quantize the Keras/SavedModel source with the TFLite converter") from exc
     data = bytes(result.quantized_model)
     left = float_ops(data) if mode == "int8" else []
     if left and full_int8:

@@ -216,7 +216,13 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         p = Path(r)
         if p.is_dir():
             p = p / "run.json"
-        b.add(_load(p), p)
+        data = _load(p)
+        try:
+            b.add(data, p)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else f"malformed ({exc})"
+            raise EdgeMLError(f"{p}: not a complete {data.get('schema')} result: {what}",
+                              hint="pass the JSON exactly as edgeml wrote it (--json or --out)") from exc
     if not b.variants:
         raise EdgeMLError("the results hold no models", hint="include an edgeml bench or estimate result")
     for v in b.variants.values():
@@ -224,7 +230,8 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
             from edgeml.artifact import inspect_model
 
             try:
-                v.macs = inspect_model(v.path).macs or None
+                info = inspect_model(v.path)
+                v.macs = None if info.macs_partial else (info.macs or None)  # a partial count is no figure
             except EdgeMLError:
                 pass
         if v.size_bytes is None and v.path and Path(v.path).exists():

@@ -176,7 +176,7 @@ def svgs(report: Any) -> tuple[list[str], str | None]:
         from matplotlib import ticker
         from matplotlib.lines import Line2D
     except ImportError:
-        return [], "plots need matplotlib: pip install 'edgeml[report]'"
+        return [], "plots need matplotlib: pip install 'edgeml-toolchain[report]'"
     plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})
     out = []
     number = {v.name: k + 1 for k, v in enumerate(report.variants)}

@@ -74,9 +74,14 @@ class LiteRTSession:
         self.path = Path(path)
         _, self.runtime = interpreter_class()
         delegates = [load_delegate(delegate)] if delegate else None
-        self.interpreter = load_interpreter(self.path, num_threads=threads, experimental_delegates=delegates,
-                                            preserve_all_tensors=preserve_all_tensors)
         info = inspect_tflite(self.path, validate=False)
+        # a model with dynamic inputs is allocated at the first real shape (set_inputs): a delegate such as
+        # XNNPACK may refuse to prepare it at the placeholder size 1
+        from edgeml.formats.shapes import resolve
+
+        self._allocated = resolve(info.inputs).complete
+        self.interpreter = load_interpreter(self.path, num_threads=threads, experimental_delegates=delegates,
+                                            preserve_all_tensors=preserve_all_tensors, allocate=self._allocated)
         self.inputs, self.outputs = info.inputs, info.outputs
         details_in = self.interpreter.get_input_details()
         details_out = self.interpreter.get_output_details()
@@ -95,8 +100,15 @@ class LiteRTSession:
                 self.interpreter.resize_tensor_input(self._in_index[t.name], list(x.shape))
                 self._in_shape[t.name] = tuple(x.shape)
                 resized = True
-        if resized:
-            self.interpreter.allocate_tensors()
+        if resized or not self._allocated:
+            try:
+                self.interpreter.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise ModelLoadError(f"{self.path}: the LiteRT interpreter cannot prepare the model at input shapes "
+                                     f"{[list(np.shape(feeds[t.name])) for t in self.inputs]}: "
+                                     f"{' '.join(str(exc).split())}",
+                                     hint="check the input shapes (--input-shape, or the data) fit the model") from exc
+            self._allocated = True
         for t in self.inputs:
             self.interpreter.set_tensor(self._in_index[t.name], quantize(np.asarray(feeds[t.name]), t.dtype,
                                                                          t.quantization))

@@ -97,10 +97,43 @@ def environment():
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "cpu_mhz": int(freq) / 1000.0 if freq and freq.isdigit() else None,
         "temperatures_c": temps, "throttled": throttled, "python": platform.python_version(),
-        "numpy": _version("numpy"), "runtimes": {k: _version(k) for k in
+        "numpy": _version("numpy"), "onnxruntime_imported": _imported_version("onnxruntime"),
+        "runtimes": {k: _version(k) for k in
                                                   ("ai-edge-litert", "tflite-runtime", "tensorflow", "onnxruntime",
                                                    "onnxruntime-gpu")},
     }
+
+
+_PROVIDER_LIBRARIES = {"TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",
+                       "CUDAExecutionProvider": "libonnxruntime_providers_cuda.so"}
+
+
+def provider_problem(ort, name):
+    """Why an ONNX Runtime provider that the wheel lists as available cannot load here (None when it can).
+
+    onnxruntime-gpu lists TensorRT and CUDA whenever their bridge libraries ship in the wheel, even when the
+    libraries they need (TensorRT's libnvinfer, cuDNN) are missing; a session then quietly falls back to the
+    next provider. Loading the bridge library names the missing dependency."""
+    lib = _PROVIDER_LIBRARIES.get(name)
+    if lib is None or platform.system() != "Linux":
+        return None
+    path = os.path.join(os.path.dirname(ort.__file__), "capi", lib)
+    if not os.path.exists(path):
+        return None
+    import ctypes
+
+    try:
+        ctypes.CDLL(path)
+    except OSError as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
+def _imported_version(module):
+    """The version of the module this run imported (two ORT wheels can be installed side by side); None when
+    it was not imported (never imported here: that would add to the measured process)."""
+    mod = sys.modules.get(module)
+    return getattr(mod, "__version__", None) if mod is not None else None
 
 
 def doctor():
@@ -113,7 +146,11 @@ def doctor():
         try:
             import onnxruntime
 
+            env["onnxruntime_imported"] = getattr(onnxruntime, "__version__", None)
             providers = onnxruntime.get_available_providers()
+            problems = {p: provider_problem(onnxruntime, p) for p in providers}
+            providers = [p if not problems.get(p) else "%s (listed, but cannot load: %s)" % (p, problems[p])
+                         for p in providers]
         except Exception as exc:
             providers = ["error: %s" % exc]
     import ctypes.util
@@ -182,17 +219,41 @@ class TFLiteModel:
             self.delegate = name
         try:
             self.it = cls(**kwargs)
-            self.it.allocate_tensors()
+            # dynamic inputs (shape signature -1) are allocated once set() has resized them: a delegate may
+            # refuse to prepare the graph at the placeholder size 1
+            self.allocated = not any(-1 in list(d.get("shape_signature", []))[1:] for d in self.it.get_input_details())
+            if self.allocated:
+                self.it.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise RunnerError("%s: the TFLite runtime refuses this model: %s" % (spec["name"], exc),
                               "an Edge TPU-compiled model needs the edgetpu delegate (--target coral-usb)"
                               if "edgetpu-custom-op" in str(exc) else "re-convert the model")
-        self.inputs = self.it.get_input_details()
-        self.outputs = self.it.get_output_details()
+        try:
+            self.inputs = self.it.get_input_details()
+            self.outputs = self.it.get_output_details()
+        except UnicodeDecodeError:
+            raise RunnerError("%s: a tensor name is not valid UTF-8; the TFLite runtime cannot read the model's IO"
+                              % spec["name"], "rename the model's input/output tensors and re-export it")
         self.np = np
 
     def set(self, arrays):
         np = self.np
+        resized = False
+        for d, x in zip(self.inputs, arrays):
+            shape = list(np.shape(x))
+            if shape != [int(v) for v in d["shape"]]:  # dynamic dims: the data decides the shape
+                self.it.resize_tensor_input(d["index"], shape, strict=False)
+                resized = True
+        if resized or not self.allocated:
+            try:
+                self.it.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise RunnerError("the TFLite runtime cannot prepare the model at input shapes %s: %s"
+                                  % ([list(np.shape(x)) for x in arrays], " ".join(str(exc).split())),
+                                  "check the input shapes (--input-shape) fit the model")
+            self.allocated = True
+            self.inputs = self.it.get_input_details()
+            self.outputs = self.it.get_output_details()
         for d, x in zip(self.inputs, arrays):
             self.it.set_tensor(d["index"], _to_dtype(np, x, np.dtype(d["dtype"]).name, d.get("quantization")))
 
@@ -230,8 +291,10 @@ class OrtModel:
             opts.intra_op_num_threads = int(spec["threads"])
         available = ort.get_available_providers()
         wanted = spec.get("providers") or ["CPUExecutionProvider"]
-        providers = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
-        self.missing_providers = [p for p in wanted if p not in available]
+        self.provider_problems = {p: provider_problem(ort, p) for p in wanted if p in available}
+        self.provider_problems = {p: why for p, why in self.provider_problems.items() if why}
+        providers = [p for p in wanted if p in available and p not in self.provider_problems] or \
+            ["CPUExecutionProvider"]
         options = []
         for p in providers:
             if p == "TensorrtExecutionProvider":
@@ -248,8 +311,15 @@ class OrtModel:
             raise RunnerError("%s: ONNX Runtime refuses this model: %s" % (spec["name"], " ".join(str(exc).split())),
                               "check the model loads with onnxruntime on this machine")
         self.providers = self.sess.get_providers()
-        self.inputs = self.sess.get_inputs()
-        self.names = [o.name for o in self.inputs]
+        # what was asked for and is not running: not installed, not loadable, or refused by the session
+        self.missing_providers = [p for p in wanted if p not in self.providers]
+        try:
+            self.inputs = self.sess.get_inputs()
+            self.names = [o.name for o in self.inputs]
+            [o.name for o in self.sess.get_outputs()]
+        except UnicodeDecodeError:
+            raise RunnerError("%s: a tensor name is not valid UTF-8; ONNX Runtime cannot feed or fetch it"
+                              % spec["name"], "rename the model's input/output tensors and re-export it")
         self.np = np
         self.feed = {}
 
@@ -319,6 +389,31 @@ def stats(ms):
 
 
 # -- measurement -----------------------------------------------------------------------------------------
+def memory_ceiling(job):
+    """Bytes the job's tensors may take: the job's own limit, else a quarter of this machine's free memory."""
+    if job.get("max_memory_bytes"):
+        return int(job["max_memory_bytes"])
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 // 4
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024 ** 3
+
+
+def check_shapes(np, name, shapes, limit):
+    """Refuse inputs whose declared shapes would not fit, before allocating them."""
+    for k, (shape, dtype, _) in enumerate(shapes):
+        n = np.dtype(dtype).itemsize
+        for d in [1] + list(shape[1:]):
+            n *= d if isinstance(d, int) and d > 0 else 1
+        if n > limit:
+            raise RunnerError("%s: input %d %s (%s) would need %.1f GiB, over this machine's memory ceiling of "
+                              "%.1f GiB" % (name, k, list(shape), dtype, n / 2 ** 30, limit / 2 ** 30),
+                              "check the model's declared input shape (or raise EDGEML_MAX_MEMORY)")
+
+
 def _synthetic(np, shapes, seed=0):
     rng = np.random.default_rng(seed)
     arrays = []
@@ -329,6 +424,12 @@ def _synthetic(np, shapes, seed=0):
         else:
             arrays.append(rng.integers(0, 10, shape).astype(dtype))
     return arrays
+
+
+def _row(arr, j, full):
+    """Sample j of a data array: ``full`` arrays stack whole model inputs (any batch axis, scalars),
+    the others stack samples without their leading batch axis."""
+    return arr[j] if full else arr[j:j + 1]
 
 
 def measure(job_dir):
@@ -344,6 +445,7 @@ def measure(job_dir):
             files[name] = np.load(path, allow_pickle=False) if os.path.exists(path) else None
         return files[name]
 
+    full = job.get("data_layout") == "full"  # generated data stacks whole inputs (any batch axis)
     models, result_models, datas = [], [], []
     for spec in job["models"]:
         spec = dict(spec, path=os.path.join(job_dir, spec["file"]))
@@ -353,8 +455,14 @@ def measure(job_dir):
         t0 = time.perf_counter()
         m = (TFLiteModel if spec["format"] == "tflite" else OrtModel)(spec)
         load_ms = (time.perf_counter() - t0) * 1000
-        first = [data["in%d" % i][:1] for i in range(len(m.inputs))] if data is not None else \
-            _synthetic(np, m.input_shapes())
+        if spec.get("feed"):  # inputs generated by edgeml at the model's resolved shapes
+            feed = np.load(os.path.join(job_dir, spec["feed"]), allow_pickle=False)
+            first = [feed["in%d" % i] for i in range(len(m.inputs))]
+        elif data is not None:
+            first = [_row(data["in%d" % i], 0, full) for i in range(len(m.inputs))]
+        else:
+            check_shapes(np, spec["name"], m.input_shapes(), memory_ceiling(job))
+            first = _synthetic(np, m.input_shapes())
         m.set(first)
         t0 = time.perf_counter()
         m.invoke()
@@ -366,6 +474,8 @@ def measure(job_dir):
         if isinstance(m, OrtModel):
             entry["providers"] = m.providers
             entry["missing_providers"] = m.missing_providers
+            if m.provider_problems:
+                entry["provider_problems"] = m.provider_problems
             if "TensorrtExecutionProvider" in m.providers:
                 entry["cold_start"]["engine_build_ms"] = first_ms  # first run builds (or loads) the engine
         if isinstance(m, TFLiteModel):
@@ -409,7 +519,7 @@ def measure(job_dir):
                 continue
             outs = []
             for j in range(int(data["in0"].shape[0])):
-                m.set([data["in%d" % i][j:j + 1] for i in range(len(m.inputs))])
+                m.set([_row(data["in%d" % i], j, full) for i in range(len(m.inputs))])
                 m.invoke()
                 outs.append([np.asarray(o, np.float64) for o in m.get()])
             outputs[k] = outs
@@ -484,6 +594,18 @@ def main(argv):
             raise RunnerError("usage: device_runner.py JOB_DIR | --doctor")
     except RunnerError as exc:
         print(json.dumps({"error": exc.message, "hint": exc.hint}))
+        return 3
+    except MemoryError:
+        print(json.dumps({"error": "the device runner ran out of memory",
+                          "hint": "the model or data is too large for this machine's free memory"}))
+        return 3
+    except Exception as exc:  # summarised in one line; the traceback travels in the JSON (shown with -v)
+        import traceback
+
+        text = " ".join(str(exc).split())[:300]
+        print(json.dumps({"error": "the device runner failed: %s%s" % (type(exc).__name__, ": " + text if text else ""),
+                          "hint": "run with -v to see the runner's traceback",
+                          "traceback": traceback.format_exc()}))
         return 3
     print(json.dumps(result))
     return 0

@@ -36,7 +36,12 @@ def compile_edgetpu(model: str | Path, *, target: str = "coral-usb", out_dir: st
         raise MissingDependencyError("edgetpu_compiler is not installed",
                                      hint=where + f"; or predict its mapping: edgeml compile {art.path} --plan")
     out = Path(out_dir) if out_dir else art.path.parent
+    from edgeml._io import check_outputs
+
+    check_outputs([], inputs=[art.path], folders=[out])
     out.mkdir(parents=True, exist_ok=True)
+    check_outputs([out / (art.path.stem + "_edgetpu.tflite"), out / (art.path.stem + "_edgetpu.log")],
+                  inputs=[art.path], force=True)
     proc = subprocess.run([compiler, "-s", "-o", str(out), str(art.path)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise EdgeMLError(f"edgetpu_compiler failed on {art.path}: {(proc.stderr or proc.stdout).strip()[-300:]}")

@@ -89,7 +89,9 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
                               "counted on an invented size", hint="export the model with fixed input dims (or give "
                                                                   "them with --input-shape where supported)")
     for layer in info.layers:
-        if layer.op in RECURRENT and not layer.macs:
+        # (an inspector that counts at resolved shapes marks uncountable recurrent ops as macs_partial; a
+        # recurrent op at 0 MACs there sits in a branch that does not run, e.g. the other sample rate's)
+        if layer.op in RECURRENT and not layer.macs and not counted_at_shapes:
             raise EdgeMLError(f"{path}: recurrent op {layer.op} ({layer.name}) has no MAC count: its cost is unknown",
                               hint="edgeml inspect MODEL; recurrent MACs need the sequence length to be fixed")
         if layer.op in LOOPS and not counted_at_shapes:
@@ -334,7 +336,7 @@ def estimate_bench(arts: list, profile: Any, *, threads: int | None, input_shape
                 raise
             notes.append(f"{art.path.name}: not estimated: {exc.message}")
             continue
-        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.path.stat().st_size,
+        models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
                        "estimate": e.to_dict()})
     return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
                        settings={"threads": threads}, notes=notes)

@@ -18,7 +18,8 @@ from edgeml.errors import EdgeMLError, MissingDependencyError
 
 
 def _two_headed(path: Path, seed: int = 0) -> Path:
-    """NCHW [N,3,8,8] -> Conv(3->4) -> Relu = 'features' [N,4,8,8]; -> GlobalAveragePool -> Flatten -> Gemm = 'logits'."""
+    """NCHW [N,3,8,8] -> Conv(3->4) -> Relu = 'features' [N,4,8,8]; -> GlobalAveragePool -> Flatten -> Gemm = 'logits'.
+    Node and tensor names carry '@' as Paddle2ONNX writes them."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -27,11 +28,12 @@ def _two_headed(path: Path, seed: int = 0) -> Path:
              numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "b"),
              numpy_helper.from_array(rng.normal(0, 0.5, (4, 5)).astype(np.float32), "fw"),
              numpy_helper.from_array(rng.normal(0, 0.1, (5,)).astype(np.float32), "fb")]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["features"]),
-             helper.make_node("GlobalAveragePool", ["features"], ["g"]),
-             helper.make_node("Flatten", ["g"], ["f"]),
-             helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"])]
+    # Paddle2ONNX-style names ("Softmax@0"): TensorFlow refuses '@' in a scope name, onnx2tf passes them on
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c@0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="Conv@0"),
+             helper.make_node("Relu", ["c@0"], ["features"], name="Relu@0"),
+             helper.make_node("GlobalAveragePool", ["features"], ["g"], name="Pool@0"),
+             helper.make_node("Flatten", ["g"], ["f"], name="Flatten@0"),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], name="Gemm@0")]
     graph = helper.make_graph(nodes, "two_headed", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                                                    ["N", 3, 8, 8])],
                               [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 4, 8, 8]),
@@ -166,3 +168,45 @@ def test_failure_names_node_type_and_error_not_boilerplate(tmp_path):
     err = _failure(tmp_path / "m.onnx", log, SystemExit(1), proto)
     assert "at Conv node conv_7: ValueError: Dimension -1 must be >= 0" in str(err)
     assert "ONNX Runtime" in err.hint
+
+
+def test_channel_last_inputs_detects_nhwc_input_transposed_to_nchw(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeml.convert.onnx_tflite import channel_last_inputs
+
+    nodes = [helper.make_node("Transpose", ["img"], ["t"], perm=[0, 3, 1, 2]), helper.make_node("Relu", ["t"], ["y"])]
+    graph = helper.make_graph(nodes, "nhwc", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])])
+    assert channel_last_inputs(helper.make_model(graph)) == ["img"]
+    assert channel_last_inputs(onnx.load(str(_two_headed(tmp_path / "m.onnx")))) == []
+
+
+def test_channel_last_inputs_detects_single_channel_input_reshaped_to_nchw():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeml.convert.onnx_tflite import channel_last_inputs
+
+    def model(target):
+        shape = numpy_helper.from_array(np.array(target, dtype=np.int64), "s")
+        nodes = [helper.make_node("Reshape", ["img", "s"], ["t"]), helper.make_node("Relu", ["t"], ["y"])]
+        graph = helper.make_graph(nodes, "nhwc1", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 1])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, target)], initializer=[shape])
+        return helper.make_model(graph)
+
+    assert channel_last_inputs(model([-1, 1, 8, 8])) == ["img"]
+    assert channel_last_inputs(model([1, 8, 1, 8])) == []  # not a channel move
+
+
+def test_tf_safe_names_renames_internal_names_and_keeps_io(tmp_path):
+    import onnx
+
+    from edgeml.convert.onnx_tflite import _tf_safe_names
+
+    proto = onnx.load(str(_two_headed(tmp_path / "m.onnx")))
+    _tf_safe_names(proto)
+    names = [n.name for n in proto.graph.node] + [x for n in proto.graph.node for x in [*n.input, *n.output]]
+    assert not [n for n in names if "@" in n]
+    assert proto.graph.node[0].output[0] == proto.graph.node[1].input[0] == "c_0"
+    assert [i.name for i in proto.graph.input] == ["x"] and proto.graph.node[-1].output[0] == "logits"

@@ -94,6 +94,7 @@ def prepare(model_path: Path, input_shapes: Any = None) -> tuple[Any, dict[str, 
     proto, info = simplify(proto)
     flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS}) if info["applied"] else flow
     _constants_to_initializers(proto)
+    _tf_safe_names(proto)
     if flow:
         raise OnnxToTFLiteError(f"{model_path}: control flow ({', '.join(flow)}) cannot be converted to TFLite by "
                                 "onnx2tf", hint=_alt(model_path))
@@ -114,6 +115,39 @@ def _constants_to_initializers(proto: Any) -> None:
             keep.append(n)
     del proto.graph.node[:]
     proto.graph.node.extend(keep)
+
+
+_TF_UNSAFE = re.compile(r"[^A-Za-z0-9_.\\/>-]")
+
+
+def _tf_safe_names(proto: Any) -> None:
+    """Node names and internal tensor names that TensorFlow accepts as scope names (Paddle2ONNX writes
+    ``Softmax@0``, which onnx2tf hands to TF as a name and fails on). Graph inputs/outputs keep their names."""
+    keep = {v.name for v in list(proto.graph.input) + list(proto.graph.output)}
+    taken = set(keep) | {t.name for t in proto.graph.initializer} | {n.name for n in proto.graph.node}
+    renamed: dict[str, str] = {}
+
+    def safe(name: str) -> str:
+        if name in keep or not _TF_UNSAFE.search(name):
+            return name
+        if name not in renamed:
+            base = _TF_UNSAFE.sub("_", name).lstrip("_") or "t"
+            new, k = base, 0
+            while new in taken:
+                k += 1
+                new = f"{base}_{k}"
+            taken.add(new)
+            renamed[name] = new
+        return renamed[name]
+
+    for t in proto.graph.initializer:
+        t.name = safe(t.name)
+    for vi in proto.graph.value_info:
+        vi.name = safe(vi.name)
+    for n in proto.graph.node:
+        n.name = safe(n.name) if n.name else n.name
+        n.input[:] = [safe(x) if x else x for x in n.input]
+        n.output[:] = [safe(x) if x else x for x in n.output]
 
 
 @contextlib.contextmanager
@@ -157,6 +191,33 @@ def _failure(model_path: Path, log: str, exc: BaseException | None, proto: Any =
     return OnnxToTFLiteError(f"{model_path}: onnx2tf failed{where}: {detail}", hint=_alt(model_path))
 
 
+def channel_last_inputs(proto: Any) -> list[str]:
+    """Inputs already channel-last: every consumer turns them channel-first, by a Transpose or, with one channel,
+    a Reshape to [N, 1, ...] (what tf2onnx writes for a Keras model). onnx2tf keeps these NHWC instead of
+    transposing an already channel-last input once more."""
+    from onnx import helper, numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    found = []
+    for i in proto.graph.input:
+        dims = [d.dim_value for d in i.type.tensor_type.shape.dim]
+        rank = len(dims)
+        users = [n for n in proto.graph.node if i.name in n.input]
+        to_first = [0, rank - 1, *range(1, rank - 1)]
+
+        def turns_first(n) -> bool:
+            if n.op_type == "Transpose":
+                return [list(helper.get_attribute_value(a)) for a in n.attribute if a.name == "perm"] == [to_first]
+            if n.op_type == "Reshape" and rank >= 3 and dims[-1] == 1 and len(n.input) > 1 and n.input[1] in consts:
+                target = [int(v) for v in consts[n.input[1]].ravel()]
+                return len(target) == rank and target[1] == 1 and target[2:] == dims[1:-1] and target[0] in (dims[0], -1)
+            return False
+
+        if rank >= 3 and users and all(turns_first(n) for n in users):
+            found.append(i.name)
+    return found
+
+
 def run_onnx2tf(proto: Any, model_path: Path) -> tuple[bytes, dict[str, bool]]:
     """Convert a prepared ModelProto; return (float32 .tflite bytes, {onnx output: is channel-last})."""
     import onnx
@@ -181,7 +242,8 @@ def run_onnx2tf(proto: Any, model_path: Path) -> tuple[bytes, dict[str, bool]]:
             module.download_test_image_data = lambda: sample
             with all_output_captured() as box:
                 model = module.convert(input_onnx_file_path=str(src), output_folder_path=str(out_dir),
-                                       not_use_onnxsim=True, non_verbose=True, verbosity="error")
+                                       not_use_onnxsim=True, non_verbose=True, verbosity="error",
+                                       keep_nwc_or_nhwc_or_ndhwc_input_names=channel_last_inputs(proto) or None)
             layouts = dict(getattr(model, "onnx_output_layouts", {}) or {})
         except KeyboardInterrupt:
             raise

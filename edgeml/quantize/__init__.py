@@ -150,7 +150,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
 
         return quantize_onnx_to_tflite(art, out=out, calib=calib, mode=mode, io=io, per_channel=per_channel,
                                        method=method, calib_samples=calib_samples, target=target, eval=eval,
-                                       report=report, force=force, debug_samples=debug_samples, progress=progress)
+                                       report=report, force=force, debug_samples=debug_samples, progress=progress,
+                                       input_shapes=input_shapes, keep_degraded=keep_degraded)
     if profile.full_int8 and mode != "int8":
         raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
                           hint="use --mode int8")

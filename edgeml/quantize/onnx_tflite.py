@@ -50,15 +50,16 @@ class ChannelLastDataset:
 
 def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str, io: str | None, per_channel: bool,
                             method: str, calib_samples: int | None, target: str | None, eval: Any,
-                            report: str | Path | None, force: bool, debug_samples: int, progress: Any) -> Any:
-    from edgeml._io import check_output
+                            report: str | Path | None, force: bool, debug_samples: int, progress: Any,
+                            input_shapes: Any = None, keep_degraded: bool = False) -> Any:
+    from edgeml._io import check_outputs
     from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, require_onnx2tf
+    from edgeml.formats.shapes import resolve
     from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
     from edgeml.runtimes.litert import load_interpreter
 
     say = progress or (lambda msg: None)
-    out = check_output(out, inputs=[art.path], force=force)
-    report_path = check_output(report, inputs=[art.path, out], force=force) if report else None
+    out, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
     why = _already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
@@ -70,18 +71,26 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
         raise EdgeMLError(f"--mode {mode} from an ONNX source needs calibration data (it also fixes the input "
                           "shapes for the conversion)", hint="pass --calib SPEC")
     require_onnx2tf()
-    ds = _dataset(calib, calib_samples, art.inspect().inputs)
+    specs = art.inspect().inputs
+    ds = _dataset(calib, calib_samples, specs)
     first = ds.sample(0)
-    shapes = [f"{n}=" + ",".join(str(d) for d in (1, *np.shape(first.feeds[n]))) for n in ds.input_names]
+    # the data decides the converted model's input shapes (batch 1); an --input-shape that contradicts it is refused
+    shapes = resolve(specs, input_shapes, data_shapes={n: (1, *np.shape(first.feeds[n])) for n in ds.input_names}
+                     ).require("converting to TFLite (fixed input shapes)")
     with _private_dir() as work:
         float_path = work / "float.tflite"
         conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress)
         sigs = load_interpreter(float_path, allocate=False).get_signature_list()
         order = list(next(iter(sigs.values()), {}).get("inputs", []))
         say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
-        result = quantize(float_path, out=out, calib=ChannelLastDataset(ds, conv.inputs, order), format="tflite",
-                          mode=mode, io=io, per_channel=per_channel, method=method, target=target, force=force,
-                          debug_samples=debug_samples, progress=progress)
+        try:
+            result = quantize(float_path, out=out, calib=ChannelLastDataset(ds, conv.inputs, order), format="tflite",
+                              mode=mode, io=io, per_channel=per_channel, method=method, target=target, force=force,
+                              debug_samples=debug_samples, progress=progress, keep_degraded=keep_degraded)
+        except EdgeMLError as exc:  # name the user's model, not the private float .tflite
+            exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
+            exc.args = (exc.message,)
+            raise
     result.source, result.source_format = str(art.path), "onnx"
     result.source_size_bytes = art.path.stat().st_size
     result.recipe["via"] = {"converter": conv.converter, "transpose_ops": conv.transpose_count,

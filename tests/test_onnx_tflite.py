@@ -1,5 +1,5 @@
-"""ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite). Conversion tests skip without onnx2tf
-(`make onnx2tf`; not installed by `pip install -e '.[all,test]'`, see pyproject.toml)."""
+"""ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite). The conversion tests skip without onnx2tf;
+`make install` (what CI runs via `make test`) installs it with --no-deps (ONNX2TF_PKGS in the Makefile)."""
 
 from __future__ import annotations
 
@@ -139,21 +139,6 @@ def test_convert_onnx_to_tflite_is_nhwc_verified_and_leaves_no_temp_dir(tmp_path
     assert (tmp_path / "two.tflite").exists() and res.to_dict()["inputs"][0]["layout"] == "NHWC (ONNX NCHW)"
 
 
-def test_quantize_onnx_to_int8_tflite_calibrates_in_nhwc(tmp_path):
-    pytest.importorskip("onnx2tf")
-    pytest.importorskip("ai_edge_quantizer")
-    from edgeml.quantize import quantize
-
-    src = _two_headed(tmp_path / "two.onnx")
-    x = np.random.default_rng(0).random((24, 3, 8, 8), dtype=np.float32)
-    np.savez(tmp_path / "calib.npz", x=x)
-    out = tmp_path / "two_int8.tflite"
-    res = quantize(src, out=out, calib=str(tmp_path / "calib.npz"), format="tflite", debug_samples=4)
-    assert res.source == str(src) and res.source_format == "onnx" and res.io == "int8"
-    assert res.recipe["via"]["inputs"][0]["shape"] == [1, 8, 8, 3]
-    assert res.metrics.cosine > 0.99 and out.exists()
-
-
 def test_failure_names_node_type_and_error_not_boilerplate(tmp_path):
     import onnx
 
@@ -210,3 +195,23 @@ def test_tf_safe_names_renames_internal_names_and_keeps_io(tmp_path):
     assert not [n for n in names if "@" in n]
     assert proto.graph.node[0].output[0] == proto.graph.node[1].input[0] == "c_0"
     assert [i.name for i in proto.graph.input] == ["x"] and proto.graph.node[-1].output[0] == "logits"
+
+
+def test_optimize_onnx_source_with_format_tflite_converts_quantizes_in_nhwc_and_benches(tmp_path):
+    """One pipeline run covers convert (onnx2tf), quantize (ONNX source -> int8 TFLite, calibration data
+    transposed to NHWC) and bench: the onnx2tf conversions are the slow part of this file."""
+    pytest.importorskip("onnx2tf")
+    pytest.importorskip("ai_edge_quantizer")
+    import json
+
+    src = _two_headed(tmp_path / "two.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).random((24, 3, 8, 8), dtype=np.float32))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["optimize", str(src), "--calib", str(tmp_path / "calib.npz"), "--format", "tflite",
+                                      "-o", str(out), "--runs", "3"])
+    assert result.exit_code == 0, result.output
+    assert (out / "fp32.tflite").exists() and (out / "int8.tflite").exists() and not (out / "fp32.onnx").exists()
+    q = json.loads((out / "quantize_int8_tflite.json").read_text())
+    assert q["source"] == str(src) and q["source_format"] == "onnx" and q["io"] == "int8"
+    assert q["recipe"]["via"]["inputs"][0]["layout"] == "NHWC (ONNX NCHW)"
+    assert q["recipe"]["via"]["inputs"][0]["shape"] == [1, 8, 8, 3] and q["metrics"]["cosine"] > 0.99

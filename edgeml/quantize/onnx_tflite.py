@@ -48,6 +48,24 @@ class ChannelLastDataset:
             yield self.sample(j)
 
 
+def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: Any) -> dict[str, Any]:
+    """Top-1 of the ONNX model (ONNX Runtime) and of the int8 TFLite model (fed the same data in its layout)."""
+    from edgeml.bench.accuracy import evaluate, float_inputs
+    from edgeml.calibration import load_dataset
+    from edgeml.convert.onnx_tflite import LayoutAdapter
+    from edgeml.runtimes.litert import LiteRTSession
+    from edgeml.runtimes.onnxruntime import OrtSession
+
+    ref = OrtSession(onnx_path)
+    test = LayoutAdapter(LiteRTSession(tfl_path), conv.inputs, conv.outputs, (ref.inputs, ref.outputs))
+    test.path = Path(tfl_path)
+    ds = load_dataset(eval_spec, inputs=float_inputs(ref.inputs))
+    say(f"evaluating the ONNX model and the int8 TFLite model on {len(ds)} labelled samples")
+    a, b = evaluate(ref, ds), evaluate(test, ds)
+    return {"data": ds.spec.origin or ds.spec.source, "samples": a["samples"], "float_top1": a["top1"],
+            "quantized_top1": b["top1"], "drop": a["top1"] - b["top1"], "float_model": str(onnx_path)}
+
+
 def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str, io: str | None, per_channel: bool,
                             method: str, calib_samples: int | None, target: str | None, eval: Any,
                             report: str | Path | None, force: bool, debug_samples: int, progress: Any,
@@ -64,9 +82,6 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
                           hint="quantize the float model it was made from")
-    if eval is not None:
-        raise EdgeMLError("--eval with an ONNX source and --format tflite is not supported yet",
-                          hint=f"drop --eval; then run edgeml bench {out} --data SPEC (NHWC layout) on the result")
     if calib is None:
         raise EdgeMLError(f"--mode {mode} from an ONNX source needs calibration data (it also fixes the input "
                           "shapes for the conversion)", hint="pass --calib SPEC")
@@ -91,6 +106,8 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
             exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
             exc.args = (exc.message,)
             raise
+    if eval is not None:
+        result.accuracy = _accuracy(art.path, out, conv, eval, say)
     result.source, result.source_format = str(art.path), "onnx"
     result.source_size_bytes = art.path.stat().st_size
     result.recipe["via"] = {"converter": conv.converter, "transpose_ops": conv.transpose_count,

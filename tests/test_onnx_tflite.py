@@ -215,3 +215,25 @@ def test_optimize_onnx_source_with_format_tflite_converts_quantizes_in_nhwc_and_
     assert q["source"] == str(src) and q["source_format"] == "onnx" and q["io"] == "int8"
     assert q["recipe"]["via"]["inputs"][0]["layout"] == "NHWC (ONNX NCHW)"
     assert q["recipe"]["via"]["inputs"][0]["shape"] == [1, 8, 8, 3] and q["metrics"]["cosine"] > 0.99
+
+
+def test_flatten_legacy_softmax_keeps_opset9_semantics_over_trailing_dims():
+    """squeezenet (opset 9): Softmax(axis=1) on [1,1000,1,1] normalises dims 1.. together; onnx2tf put it on a
+    size-1 NHWC axis (every score 1.0). Rewritten as Flatten -> Softmax -> Reshape it is layout-free."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from edgeml.convert.onnx_tflite import _flatten_legacy_softmax
+
+    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"])], "legacy",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 2, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 7
+    x = np.random.default_rng(0).normal(size=(1, 5, 2, 2)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    _flatten_legacy_softmax(model)
+    assert [n.op_type for n in model.graph.node] == ["Flatten", "Softmax", "Reshape"]
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    assert after.shape == (1, 5, 2, 2) and abs(float(after.sum()) - 1.0) < 1e-5

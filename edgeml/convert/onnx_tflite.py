@@ -94,6 +94,7 @@ def prepare(model_path: Path, input_shapes: Any = None) -> tuple[Any, dict[str, 
     proto, info = simplify(proto)
     flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS}) if info["applied"] else flow
     _constants_to_initializers(proto)
+    _flatten_legacy_softmax(proto)
     _tf_safe_names(proto)
     if flow:
         raise OnnxToTFLiteError(f"{model_path}: control flow ({', '.join(flow)}) cannot be converted to TFLite by "
@@ -115,6 +116,37 @@ def _constants_to_initializers(proto: Any) -> None:
             keep.append(n)
     del proto.graph.node[:]
     proto.graph.node.extend(keep)
+
+
+def _flatten_legacy_softmax(proto: Any) -> None:
+    """Before opset 13, Softmax/LogSoftmax(axis=a) on a rank-r tensor normalise over all of dims a..r-1 at once
+    (the input is flattened to 2-D). onnx2tf gets this wrong when a < r-1 after its NCHW -> NHWC move (it
+    normalised a [1,1000,1,1] classifier output over a size-1 axis: every score 1.0). Written out explicitly as
+    Flatten -> Softmax over the last axis -> Reshape, the semantics no longer depend on the layout."""
+    from onnx import helper, numpy_helper, shape_inference
+
+    version = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=13)
+    legacy = [n for n in proto.graph.node if n.op_type in ("Softmax", "LogSoftmax")]
+    if version >= 13 or not legacy:
+        return
+    inferred = shape_inference.infer_shapes(proto)
+    shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+              if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")}
+    nodes = []
+    for n in proto.graph.node:
+        shape = shapes.get(n.input[0]) if n.op_type in ("Softmax", "LogSoftmax") else None
+        axis = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "axis"), 1)
+        if not shape or None in shape or (axis % len(shape)) == len(shape) - 1:
+            nodes.append(n)
+            continue
+        flat, soft, target = n.output[0] + "__flat", n.output[0] + "__2d", n.output[0] + "__shape"
+        proto.graph.initializer.append(numpy_helper.from_array(np.array(shape, dtype=np.int64), target))
+        nodes += [helper.make_node("Flatten", [n.input[0]], [flat], axis=axis % len(shape), name=n.name + "__flatten"),
+                  helper.make_node(n.op_type, [flat], [soft], axis=1, name=n.name),
+                  helper.make_node("Reshape", [soft, target], [n.output[0]], name=n.name + "__reshape")]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
 
 
 _TF_UNSAFE = re.compile(r"[^A-Za-z0-9_.\\/>-]")

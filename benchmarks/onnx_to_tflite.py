@@ -13,6 +13,7 @@ Needs `make onnx2tf` and the zoo cache (/work/zoo-cache, `make zoo`); not part o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import os
@@ -137,10 +138,11 @@ def _reason(r: subprocess.CompletedProcess) -> str:
 
 
 def run(zoo: Path, only: list[str] | None, timeout: int = 900, out_json: str | None = None,
-        calib_samples: int = 64) -> list[dict]:
+        calib_samples: int = 64, keep: str | None = None) -> list[dict]:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="edgeml-o2t-bench-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = Path(keep) if keep else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgeml-o2t-bench-")))
+        work.mkdir(parents=True, exist_ok=True)
         for name, file, shapes, exporter, data in MODELS:
             if only and name not in only:
                 continue
@@ -183,7 +185,7 @@ def run(zoo: Path, only: list[str] | None, timeout: int = 900, out_json: str | N
                     qr = json.loads(q.stdout) if q.stdout.strip().startswith("{") else {}
                     m = qr.get("metrics") or {}
                     row.update(int8="written" if q.returncode == 0 else f"exit {q.returncode}",
-                               int8_fidelity=(qr.get("fidelity") or {}).get("verdict"),
+                               int8_fidelity=(qr.get("fidelity") or {}).get("status"),
                                int8_vs_float_tflite_cosine=m.get("cosine"), int8_kb=round(q8.stat().st_size / 1024, 1))
                     int8 = q8
                 else:
@@ -233,11 +235,12 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=900, help="per conversion, seconds")
     ap.add_argument("--calib-samples", type=int, default=64)
     ap.add_argument("--table", help="only print the table of a results JSON written before")
+    ap.add_argument("--keep", help="write the .tflite files into this folder (kept) instead of a temp folder")
     a = ap.parse_args()
     if a.table:
         print(table(json.loads(Path(a.table).read_text())))
         return
-    rows = run(Path(a.zoo), a.only, a.timeout, a.out, a.calib_samples)
+    rows = run(Path(a.zoo), a.only, a.timeout, a.out, a.calib_samples, a.keep)
     print(table(rows))
 
 

@@ -237,3 +237,15 @@ def test_flatten_legacy_softmax_keeps_opset9_semantics_over_trailing_dims():
     after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     np.testing.assert_allclose(after, before, atol=1e-6)
     assert after.shape == (1, 5, 2, 2) and abs(float(after.sum()) - 1.0) < 1e-5
+
+
+def test_quantize_format_of_onnx_source_for_tflite_only_target_is_tflite(tiny_onnx):
+    from edgeml.artifact import ModelArtifact
+    from edgeml.quantize import _formats
+    from edgeml.targets import load_profile
+
+    art = ModelArtifact.open(tiny_onnx)
+    assert _formats(art, None, load_profile("coral-usb")) == "tflite"
+    assert _formats(art, None, load_profile("host")) == "onnx"
+    with pytest.raises(EdgeMLError, match="does not run onnx"):
+        _formats(art, "onnx", load_profile("coral-usb"))

@@ -94,6 +94,8 @@ def _already_quantized(art: ModelArtifact) -> str | None:
 def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
     if fmt is None:
         fmt = art.format.value if art.format in (ModelFormat.TFLITE, ModelFormat.ONNX) else profile.formats[0]
+        if art.format is ModelFormat.ONNX and not profile.accepts("onnx"):
+            fmt = "tflite"  # an ONNX model for a TFLite-only target (coral-usb): converted with onnx2tf
     if fmt not in ("tflite", "onnx"):
         raise EdgeMLError(f"--format {fmt}: unknown", hint="use --format tflite or --format onnx")
     if not profile.accepts(fmt):

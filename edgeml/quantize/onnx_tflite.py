@@ -40,33 +40,13 @@ class ChannelLastDataset:
         feeds = {}
         for t in self._inputs:
             x = np.asarray(s.feeds[t.onnx_name])
-            feeds[t.name] = np.transpose(x, [p - 1 for p in t.perm[1:]]) if t.perm else x  # no batch axis here
+            x = np.transpose(x, [p - 1 for p in t.perm[1:]]) if t.perm else x  # no batch axis here
+            feeds[t.name] = x.astype(t.dtype) if np.dtype(t.dtype).kind in "iu" and x.dtype.kind == "f" else x
         return Sample(feeds, s.label, s.where)
 
     def __iter__(self) -> Iterator[Any]:
         for j in range(len(self)):
             yield self.sample(j)
-
-
-_INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # onnx.TensorProto uint8/int8/uint16/int16/int32/int64/uint32/uint64
-
-
-def index_inputs(model_path: Path) -> list[str]:
-    """Float inputs that are really indices: every consumer casts them to an integer type (tf2onnx writes a
-    Keras Embedding fed float ids this way). Quantized to int8 with a scale, the ids change and the wrong
-    embedding rows are read, so their model keeps float IO."""
-    import onnx
-
-    proto = onnx.load(str(model_path), load_external_data=False)
-    found = []
-    for i in proto.graph.input:
-        if i.type.tensor_type.elem_type not in (1, 10, 11, 16):  # float, float16, double, bfloat16
-            continue
-        users = [n for n in proto.graph.node if i.name in n.input]
-        if users and all(n.op_type == "Cast" and any(a.name == "to" and a.i in _INT_TYPES for a in n.attribute)
-                         for n in users):
-            found.append(i.name)
-    return found
 
 
 def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: Any) -> dict[str, Any]:
@@ -92,7 +72,7 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
                             report: str | Path | None, force: bool, debug_samples: int, progress: Any,
                             input_shapes: Any = None, keep_degraded: bool = False) -> Any:
     from edgeml._io import check_outputs
-    from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, require_onnx2tf
+    from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, index_inputs, require_onnx2tf
     from edgeml.formats.shapes import resolve
     from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
     from edgeml.runtimes.litert import load_interpreter
@@ -108,13 +88,9 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
                           "shapes for the conversion)", hint="pass --calib SPEC")
     require_onnx2tf()
     specs = art.inspect().inputs
-    ids = index_inputs(art.path) if mode == "int8" else []
-    if ids and io is None:
-        io = "float32"
-    elif ids and io != "float32":
-        raise EdgeMLError(f"{art.path}: input(s) {', '.join(ids)} are float-typed indices (cast to integers, e.g. for "
-                          f"an embedding lookup); --io {io} would quantize them and read the wrong rows",
-                          hint="drop --io (float32 IO is used for such a model), or export the model with integer ids")
+    import onnx
+
+    ids = sorted(index_inputs(onnx.load(str(art.path), load_external_data=False)))
     ds = _dataset(calib, calib_samples, specs)
     first = ds.sample(0)
     # the data decides the converted model's input shapes (batch 1); an --input-shape that contradicts it is refused
@@ -122,7 +98,8 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
                      ).require("converting to TFLite (fixed input shapes)")
     with _private_dir() as work:
         float_path = work / "float.tflite"
-        conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress)
+        conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress,
+                                      integer_ids=True)
         sigs = load_interpreter(float_path, allocate=False).get_signature_list()
         order = list(next(iter(sigs.values()), {}).get("inputs", []))
         say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
@@ -146,8 +123,8 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
         f"converted with {conv.converter} first ({conv.transpose_count} TRANSPOSE ops; float TFLite vs ONNX Runtime: "
         f"{conv.verification.summary() if conv.verification else 'not verified'})")
     if ids:
-        result.notes.append(f"float32 IO: input(s) {', '.join(ids)} are indices cast to integers in the graph; "
-                            "int8 input quantization would change them")
+        result.notes.append(f"input(s) {', '.join(ids)}: float ids cast to integers in the graph are integer inputs "
+                            "of the TFLite model (int8 input quantization would change them)")
     result.notes.append("TFLite IO: " + "; ".join(f"{t.onnx_name} -> {t.name} {t.shape} {t.layout}"
                                                   for t in conv.inputs + conv.outputs))
     if report_path is not None:

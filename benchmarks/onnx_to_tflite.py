@@ -210,15 +210,17 @@ def _f(v, fmt: str = ".3g") -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | exporter | result | TRANSPOSE / ops | fp32 vs ORT: max diff (norm.), rel. L2 | "
-             "ORT fp32 ms | LiteRT fp32 ms (x ORT) | int8 vs ORT: rel. L2, cosine, argmax | LiteRT int8 ms (x ORT) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | exporter | result | TRANSPOSE / ops | fp32 vs ORT: max abs diff (normalised), rel. L2 | "
+             "ORT fp32 ms | LiteRT fp32 ms (x ORT) | int8 (fidelity check) vs ORT fp32: rel. L2, cosine, argmax | "
+             "LiteRT int8 ms (x ORT) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["status"] != "converted":
             lines.append(f"| {r['model']} | {r['exporter']} | {r['status']}: {r['reason']} | | | | | | |")
             continue
-        agree = f", argmax {100 * r['int8_argmax']:.0f}%" if r.get("int8_argmax") is not None else ""
-        int8 = (f"{_f(r.get('int8_rel_error'))}, {_f(r.get('int8_cosine'), '.4f')}{agree}"
+        agree = f", {100 * r['int8_argmax']:.0f}%" if r.get("int8_argmax") is not None else ""
+        verdict = r.get("int8_fidelity") or ("broken, kept with --keep-degraded" if r.get("int8") == "exit 1"
+                                             else r.get("int8", ""))
+        int8 = (f"({verdict}) {_f(r.get('int8_rel_error'))}, {_f(r.get('int8_cosine'), '.4f')}{agree}"
                 if "int8_rel_error" in r else r.get("int8", ""))
         lines.append(
             f"| {r['model']} | {r['exporter']} | converted ({r['convert_s']} s) | {r['transpose']} / {r['ops']} | "

@@ -152,7 +152,7 @@ def run(zoo: Path, only: list[str] | None, timeout: int = 900, out_json: str | N
             src = _demo_onnx(work) if file is None else zoo / file
             out, q8 = work / f"{name}.tflite", work / f"{name}_int8.tflite"
             shape_args = [a for s in shapes for a in ("--input-shape", s)]
-            args = ["convert", str(src), "--to", "tflite", "-o", str(out), "--calib", data, "--json", *shape_args]
+            args = ["convert", str(src), "--to", "tflite", "-o", str(out), "--calib", data, "--force", "--json", *shape_args]
             row["convert_cmd"] = _cmd(args, work)
             t0 = time.perf_counter()
             try:
@@ -172,7 +172,7 @@ def run(zoo: Path, only: list[str] | None, timeout: int = 900, out_json: str | N
                            verify_samples=v["samples"],
                            io=[f"{t['onnx_name']}->{t['name']} {t['shape']} {t['layout']}" for t in res["inputs"]])
                 qargs = ["quantize", str(src), "--format", "tflite", "--calib", data, "--calib-samples",
-                         str(calib_samples), "--keep-degraded", "-o", str(q8), "--json", *shape_args]
+                         str(calib_samples), "--keep-degraded", "-o", str(q8), "--force", "--json", *shape_args]
                 row["quantize_cmd"] = _cmd(qargs, work)
                 t0 = time.perf_counter()
                 try:

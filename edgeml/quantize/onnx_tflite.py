@@ -77,6 +77,9 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
     from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
     from edgeml.runtimes.litert import load_interpreter
 
+    import time
+
+    t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     out, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
     why = _already_quantized(art)
@@ -114,6 +117,7 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
     if eval is not None:
         result.accuracy = _accuracy(art.path, out, conv, eval, say)
     result.source, result.source_format = str(art.path), "onnx"
+    result.seconds = round(time.perf_counter() - t0, 3)  # the onnx2tf conversion included
     result.source_size_bytes = art.path.stat().st_size
     result.recipe["via"] = {"converter": conv.converter, "transpose_ops": conv.transpose_count,
                             "float_verification": conv.verification.summary() if conv.verification else None,

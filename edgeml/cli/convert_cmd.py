@@ -40,6 +40,7 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
       edgeml convert model.keras --to tflite -o model.tflite
       edgeml convert model.keras --to onnx -o model.onnx --calib builtin:digits
       edgeml convert model.tflite --to onnx -o model.onnx
+      edgeml convert model.onnx --to tflite -o model.tflite --input-shape x=1,3,224,224   (onnx2tf; NHWC)
     """
     options = dict(model=model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
                    verify=verify, calib=calib, atol=atol, force=force, strict=strict, input_shapes=input_shapes)
@@ -55,6 +56,11 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
     from edgeml.formats.common import human_bytes
 
     click.echo(f"wrote {result.output} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f} s")
+    if hasattr(result, "transpose_count"):
+        from edgeml.cli.onnx_tflite_out import echo_contract
+
+        echo_contract(result)
+        return
     if result.simplify:
         s = result.simplify
         after = s["nodes_after"] if s["applied"] else s["nodes_before"]

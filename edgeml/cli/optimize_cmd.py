@@ -70,7 +70,8 @@ def render_ranking(ranking) -> str:
               show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Fine-tuning epochs.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["tflite", "onnx"]),
-              help="Deployable format(s) [default: tflite].")
+              help="Deployable format(s) [default: tflite; an .onnx/.tflite source: its own format]. An ONNX "
+                   "source with --format tflite is converted with onnx2tf.")
 @click.option("--host", metavar="USER@ADDR[:PORT]", help="Measure on this board (the first non-host --target).")
 @click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs per model.")
 @click.option("--train-power-w", type=click.FloatRange(min=0, min_open=True),
@@ -109,7 +110,7 @@ def optimize_cmd(ctx, model, out, targets, calib, eval_spec, train, prune, prune
     budget = {k: v for k, v in (("max_size", max_size), ("max_latency_ms", max_latency_ms),
                                 ("min_accuracy", min_accuracy)) if v is not None}
     recipe = Recipe(model=model, out=out, targets=list(targets) or ["host"], calib=calib, eval=eval_spec, train=train,
-                    prune=prune, prune_method=prune_method, epochs=epochs, formats=list(formats) or ["tflite"],
+                    prune=prune, prune_method=prune_method, epochs=epochs, formats=list(formats) or None,
                     host=host, runs=runs, train_power_w=train_power_w, budget=budget,
                     max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity,
                     input_shape=format_input_shapes(input_shapes) if input_shapes else None)

@@ -49,20 +49,29 @@ class ConvertResult:
 def _route(fmt: ModelFormat, to: str, path: Path) -> None:
     if to not in TARGET_FORMATS:
         raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
-    if to == "tflite" and fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        raise EdgeMLError(f"{path}: converting {fmt.value} to TFLite is not supported",
-                          hint="convert the original Keras/SavedModel model; for an ONNX model use --to onnx")
+    if to == "tflite" and fmt is ModelFormat.TFLITE:
+        raise EdgeMLError(f"{path}: the model is already TFLite", hint="use --to onnx, or edgeml quantize for int8")
+    if to == "tflite" and fmt is ModelFormat.ONNX:
+        raise EdgeMLError(f"{path}: --float16 is not supported for ONNX -> TFLite",
+                          hint="convert without --float16 (float32 output)")
 
 
 def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, simplify: bool = True,
             float16: bool = False, verify: int = 8, calib: Any = None, atol: float | None = None,
             force: bool = False, strict: bool = False, progress: Callable[[str], None] | None = None,
-            keras_model: Any = None, input_shapes: Any = None) -> ConvertResult:
+            keras_model: Any = None, input_shapes: Any = None) -> Any:
     """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload.
 
-    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of the verification samples."""
+    ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of the verification samples (and, for
+    ONNX -> TFLite, of the converted model). Returns a ConvertResult, or an OnnxToTFLiteResult for ONNX -> TFLite.
+    """
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
+    if art.format is ModelFormat.ONNX and to == "tflite" and not float16:  # onnx2tf route (edgeml.convert.onnx_tflite)
+        from edgeml.convert.onnx_tflite import convert_onnx_to_tflite
+
+        return convert_onnx_to_tflite(art.path, out, input_shapes=input_shapes, verify=verify, calib=calib,
+                                      atol=atol if atol is not None else FP32_ATOL, force=force, progress=progress)
     _route(art.format, to, art.path)
     if float16 and to != "tflite":
         raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")

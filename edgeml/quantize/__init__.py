@@ -102,14 +102,13 @@ def _already_quantized(art: ModelArtifact) -> str | None:
 def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
     if fmt is None:
         fmt = art.format.value if art.format in (ModelFormat.TFLITE, ModelFormat.ONNX) else profile.formats[0]
+        if art.format is ModelFormat.ONNX and not profile.accepts("onnx"):
+            fmt = "tflite"  # an ONNX model for a TFLite-only target (coral-usb): converted with onnx2tf
     if fmt not in ("tflite", "onnx"):
         raise EdgeMLError(f"--format {fmt}: unknown", hint="use --format tflite or --format onnx")
     if not profile.accepts(fmt):
         raise EdgeMLError(f"--target {profile.name} does not run {fmt} models",
                           hint=f"use --format {profile.formats[0]}")
-    if art.format is ModelFormat.ONNX and fmt == "tflite":
-        raise EdgeMLError(f"{art.path}: an ONNX model cannot be quantized to TFLite",
-                          hint="quantize it to ONNX (--format onnx), or start from the Keras/SavedModel source")
     if art.format is ModelFormat.TFLITE and fmt == "onnx":
         raise EdgeMLError(f"{art.path}: quantizing a .tflite to ONNX is not supported",
                           hint="convert it first: edgeml convert MODEL.tflite --to onnx, then quantize the .onnx")
@@ -120,6 +119,8 @@ def _dataset(calib: Any, samples: int | None, inputs: list) -> Any:
     from edgeml.bench.accuracy import float_inputs
     from edgeml.calibration import DataSpec, load_dataset
 
+    if hasattr(calib, "sample"):  # already loaded (ONNX -> TFLite: transposed to NHWC, edgeml.quantize.onnx_tflite)
+        return calib
     spec = DataSpec.parse(calib) if isinstance(calib, str) else calib
     if samples is not None:
         spec = dataclasses.replace(spec, samples=samples)
@@ -181,6 +182,13 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                               hint="add --max-accuracy-drop or --min-fidelity, or drop --fallback")
     art = ModelArtifact.open(model)
     fmt = _formats(art, format, profile)
+    if art.format is ModelFormat.ONNX and fmt == "tflite":  # onnx2tf float TFLite, then the .tflite path below
+        from edgeml.quantize.onnx_tflite import quantize_onnx_to_tflite
+
+        return quantize_onnx_to_tflite(art, out=out, calib=calib, mode=mode, io=io, per_channel=per_channel,
+                                       method=method, calib_samples=calib_samples, target=target, eval=eval,
+                                       report=report, force=force, debug_samples=debug_samples, progress=progress,
+                                       input_shapes=input_shapes, keep_degraded=keep_degraded)
     if profile.full_int8 and mode != "int8":
         raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
                           hint="use --mode int8")

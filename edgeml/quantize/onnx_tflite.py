@@ -1,0 +1,136 @@
+"""ONNX source -> int8 TFLite: onnx2tf float TFLite (verified against ONNX Runtime), then the float-.tflite
+quantization path (AI Edge Quantizer) with the calibration data transposed to the TFLite model's layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError
+
+
+class ChannelLastDataset:
+    """A loaded calibration Dataset (ONNX names, NCHW) presented with the TFLite names and layouts."""
+
+    def __init__(self, ds: Any, inputs: list[Any], order: list[str] | None = None):
+        self.ds, self.spec = ds, ds.spec
+        by_name = {t.name: t for t in inputs}
+        self._inputs = [by_name[n] for n in order if n in by_name] if order and set(order) == set(by_name) \
+            else list(inputs)
+        self.input_names = [t.name for t in self._inputs]
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.ds.has_labels
+
+    @property
+    def labels(self) -> Any:
+        return self.ds.labels
+
+    def sample(self, j: int) -> Any:
+        from edgeml.calibration.dataset import Sample
+
+        s = self.ds.sample(j)
+        feeds = {}
+        for t in self._inputs:
+            x = np.asarray(s.feeds[t.onnx_name])
+            x = np.transpose(x, [p - 1 for p in t.perm[1:]]) if t.perm else x  # no batch axis here
+            feeds[t.name] = x.astype(t.dtype) if np.dtype(t.dtype).kind in "iu" and x.dtype.kind == "f" else x
+        return Sample(feeds, s.label, s.where)
+
+    def __iter__(self) -> Iterator[Any]:
+        for j in range(len(self)):
+            yield self.sample(j)
+
+
+def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: Any) -> dict[str, Any]:
+    """Top-1 of the ONNX model (ONNX Runtime) and of the int8 TFLite model (fed the same data in its layout)."""
+    from edgeml.bench.accuracy import evaluate, float_inputs
+    from edgeml.calibration import load_dataset
+    from edgeml.convert.onnx_tflite import LayoutAdapter
+    from edgeml.runtimes.litert import LiteRTSession
+    from edgeml.runtimes.onnxruntime import OrtSession
+
+    ref = OrtSession(onnx_path)
+    test = LayoutAdapter(LiteRTSession(tfl_path), conv.inputs, conv.outputs, (ref.inputs, ref.outputs))
+    test.path = Path(tfl_path)
+    ds = load_dataset(eval_spec, inputs=float_inputs(ref.inputs))
+    say(f"evaluating the ONNX model and the int8 TFLite model on {len(ds)} labelled samples")
+    a, b = evaluate(ref, ds), evaluate(test, ds)
+    return {"data": ds.spec.origin or ds.spec.source, "samples": a["samples"], "float_top1": a["top1"],
+            "quantized_top1": b["top1"], "drop": a["top1"] - b["top1"], "float_model": str(onnx_path)}
+
+
+def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str, io: str | None, per_channel: bool,
+                            method: str, calib_samples: int | None, target: str | None, eval: Any,
+                            report: str | Path | None, force: bool, debug_samples: int, progress: Any,
+                            input_shapes: Any = None, keep_degraded: bool = False) -> Any:
+    from edgeml._io import check_outputs
+    from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, index_inputs, require_onnx2tf
+    from edgeml.formats.shapes import resolve
+    from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
+    from edgeml.runtimes.litert import load_interpreter
+
+    import time
+
+    t0 = time.perf_counter()
+    say = progress or (lambda msg: None)
+    out, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
+    why = _already_quantized(art)
+    if why:
+        raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
+                          hint="quantize the float model it was made from")
+    if calib is None:
+        raise EdgeMLError(f"--mode {mode} from an ONNX source needs calibration data (it also fixes the input "
+                          "shapes for the conversion)", hint="pass --calib SPEC")
+    require_onnx2tf()
+    specs = art.inspect().inputs
+    import onnx
+
+    ids = sorted(index_inputs(onnx.load(str(art.path), load_external_data=False)))
+    ds = _dataset(calib, calib_samples, specs)
+    first = ds.sample(0)
+    # the data decides the converted model's input shapes (batch 1); an --input-shape that contradicts it is refused
+    shapes = resolve(specs, input_shapes, data_shapes={n: (1, *np.shape(first.feeds[n])) for n in ds.input_names}
+                     ).require("converting to TFLite (fixed input shapes)")
+    with _private_dir() as work:
+        float_path = work / "float.tflite"
+        conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress,
+                                      integer_ids=True)
+        sigs = load_interpreter(float_path, allocate=False).get_signature_list()
+        order = list(next(iter(sigs.values()), {}).get("inputs", []))
+        say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
+        try:
+            result = quantize(float_path, out=out, calib=ChannelLastDataset(ds, conv.inputs, order), format="tflite",
+                              mode=mode, io=io, per_channel=per_channel, method=method, target=target, force=force,
+                              debug_samples=debug_samples, progress=progress, keep_degraded=keep_degraded)
+        except EdgeMLError as exc:  # name the user's model, not the private float .tflite
+            exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
+            exc.args = (exc.message,)
+            raise
+    if eval is not None:
+        result.accuracy = _accuracy(art.path, out, conv, eval, say)
+    result.source, result.source_format = str(art.path), "onnx"
+    result.seconds = round(time.perf_counter() - t0, 3)  # the onnx2tf conversion included
+    result.source_size_bytes = art.path.stat().st_size
+    result.recipe["via"] = {"converter": conv.converter, "transpose_ops": conv.transpose_count,
+                            "float_verification": conv.verification.summary() if conv.verification else None,
+                            "inputs": [t.to_dict() for t in conv.inputs],
+                            "outputs": [t.to_dict() for t in conv.outputs]}
+    result.notes.append(
+        f"converted with {conv.converter} first ({conv.transpose_count} TRANSPOSE ops; float TFLite vs ONNX Runtime: "
+        f"{conv.verification.summary() if conv.verification else 'not verified'})")
+    if ids:
+        result.notes.append(f"input(s) {', '.join(ids)}: float ids cast to integers in the graph are integer inputs "
+                            "of the TFLite model (int8 input quantization would change them)")
+    result.notes.append("TFLite IO: " + "; ".join(f"{t.onnx_name} -> {t.name} {t.shape} {t.layout}"
+                                                  for t in conv.inputs + conv.outputs))
+    if report_path is not None:
+        write_report(result, report_path)
+    return result

@@ -285,16 +285,17 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     if r.formats is None or (not keras_like and fmt is not ModelFormat.ONNX):
         # a deployable source is the fp32 variant in its own format; an ONNX one may also become TFLite (onnx2tf)
         r.formats = ["tflite"] if keras_like else [fmt.value]
+    formats: list[str] = list(r.formats)
 
     def do_convert() -> dict[str, Any]:
         from edgeml.convert import convert
 
         outs = []
         for name, s in sources.items():
-            for f in r.formats:
+            for f in formats:
                 if keras_like or f != fmt.value:  # ONNX -> TFLite: onnx2tf, verified on the calibration data
                     convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape,
-                            **({} if keras_like else {"calib": r.calib}))
+                            calib=None if keras_like else r.calib)
                 else:
                     write_bytes_atomic(d / f"{name}.{f}", s.read_bytes())
                 outs.append(f"{name}.{f}")
@@ -309,7 +310,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
 
         outs, results = [], []
         for name, s in sources.items():
-            for f in r.formats:
+            for f in formats:
                 out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
                 q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
                              target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape,

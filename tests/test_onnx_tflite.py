@@ -176,7 +176,8 @@ def test_channel_last_inputs_detects_single_channel_input_reshaped_to_nchw():
     def model(target):
         shape = numpy_helper.from_array(np.array(target, dtype=np.int64), "s")
         nodes = [helper.make_node("Reshape", ["img", "s"], ["t"]), helper.make_node("Relu", ["t"], ["y"])]
-        graph = helper.make_graph(nodes, "nhwc1", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 1])],
+        graph = helper.make_graph(nodes, "nhwc1",
+                                  [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 1])],
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, target)], initializer=[shape])
         return helper.make_model(graph)
 
@@ -207,7 +208,8 @@ def test_optimize_onnx_source_with_format_tflite_converts_quantizes_in_nhwc_and_
     src = _two_headed(tmp_path / "two.onnx")
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).random((24, 3, 8, 8), dtype=np.float32))
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["optimize", str(src), "--calib", str(tmp_path / "calib.npz"), "--format", "tflite",
+    result = CliRunner().invoke(cli, ["optimize", str(src), "--calib", str(tmp_path / "calib.npz"),
+                                      "--format", "tflite",
                                       "-o", str(out), "--runs", "3"])
     assert result.exit_code == 0, result.output
     assert (out / "fp32.tflite").exists() and (out / "int8.tflite").exists() and not (out / "fp32.onnx").exists()

@@ -267,12 +267,13 @@ def channel_last_inputs(proto: Any) -> list[str]:
         users = [n for n in proto.graph.node if i.name in n.input]
         to_first = [0, rank - 1, *range(1, rank - 1)]
 
-        def turns_first(n) -> bool:
+        def turns_first(n: Any, dims: list[int] = dims, rank: int = rank, to_first: list[int] = to_first) -> bool:
             if n.op_type == "Transpose":
                 return [list(helper.get_attribute_value(a)) for a in n.attribute if a.name == "perm"] == [to_first]
             if n.op_type == "Reshape" and rank >= 3 and dims[-1] == 1 and len(n.input) > 1 and n.input[1] in consts:
                 target = [int(v) for v in consts[n.input[1]].ravel()]
-                return len(target) == rank and target[1] == 1 and target[2:] == dims[1:-1] and target[0] in (dims[0], -1)
+                return (len(target) == rank and target[1] == 1 and target[2:] == dims[1:-1]
+                        and target[0] in (dims[0], -1))
             return False
 
         if rank >= 3 and users and all(turns_first(n) for n in users):

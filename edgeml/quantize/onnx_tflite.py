@@ -59,7 +59,7 @@ def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: A
 
     ref = OrtSession(onnx_path)
     test = LayoutAdapter(LiteRTSession(tfl_path), conv.inputs, conv.outputs, (ref.inputs, ref.outputs))
-    test.path = Path(tfl_path)
+    setattr(test, "path", Path(tfl_path))  # noqa: B010 - evaluate() names the model it scores by .path
     ds = load_dataset(eval_spec, inputs=float_inputs(ref.inputs))
     say(f"evaluating the ONNX model and the int8 TFLite model on {len(ds)} labelled samples")
     a, b = evaluate(ref, ds), evaluate(test, ds)
@@ -81,7 +81,8 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
 
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    out, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
+    out_path, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
+    assert out_path is not None
     why = _already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
@@ -103,19 +104,20 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
         float_path = work / "float.tflite"
         conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress,
                                       integer_ids=True)
-        sigs = load_interpreter(float_path, allocate=False).get_signature_list()
-        order = list(next(iter(sigs.values()), {}).get("inputs", []))
+        sigs: dict[str, dict[str, list[str]]] = load_interpreter(float_path, allocate=False).get_signature_list()
+        first_sig: dict[str, list[str]] = next(iter(sigs.values()), {})
+        order = list(first_sig.get("inputs", []))
         say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
         try:
-            result = quantize(float_path, out=out, calib=ChannelLastDataset(ds, conv.inputs, order), format="tflite",
-                              mode=mode, io=io, per_channel=per_channel, method=method, target=target, force=force,
-                              debug_samples=debug_samples, progress=progress, keep_degraded=keep_degraded)
+            result = quantize(float_path, out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),
+                              format="tflite", mode=mode, io=io, per_channel=per_channel, method=method,
+                              target=target, force=force, debug_samples=debug_samples, progress=progress, keep_degraded=keep_degraded)
         except EdgeMLError as exc:  # name the user's model, not the private float .tflite
             exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
             exc.args = (exc.message,)
             raise
     if eval is not None:
-        result.accuracy = _accuracy(art.path, out, conv, eval, say)
+        result.accuracy = _accuracy(art.path, out_path, conv, eval, say)
     result.source, result.source_format = str(art.path), "onnx"
     result.seconds = round(time.perf_counter() - t0, 3)  # the onnx2tf conversion included
     result.source_size_bytes = art.path.stat().st_size

@@ -111,7 +111,8 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
         try:
             result = quantize(float_path, out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),
                               format="tflite", mode=mode, io=io, per_channel=per_channel, method=method,
-                              target=target, force=force, debug_samples=debug_samples, progress=progress, keep_degraded=keep_degraded)
+                              target=target, force=force, debug_samples=debug_samples, progress=progress,
+                              keep_degraded=keep_degraded)
         except EdgeMLError as exc:  # name the user's model, not the private float .tflite
             exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
             exc.args = (exc.message,)

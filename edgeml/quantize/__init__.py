@@ -27,8 +27,14 @@ from edgeml.errors import EdgeMLError
 from edgeml.quantize import budget_steps
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
 from edgeml.quantize.checks import compare_models, fidelity_record, top1_accuracy
-from edgeml.quantize.result import (QuantizeResult, broken_error, fidelity_error, render_markdown, summary_lines,
-                                    write_report)
+from edgeml.quantize.result import (
+    QuantizeResult,
+    broken_error,
+    fidelity_error,
+    render_markdown,
+    summary_lines,
+    write_report,
+)
 from edgeml.quantize.routes import onnx_route, tflite_route
 from edgeml.quantize.tflite import TFLITE_MODES, QuantizationError
 

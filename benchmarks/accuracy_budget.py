@@ -76,9 +76,9 @@ def _aeq_defaults(src: Path, calib_ds, out: Path) -> Path:
     from ai_edge_quantizer import quantizer, recipe
 
     from edgeml.artifact import ModelArtifact
-    from edgeml.quantize import _float_tflite
+    from edgeml.quantize.routes import float_tflite
 
-    _, source, key, names, _ = _float_tflite(ModelArtifact.open(src), out.parent, [], lambda m: None)
+    _, source, key, names, _ = float_tflite(ModelArtifact.open(src), out.parent, [], lambda m: None)
     q = quantizer.Quantizer(str(source), recipe.static_wi8_ai8())
     by_name = set(names) == set(calib_ds.input_names)
     cal = [{n: calib_ds.sample(j).feeds[n if by_name else k][None] for n, k in zip(names, calib_ds.input_names)}

@@ -24,9 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from edgeml.targets import load_profile  # noqa: E402
 from edgeml.targets import estimate as est  # noqa: E402
 from edgeml.targets import estimate_fit as est_fit  # noqa: E402
+from edgeml.targets import load_profile  # noqa: E402
 
 # (keras.applications name, input size) -> label
 MODELS = {"mnv1": ("MobileNet", 224), "mnv2": ("MobileNetV2", 224), "mnv3l": ("MobileNetV3Large", 224),

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import os
+import shlex
 import statistics
 import subprocess
 import sys

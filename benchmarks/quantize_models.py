@@ -90,8 +90,8 @@ def fidelity(ref_path: Path, test_path: Path, feeds: list[dict]) -> dict:
 
 
 def quantization_section(name: str, keras_path: Path, calib_path: Path, eval_spec: str | None, runs: int) -> dict:
-    from edgeml.convert import convert
     from edgeml.bench.accuracy import top1 as accuracy
+    from edgeml.convert import convert
     from edgeml.quantize import quantize
 
     work = _models.WORK / name

@@ -10,11 +10,10 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from edgeml.errors import OutputExistsError
-
 
 # Set by the CLI's SIGINT/SIGTERM handler to the exception class to raise. A library that swallows the
 # interrupt (some catch BaseException) still never gets its output renamed into place: see atomic_path.
@@ -218,7 +217,6 @@ def json_text(data: Any) -> str:
 def read_toml(path: str | Path, *, what: str, hint: str, error: type | None = None) -> dict[str, Any]:
     """Parse a TOML file; a missing file or bad TOML becomes one clear ``error`` (EdgeMLError by default)."""
     from edgeml._compat import tomllib
-
     from edgeml.errors import EdgeMLError
 
     error = error or EdgeMLError

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 from edgeml.formats.common import TensorSpec
 
 INPUT = TensorSpec("image", (None, 8, 8, 1), "float32")

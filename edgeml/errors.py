@@ -14,8 +14,8 @@ and an exit code: 1 a check failed, 2 a usage error, 3 any other known error (4:
     ├── ConversionError         a converter failed on the model
     ├── VerificationError       a converted model's outputs differ from the source
     ├── RemoteTimeout           a remote command ran past its timeout
-    ├── (RemoteError            in edgeml.targets.remote: a board over SSH failed; moves here with the fleet
-    │                           branch's SSHConnectionError once that has landed)
+    ├── RemoteError             the board runner failed, or a board over SSH did
+    │   └── SSHConnectionError  ssh itself failed (exit 255): unreachable, refused, dropped
     └── (QuantizationError      in edgeml.quantize.tflite: the quantizer failed on the model)
     Terminated (KeyboardInterrupt)  SIGTERM, unwound like Ctrl-C (exit 143)
 """
@@ -87,6 +87,14 @@ class ResourceLimitError(EdgeMLError):
 
 class RemoteTimeout(EdgeMLError):
     """A remote command ran past its --timeout; the ssh process was killed and the board cleaned up."""
+
+
+class RemoteError(EdgeMLError):
+    """The board runner failed (locally or on a board), or a board over SSH did."""
+
+
+class SSHConnectionError(RemoteError):
+    """ssh itself failed (exit 255): the board is unreachable, refused us, or the connection dropped."""
 
 
 class Terminated(KeyboardInterrupt):

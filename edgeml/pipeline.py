@@ -352,7 +352,6 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     manifest = run.save({})
     say(f"[{run.n + 1}/{total}] report")
     from edgeml.report import build_report, write_report
-
     from edgeml.report.rank import rank_variants
 
     rep = build_report([d / MANIFEST], train_power_w=r.train_power_w)

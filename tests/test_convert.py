@@ -89,8 +89,9 @@ def test_tflite_to_onnx_uses_signature_names(tmp_path, tiny_tflite):
 
 
 def test_onnx_to_onnx_simplifies_only(tmp_path):
-    import onnx
     from pathlib import Path
+
+    import onnx
 
     src = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
     res = convert(src, to="onnx", out=tmp_path / "sq.onnx", verify=2)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from edgeml._compat import tomllib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from edgeml._compat import tomllib
 from edgeml.bench.harness import bench
 from edgeml.cli import cli
 from edgeml.errors import EdgeMLError

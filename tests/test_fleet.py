@@ -128,11 +128,11 @@ def _inventory(path: Path, boards: list[tuple[str, object, str]], concurrency: d
 
 
 def test_fleet_survives_a_reboot_and_an_unreachable_board_then_resumes_only_what_is_missing(two_boards, tmp_path):
-    import sshd
-
     import subprocess
     import threading
     import time
+
+    import sshd
 
     a, b, models, data, _ = two_boards
     count = tmp_path / "b.count"

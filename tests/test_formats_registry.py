@@ -68,3 +68,20 @@ def test_cli_usage_error_from_the_library_exits_2(tmp_path, tiny_onnx):
     res = CliRunner().invoke(cli, ["prune", str(tiny_onnx), "-o", str(tmp_path / "p.onnx"), "--sparsity", "0.5",
                                    "--exclude", "("])
     assert res.exit_code == 2 and "not a valid regular expression" in res.output and "Traceback" not in res.output
+
+
+def test_registry_conversions_name_routes_that_convert_runs():
+    from edgeml.convert.routes import ROUTES
+
+    for h in HANDLERS.values():
+        for to, name in h.converts_to.items():
+            assert name in ROUTES and ROUTES[name].to == to, (h.format, to, name)
+        assert not set(h.converts_to) & set(h.refusals)
+
+
+def test_registry_conversion_refuses_tflite_to_tflite_with_its_hint(tmp_path):
+    from edgeml.errors import EdgeMLError
+
+    with pytest.raises(EdgeMLError, match="already TFLite") as err:
+        handler(ModelFormat.TFLITE).conversion("tflite", tmp_path / "m.tflite")
+    assert "edgeml quantize" in (err.value.hint or "")

@@ -4,9 +4,8 @@ a hang or another exception (exit 4)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 import fuzz_loaders
+import numpy as np
 
 
 def test_mutate_is_seeded_and_reaches_inside_zip_members(tmp_path):

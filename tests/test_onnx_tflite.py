@@ -12,8 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from edgeml.cli import cli
-from edgeml.convert.onnx_tflite import (INSTALL_COMMAND, LayoutAdapter, IOTensor, OnnxToTFLiteError, _match,
-                                        prepare, require_onnx2tf)
+from edgeml.convert.onnx_tflite import (
+    INSTALL_COMMAND,
+    IOTensor,
+    LayoutAdapter,
+    OnnxToTFLiteError,
+    _match,
+    prepare,
+    require_onnx2tf,
+)
 from edgeml.errors import EdgeMLError, MissingDependencyError
 
 

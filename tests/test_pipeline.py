@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from edgeml._compat import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from edgeml._compat import tomllib
 from edgeml.cli import cli
 from edgeml.cli.optimize_cmd import render_ranking
 from edgeml.pipeline import Recipe, load_recipe

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.S | re.M)
 

@@ -356,9 +356,10 @@ def test_bench_runs_a_stateful_model_with_a_scalar_input(shape_models, tmp_path)
 @pytest.fixture(scope="module")
 def keras_rnns(tmp_path_factory):
     """LSTM(6) and Bidirectional(LSTM(6)) on (7 steps, 5 features) + Dense(3); a CNN on (None, None, 3)."""
-    import helpers
     import keras
     import tensorflow as tf
+
+    import helpers
 
     def rnn_to_tflite(model, path):  # from_keras_model keeps the static batch the RNN lowering needs
         path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())

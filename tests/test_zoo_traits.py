@@ -203,8 +203,9 @@ def test_quantize_refuses_an_onnx_model_whose_compute_is_all_inside_an_if(tmp_pa
 # --- a scalar-input .tflite (TFLM's hello_world sine): calibration ranges over all samples ------------------
 
 def test_tflite_calibration_ranges_span_every_sample_not_a_moving_average(tmp_path):
-    import helpers
     import keras
+
+    import helpers
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((1,), batch_size=1, name="x")

@@ -7,7 +7,6 @@ preprocessed to the model's float inputs, options), runs it and shapes the resul
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -25,6 +24,7 @@ from edgeml import __version__
 from edgeml._io import MEMORY_ENV, check_tensor_memory, memory_ceiling
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError, UsageError
+from edgeml.targets import protocol
 
 EDGETPU_OP = "edgetpu-custom-op"
 
@@ -130,10 +130,10 @@ def _data(spec: Any, arts: list[ModelArtifact], ref_index: int | None, job: Path
             feeds, labels = ds.arrays()
             # stored as whole batch-of-one inputs (the runner's "full" layout): inputs fed whole (scalars,
             # a non-leading batch axis) as they are, the others with their batch axis of 1
-            arrays = {f"in{i}": feeds[name] if name in ds.whole else feeds[name][:, None]
+            arrays = {protocol.input_key(i): feeds[name] if name in ds.whole else feeds[name][:, None]
                       for i, name in enumerate(ds.input_names)}
             if labels is not None:
-                labels = arrays["labels"] = check_labels(labels, None, origin)
+                labels = arrays[protocol.LABELS_KEY] = check_labels(labels, None, origin)
                 where = lambda j, ds=ds: ds.source.where(int(ds.indices[j]))  # noqa: E731
             written[key] = f"data{len(written)}.npz"
             np.savez(job / written[key], **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
@@ -218,20 +218,18 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
                                     what="benchmarking without --data")[0]
                 generated[k] = random_feeds_label(inputs, info.input_values)
                 np.savez(job / f"feed{k}.npz",
-                         **{f"in{i}": feed[t.name] for i, t in enumerate(inputs)})  # type: ignore[arg-type]
+                         **{protocol.input_key(i): feed[t.name] for i, t in enumerate(inputs)})  # type: ignore[arg-type]
                 entry["feed"] = f"feed{k}.npz"
         if ref_art is not None and data is None:
             from edgeml.convert.verify import random_feeds
 
             feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes,
                                  values=ref_art.inspect().input_values, what="comparing with --reference")
-            np.savez(job / "data.npz",
-                     **{f"in{i}": np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})  # type: ignore[arg-type]
-        (job / "job.json").write_text(json.dumps({
-            "models": entries, "runs": runs, "warmup": warmup, "min_time": min_time, "reference": ref_index,
-            "data_layout": "full",  # every data file stacks whole batch-of-one inputs
-            # here: this machine's ceiling; on a board: its own, unless EDGEML_MAX_MEMORY sets one
-            "max_memory_bytes": memory_ceiling() if host is None or os.environ.get(MEMORY_ENV) else None}))
+            np.savez(job / protocol.DEFAULT_DATA,
+                     **{protocol.input_key(i): np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})  # type: ignore[arg-type]
+        # max_memory_bytes here: this machine's ceiling; on a board: its own, unless EDGEML_MAX_MEMORY sets one
+        protocol.write_job(job, models=entries, runs=runs, warmup=warmup, min_time=min_time, reference=ref_index,
+                           max_memory_bytes=memory_ceiling() if host is None or os.environ.get(MEMORY_ENV) else None)
         if host is None:
             say(f"measuring {len(arts)} model(s) on this machine")
             raw = run_local(job, progress=say)
@@ -340,11 +338,9 @@ def _copy_model(art: ModelArtifact, job: Path, k: int) -> str:
 
 def run_local(job: Path, *, progress: Callable[[str], None] | None = None, python: str | None = None) -> dict:
     """Run the device runner in a fresh local process (clean peak RSS and cold start)."""
-    from edgeml.targets.remote import RUNNER, read_result
-
     from edgeml.targets.remote import progress_filter
 
-    proc = subprocess.Popen([python or sys.executable, str(RUNNER), str(job)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([python or sys.executable, str(protocol.RUNNER), str(job)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace")
     try:
         err_lines: list[str] = []
@@ -354,7 +350,7 @@ def run_local(job: Path, *, progress: Callable[[str], None] | None = None, pytho
             err_lines.append(line.rstrip())
             show(line.rstrip())
         out = proc.stdout.read()
-        return read_result(proc.wait(), out, "\n".join(err_lines), "this machine")
+        return protocol.read_result(proc.wait(), out, "\n".join(err_lines), "this machine")
     finally:  # interrupted (Ctrl-C, SIGTERM): the runner does not outlive us
         if proc.poll() is None:
             proc.kill()

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from edgeml._compat import tomllib
 from edgeml.errors import DataError
 from edgeml.options import Color, Domain, Layout, Sampling, Split

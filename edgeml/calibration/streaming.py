@@ -22,177 +22,19 @@ model and samples give the same ranges, and the same quantized model.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeml.calibration.augmented import AugmentedSession, infer_shapes, tensors_to_calibrate
+from edgeml.calibration.ranges import METHODS, ORT_DEFAULTS, StreamingRanges, TensorStats, options_for, thresholds
 from edgeml.errors import DataError, EdgeMLError
 
-METHODS = ("minmax", "entropy", "percentile")
-# ONNX Runtime's defaults (create_calibrator), so that the same method means the same thing here and there.
-ORT_DEFAULTS = {
-    "minmax": {"symmetric": False},
-    "entropy": {"symmetric": False, "num_bins": 128, "num_quantized_bins": 128},
-    "percentile": {"symmetric": True, "num_bins": 2048, "percentile": 99.999},
-}
 HISTOGRAM_THREADS = 2  # histogram folding threads (beside ORT's own): numpy's histogram is single-threaded
-_PROTO_LIMIT = 1_800_000_000  # below protobuf's 2 GiB: pass the model to ORT as bytes, no file on disk
 
 Progress = Callable[[str, int, int], None]  # (phase, samples done, samples total or 0 when unknown)
-
-
-def options_for(method: str, **overrides: Any) -> dict[str, Any]:
-    if method not in METHODS:
-        raise EdgeMLError(f"calibration method '{method}' is unknown", hint=f"use one of {', '.join(METHODS)}")
-    opts = dict(ORT_DEFAULTS[method])
-    opts.update({k: v for k, v in overrides.items() if v is not None})
-    return opts
-
-
-def _quantizable_op_types() -> list[str]:
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
-
-    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
-
-
-def tensors_to_calibrate(model, op_types: Iterable[str] | None = None) -> list[str]:
-    """The tensors ORT's calibrators would calibrate (its own selection), in graph order.
-
-    ``model`` must carry shape-inference value_info (see :func:`infer_shapes`)."""
-    from types import SimpleNamespace
-
-    from onnxruntime.quantization.calibrate import CalibraterBase
-
-    ops = list(op_types) if op_types is not None else _quantizable_op_types()
-    chosen, _ = CalibraterBase.select_tensors_to_calibrate(SimpleNamespace(op_types_to_calibrate=ops), model)
-    ordered: list[str] = []
-    seen: set[str] = set()
-    for node in model.graph.node:
-        for name in [*node.input, *node.output]:
-            if name in chosen and name not in seen:
-                seen.add(name)
-                ordered.append(name)
-    return ordered
-
-
-def infer_shapes(model):
-    """Shape inference as ORT's quantizer runs it (``load_model_with_shape_infer``), in memory."""
-    import onnx
-
-    if model.ByteSize() < _PROTO_LIMIT:
-        return onnx.shape_inference.infer_shapes(model)
-    return model  # too large for in-memory inference: the caller's value_info is used as is
-
-
-class AugmentedSession:
-    """An ORT session over ``model`` that also returns ``tensors`` (intermediate activations).
-
-    Graph optimizations are off, as in ORT's calibrators, so every tensor exists and holds the values ORT's
-    calibration would see. The augmented model never touches the disk below 1.8 GB; above, it lives in a
-    private temporary folder that is removed as soon as the session has loaded it (and in ``finally``)."""
-
-    def __init__(self, model, tensors: list[str]):
-        import onnx
-        import onnxruntime as ort
-
-        inputs = {i.name for i in model.graph.input}
-        self.tensors = list(tensors)
-        self.from_feed = [t for t in self.tensors if t in inputs]
-        aug = onnx.ModelProto()
-        aug.CopyFrom(model)
-        present = {o.name for o in aug.graph.output}
-        self.fetch = [t for t in self.tensors if t not in inputs]
-        for name in self.fetch:
-            if name not in present:
-                aug.graph.output.append(onnx.ValueInfoProto(name=name))
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if aug.ByteSize() < _PROTO_LIMIT:
-            self.session = ort.InferenceSession(aug.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        else:
-            folder = tempfile.mkdtemp(prefix="edgeml-calib-")
-            try:
-                path = Path(folder) / "augmented.onnx"
-                onnx.save(aug, str(path), save_as_external_data=True)
-                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-        del aug
-
-    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The requested tensors for one feed (graph inputs come straight from the feed)."""
-        values = dict(zip(self.fetch, self.session.run(self.fetch, feed))) if self.fetch else {}
-        for name in self.from_feed:  # a copy: a reader may refill its buffer for the next sample
-            values[name] = np.array(feed[name])
-        return values
-
-
-@dataclass
-class _Stat:
-    lo: Any = None  # np.float32/float16 scalars, as ORT keeps them
-    hi: Any = None
-    alo: Any = None  # min |x| (symmetric percentile: ORT histograms |x| over [min |x|, max |x|])
-    hist: np.ndarray | None = None
-    edges: np.ndarray | None = None
-    threshold: Any = None
-    hi_abs: Any = None
-
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.hist, self.edges) if a is not None) + 4 * 8
-
-
-@dataclass
-class StreamingRanges:
-    """Per-tensor ranges from a streaming calibration, plus what it cost.
-
-    ``state_bytes``: the statistics kept (histograms, min/max), independent of the number of samples;
-    ``max_activation_bytes``: the largest set of tensors one sample produced; ``peak_rss_mib``: the process's
-    high-water mark (VmHWM) at the end of calibration, an upper bound of calibration's own peak (it includes
-    whatever the process held before, see ``rss_start_mib``)."""
-
-    method: str
-    options: dict[str, Any]
-    ranges: dict[str, tuple[Any, Any]]
-    samples: int
-    passes: int
-    state_bytes: int
-    max_activation_bytes: int
-    peak_rss_mib: float | None
-    seconds: float
-    rss_start_mib: float | None = None
-    order: list[str] = field(default_factory=list)
-
-    def tensors_data(self):
-        """ORT's ``TensorsData`` (ranges only: the integer quantizers read nothing else)."""
-        from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
-
-        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[self.method]
-        data = {name: TensorData(lowest=np.asarray(lo), highest=np.asarray(hi))
-                for name, (lo, hi) in sorted(self.ranges.items())}
-        return TensorsData(method, data)
-
-    def write_cache(self, path: Path) -> Path:
-        """Write the ranges as ORT's calibration cache (JSON) for ``quantize_static(calibration_cache_path=)``."""
-        from onnxruntime.quantization.calibrate import save_tensors_data
-
-        save_tensors_data(self.tensors_data(), path)
-        return path
-
-    def summary(self) -> dict[str, Any]:
-        return {"calibrator": "edgeml streaming", "method": self.method, "options": self.options,
-                "tensors": len(self.ranges), "samples": self.samples, "passes": self.passes,
-                "state_bytes": self.state_bytes, "max_activation_bytes": self.max_activation_bytes,
-                "rss_at_start_mib": self.rss_start_mib, "peak_rss_mib": self.peak_rss_mib,
-                "calibration_seconds": round(self.seconds, 3)}
 
 
 def _proc_status_mib(key: str) -> float | None:
@@ -277,7 +119,7 @@ def calibrate(model, samples: Any, *, method: str = "minmax", progress: Progress
                           hint="give a reader with rewind(), a list, or an edgeml Dataset")
     inferred = infer_shapes(model)
     names = tensors_to_calibrate(inferred, op_types)
-    stats = {n: _Stat() for n in names}
+    stats = {n: TensorStats() for n in names}
     say = progress or (lambda phase, done, n: None)
     need_abs = method == "percentile" and opts["symmetric"]
     max_act = 0
@@ -312,7 +154,7 @@ def calibrate(model, samples: Any, *, method: str = "minmax", progress: Progress
             _histograms(session, stream, stats, opts, method, need_abs, say, total)
     finally:
         del session
-    ranges = _thresholds(stats, opts, method)
+    ranges = thresholds(stats, opts, method)
     state = sum(s.nbytes() for s in stats.values())
     return StreamingRanges(method=method, options=opts, ranges=ranges, samples=count, passes=passes,
                            state_bytes=state, max_activation_bytes=max_act, peak_rss_mib=vm_hwm_mib(),
@@ -320,7 +162,7 @@ def calibrate(model, samples: Any, *, method: str = "minmax", progress: Progress
                            rss_start_mib=rss0)
 
 
-def _histograms(session: AugmentedSession, stream, stats: dict[str, _Stat], opts, method, need_abs, say,
+def _histograms(session: AugmentedSession, stream, stats: dict[str, TensorStats], opts, method, need_abs, say,
                 total) -> None:
     bins = opts["num_bins"]
     for s in stats.values():
@@ -370,30 +212,6 @@ def _histograms(session: AugmentedSession, stream, stats: dict[str, _Stat], opts
                         hint="use a data source that yields the same samples each time")
 
 
-def _thresholds(stats: dict[str, _Stat], opts, method) -> dict[str, tuple[Any, Any]]:
-    if method == "minmax":
-        out = {}
-        for name, s in stats.items():  # ORT: ReduceMin/ReduceMax reshaped to [-1], np.nanmin over samples
-            lo, hi = np.asarray([s.lo]), np.asarray([s.hi])
-            if opts["symmetric"]:
-                m = np.max([np.abs(lo), np.abs(hi)], axis=0)
-                lo, hi = -m, m
-            out[name] = (lo, hi)
-        return out
-    from onnxruntime.quantization.calibrate import HistogramCollector
-
-    collector = HistogramCollector(method=method, symmetric=opts["symmetric"], num_bins=opts["num_bins"],
-                                   num_quantized_bins=opts.get("num_quantized_bins", 128),
-                                   percentile=opts.get("percentile", 99.999), scenario="same")
-    for name, s in stats.items():
-        if method == "percentile" and opts["symmetric"]:
-            collector.histogram_dict[name] = (s.hist, s.edges, s.lo, s.hi)
-        else:
-            collector.histogram_dict[name] = (s.hist, s.edges, s.lo, s.hi, s.threshold)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints its progress
-        result = collector.compute_collection_result()
-    return {name: (np.asarray(v[0]), np.asarray(v[1])) for name, v in result.items()}
-
 
 def ort_calibration(model_path: Path, samples: Any, *, method: str, work_dir: Path,
                     progress: Progress | None = None, **options: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -414,13 +232,14 @@ def ort_calibration(model_path: Path, samples: Any, *, method: str, work_dir: Pa
 
 def progress_lines(say: Callable[[str], None], step: float = 0.25) -> Progress:
     """A :data:`Progress` that reports through ``say`` (status lines) every ``step`` of a pass."""
-    state = {"next": 0.0, "phase": None}
+    at: dict[str, float] = {"next": 0.0}
+    current: list[str | None] = [None]  # the phase being reported
 
     def report(phase: str, done: int, total: int) -> None:
-        if phase != state["phase"]:
-            state["phase"], state["next"] = phase, step
-        if total and (done / total >= state["next"] or done == total):
-            state["next"] = (int(done / total / step) + 1) * step
+        if phase != current[0]:
+            current[0], at["next"] = phase, step
+        if total and (done / total >= at["next"] or done == total):
+            at["next"] = (int(done / total / step) + 1) * step
             say(f"  calibration {phase}: {done}/{total} samples")
         elif not total and done % 50 == 0:
             say(f"  calibration {phase}: {done} samples")
@@ -437,5 +256,5 @@ def supported() -> bool:
     return "calibration_cache_path" in inspect.signature(ort_quantize_static).parameters
 
 
-__all__ = ["METHODS", "AugmentedSession", "StreamingRanges", "calibrate", "ort_calibration", "progress_lines",
-           "supported", "vm_hwm_mib"]
+__all__ = ["METHODS", "ORT_DEFAULTS", "AugmentedSession", "StreamingRanges", "TensorStats", "calibrate", "infer_shapes",
+           "options_for", "ort_calibration", "progress_lines", "supported", "tensors_to_calibrate", "vm_hwm_mib"]

@@ -52,8 +52,16 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
       edgeml check --budget budgets.toml --results fleet-results   # budgets per target, every board
     """
     from edgeml._io import write_bytes_atomic
-    from edgeml.check import Budget, BudgetError, github_annotations, junit_xml, load_budgets, markdown, \
-        parse_size, run_check
+    from edgeml.check import (
+        Budget,
+        BudgetError,
+        github_annotations,
+        junit_xml,
+        load_budgets,
+        markdown,
+        parse_size,
+        run_check,
+    )
     from edgeml.errors import CheckFailed
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False

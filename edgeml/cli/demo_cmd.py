@@ -31,8 +31,8 @@ def demo_cmd(ctx, out_dir: str, epochs: int, prune_epochs: int, as_json: bool) -
     if as_json:
         emit_json(s)
         return
-    from edgeml.formats.common import human_bytes, human_count
     from edgeml._units import format_ms as _ms
+    from edgeml.formats.common import human_bytes, human_count
 
     t = s["training"]
     click.echo(f"\ntrained in {t['wall_s']:.1f} s: {t['samples']} samples x {t['epochs']} epochs, "

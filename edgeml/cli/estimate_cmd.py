@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from edgeml._units import format_ms
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
-from edgeml._units import format_ms
 from edgeml.cli._out import emit_json, table
 from edgeml.options import Precision
 

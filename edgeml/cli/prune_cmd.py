@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
+from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._out import emit_json, status, table
 from edgeml.options import PruneCriterion, PruneMethod, PruneSchedule, PruneScope
 

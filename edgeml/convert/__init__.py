@@ -15,6 +15,7 @@ from typing import Any
 
 from edgeml._io import atomic_path, check_output
 from edgeml.artifact import ModelArtifact, ModelFormat
+from edgeml.convert.routes import route_for
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
 from edgeml.errors import EdgeMLError, VerificationError
@@ -46,16 +47,6 @@ class ConvertResult:
         return {"schema": "edgeml.convert/1", **d}
 
 
-def _route(fmt: ModelFormat, to: str, path: Path) -> None:
-    if to not in TARGET_FORMATS:
-        raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
-    if to == "tflite" and fmt is ModelFormat.TFLITE:
-        raise EdgeMLError(f"{path}: the model is already TFLite", hint="use --to onnx, or edgeml quantize for int8")
-    if to == "tflite" and fmt is ModelFormat.ONNX:
-        raise EdgeMLError(f"{path}: --float16 is not supported for ONNX -> TFLite",
-                          hint="convert without --float16 (float32 output)")
-
-
 def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, simplify: bool = True,
             float16: bool = False, verify: int = 8, calib: Any = None, atol: float | None = None,
             force: bool = False, strict: bool = False, progress: Callable[[str], None] | None = None,
@@ -67,12 +58,17 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
     """
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
-    if art.format is ModelFormat.ONNX and to == "tflite" and not float16:  # onnx2tf route (edgeml.convert.onnx_tflite)
+    if to not in TARGET_FORMATS:
+        raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
+    route = route_for(art, to)  # the format registry's conversion, or its refusal
+    if route.make is None:  # a whole route of its own: ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite)
+        if float16:
+            raise EdgeMLError(f"{art.path}: --float16 is not supported for {route.label}",
+                              hint="convert without --float16 (float32 output)")
         from edgeml.convert.onnx_tflite import convert_onnx_to_tflite
 
         return convert_onnx_to_tflite(art.path, out, input_shapes=input_shapes, verify=verify, calib=calib,
                                       atol=atol if atol is not None else FP32_ATOL, force=force, progress=progress)
-    _route(art.format, to, art.path)
     if float16 and to != "tflite":
         raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
     out = check_output(out, inputs=[art.path, calib], force=force)
@@ -93,14 +89,11 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
     simplify_info = None
     with atomic_path(out) as tmp:
         if to == "tflite":
-            from edgeml.convert.tflite import to_tflite
-
-            say("converting to TFLite (SavedModel export, TFLite converter)")
-            tmp.write_bytes(to_tflite(art.path, art.format.value, float16=float16, keras_model=keras_model))
+            tmp.write_bytes(route.make(art, keras_model, opset=opset, float16=float16, say=say))
         else:
             import onnx
 
-            proto = keras_to_onnx(art, keras_model, opset, say)
+            proto = route.make(art, keras_model, opset=opset, float16=float16, say=say)
             if simplify:
                 proto, simplify_info = _simplify(proto, say)
             onnx.save(proto, str(tmp))
@@ -143,18 +136,10 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
 
 
 def keras_to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:
-    from edgeml.convert import onnx as conv
-
-    if art.format is ModelFormat.ONNX:
-        from edgeml.formats.onnx import load
-
-        return load(art.path)
-    say(f"converting to ONNX (tf2onnx, opset {opset})")
-    if art.format is ModelFormat.TFLITE:
-        return conv.tflite_to_onnx(art.path, opset=opset)
-    if art.format is ModelFormat.SAVEDMODEL:
-        return conv.savedmodel_to_onnx(art.path, opset=opset)
-    return conv.keras_to_onnx(keras_model, opset=opset)
+    """``art`` (``keras_model`` for a Keras source) as an ONNX ModelProto, through the format registry's route."""
+    route = route_for(art, "onnx")
+    assert route.make is not None  # every ONNX route builds a proto
+    return route.make(art, keras_model, opset=opset, float16=False, say=say)
 
 
 def _simplify(proto: Any, say) -> tuple[Any, dict[str, Any]]:

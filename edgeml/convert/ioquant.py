@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 from edgeml.formats.common import Quantization, TensorSpec
 
 # reading the contract (metadata record, else the graph) sits with the ONNX format: runtimes use it too

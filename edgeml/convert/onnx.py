@@ -106,10 +106,9 @@ def savedmodel_to_onnx(folder: Path, *, opset: int = DEFAULT_OPSET) -> Any:
 
 
 def tflite_to_onnx(path: Path, *, opset: int = DEFAULT_OPSET) -> Any:
-    from edgeml.formats.tflite import inspect as inspect_tflite
-
     import tempfile
 
+    from edgeml.formats.tflite import inspect as inspect_tflite
     from edgeml.formats.tflite_edit import densify
 
     info = inspect_tflite(path, validate=False)

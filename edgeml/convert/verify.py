@@ -6,9 +6,8 @@ import dataclasses
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -136,8 +135,8 @@ def random_feeds_label(inputs: list[TensorSpec], values: dict[str, int] | None =
 def data_feeds(inputs: list[TensorSpec], spec: Any, n: int) -> list[dict[str, np.ndarray]]:
     """``n`` samples of a data spec as real values for ``inputs`` (the session quantizes if needed): data
     already in a quantized input's integer domain is taken as those integers, never quantized twice."""
-    from edgeml.calibration.domain import real_valued as float_inputs
     from edgeml.calibration import DataSpec, load_dataset
+    from edgeml.calibration.domain import real_valued as float_inputs
 
     if isinstance(spec, str):
         spec = DataSpec.parse(spec)

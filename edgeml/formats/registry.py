@@ -1,14 +1,17 @@
-"""One handler per model format: what reads it, whether it needs TensorFlow, whether it takes input shapes.
+"""One handler per model format: what reads it, whether it needs TensorFlow, whether it takes input shapes,
+which formats ``convert`` makes from it.
 
 A new format (a compiled Edge TPU file, ``.pt2``) is one detector in :mod:`edgeml.formats.detect`, one
-reader module here, one opener in :mod:`edgeml.runtimes.session`; ``ModelArtifact.inspect`` and
-``open_session`` look the format up instead of branching on it.
+reader module here, one opener in :mod:`edgeml.runtimes.session`, and its conversions (route names, run by
+``edgeml.convert.routes``); ``ModelArtifact.inspect``, ``open_session`` and ``convert`` look the format up
+instead of branching on it.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,11 @@ class FormatHandler:
     takes_input_shapes: bool
     #: how messages name models of this format
     label: str
+    #: the conversions ``convert`` makes from it: target format -> route name (``edgeml.convert.routes.ROUTES``;
+    #: the formats layer names them, the convert stage runs them)
+    converts_to: Mapping[str, str] = field(default_factory=dict)
+    #: target format -> (message, hint) where converting to it is refused
+    refusals: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def needs_tensorflow(self) -> bool:
@@ -46,13 +54,26 @@ class FormatHandler:
             return reader.inspect(path, input_shapes=input_shapes)
         return reader.inspect(path)
 
+    def conversion(self, to: str, path: Path) -> str:
+        """The route name that converts a model of this format at ``path`` to ``to``; EdgeMLError where refused."""
+        if to in self.converts_to:
+            return self.converts_to[to]
+        message, hint = self.refusals.get(to, (f"converting {self.label} to {to} is not supported", ""))
+        raise EdgeMLError(f"{path}: {message}", hint=hint or None)
 
+
+_FROM_KERAS = {"tflite": "tflite-converter", "onnx": "tf2onnx-keras"}
 HANDLERS: dict[ModelFormat, FormatHandler] = {h.format: h for h in (
-    FormatHandler(ModelFormat.KERAS, "keras", takes_input_shapes=True, label="Keras models"),
-    FormatHandler(ModelFormat.H5, "keras", takes_input_shapes=True, label="Keras .h5 models"),
-    FormatHandler(ModelFormat.SAVEDMODEL, "savedmodel", takes_input_shapes=False, label="SavedModel directories"),
-    FormatHandler(ModelFormat.TFLITE, "tflite", takes_input_shapes=True, label="TFLite models"),
-    FormatHandler(ModelFormat.ONNX, "onnx", takes_input_shapes=True, label="ONNX models"),
+    FormatHandler(ModelFormat.KERAS, "keras", takes_input_shapes=True, label="Keras models", converts_to=_FROM_KERAS),
+    FormatHandler(ModelFormat.H5, "keras", takes_input_shapes=True, label="Keras .h5 models",
+                  converts_to=_FROM_KERAS),
+    FormatHandler(ModelFormat.SAVEDMODEL, "savedmodel", takes_input_shapes=False, label="SavedModel directories",
+                  converts_to={"tflite": "tflite-converter", "onnx": "tf2onnx-savedmodel"}),
+    FormatHandler(ModelFormat.TFLITE, "tflite", takes_input_shapes=True, label="TFLite models",
+                  converts_to={"onnx": "tf2onnx-tflite"},
+                  refusals={"tflite": ("the model is already TFLite", "use --to onnx, or edgeml quantize for int8")}),
+    FormatHandler(ModelFormat.ONNX, "onnx", takes_input_shapes=True, label="ONNX models",
+                  converts_to={"onnx": "onnx-as-is", "tflite": "onnx2tf"}),
 )}
 
 

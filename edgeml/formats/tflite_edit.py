@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-
 TEMP_SIGNATURE = "serving_default"
 _INT_ACT = ("INT8", "UINT8", "INT16")
 

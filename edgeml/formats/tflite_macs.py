@@ -10,7 +10,6 @@ import numpy as np
 from edgeml.formats.common import conv_macs, matmul_macs
 from edgeml.formats.tflite_reader import TFLiteReader
 
-
 _RECURRENT_WEIGHTS = {
     "LSTM": (1, 2, 3, 4, 5, 6, 7, 8, 16),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 2, 3, 4, 5, 6, 7, 8, 16),

@@ -10,7 +10,6 @@ import numpy as np
 
 from edgeml.errors import DataError, EdgeMLError
 
-
 ONEDNN_NOTE = ("fine-tuning ran with TensorFlow's oneDNN CPU kernels off (TF_ENABLE_ONEDNN_OPTS=0; slower): the model "
                "has 1x1 stride-{stride} convolutions ({layers}), whose oneDNN filter gradient crashes TensorFlow 2.21 "
                "(segfault)")

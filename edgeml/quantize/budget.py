@@ -42,8 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import BudgetError
-from edgeml.errors import CheckFailed, EdgeMLError
+from edgeml.errors import BudgetError, CheckFailed, EdgeMLError
 
 FIDELITY_SAMPLES = 64
 PROBE = 8

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from edgeml.errors import EdgeMLError
 
 if TYPE_CHECKING:
-    from edgeml.quantize import QuantizeResult
+    from edgeml.quantize.result import QuantizeResult
 
 
 def load_eval(budget: Any, eval_spec: Any, inputs: list) -> Any:

@@ -71,13 +71,13 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
                             method: str, calib_samples: int | None, target: str | None, eval: Any,
                             report: str | Path | None, force: bool, debug_samples: int, progress: Any,
                             input_shapes: Any = None, keep_degraded: bool = False) -> Any:
+    import time
+
     from edgeml._io import check_outputs
     from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, index_inputs, require_onnx2tf
     from edgeml.formats.shapes import resolve
     from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
     from edgeml.runtimes.litert import load_interpreter
-
-    import time
 
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)

@@ -295,7 +295,8 @@ def run(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, prof
         eval_spec):
     """PTQ of the original and QAT fine-tuning + int8 export; the better on ``eval_spec`` goes to ``tmp``."""
     from edgeml._tf import keras as import_keras
-    from edgeml.quantize import _accuracy, _tflite
+    from edgeml.quantize.checks import top1_accuracy
+    from edgeml.quantize.routes import tflite_route
 
     keras = import_keras()
     tuned = keras.models.clone_model(keras_model)
@@ -307,16 +308,16 @@ def run(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, prof
     (work / "qat").mkdir()
     ptq = work / "ptq.tflite"
     say("PTQ of the original model (the baseline QAT must beat)")
-    float_path, left_ptq, recipe = _tflite(art, keras_model, work / "ptq", ptq, mode, io, per_channel, ds, profile,
-                                           notes, say)
+    float_path, left_ptq, recipe = tflite_route(art, keras_model, work / "ptq", ptq, mode, io, per_channel, ds,
+                                                profile, notes, say)
     say("exporting the QAT-tuned model to full int8")
-    tuned_float, left, _ = _tflite(art, tuned, work / "qat", tmp, mode, io, per_channel, ds, profile, [], say)
+    tuned_float, left, _ = tflite_route(art, tuned, work / "qat", tmp, mode, io, per_channel, ds, profile, [], say)
     compare_to = tuned_float  # the fidelity gate: does the int8 model reproduce the float model it came from?
     recipe["method"] = "qat"
     training["export"] = "TFLite converter, full int8, activation ranges calibrated on --calib"
     if eval_spec is not None:
-        a_ptq = _accuracy(float_path, ptq, eval_spec, say)
-        a_qat = _accuracy(float_path, tmp, eval_spec, say)
+        a_ptq = top1_accuracy(float_path, ptq, eval_spec, say)
+        a_qat = top1_accuracy(float_path, tmp, eval_spec, say)
         training.update({"eval": a_qat["data"], "float_top1": a_qat["float_top1"], "ptq_top1": a_ptq["quantized_top1"],
                          "qat_top1": a_qat["quantized_top1"]})
         if a_ptq["quantized_top1"] > a_qat["quantized_top1"]:

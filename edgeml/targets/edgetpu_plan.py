@@ -11,13 +11,13 @@ is installed (edgetpu_log.py).
 
 from __future__ import annotations
 
-from edgeml._compat import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeml._compat import tomllib
 from edgeml.errors import EdgeMLError, ModelLoadError
 
 RULES_PATH = Path(__file__).parent / "profiles" / "rules" / "edgetpu_ops.toml"

@@ -19,8 +19,14 @@ from typing import Any
 import numpy as np
 
 from edgeml.errors import EdgeMLError
-from edgeml.targets.estimate import (coefficients, default_precision, design_row, edgetpu_features, features,
-                                     refuse_unknown_cost)
+from edgeml.targets.estimate import (
+    coefficients,
+    default_precision,
+    design_row,
+    edgetpu_features,
+    features,
+    refuse_unknown_cost,
+)
 
 RUNTIME_NAMES = {"ai_edge_litert": "litert", "tflite_runtime": "litert", "tensorflow": "litert",
                  "litert": "litert", "onnxruntime": "onnxruntime", "edgetpu": "edgetpu"}

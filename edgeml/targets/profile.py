@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import platform
-from edgeml._compat import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeml._compat import tomllib
 from edgeml.errors import EdgeMLError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"

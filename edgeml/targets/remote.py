@@ -9,7 +9,6 @@ command words are shell-quoted, because sshd hands them to the user's shell.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
 import shlex
@@ -23,19 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError, RemoteTimeout
+from edgeml.errors import EdgeMLError, RemoteError, RemoteTimeout, SSHConnectionError
+from edgeml.targets.protocol import JOB_DIR, RUNNER, RUNNER_FILE, doctor_script, read_result
 
 log = logging.getLogger("edgeml")
-
-RUNNER = Path(__file__).with_name("device_runner.py")
-
-
-class RemoteError(EdgeMLError):
-    pass
-
-
-class SSHConnectionError(RemoteError):
-    """ssh itself failed (exit 255): the board is unreachable, refused us, or the connection dropped."""
 
 
 @dataclass
@@ -187,29 +177,7 @@ def _tar(files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
-def read_result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
-    lines = [line for line in out.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
-        if "No such file" in stderr or "not found" in stderr:
-            raise RemoteError(f"{where}: Python 3 was not found there ({last})",
-                              hint="install python3 on the board, or point --remote-python at it")
-        raise RemoteError(f"{where}: the device runner failed: {last}", hint="run with -v to see its output")
-    try:
-        data = json.loads(lines[-1])
-    except ValueError as exc:
-        raise RemoteError(f"{where}: the device runner printed something that is not its JSON result",
-                          hint="run with -v to see its output") from exc
-    if not isinstance(data, dict):
-        raise RemoteError(f"{where}: the device runner printed something that is not its JSON result")
-    if "error" in data:
-        if data.get("traceback"):
-            log.info("the device runner's traceback:\n%s", data["traceback"].rstrip())
-        raise RemoteError(f"{where}: {data['error']}", hint=data.get("hint") or "")
-    return data
-
-
-RUN = 'echo $$ > "$1/pid" && exec "$2" "$1/device_runner.py" "$1/job"'
+RUN = f'echo $$ > "$1/pid" && exec "$2" "$1/{RUNNER_FILE}" "$1/{JOB_DIR}"'
 CLEANUP = 'if [ -f "$1/pid" ]; then kill "$(cat "$1/pid")" 2>/dev/null; fi; rm -rf "$1"'
 
 
@@ -232,7 +200,7 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
         raise RemoteError(f"{target.label}: could not make a temporary folder ({err.strip() or out.strip()})",
                           hint="check /tmp is writable on the board")
     try:
-        files = {"device_runner.py": RUNNER, "job": job_dir}
+        files = {RUNNER_FILE: RUNNER, JOB_DIR: job_dir}
         size = sum(p.stat().st_size for p in job_dir.rglob("*") if p.is_file())
         say(f"copying {size / 1e6:.1f} MB to {target.label}:{remote}")
         code, out, err = run_ssh(target, ["tar", "-x", "-C", remote], stdin=_tar(files), timeout=left())
@@ -253,6 +221,6 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
 
 
 def doctor(target: SSHTarget, *, timeout: float = 120.0) -> dict[str, Any]:
-    code, out, err = run_ssh(target, [target.python, "-"], timeout=timeout, stdin=RUNNER.read_bytes().replace(
-        b'if __name__ == "__main__":\n    sys.exit(main(sys.argv[1:]))', b'sys.exit(main(["--doctor"]))'))
+    code, out, err = run_ssh(target, [target.python, "-"], timeout=timeout, stdin=doctor_script())
     return read_result(code, out, err, target.label)
+

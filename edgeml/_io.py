@@ -115,13 +115,13 @@ def check_outputs(outputs: list[str | Path | None], *, inputs: Any = (), force: 
             if same_file(p, src) or _inside(p, src):
                 raise OutputExistsError(f"{p}: output would overwrite the input {src}",
                                         hint="choose another output path; inputs are never overwritten, "
-                                             "not even with --force")
+                                             "not even with `force`")
         if any(c is not None and same_file(p, c) for c in checked):
             raise OutputExistsError(f"{p}: given as two different outputs", hint="give each output its own path")
         refuse_non_regular(p)
         if os.path.lexists(p) and not force:
             raise OutputExistsError(f"{p}: output exists",
-                                    hint="pass --force to overwrite it, or choose another -o path")
+                                    hint="pass `force` to overwrite it, or choose another `out` path")
         if not p.parent.exists():
             raise OutputExistsError(f"{p.parent}: output folder does not exist", hint="create it first")
         checked.append(p)

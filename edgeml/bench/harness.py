@@ -300,14 +300,14 @@ MAX_RUNS = 100_000  # the runner stops there; more is refused, never silently ca
 def check_numbers(*, runs: int, warmup: int, min_time: float, timeout: float | None = None) -> None:
     """Options that reach the runner are finite and in range (a clear error, never a silent cap)."""
     if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
-        raise UsageError(f"--runs {runs}: must be a whole number from 1 to {MAX_RUNS:,}",
-                          hint="use --min-time SECONDS to time for longer")
+        raise UsageError(f"`runs` {runs}: must be a whole number from 1 to {MAX_RUNS:,}",
+                          hint="use `min_time` SECONDS to time for longer")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= MAX_RUNS:
-        raise UsageError(f"--warmup {warmup}: must be a whole number from 0 to {MAX_RUNS:,}")
+        raise UsageError(f"`warmup` {warmup}: must be a whole number from 0 to {MAX_RUNS:,}")
     if not isinstance(min_time, (int, float)) or not math.isfinite(min_time) or not 0 <= min_time <= 86400:
-        raise UsageError(f"--min-time {min_time}: must be a finite number of seconds from 0 to 86400")
+        raise UsageError(f"`min_time` {min_time}: must be a finite number of seconds from 0 to 86400")
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
-        raise UsageError(f"--timeout {timeout}: must be a positive, finite number of seconds")
+        raise UsageError(f"`timeout` {timeout}: must be a positive, finite number of seconds")
 
 
 def default_timeout(n_models: int, runs: int, warmup: int, min_time: float, n_samples: int) -> float:

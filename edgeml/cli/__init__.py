@@ -175,9 +175,11 @@ class EdgeMLGroup(click.Group):
         except EdgeMLError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc.message}", err=True)
+            from edgeml.cli.flags import to_flags
+
+            click.echo(f"error: {to_flags(exc.message)}", err=True)
             if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
+                click.echo(f"hint: {to_flags(exc.hint)}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): finally-blocks have cleaned up
             from edgeml.errors import Terminated

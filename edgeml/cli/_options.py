@@ -11,12 +11,13 @@ INPUT_SHAPE_HELP = ("Shape of a dynamic input, NAME=D0,D1,... (repeatable; no NA
 def _parse_input_shapes(ctx, param, value):
     if not value:
         return None
+    from edgeml.cli.flags import to_flags
     from edgeml.formats.shapes import ShapeError, parse_input_shapes
 
     try:
         return parse_input_shapes(list(value))
     except ShapeError as exc:
-        raise click.BadParameter(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
+        raise click.BadParameter(to_flags(exc.message + (f" ({exc.hint})" if exc.hint else ""))) from None
 
 
 def input_shape_option(f):

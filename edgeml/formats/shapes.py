@@ -54,8 +54,8 @@ def parse_input_shapes(items: Any) -> Overrides:
     for name, dims in pairs:
         shape = _parse_dims(name, dims)
         if name in out:
-            raise ShapeError(f"--input-shape given twice for {'input ' + repr(name) if name else 'the input'}",
-                             hint="give one --input-shape per input")
+            raise ShapeError(f"`input_shapes` given twice for {'input ' + repr(name) if name else 'the input'}",
+                             hint="give one `input_shapes` per input")
         out[name] = shape
     return out
 
@@ -75,11 +75,11 @@ def _parse_dims(name: str | None, dims: Any) -> tuple[int, ...]:
     try:
         shape = tuple(int(v) for v in values)
     except (TypeError, ValueError):
-        raise ShapeError(f"--input-shape {label}{dims}: dimensions must be whole numbers",
-                         hint="--input-shape NAME=D0,D1,... e.g. --input-shape images=1,3,320,320") from None
+        raise ShapeError(f"`input_shapes` {label}{dims}: dimensions must be whole numbers",
+                         hint="`input_shapes` NAME=D0,D1,... e.g. `input_shapes` images=1,3,320,320") from None
     if any(d < 1 for d in shape):
-        raise ShapeError(f"--input-shape {label}{dims}: every dimension must be at least 1",
-                         hint="--input-shape NAME=D0,D1,... e.g. --input-shape images=1,3,320,320")
+        raise ShapeError(f"`input_shapes` {label}{dims}: every dimension must be at least 1",
+                         hint="`input_shapes` NAME=D0,D1,... e.g. `input_shapes` images=1,3,320,320")
     return shape
 
 
@@ -154,18 +154,18 @@ def resolve(inputs: Iterable[TensorSpec], overrides: Any = None, *, data_shapes:
     names = [t.name for t in specs]
     if None in given:
         if len(specs) != 1:
-            raise ShapeError(f"--input-shape without a name, but the model has {len(specs)} inputs "
-                             f"({', '.join(names)})", hint="name each input: --input-shape NAME=D0,D1,...")
+            raise ShapeError(f"`input_shapes` without a name, but the model has {len(specs)} inputs "
+                             f"({', '.join(names)})", hint="name each input: `input_shapes` NAME=D0,D1,...")
         given[specs[0].name] = given.pop(None)
     for name in given:
         if name not in names:
-            raise ShapeError(f"--input-shape {name}=...: the model has no input {name!r}",
+            raise ShapeError(f"`input_shapes` {name}=...: the model has no input {name!r}",
                              hint="inputs: " + ", ".join(names))
     for name, shape in (data_shapes or {}).items():
         if name in names:
             if name in given and tuple(given[name]) != tuple(shape):
-                raise ShapeError(f"--input-shape {name}={','.join(map(str, given[name]))} contradicts the data's "
-                                 f"shape {list(shape)}", hint="drop --input-shape; the data decides the shape")
+                raise ShapeError(f"`input_shapes` {name}={','.join(map(str, given[name]))} contradicts the data's "
+                                 f"shape {list(shape)}", hint="drop `input_shapes`; the data decides the shape")
             given[name] = tuple(int(d) for d in shape)
 
     symbols: dict[str, int] = {}
@@ -177,7 +177,7 @@ def resolve(inputs: Iterable[TensorSpec], overrides: Any = None, *, data_shapes:
             if len(shape) != len(t.shape):
                 raise ShapeError(f"input {t.name!r} has rank {len(t.shape)} {t.shape_str()}; the shape given "
                                  f"{list(shape)} has rank {len(shape)}",
-                                 hint=f"give {len(t.shape)} dimensions: --input-shape {t.name}=" +
+                                 hint=f"give {len(t.shape)} dimensions: `input_shapes` {t.name}=" +
                                       ",".join(str(d) if d else "D" for d in t.shape))
             for axis, (want, got) in enumerate(zip(t.shape, shape)):
                 if want is not None and want != got:

@@ -112,14 +112,14 @@ def _saved_stats(model: Any, folder: Path) -> dict[str, int]:
 def _validate(sparsity: float, method: str, scope: str, schedule: str, criterion: str, epochs: int,
               batch_size: int, lr: float) -> None:
     if not 0 < sparsity < 1:
-        raise UsageError(f"--sparsity {sparsity}: must be between 0 and 1 (exclusive)",
-                          hint="e.g. --sparsity 0.5 removes half of the weights (magnitude) or channels (channel)")
-    for opt, value, allowed in (("--method", method, METHODS), ("--scope", scope, SCOPES),
-                                ("--schedule", schedule, SCHEDULES), ("--criterion", criterion, CRITERIA)):
+        raise UsageError(f"`sparsity` {sparsity}: must be between 0 and 1 (exclusive)",
+                          hint="e.g. `sparsity` 0.5 removes half of the weights (magnitude) or channels (channel)")
+    for opt, value, allowed in (("`method`", method, METHODS), ("`scope`", scope, SCOPES),
+                                ("`schedule`", schedule, SCHEDULES), ("`criterion`", criterion, CRITERIA)):
         if value not in allowed:
             raise EdgeMLError(f"{opt} {value}: expected one of {', '.join(allowed)}")
     if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
+        raise UsageError("`epochs` and `batch_size` must be >= 1 and `lr` > 0")
 
 
 def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = "magnitude", scope: str = "layer",

@@ -69,10 +69,10 @@ def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
         if art.format is ModelFormat.ONNX and not profile.accepts("onnx"):
             fmt = "tflite"  # an ONNX model for a TFLite-only target (coral-usb): converted with onnx2tf
     if fmt not in ("tflite", "onnx"):
-        raise EdgeMLError(f"--format {fmt}: unknown", hint="use --format tflite or --format onnx")
+        raise EdgeMLError(f"`format` {fmt}: unknown", hint="use `format` tflite or `format` onnx")
     if not profile.accepts(fmt):
-        raise EdgeMLError(f"--target {profile.name} does not run {fmt} models",
-                          hint=f"use --format {profile.formats[0]}")
+        raise EdgeMLError(f"`target` {profile.name} does not run {fmt} models",
+                          hint=f"use `format` {profile.formats[0]}")
     if art.format is ModelFormat.TFLITE and fmt == "onnx":
         raise EdgeMLError(f"{art.path}: quantizing a .tflite to ONNX is not supported",
                           hint="convert it first: edgeml convert MODEL.tflite --to onnx, then quantize the .onnx")
@@ -129,7 +129,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
     t_start = time.perf_counter()
     profile = load_profile(target)
     if mode not in MODES:
-        raise EdgeMLError(f"--mode {mode}: unknown", hint=f"use one of {', '.join(MODES)}")
+        raise EdgeMLError(f"`mode` {mode}: unknown", hint=f"use one of {', '.join(MODES)}")
     from edgeml.quantize import budget as qb
 
     budget = qb.Budget(max_accuracy_drop, min_fidelity, keep_best,
@@ -140,10 +140,10 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         from edgeml.errors import BudgetError
 
         if fallback not in ("float", "int16x8"):
-            raise BudgetError(f"--fallback {fallback}: unknown", hint="use --fallback float or --fallback int16x8")
+            raise BudgetError(f"`fallback` {fallback}: unknown", hint="use `fallback` float or `fallback` int16x8")
         if not budget.active:
-            raise BudgetError("--fallback applies to a budget's layer fallback",
-                              hint="add --max-accuracy-drop or --min-fidelity, or drop --fallback")
+            raise BudgetError("`fallback` applies to a budget's layer fallback",
+                              hint="add `max_accuracy_drop` or `min_fidelity`, or drop `fallback`")
     art = ModelArtifact.open(model)
     fmt = _formats(art, format, profile)
     if art.format is ModelFormat.ONNX and fmt == "tflite":  # onnx2tf float TFLite, then the .tflite path below
@@ -154,13 +154,13 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
                                        report=report, force=force, debug_samples=debug_samples, progress=progress,
                                        input_shapes=input_shapes, keep_degraded=keep_degraded)
     if profile.full_int8 and mode != "int8":
-        raise EdgeMLError(f"--target {profile.name} runs full-int8 models only; --mode {mode} cannot run there",
-                          hint="use --mode int8")
+        raise EdgeMLError(f"`target` {profile.name} runs full-int8 models only; `mode` {mode} cannot run there",
+                          hint="use `mode` int8")
     if fallback == "int16x8" and (fmt != "tflite" or art.format is not ModelFormat.TFLITE):
         from edgeml.errors import BudgetError
 
-        raise BudgetError("--fallback int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
-                          "mixes int8 and int16x8 ops here", hint="use --fallback float (the default for this source)")
+        raise BudgetError("`fallback` int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
+                          "mixes int8 and int16x8 ops here", hint="use `fallback` float (the default for this source)")
     if method == "qat":
         from edgeml.quantize import qat as qat_steps
 
@@ -170,8 +170,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         from edgeml.quantize.tflite import io_types
 
         if method not in ("minmax", "qat"):
-            raise EdgeMLError(f"--method {method}: the TFLite quantizers calibrate with min/max ranges only",
-                              hint="drop --method for TFLite, or use --format onnx for entropy/percentile")
+            raise EdgeMLError(f"`method` {method}: the TFLite quantizers calibrate with min/max ranges only",
+                              hint="drop `method` for TFLite, or use `format` onnx for entropy/percentile")
         default_io = "int8" if art.format is ModelFormat.TFLITE else profile.quantize.get("tflite_io")
         io = io_types(mode, io or (default_io if mode == "int8" else None))
     else:
@@ -181,8 +181,8 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
         io = "float32"
     needs_calib = mode in ("int8", "int16x8")
     if needs_calib and calib is None:
-        raise EdgeMLError(f"--mode {mode} needs calibration data", hint="pass --calib SPEC (100-500 representative "
-                                                                        "samples, e.g. --calib images/?samples=200)")
+        raise EdgeMLError(f"`mode` {mode} needs calibration data", hint="pass `calib` SPEC (100-500 representative "
+                                                                        "samples, e.g. `calib` images/?samples=200)")
     out_path, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
     assert out_path is not None  # out is required
     why = _already_quantized(art)

@@ -238,10 +238,10 @@ def quantize_dynamic(model, out: Path) -> dict:
 
 def check_modes(mode: str, io: str | None, method: str) -> None:
     if mode not in ONNX_MODES:
-        raise EdgeMLError(f"--mode {mode} is not available for ONNX output", hint="use --mode int8 or --mode dynamic, "
-                                                                                   "or --format tflite")
+        raise EdgeMLError(f"`mode` {mode} is not available for ONNX output", hint="use `mode` int8 or `mode` dynamic, "
+                                                                                   "or `format` tflite")
     if io not in (None, "float32"):
-        raise EdgeMLError(f"--io {io}: ONNX QDQ models keep float32 inputs and outputs",
-                          hint="drop --io for ONNX (the QuantizeLinear at the input does the conversion)")
+        raise EdgeMLError(f"`io` {io}: ONNX QDQ models keep float32 inputs and outputs",
+                          hint="drop `io` for ONNX (the QuantizeLinear at the input does the conversion)")
     if method not in METHODS:
-        raise EdgeMLError(f"--method {method}: unknown", hint=f"use one of {', '.join(METHODS)}")
+        raise EdgeMLError(f"`method` {method}: unknown", hint=f"use one of {', '.join(METHODS)}")

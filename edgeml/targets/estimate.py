@@ -210,7 +210,7 @@ def estimate(model: str | Path, *, target: str, precision: str | None = None, th
     if profile.is_host:
         raise EdgeMLError("the host is measured, not estimated", hint="edgeml bench MODEL")
     if precision is not None and precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"`precision` {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
     art = ModelArtifact.open(model)
     info = _inspect(art, input_shapes)
     if EDGETPU_OP in (info.custom_ops or []):
@@ -278,7 +278,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
     plan_d, lower = None, False
     if profile.kind == "edgetpu":
         if precision != "int8":
-            raise EdgeMLError(f"target {profile.name} runs int8 only", hint="use --precision int8")
+            raise EdgeMLError(f"target {profile.name} runs int8 only", hint="use `precision` int8")
         if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
             notes.append("the model is float: the estimate assumes it is quantized to int8 and compiled")
         f, plan_d, lower = edgetpu_features(info, profile, f, notes)

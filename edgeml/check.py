@@ -79,7 +79,7 @@ class Budget:
         if self.max_accuracy_drop is not None and not self.baseline:
             raise BudgetError(f"{where}: max_accuracy_drop needs a baseline model", hint="add baseline = \"MODEL\"")
         if (self.min_accuracy is not None or self.max_accuracy_drop is not None) and not self.data:
-            raise BudgetError(f"{where}: accuracy budgets need labelled data", hint="add data = \"SPEC\" (or --data)")
+            raise BudgetError(f"{where}: accuracy budgets need labelled data", hint="add data = \"SPEC\" (or `data`)")
         if None is self.max_size is self.max_latency_ms is self.min_accuracy is self.max_accuracy_drop:
             raise BudgetError(f"{where}: budget for {self.model} sets no limit",
                               hint="set max_size, max_latency_ms, min_accuracy or max_accuracy_drop")

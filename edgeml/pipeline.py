@@ -58,14 +58,14 @@ class Recipe:
             raise EdgeMLError(f"{self.model}: model not found", hint="check the model path (relative to the recipe)")
         if not self.calib:
             raise EdgeMLError("the pipeline quantizes to int8 and needs calibration data",
-                              hint="--calib SPEC (recipe: calib = \"SPEC\"), e.g. builtin:digits?split=train")
+                              hint="`calib` SPEC (recipe: calib = \"SPEC\"), e.g. builtin:digits?split=train")
         if self.train_power_w is not None and not self.train_power_w > 0:
             raise EdgeMLError(f"train_power_w = {self.train_power_w}: watts, > 0")
         if not 0 <= self.prune < 1:
             raise EdgeMLError(f"prune = {self.prune}: a sparsity in [0, 1)", hint="0 skips pruning; e.g. 0.5")
         if self.prune and not self.train:
-            raise EdgeMLError("pruning in the pipeline fine-tunes and needs --train SPEC",
-                              hint="add --train (recipe: train = \"SPEC\") or drop --prune")
+            raise EdgeMLError("pruning in the pipeline fine-tunes and needs `train` SPEC",
+                              hint="add `train` (recipe: train = \"SPEC\") or drop `prune`")
         if self.input_shape is not None:
             from edgeml.formats.shapes import format_input_shapes
 
@@ -262,7 +262,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     fmt = ModelArtifact.open(src).format
     keras_like = fmt in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL)
     if r.prune and fmt not in (ModelFormat.KERAS, ModelFormat.H5):
-        raise EdgeMLError(f"{src}: the pipeline prunes Keras models (.keras, .h5)", hint="drop --prune")
+        raise EdgeMLError(f"{src}: the pipeline prunes Keras models (.keras, .h5)", hint="drop `prune`")
     total = 4 + bool(r.prune) + bool(r.budget)  # [prune] convert quantize bench report [check]
     sources = {"fp32": src}
     if r.prune:

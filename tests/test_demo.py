@@ -94,7 +94,7 @@ def test_bad_recipes_are_refused(tmp_path, tiny_tflite):
     bad.write_text(f'model = "{tiny_tflite}"\nout = "r"\ncalib = "builtin:digits"\nprunee = 0.5\n')
     res = CliRunner().invoke(cli, ["run", str(bad)])
     assert res.exit_code == 2 and "unknown key 'prunee'" in res.output and "Traceback" not in res.output
-    with pytest.raises(EdgeMLError, match="needs --train"):
+    with pytest.raises(EdgeMLError, match="needs `train`"):
         from edgeml.pipeline import Recipe
 
         run_pipeline(Recipe(model=str(tiny_tflite), out=str(tmp_path / "r"), calib="builtin:digits", prune=0.5))

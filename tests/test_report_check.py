@@ -67,7 +67,7 @@ def test_report_bad_input(results, tmp_path):
                       (tmp_path / "none.json", "no such results file")):
         res = CliRunner().invoke(cli, ["report", str(path)])
         assert res.exit_code == 3 and msg in res.output and "Traceback" not in res.output
-    with pytest.raises(EdgeMLError, match="--deploy nope"):
+    with pytest.raises(EdgeMLError, match="`deploy` nope"):
         build_report([d / "host.json"], deploy="nope")
     with pytest.raises(EdgeMLError, match=".html, .md or .json"):
         write_report(build_report([d / "host.json"]), tmp_path / "r.pdf")

@@ -59,18 +59,18 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
     if to not in TARGET_FORMATS:
-        raise EdgeMLError(f"--to {to}: unknown target format", hint="use --to tflite or --to onnx")
+        raise EdgeMLError(f"`to` {to}: unknown target format", hint="use `to` tflite or `to` onnx")
     route = route_for(art, to)  # the format registry's conversion, or its refusal
     if route.make is None:  # a whole route of its own: ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite)
         if float16:
-            raise EdgeMLError(f"{art.path}: --float16 is not supported for {route.label}",
-                              hint="convert without --float16 (float32 output)")
+            raise EdgeMLError(f"{art.path}: `float16` is not supported for {route.label}",
+                              hint="convert without `float16` (float32 output)")
         from edgeml.convert.onnx_tflite import convert_onnx_to_tflite
 
         return convert_onnx_to_tflite(art.path, out, input_shapes=input_shapes, verify=verify, calib=calib,
                                       atol=atol if atol is not None else FP32_ATOL, force=force, progress=progress)
     if float16 and to != "tflite":
-        raise EdgeMLError("--float16 applies to --to tflite only", hint="drop --float16 for ONNX output")
+        raise EdgeMLError("`float16` applies to `to` tflite only", hint="drop `float16` for ONNX output")
     out = check_output(out, inputs=[art.path, calib], force=force)
     atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
     warnings: list[str] = []
@@ -106,7 +106,7 @@ def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, sim
                 msg = "simplified model differs from the source; kept the unsimplified model"
                 if strict:
                     raise VerificationError(f"{art.path}: {msg} ({verification.summary()})",
-                                            hint="drop --strict to keep the unsimplified model")
+                                            hint="drop `strict` to keep the unsimplified model")
                 import onnx
 
                 onnx.save(keras_to_onnx(art, keras_model, opset, say), str(tmp))

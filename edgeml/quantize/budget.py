@@ -76,29 +76,29 @@ class Budget:
     def check_options(self, *, eval_spec: Any, mode: str) -> None:
         """Usage errors (exit 2) that need no data loaded."""
         if self.max_accuracy_drop is not None and self.min_fidelity is not None:
-            raise BudgetError("--max-accuracy-drop and --min-fidelity: give one budget",
-                              hint="--max-accuracy-drop with labelled --eval data, or --min-fidelity without labels")
+            raise BudgetError("`max_accuracy_drop` and `min_fidelity`: give one budget",
+                              hint="`max_accuracy_drop` with labelled `eval` data, or `min_fidelity` without labels")
         d, c = self.max_accuracy_drop, self.min_fidelity
         if d is not None and not (isinstance(d, (int, float)) and math.isfinite(d) and 0 <= d < 1):
-            raise BudgetError(f"--max-accuracy-drop {d}: a top-1 drop as a fraction in [0, 1)",
-                              hint="e.g. --max-accuracy-drop 0.01 for one point")
+            raise BudgetError(f"`max_accuracy_drop` {d}: a top-1 drop as a fraction in [0, 1)",
+                              hint="e.g. `max_accuracy_drop` 0.01 for one point")
         if c is not None and not (isinstance(c, (int, float)) and math.isfinite(c) and -1 <= c <= 1):
-            raise BudgetError(f"--min-fidelity {c}: a cosine similarity in [-1, 1]",
-                              hint="e.g. --min-fidelity 0.99")
+            raise BudgetError(f"`min_fidelity` {c}: a cosine similarity in [-1, 1]",
+                              hint="e.g. `min_fidelity` 0.99")
         if d is not None and eval_spec is None:
-            raise BudgetError("--max-accuracy-drop needs labelled data to measure top-1: pass --eval SPEC",
-                              hint="without labels, budget the output fidelity instead: --min-fidelity 0.99")
+            raise BudgetError("`max_accuracy_drop` needs labelled data to measure top-1: pass `eval` SPEC",
+                              hint="without labels, budget the output fidelity instead: `min_fidelity` 0.99")
         if mode not in ("int8", "int16x8"):
-            raise BudgetError(f"--mode {mode}: accuracy budgets apply to calibrated int8/int16x8 quantization",
-                              hint="drop the budget, or use --mode int8")
+            raise BudgetError(f"`mode` {mode}: accuracy budgets apply to calibrated int8/int16x8 quantization",
+                              hint="drop the budget, or use `mode` int8")
         if self.max_evals < 1:
             raise BudgetError("max_evals must be >= 1")
 
 
 def no_labels_error(origin: str) -> BudgetError:
-    return BudgetError(f"--max-accuracy-drop needs labelled data, but '{origin}' has no labels",
-                       hint="use labelled --eval data (an .npz with 'y', class subfolders), or budget the output "
-                            "fidelity instead: --min-fidelity 0.99")
+    return BudgetError(f"`max_accuracy_drop` needs labelled data, but '{origin}' has no labels",
+                       hint="use labelled `eval` data (an .npz with 'y', class subfolders), or budget the output "
+                            "fidelity instead: `min_fidelity` 0.99")
 
 
 class Scorer:
@@ -122,8 +122,8 @@ class Scorer:
             self.output_names = self.runner_float.outputs
             usable = [any(np.any(r[k] != 0) for r in self.reference) for k in range(len(self.output_names))]
             if not any(usable):
-                raise EdgeMLError(f"--min-fidelity: every output of the float model is zero on {data}: cosine "
-                                  "says nothing", hint="use other samples (--eval SPEC), or --max-accuracy-drop")
+                raise EdgeMLError(f"`min_fidelity`: every output of the float model is zero on {data}: cosine "
+                                  "says nothing", hint="use other samples (`eval` SPEC), or `max_accuracy_drop`")
 
     def score(self, path: Path) -> dict[str, Any]:
         """{'value': metric, 'ok': budget holds, ...}; value is the drop (accuracy) or worst output cosine."""

@@ -173,9 +173,9 @@ def qat_clone(model) -> tuple[Any, list[str], dict[str, str]]:
     try:
         qmodel = keras.models.clone_model(model, clone_function=clone)
     except Exception as exc:
-        raise EdgeMLError(f"--method qat could not rebuild this model with fake quantization: {type(exc).__name__}: "
+        raise EdgeMLError(f"`method` qat could not rebuild this model with fake quantization: {type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:200]}",
-                          hint="QAT supports functional/Sequential Keras 3 models; use PTQ (drop --method qat)") \
+                          hint="QAT supports functional/Sequential Keras 3 models; use PTQ (drop `method` qat)") \
             from exc
     wrapped = []
     for layer in model.layers:
@@ -215,7 +215,7 @@ def _labelled(spec: Any, model) -> tuple[list, Any]:
     feeds, labels = ds.arrays()
     origin = getattr(ds.spec, "origin", None) or str(spec)
     if labels is None:
-        raise DataError(f"--train {origin}: the data has no labels; quantization-aware training needs them",
+        raise DataError(f"`train` {origin}: the data has no labels; quantization-aware training needs them",
                         hint="use labelled data: an .npz with 'y', class sub-folders, or builtin:digits")
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] > 1:
@@ -223,10 +223,10 @@ def _labelled(spec: Any, model) -> tuple[list, Any]:
     labels = labels.reshape(-1).astype(np.int64)
     classes = int(outputs[0].shape[-1] or 0) if outputs and outputs[0].shape else 0
     if len(outputs) != 1 or classes < 2:
-        raise QATUsageError("--method qat fine-tunes single-output classifiers (one score per class)",
-                            hint="use PTQ (drop --method qat) for other models")
+        raise QATUsageError("`method` qat fine-tunes single-output classifiers (one score per class)",
+                            hint="use PTQ (drop `method` qat) for other models")
     if labels.min() < 0 or labels.max() >= classes:
-        raise DataError(f"--train {origin}: labels run from {labels.min()} to {labels.max()} but the model outputs "
+        raise DataError(f"`train` {origin}: labels run from {labels.min()} to {labels.max()} but the model outputs "
                         f"{classes} classes", hint="the data does not match this model")
     return [feeds[t.name] for t in inputs], labels
 
@@ -247,8 +247,8 @@ def train_qat(model, train_spec: Any, *, epochs: int, lr: float, batch_size: int
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not probs)
     qmodel, wrapped, pairs = qat_clone(model)
     if not wrapped:
-        raise EdgeMLError("--method qat: the model has no Conv2D, DepthwiseConv2D or Dense layer to quantize in "
-                          "training", hint="use PTQ (drop --method qat)")
+        raise EdgeMLError("`method` qat: the model has no Conv2D, DepthwiseConv2D or Dense layer to quantize in "
+                          "training", hint="use PTQ (drop `method` qat)")
     if progress:
         progress(f"QAT: fake-quantizing {len(wrapped)} layer(s) ({len(pairs)} conv+batch-norm folded), "
                  f"{epochs} epoch(s) on {len(y)} samples")
@@ -277,17 +277,17 @@ def train_qat(model, train_spec: Any, *, epochs: int, lr: float, batch_size: int
 
 def check_options(art: Any, fmt: str, mode: str, train: Any, epochs: int, budget: Any) -> None:
     if art.format.value not in ("keras", "h5"):
-        raise QATUsageError(f"--method qat trains the model: it needs the Keras source (.keras/.h5), not a "
-                            f"{art.format.value} file", hint="pass the .keras model, or drop --method qat (PTQ)")
+        raise QATUsageError(f"`method` qat trains the model: it needs the Keras source (.keras/.h5), not a "
+                            f"{art.format.value} file", hint="pass the .keras model, or drop `method` qat (PTQ)")
     if fmt != "tflite" or mode != "int8":
-        raise QATUsageError("--method qat exports full-int8 TFLite", hint="use --format tflite --mode int8")
+        raise QATUsageError("`method` qat exports full-int8 TFLite", hint="use `format` tflite `mode` int8")
     if train is None:
-        raise QATUsageError("--method qat needs labelled training data: pass --train SPEC",
-                            hint="e.g. --train 'builtin:digits?split=train' --epochs 3")
+        raise QATUsageError("`method` qat needs labelled training data: pass `train` SPEC",
+                            hint="e.g. `train` 'builtin:digits?split=train' `epochs` 3")
     if not (isinstance(epochs, int) and epochs >= 1):
-        raise QATUsageError(f"--epochs {epochs}: at least 1")
+        raise QATUsageError(f"`epochs` {epochs}: at least 1")
     if budget.active:
-        raise QATUsageError("--method qat with an accuracy budget: give one or the other",
+        raise QATUsageError("`method` qat with an accuracy budget: give one or the other",
                             hint="a budget falls layers back to float; QAT keeps every layer int8")
 
 

@@ -32,7 +32,7 @@ def io_types(mode: str, io: str | None) -> str:
     allowed = {"int8": ("int8", "uint8", "float32"), "int16x8": ("int16", "float32")}.get(mode, ("float32",))
     io = io or allowed[0]
     if io not in allowed:
-        raise EdgeMLError(f"--io {io} does not apply to --mode {mode}", hint=f"use --io {' or '.join(allowed)}")
+        raise EdgeMLError(f"`io` {io} does not apply to `mode` {mode}", hint=f"use `io` {' or '.join(allowed)}")
     return io
 
 
@@ -115,8 +115,8 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
     ``source``: the user's file, named in errors when ``path`` is a prepared copy of it."""
     quantizer, recipe = _aeq()
     if mode == "int8" and io != "int8":
-        raise EdgeMLError(f"--io {io}: a quantized .tflite made from a .tflite has int8 inputs and outputs",
-                          hint="use --io int8, or quantize the Keras/SavedModel source for float or uint8 IO")
+        raise EdgeMLError(f"`io` {io}: a quantized .tflite made from a .tflite has int8 inputs and outputs",
+                          hint="use `io` int8, or quantize the Keras/SavedModel source for float or uint8 IO")
     if mode in ("int16x8", "float16") and not per_channel:
         raise EdgeMLError("--per-tensor is not available for this mode from a .tflite", hint="drop --per-tensor")
     if mode == "int8":
@@ -127,8 +127,8 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
         table = {"int16x8": recipe.static_wi8_ai16(), "dynamic": recipe.dynamic_wi8_afp32(),
                  "float16": None}
         if table[mode] is None:
-            raise EdgeMLError("--mode float16 from a .tflite is not supported",
-                              hint="convert the Keras/SavedModel source with --mode float16")
+            raise EdgeMLError("`mode` float16 from a .tflite is not supported",
+                              hint="convert the Keras/SavedModel source with `mode` float16")
         q = quantizer.Quantizer(str(path), table[mode])
     with all_output_captured(), warnings.catch_warnings():  # it prints a size report and progress bars
         warnings.simplefilter("ignore")

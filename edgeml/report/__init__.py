@@ -251,8 +251,8 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         tr.parts.append(f"--train-flops {train_flops:.3g} (given)")
     elif train_samples is not None or epochs is not None:
         if train_samples is None or epochs is None or not first.flops:
-            raise EdgeMLError("--train-samples and --epochs go together and need a model with known FLOPs",
-                              hint="pass both, or --train-flops")
+            raise EdgeMLError("`train_samples` and `epochs` go together and need a model with known FLOPs",
+                              hint="pass both, or `train_flops`")
         tr.flops = 3 * first.flops * train_samples * epochs
         tr.parts.append(f"3 x forward FLOPs of {first.name} x {train_samples} samples x {epochs} epochs (derived)")
     if train_gpu_hours is not None:
@@ -260,7 +260,7 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         tr.parts.append(f"--train-gpu-hours {train_gpu_hours:g} (given)")
     if train_power_w is not None:
         if not tr.wall_s:
-            raise EdgeMLError("--train-power-w needs a training time", hint="add --train-gpu-hours")
+            raise EdgeMLError("`train_power_w` needs a training time", hint="add `train_gpu_hours`")
         tr.energy_j = tr.wall_s * train_power_w
         tr.parts.append(f"energy = training time x --train-power-w {train_power_w:g} W")
     for note, models in b.estimate_notes.items():
@@ -269,7 +269,7 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         b.notes.append("no training cost known: pass --train-flops, --train-samples/--epochs or --train-gpu-hours")
     names = list(b.variants)
     if deploy is not None and deploy not in names:
-        raise EdgeMLError(f"--deploy {deploy}: no such model in the results", hint=f"one of: {', '.join(names)}")
+        raise EdgeMLError(f"`deploy` {deploy}: no such model in the results", hint=f"one of: {', '.join(names)}")
     costed = [n for n in names if b.variants[n].costs]
     if not costed:
         raise EdgeMLError("the results hold no latency", hint="include an edgeml bench or estimate result")

@@ -46,15 +46,15 @@ def default_cpus() -> int:
 def choose(kind: str, ray_address: str | None) -> str:
     """'ray' or 'sequential' for ``kind`` (auto | ray | sequential); refuses Ray options Ray cannot serve."""
     if kind not in ("auto", "ray", "sequential"):
-        raise EdgeMLError(f"--executor {kind}: auto, ray or sequential")
+        raise EdgeMLError(f"`executor` {kind}: auto, ray or sequential")
     if kind == "sequential":
         if ray_address:
-            raise EdgeMLError("--ray-address with --executor sequential", hint="drop one of them")
+            raise EdgeMLError("`ray_address` with `executor` sequential", hint="drop one of them")
         return "sequential"
     if ray_available():
         return "ray"
     if kind == "ray" or ray_address:
-        raise EdgeMLError("Ray is not installed", hint=f"{RAY_HINT}, or --executor sequential")
+        raise EdgeMLError("Ray is not installed", hint=f"{RAY_HINT}, or `executor` sequential")
     return "sequential"
 
 
@@ -96,15 +96,15 @@ class RayExecutor:
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         if address:
             if num_cpus:
-                raise EdgeMLError("--num-cpus with --ray-address", hint="an existing cluster has its own CPUs; "
-                                                                       "drop --num-cpus")
+                raise EdgeMLError("`num_cpus` with `ray_address`", hint="an existing cluster has its own CPUs; "
+                                                                       "drop `num_cpus`")
             # the cluster's workers run this edgeml's code (its package is shipped with the job); TensorFlow,
             # ONNX Runtime and the data paths must be there already
             pkg = str(Path(__file__).resolve().parent.parent)
             try:
                 ray.init(address=address, runtime_env={"py_modules": [pkg], "excludes": ["__pycache__"]}, **kw)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise EdgeMLError(f"--ray-address {address}: cannot connect to the Ray cluster "
+                raise EdgeMLError(f"`ray_address` {address}: cannot connect to the Ray cluster "
                                   f"({' '.join(str(exc).split())[:200]})",
                                   hint="check the address (HOST:6379, or ray://HOST:10001); a cluster with token "
                                        "authentication needs RAY_AUTH_MODE=token and its token (~/.ray/auth_token)"

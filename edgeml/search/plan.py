@@ -115,7 +115,7 @@ def _check_data(cfg: SearchConfig) -> None:
     """Each data spec parses and its file/folder exists (a typo is refused now, not in every trial)."""
     from edgeml.calibration import DataSpec
 
-    for opt, spec in (("--calib", cfg.calib), ("--eval", cfg.eval), ("--train", cfg.train)):
+    for opt, spec in (("`calib`", cfg.calib), ("`eval`", cfg.eval), ("`train`", cfg.train)):
         if not spec:
             continue
         ds = DataSpec.parse(spec)

@@ -18,7 +18,7 @@ def compile_edgetpu(model: str | Path, *, target: str = "coral-usb", out_dir: st
 
     profile = load_profile(target)
     if profile.kind != "edgetpu":
-        raise EdgeMLError(f"--target {target} is not an Edge TPU target", hint="use --target coral-usb or "
+        raise EdgeMLError(f"`target` {target} is not an Edge TPU target", hint="use `target` coral-usb or "
                                                                                  "coral-devboard")
     art = ModelArtifact.open(model)
     if art.format is not ModelFormat.TFLITE:

@@ -194,7 +194,7 @@ def fit_from_bench(results: list[str | Path], target: str, precision: str | None
             points.append((model_path.name, info, float(m["latency_ms"]["p50"]), m.get("threads")))
     if len(precisions) > 1:
         raise EdgeMLError(f"results mix precisions ({', '.join(sorted(precisions))})",
-                          hint="fit one precision at a time: --precision int8")
+                          hint="fit one precision at a time: `precision` int8")
     return fit(points, profile, precisions.pop() if precisions else "fp32")
 
 

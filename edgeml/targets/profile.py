@@ -112,13 +112,13 @@ def load_profile(target: str | Path | None) -> TargetProfile:
     path = Path(target)
     if path.suffix == ".toml" or os.sep in target:
         if not path.is_file():
-            raise EdgeMLError(f"--target {target}: no such profile file", hint="give a .toml path or a built-in name")
+            raise EdgeMLError(f"`target` {target}: no such profile file", hint="give a .toml path or a built-in name")
         where = str(path)
     else:
         path = PROFILE_DIR / f"{target}.toml"
         where = f"target '{target}'"
         if not path.is_file():
-            raise EdgeMLError(f"--target {target}: unknown target",
+            raise EdgeMLError(f"`target` {target}: unknown target",
                               hint=f"use one of {', '.join(builtin_names())}, or a profile .toml")
     try:
         data = tomllib.loads(path.read_text())

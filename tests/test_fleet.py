@@ -266,7 +266,8 @@ def test_interrupted_fleet_run_stops_the_runners_and_cleans_the_boards(two_board
 
 def test_faults_are_classified_retryable_or_not():
     from edgeml.errors import RemoteTimeout
-    from edgeml.fleet.runner import _classify, _message
+    from edgeml.fleet.jobs import classify as _classify
+    from edgeml.fleet.jobs import fault_message as _message
     from edgeml.targets.remote import RemoteError, SSHConnectionError
 
     assert _classify(RemoteTimeout("x")) == "timeout"

@@ -64,7 +64,7 @@ class BudgetError(UsageError):
 
 
 class ShapeError(EdgeMLError):
-    """An input shape is unknown, or an ``--input-shape`` does not fit the model."""
+    """An input shape is unknown, or a given ``input_shapes`` does not fit the model."""
 
 
 class ConversionError(EdgeMLError):

@@ -25,6 +25,11 @@ def test_to_flags_maps_backticked_parameters_only():
         "mode and calib stay, `edgeml search --help` and `not_a_param` too"
 
 
+def test_to_flags_maps_every_parameter_of_the_table():
+    for param, flag in PARAM_FLAGS.items():
+        assert to_flags(f"a `{param}` b") == f"a {flag} b"
+
+
 def test_param_flags_are_all_options_of_some_command():
     ctx = click.Context(cli)
     flags = {opt for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params

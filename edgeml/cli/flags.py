@@ -52,7 +52,7 @@ PARAM_FLAGS: dict[str, str] = {
     "warmup": "--warmup",
 }
 
-_PARAM = re.compile(r"`([a-z_]+)`")
+_PARAM = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 def to_flags(text: str) -> str:

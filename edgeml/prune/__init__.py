@@ -250,7 +250,7 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
 
     if method != "magnitude":
         raise EdgeMLError(f"{art.path}: channel pruning rebuilds Keras models; ONNX models get magnitude pruning only",
-                          hint="prune the Keras model with --method channel, or use --method magnitude")
+                          hint="prune the Keras model with `method` channel, or use `method` magnitude")
     if out.suffix != ".onnx":
         raise EdgeMLError(f"{out}: an ONNX model is pruned to .onnx", hint=f"use -o {out.with_suffix('.onnx').name}")
     macs = art.inspect().macs

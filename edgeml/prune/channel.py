@@ -337,4 +337,4 @@ def functional(model: Any) -> Any:
         return model
     raise EdgeMLError(f"channel pruning rebuilds Functional and Sequential Keras models; this is a subclassed "
                       f"model ({kind}) whose structure edgeml cannot see",
-                      hint="use --method magnitude (it keeps the architecture), or rebuild the model functionally")
+                      hint="use `method` magnitude (it keeps the architecture), or rebuild the model functionally")

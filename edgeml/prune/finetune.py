@@ -151,7 +151,7 @@ def loss_for(model: Any, compiled_loss: Any) -> tuple[Any, str]:
     keras = import_keras()
     if len(model.outputs) != 1:
         raise EdgeMLError(f"fine-tuning works on single-output models; this one has {len(model.outputs)} outputs",
-                          hint="prune without --train (one-shot) and fine-tune the result in your own training code")
+                          hint="prune without `train` (one-shot) and fine-tune the result in your own training code")
     if compiled_loss is not None:
         loss = _single(compiled_loss)
         if hasattr(loss, "values") and not callable(loss):
@@ -189,7 +189,7 @@ def targets(model: Any, loss: Any, y: np.ndarray) -> np.ndarray:
     if int(np.prod(shape)) != classes:
         raise EdgeMLError(f"the model's output has shape {shape}, not one score per class; edgeml cannot build "
                           f"targets for its loss {loss_name(loss)} from class labels",
-                          hint="prune without --train (one-shot) and fine-tune in your own training code")
+                          hint="prune without `train` (one-shot) and fine-tune in your own training code")
     dense = y.astype(np.float32).reshape(-1, 1) if classes == 1 else np.eye(classes, dtype=np.float32)[y]
     return dense.reshape((len(y),) + shape)
 
@@ -201,7 +201,7 @@ def accuracy(model: Any, x: list[np.ndarray], y: np.ndarray) -> float:
         if _activation(model) != "sigmoid":
             raise EdgeMLError("cannot score accuracy: the model has one output unit that is not a sigmoid "
                               "probability, so there is no threshold to read a class from",
-                              hint="omit --val, or end the model with a sigmoid (or two-class softmax) output")
+                              hint="omit `val`, or end the model with a sigmoid (or two-class softmax) output")
         return float(np.mean((pred[:, 0] > 0.5) == np.asarray(y).ravel().astype(bool)))
     return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y).ravel()))
 

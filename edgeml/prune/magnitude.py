@@ -50,8 +50,8 @@ def targets(model: Any, exclude: str | None = None) -> tuple[list[Target], list[
             found.append(Target(layer.name, type(layer).__name__, getattr(layer, a)))
     if not found:
         raise EdgeMLError("the model has no prunable layers (Conv, DepthwiseConv, SeparableConv, Dense)"
-                          + (f" outside --exclude {exclude}" if excluded else ""),
-                          hint="magnitude pruning zeroes Conv/Dense kernels; check the model or the --exclude pattern")
+                          + (f" outside `exclude` {exclude}" if excluded else ""),
+                          hint="magnitude pruning zeroes Conv/Dense kernels; check the model or the `exclude` pattern")
     return found, excluded
 
 

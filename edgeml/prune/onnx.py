@@ -37,7 +37,7 @@ def prune_onnx(src: Path, out: Path, sparsity: float, *, scope: str = "layer",
             chosen.setdefault(t.name, (node.name or t.name, node.op_type))
     if not chosen:
         raise EdgeMLError(f"{src}: no prunable float weights (Conv/Gemm/MatMul initializers)"
-                          + (f" outside --exclude {exclude}" if exclude else ""),
+                          + (f" outside `exclude` {exclude}" if exclude else ""),
                           hint="a quantized ONNX model cannot be pruned; prune the float model first")
     names = list(chosen)
     arrays = [numpy_helper.to_array(inits[n]) for n in names]

@@ -52,6 +52,11 @@ def test_library_validation_uses_the_vocabulary():
      {"sparsity": 0.5, "method": "channel", "scope": "layer"}),
     (["bench", "a.tflite", "b.onnx", "--target", "rpi4", "--runs", "7"], "edgeml.bench",
      {"models": ["a.tflite", "b.onnx"], "target": "rpi4", "runs": 7, "host": None}),
+    (["quantize", "m.onnx", "-o", "q.onnx", "--calib", "c.npz", "--eval", "e.npz", "--max-accuracy-drop", "0.01",
+      "--fallback", "int16x8", "--keep-best", "--report", "r.json"], "edgeml.quantize",
+     {"model": "m.onnx", "out": "q.onnx", "calib": "c.npz", "eval": "e.npz", "mode": "int8", "method": "minmax",
+      "max_accuracy_drop": 0.01, "min_fidelity": None, "fallback": "int16x8", "keep_best": True,
+      "report": "r.json", "speed_seconds": 3.0}),
     (["estimate", "m.tflite", "--target", "rpi4", "--input-shape", "1,8"], "edgeml.estimate",
      {"model": "m.tflite", "target": "rpi4", "input_shapes": ["1,8"]}),
 ])

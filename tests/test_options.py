@@ -57,6 +57,11 @@ def test_library_validation_uses_the_vocabulary():
      {"model": "m.onnx", "out": "q.onnx", "calib": "c.npz", "eval": "e.npz", "mode": "int8", "method": "minmax",
       "max_accuracy_drop": 0.01, "min_fidelity": None, "fallback": "int16x8", "keep_best": True,
       "report": "r.json", "speed_seconds": 3.0}),
+    (["compile", "m.tflite", "--target", "coral-usb", "-o", "out"], "edgeml.targets.edgetpu.compile_edgetpu",
+     {"model": "m.tflite", "target": "coral-usb", "out_dir": "out"}),
+    (["compile", "m.tflite", "--plan"], "edgeml.targets.edgetpu_plan.plan",
+     {"model": "m.tflite", "target": "coral-usb"}),
+    (["inspect", "m.onnx", "--input-shape", "x=1,3"], "edgeml.inspect", {"model": "m.onnx", "input_shapes": ["x=1,3"]}),
     (["estimate", "m.tflite", "--target", "rpi4", "--input-shape", "1,8"], "edgeml.estimate",
      {"model": "m.tflite", "target": "rpi4", "input_shapes": ["1,8"]}),
 ])

@@ -73,3 +73,57 @@ def test_print_config_prints_the_library_call_and_stops(tmp_path, monkeypatch, a
     assert doc["schema"] == "edgeml.config/1" and doc["function"] == function
     assert expected.items() <= doc["options"].items()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("function, options_class", [
+    ("edgeml.quantize:quantize", options.QuantizeOptions), ("edgeml.convert:convert", options.ConvertOptions),
+])
+def test_stage_options_match_the_stage_keyword_arguments(function, options_class):
+    import dataclasses
+    import importlib
+    import inspect
+
+    module, name = function.split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    for f in dataclasses.fields(options_class):
+        default = None if f.default is dataclasses.MISSING else f.default
+        assert params[f.name].default == default, f.name
+
+
+def test_stage_options_are_frozen():
+    import dataclasses
+
+    o = options.QuantizeOptions(out="q.tflite", mode="float16")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.mode = "int8"  # type: ignore[misc]
+    assert o.to_dict()["mode"] == "float16" and o.to_dict()["out"] == "q.tflite"
+
+
+def test_quantize_refuses_options_and_keyword_options_together(tmp_path):
+    from edgeml.errors import UsageError
+    from edgeml.quantize import quantize
+
+    with pytest.raises(UsageError, match="mode"):
+        quantize(tmp_path / "m.onnx", options=options.QuantizeOptions(out=tmp_path / "q.onnx"), mode="float16")
+    with pytest.raises(UsageError, match="out"):
+        quantize(tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_refuses_options_and_keyword_options_together(tmp_path):
+    from edgeml.convert import convert
+    from edgeml.errors import UsageError
+
+    with pytest.raises(UsageError, match="opset"):
+        convert(tmp_path / "m.onnx", options=options.ConvertOptions(to="onnx", out=tmp_path / "c.onnx"), opset=13)
+    with pytest.raises(UsageError, match="to"):
+        convert(tmp_path / "m.onnx", out=tmp_path / "c.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantize_takes_options(tiny_onnx, tmp_path):
+    from edgeml.quantize import quantize
+
+    out = tmp_path / "q.onnx"
+    r = quantize(tiny_onnx, options=options.QuantizeOptions(out=out, mode="dynamic", debug_samples=2))
+    assert out.exists() and r.mode == "dynamic" and r.format == "onnx"

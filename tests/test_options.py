@@ -122,8 +122,8 @@ def test_convert_refuses_options_and_keyword_options_together(tmp_path):
 
 
 def test_quantize_takes_options(tiny_onnx, tmp_path):
-    from edgeml.quantize import quantize
+    import edgeml
 
     out = tmp_path / "q.onnx"
-    r = quantize(tiny_onnx, options=options.QuantizeOptions(out=out, mode="dynamic", debug_samples=2))
+    r = edgeml.quantize(tiny_onnx, options=edgeml.QuantizeOptions(out=out, mode="dynamic", debug_samples=2))
     assert out.exists() and r.mode == "dynamic" and r.format == "onnx"

@@ -62,6 +62,13 @@ def test_library_validation_uses_the_vocabulary():
     (["compile", "m.tflite", "--plan"], "edgeml.targets.edgetpu_plan.plan",
      {"model": "m.tflite", "target": "coral-usb"}),
     (["inspect", "m.onnx", "--input-shape", "x=1,3"], "edgeml.inspect", {"model": "m.onnx", "input_shapes": ["x=1,3"]}),
+    (["report", "run", "a.json", "-o", "r.html", "--train-gpu-hours", "2"], "edgeml.report.build_report",
+     {"results": ["run", "a.json"], "out": "r.html", "train_gpu_hours": 2.0}),
+    (["check", "m.tflite", "--max-size", "300KiB", "--percentile", "p90", "--junit", "c.xml"], "edgeml.check",
+     {"junit": "c.xml", "runs": 50}),
+    (["check", "--budget", "b.toml"], "edgeml.check", {"budgets": ["b.toml"]}),
+    (["data", "inspect", "imgs/", "--model", "m.onnx", "--samples", "5"], "edgeml.calibration.load_dataset",
+     {"spec": "imgs/", "model": "m.onnx", "samples": 5}),
     (["estimate", "m.tflite", "--target", "rpi4", "--input-shape", "1,8"], "edgeml.estimate",
      {"model": "m.tflite", "target": "rpi4", "input_shapes": ["1,8"]}),
 ])
@@ -127,3 +134,12 @@ def test_quantize_takes_options(tiny_onnx, tmp_path):
     out = tmp_path / "q.onnx"
     r = edgeml.quantize(tiny_onnx, options=edgeml.QuantizeOptions(out=out, mode="dynamic", debug_samples=2))
     assert out.exists() and r.mode == "dynamic" and r.format == "onnx"
+
+
+def test_check_print_config_shows_the_flag_budget(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["check", "m.tflite", "--max-size", "1KiB", "--percentile", "p90", "--print-config"])
+    assert res.exit_code == 0, res.output
+    (budget,) = json.loads(res.stdout)["options"]["budgets"]
+    assert budget["model"] == "m.tflite" and budget["max_size"] == 1024 and budget["percentile"] == "p90"
+    assert list(tmp_path.iterdir()) == []

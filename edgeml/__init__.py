@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from edgeml.convert import ConvertResult
     from edgeml.errors import EdgeMLError
     from edgeml.formats.common import Inspection, TensorSpec
-    from edgeml.options import ConvertOptions, QuantizeOptions
+    from edgeml.options import ConvertOptions, PruneOptions, QuantizeOptions
     from edgeml.pipeline import Recipe, RunResult
     from edgeml.prune import PruneResult
     from edgeml.quantize import QuantizeResult
@@ -63,6 +63,7 @@ _LAZY = {
     "EdgeMLError": "edgeml.errors",
     "QuantizeOptions": "edgeml.options",
     "ConvertOptions": "edgeml.options",
+    "PruneOptions": "edgeml.options",
 }
 
 __all__ = ["__version__", "DISTRIBUTION", *_LAZY]

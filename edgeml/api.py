@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from edgeml.options import ConvertOptions, QuantizeOptions
+from edgeml.options import ConvertOptions, PruneOptions, QuantizeOptions
 
 if TYPE_CHECKING:
     from edgeml.bench.harness import BenchResult
@@ -163,10 +163,11 @@ def quantize(model: PathLike, *, out: PathLike | None = None, calib: Data | None
                      options=options)
 
 
-def prune(model: PathLike, *, out: PathLike, sparsity: float, method: str = "magnitude", scope: str = "layer",
-          criterion: str = "l1", train: Data | None = None, val: Data | None = None, epochs: int = 5,
-          batch_size: int = 32, lr: float = 1e-3, schedule: str = "polynomial", exclude: str | None = None,
-          force: bool = False, progress: Progress | None = None) -> PruneResult:
+def prune(model: PathLike, *, out: PathLike | None = None, sparsity: float | None = None, method: str = "magnitude",
+          scope: str = "layer", criterion: str = "l1", train: Data | None = None, val: Data | None = None,
+          epochs: int = 5, batch_size: int = 32, lr: float = 1e-3, schedule: str = "polynomial",
+          exclude: str | None = None, force: bool = False, progress: Progress | None = None,
+          options: PruneOptions | None = None) -> PruneResult:
     """Prune a Keras model (magnitude or channel pruning, optionally fine-tuned) or an ONNX model (magnitude).
 
     Args:
@@ -185,18 +186,21 @@ def prune(model: PathLike, *, out: PathLike, sparsity: float, method: str = "mag
         exclude: a regular expression of layer names to leave dense.
         force: overwrite ``out`` if it exists.
         progress: called with one line per step.
+        options: all of the above but ``progress`` as one :class:`edgeml.options.PruneOptions`, in place of
+            the keyword arguments.
 
     Returns:
         A :class:`~edgeml.prune.PruneResult`: before/after statistics and the pruned layers.
 
     Raises:
         EdgeMLError: an unsupported model or option, nothing prunable.
+        UsageError: ``options`` and keyword options both given, or ``out``/``sparsity`` missing.
     """
     from edgeml.prune import prune as _prune
 
     return _prune(model, out=out, sparsity=sparsity, method=method, scope=scope, criterion=criterion, train=train,
                   val=val, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, exclude=exclude,
-                  force=force, progress=progress)
+                  force=force, progress=progress, options=options)
 
 
 def bench(models: Sequence[PathLike], *, target: str | None = None, host: str | SSHTarget | None = None,

@@ -186,3 +186,22 @@ class ConvertOptions(StageOptions):
     force: bool = False
     strict: bool = False
     input_shapes: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneOptions(StageOptions):
+    """Options of ``edgeml.prune`` (the parameters of the same names)."""
+
+    out: str | Path
+    sparsity: float
+    method: str = PruneMethod.MAGNITUDE.value
+    scope: str = PruneScope.LAYER.value
+    criterion: str = PruneCriterion.L1.value
+    train: Any = None
+    val: Any = None
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    schedule: str = PruneSchedule.POLYNOMIAL.value
+    exclude: str | None = None
+    force: bool = False

@@ -84,6 +84,8 @@ def test_print_config_prints_the_library_call_and_stops(tmp_path, monkeypatch, a
 
 @pytest.mark.parametrize("function, options_class", [
     ("edgeml.quantize:quantize", options.QuantizeOptions), ("edgeml.convert:convert", options.ConvertOptions),
+    ("edgeml.prune:prune", options.PruneOptions), ("edgeml.api:quantize", options.QuantizeOptions),
+    ("edgeml.api:convert", options.ConvertOptions), ("edgeml.api:prune", options.PruneOptions),
 ])
 def test_stage_options_match_the_stage_keyword_arguments(function, options_class):
     import dataclasses
@@ -92,7 +94,10 @@ def test_stage_options_match_the_stage_keyword_arguments(function, options_class
 
     module, name = function.split(":")
     params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    library_only = {"debug_samples", "max_evals"} if module == "edgeml.api" else set()  # not in edgeml.quantize
     for f in dataclasses.fields(options_class):
+        if f.name in library_only:
+            continue
         default = None if f.default is dataclasses.MISSING else f.default
         assert params[f.name].default == default, f.name
 
@@ -143,3 +148,22 @@ def test_check_print_config_shows_the_flag_budget(tmp_path, monkeypatch):
     (budget,) = json.loads(res.stdout)["options"]["budgets"]
     assert budget["model"] == "m.tflite" and budget["max_size"] == 1024 and budget["percentile"] == "p90"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_prune_refuses_options_and_keyword_options_together(tmp_path):
+    from edgeml.errors import UsageError
+    from edgeml.prune import prune
+
+    with pytest.raises(UsageError, match="scope"):
+        prune(tmp_path / "m.onnx", options=options.PruneOptions(out=tmp_path / "p.onnx", sparsity=0.5), scope="global")
+    with pytest.raises(UsageError, match="sparsity"):
+        prune(tmp_path / "m.onnx", out=tmp_path / "p.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prune_takes_options(tiny_onnx, tmp_path):
+    import edgeml
+
+    out = tmp_path / "p.onnx"
+    r = edgeml.prune(tiny_onnx, options=edgeml.PruneOptions(out=out, sparsity=0.5))
+    assert out.exists() and r.sparsity == 0.5

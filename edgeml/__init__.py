@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from edgeml.convert import ConvertResult
     from edgeml.errors import EdgeMLError
     from edgeml.formats.common import Inspection, TensorSpec
+    from edgeml.options import ConvertOptions, PruneOptions, QuantizeOptions
     from edgeml.pipeline import Recipe, RunResult
     from edgeml.prune import PruneResult
     from edgeml.quantize import QuantizeResult
@@ -60,6 +61,9 @@ _LAZY = {
     "detect_format": "edgeml.artifact",
     "inspect_model": "edgeml.artifact",
     "EdgeMLError": "edgeml.errors",
+    "QuantizeOptions": "edgeml.options",
+    "ConvertOptions": "edgeml.options",
+    "PruneOptions": "edgeml.options",
 }
 
 __all__ = ["__version__", "DISTRIBUTION", *_LAZY]

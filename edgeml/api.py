@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
+from edgeml.options import ConvertOptions, PruneOptions, QuantizeOptions
+
 if TYPE_CHECKING:
     from edgeml.bench.harness import BenchResult
     from edgeml.calibration.spec import DataSpec
@@ -60,10 +62,11 @@ def inspect(model: PathLike, *, input_shapes: InputShapes | None = None) -> Insp
     return inspect_model(model, input_shapes=input_shapes)
 
 
-def convert(model: PathLike, *, to: str, out: PathLike, opset: int = 17, simplify: bool = True,
-            float16: bool = False, verify: int = 8, calib: Data | None = None, atol: float | None = None,
-            strict: bool = False, force: bool = False, input_shapes: InputShapes | None = None,
-            progress: Progress | None = None) -> ConvertResult:
+def convert(model: PathLike, *, to: str | None = None, out: PathLike | None = None, opset: int = 17,
+            simplify: bool = True, float16: bool = False, verify: int = 8, calib: Data | None = None,
+            atol: float | None = None, strict: bool = False, force: bool = False,
+            input_shapes: InputShapes | None = None, progress: Progress | None = None,
+            options: ConvertOptions | None = None) -> ConvertResult:
     """Convert a model to TFLite or ONNX and verify the output against the source on a few samples.
 
     Args:
@@ -80,28 +83,31 @@ def convert(model: PathLike, *, to: str, out: PathLike, opset: int = 17, simplif
         force: overwrite ``out`` if it exists.
         input_shapes: sizes for dynamic input dimensions of the verification samples.
         progress: called with one line per step.
+        options: all of the above but ``progress`` as one :class:`edgeml.options.ConvertOptions`, in place of
+            the keyword arguments.
 
     Returns:
         A :class:`~edgeml.convert.ConvertResult` with the verification it ran.
 
     Raises:
         EdgeMLError: an unsupported conversion, a failed verification, an existing ``out`` without ``force``.
+        UsageError: ``options`` and keyword options both given, or ``to``/``out`` missing.
     """
     from edgeml.convert import convert as _convert
 
     return _convert(model, to=to, out=out, opset=opset, simplify=simplify, float16=float16, verify=verify,
                     calib=calib, atol=atol, force=force, strict=strict, progress=progress,
-                    input_shapes=input_shapes)
+                    input_shapes=input_shapes, options=options)
 
 
-def quantize(model: PathLike, *, out: PathLike, calib: Data | None = None, format: str | None = None,
+def quantize(model: PathLike, *, out: PathLike | None = None, calib: Data | None = None, format: str | None = None,
              mode: str = "int8", io: str | None = None, per_channel: bool = True, method: str = "minmax",
              calib_samples: int | None = None, target: str | None = None, eval: Data | None = None,
              report: PathLike | None = None, keep_degraded: bool = False, force: bool = False,
              input_shapes: InputShapes | None = None, progress: Progress | None = None,
              max_accuracy_drop: float | None = None, min_fidelity: float | None = None, keep_best: bool = False,
              fallback: str | None = None, speed_seconds: float = 0.0, train: Data | None = None, epochs: int = 3,
-             lr: float = 1e-4) -> QuantizeResult:
+             lr: float = 1e-4, options: QuantizeOptions | None = None) -> QuantizeResult:
     """Post-training quantization (int8, int16x8, float16, dynamic) with calibration data, then a fidelity check.
 
     Args:
@@ -133,6 +139,8 @@ def quantize(model: PathLike, *, out: PathLike, calib: Data | None = None, forma
         train: labelled training data for ``method="qat"``.
         epochs: ``method="qat"`` fine-tuning epochs.
         lr: ``method="qat"`` learning rate.
+        options: all of the above but ``progress`` as one :class:`edgeml.options.QuantizeOptions`, in place of
+            the keyword arguments.
 
     Returns:
         A :class:`~edgeml.quantize.QuantizeResult`: sizes, metrics, the worst layers first; ``budget``,
@@ -140,7 +148,8 @@ def quantize(model: PathLike, *, out: PathLike, calib: Data | None = None, forma
 
     Raises:
         EdgeMLError: missing calibration data, an unsupported mode for the format, a failed fidelity check.
-        UsageError: a malformed budget, or ``max_accuracy_drop`` without labelled ``eval`` data.
+        UsageError: a malformed budget, ``max_accuracy_drop`` without labelled ``eval`` data, ``options`` and
+            keyword options both given, or no ``out``.
         CheckFailed: the budget cannot be met (``BudgetNotMet``; nothing written unless ``keep_best``).
         DataError: calibration or evaluation data that does not fit the model.
     """
@@ -150,13 +159,15 @@ def quantize(model: PathLike, *, out: PathLike, calib: Data | None = None, forma
                      method=method, calib_samples=calib_samples, target=target, eval=eval, report=report,
                      force=force, progress=progress, input_shapes=input_shapes, keep_degraded=keep_degraded,
                      max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity, keep_best=keep_best,
-                     fallback=fallback, speed_seconds=speed_seconds, train=train, epochs=epochs, lr=lr)
+                     fallback=fallback, speed_seconds=speed_seconds, train=train, epochs=epochs, lr=lr,
+                     options=options)
 
 
-def prune(model: PathLike, *, out: PathLike, sparsity: float, method: str = "magnitude", scope: str = "layer",
-          criterion: str = "l1", train: Data | None = None, val: Data | None = None, epochs: int = 5,
-          batch_size: int = 32, lr: float = 1e-3, schedule: str = "polynomial", exclude: str | None = None,
-          force: bool = False, progress: Progress | None = None) -> PruneResult:
+def prune(model: PathLike, *, out: PathLike | None = None, sparsity: float | None = None, method: str = "magnitude",
+          scope: str = "layer", criterion: str = "l1", train: Data | None = None, val: Data | None = None,
+          epochs: int = 5, batch_size: int = 32, lr: float = 1e-3, schedule: str = "polynomial",
+          exclude: str | None = None, force: bool = False, progress: Progress | None = None,
+          options: PruneOptions | None = None) -> PruneResult:
     """Prune a Keras model (magnitude or channel pruning, optionally fine-tuned) or an ONNX model (magnitude).
 
     Args:
@@ -175,18 +186,21 @@ def prune(model: PathLike, *, out: PathLike, sparsity: float, method: str = "mag
         exclude: a regular expression of layer names to leave dense.
         force: overwrite ``out`` if it exists.
         progress: called with one line per step.
+        options: all of the above but ``progress`` as one :class:`edgeml.options.PruneOptions`, in place of
+            the keyword arguments.
 
     Returns:
         A :class:`~edgeml.prune.PruneResult`: before/after statistics and the pruned layers.
 
     Raises:
         EdgeMLError: an unsupported model or option, nothing prunable.
+        UsageError: ``options`` and keyword options both given, or ``out``/``sparsity`` missing.
     """
     from edgeml.prune import prune as _prune
 
     return _prune(model, out=out, sparsity=sparsity, method=method, scope=scope, criterion=criterion, train=train,
                   val=val, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, exclude=exclude,
-                  force=force, progress=progress)
+                  force=force, progress=progress, options=options)
 
 
 def bench(models: Sequence[PathLike], *, target: str | None = None, host: str | SSHTarget | None = None,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
 from edgeml.options import Percentile
 
@@ -36,6 +37,7 @@ from edgeml.options import Percentile
 @click.option("--results", "fleet_results", type=click.Path(), metavar="DIR|fleet.json",
               help="Check latency budgets against these fleet results (edgeml bench --fleet): every board of "
                    "the budget's target, instead of measuring again.")
+@print_config_option
 @click.pass_context
 def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, min_accuracy, max_accuracy_drop,
               baseline, target, host, data, repeat, runs, junit, md, as_json, input_shapes, fleet_results=None):
@@ -65,6 +67,18 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
     from edgeml.errors import CheckFailed
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
+    if print_config_requested():  # the budget file (or pyproject.toml) is named, not read
+        from dataclasses import asdict
+
+        flag_budgets = [asdict(Budget(model=m, target=target, host=host, data=data, percentile=percentile,
+                                      baseline=baseline, max_size=parse_size(max_size, "--max-size") if max_size
+                                      else None, max_latency_ms=max_latency_ms, min_accuracy=min_accuracy,
+                                      max_accuracy_drop=max_accuracy_drop, origin=f"flags for {m}").validate())
+                        for m in models]
+        files = [budget_file] if budget_file else [] if models else ["pyproject.toml"]
+        return show_config("check", "edgeml.check", dict(budgets=files + flag_budgets, repeat=repeat, runs=runs,
+                                                          input_shapes=input_shapes, results=fleet_results,
+                                                          junit=junit, markdown=md))
     budgets = []
     if budget_file:
         budgets += load_budgets(budget_file)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import print_config as show_config
+from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._out import emit_json, table
 
 
@@ -15,6 +17,7 @@ from edgeml.cli._out import emit_json, table
 @click.option("--plan", "plan_only", is_flag=True, help="Predict op by op what edgetpu_compiler will map (no "
                                                          "compiler needed); writes nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@print_config_option
 def compile_cmd(model, target, out_dir, plan_only, as_json):
     """Compile a full-int8 .tflite for the Edge TPU with edgetpu_compiler (MODEL_edgetpu.tflite).
 
@@ -23,6 +26,11 @@ def compile_cmd(model, target, out_dir, plan_only, as_json):
     fit the on-chip parameter cache or stream over the link. The compiler is a Coral tool for x86-64 Linux
     (apt package edgetpu-compiler); when it runs, its log is compared with the plan.
     """
+    if print_config_requested():
+        if plan_only:
+            return show_config("compile", "edgeml.targets.edgetpu_plan.plan", dict(model=model, target=target))
+        return show_config("compile", "edgeml.targets.edgetpu.compile_edgetpu",
+                           dict(model=model, target=target, out_dir=out_dir))
     from edgeml.targets.edgetpu_plan import plan
 
     if plan_only:

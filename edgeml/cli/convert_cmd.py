@@ -7,7 +7,7 @@ import click
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status
-from edgeml.options import ConvertTo
+from edgeml.options import ConvertOptions, ConvertTo
 
 
 @click.command("convert")
@@ -42,14 +42,14 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
       edgeml convert model.tflite --to onnx -o model.onnx
       edgeml convert model.onnx --to tflite -o model.tflite --input-shape x=1,3,224,224   (onnx2tf; NHWC)
     """
-    options = dict(model=model, to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16,
-                   verify=verify, calib=calib, atol=atol, force=force, strict=strict, input_shapes=input_shapes)
+    options = ConvertOptions(to=to, out=out, opset=opset, simplify=not no_simplify, float16=float16, verify=verify,
+                             calib=calib, atol=atol, force=force, strict=strict, input_shapes=input_shapes)
     if print_config_requested():
-        return show_config("convert", "edgeml.convert", options)
+        return show_config("convert", "edgeml.convert", dict(model=model, **options.to_dict()))
     from edgeml.convert import convert
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
-    result = convert(**options, progress=None if quiet else status)
+    result = convert(model, options=options, progress=None if quiet else status)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from edgeml.cli._options import print_config as show_config
+from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._out import emit_json, table
 from edgeml.options import Color, Domain, Layout, Norm, Sampling, Split
 
@@ -33,6 +35,7 @@ def data() -> None:
 @click.option("--raw-pixels", "raw_pixels", is_flag=True, default=None,
               help="Images as raw 0..255 pixels (default for uint8/int8 image inputs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.data/1).")
+@print_config_option
 def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) -> None:
     """Count, shapes, dtypes, value ranges and label distribution of SPEC.
 
@@ -52,6 +55,9 @@ def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) ->
       edgeml data inspect builtin:digits --split test
       edgeml data inspect calib.npz --model model.tflite
     """
+    if print_config_requested():  # SPEC as given: a .toml spec file is named, not read
+        return show_config("data inspect", "edgeml.calibration.load_dataset",
+                           dict(spec=spec, model=model_path, **{k: v for k, v in options.items() if v is not None}))
     from edgeml.calibration import DataSpec, load_dataset
 
     data_spec = DataSpec.parse(spec, **options)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, spinner, table
 
 
@@ -13,6 +14,7 @@ from edgeml.cli._out import emit_json, spinner, table
 @click.option("--layers", is_flag=True, help="Also list every layer/op with its MACs and params.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.inspect/1).")
 @input_shape_option
+@print_config_option
 def inspect_cmd(model: str, layers: bool, as_json: bool, input_shapes) -> None:
     """Describe MODEL: format, inputs/outputs, params, MACs, op histogram, weight dtypes, sparsity.
 
@@ -25,6 +27,8 @@ def inspect_cmd(model: str, layers: bool, as_json: bool, input_shapes) -> None:
       edgeml inspect model.onnx --layers --json
       edgeml inspect det.onnx --input-shape x=1,3,320,320   # MACs of a dynamic-shape model
     """
+    if print_config_requested():
+        return show_config("inspect", "edgeml.inspect", dict(model=model, input_shapes=input_shapes))
     from edgeml.artifact import inspect_model
 
     # a .keras/.h5/SavedModel loads TensorFlow (seconds): say so at once; .tflite/.onnx only when slow

@@ -7,7 +7,7 @@ import click
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._out import emit_json, status, table
-from edgeml.options import PruneCriterion, PruneMethod, PruneSchedule, PruneScope
+from edgeml.options import PruneCriterion, PruneMethod, PruneOptions, PruneSchedule, PruneScope
 
 
 @click.command("prune")
@@ -50,15 +50,15 @@ def prune_cmd(ctx, model, out, sparsity, method, scope, criterion, train, val, e
       edgeml prune model.keras --sparsity 0.8 --scope global --train data/train/ -o sparse.keras
       edgeml prune model.onnx --sparsity 0.5 -o sparse.onnx
     """
-    options = dict(model=model, out=out, sparsity=sparsity, method=method, scope=scope, criterion=criterion,
-                   train=train, val=val, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-                   exclude=exclude, force=force)
+    options = PruneOptions(out=out, sparsity=sparsity, method=method, scope=scope, criterion=criterion, train=train,
+                           val=val, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, exclude=exclude,
+                           force=force)
     if print_config_requested():
-        return show_config("prune", "edgeml.prune", options)
+        return show_config("prune", "edgeml.prune", dict(model=model, **options.to_dict()))
     from edgeml.prune import prune, summary_lines
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
-    r = prune(**options, progress=None if quiet else status)
+    r = prune(model, options=options, progress=None if quiet else status)
     if as_json:
         emit_json(r.to_dict())
         return

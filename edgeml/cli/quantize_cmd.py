@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from edgeml.cli._options import input_shape_option
+from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
+from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
+from edgeml.options import QuantizeOptions
 
 
 @click.command("quantize")
@@ -52,6 +54,7 @@ from edgeml.cli._out import emit_json, status, table
               help="Time float vs quantized interleaved on this host for at most this long (0: skip).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema edgeml.quantize/1).")
 @input_shape_option
+@print_config_option
 @click.pass_context
 def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, train_spec, epochs, lr, calib_samples,
                  target, eval_spec,
@@ -80,14 +83,17 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, tra
       edgeml quantize model.keras --calib images/ --target coral-usb -o model_edgetpu_ready.tflite
       edgeml quantize model.onnx --calib train.npz --eval test.npz --max-accuracy-drop 0.01 -o model_int8.onnx
     """
+    options = QuantizeOptions(out=out, calib=calib, format=fmt, mode=mode, io=io, per_channel=per_channel,
+                              method=method, calib_samples=calib_samples, target=target, eval=eval_spec,
+                              report=report, force=force, input_shapes=input_shapes, keep_degraded=keep_degraded,
+                              max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity, keep_best=keep_best,
+                              speed_seconds=speed_seconds, train=train_spec, epochs=epochs, lr=lr, fallback=fallback)
+    if print_config_requested():
+        return show_config("quantize", "edgeml.quantize", dict(model=model, **options.to_dict()))
     from edgeml.quantize import quantize
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
-    r = quantize(model, out=out, calib=calib, format=fmt, mode=mode, io=io, per_channel=per_channel, method=method,
-                 calib_samples=calib_samples, target=target, eval=eval_spec, report=report, force=force,
-                 progress=None if quiet else status, input_shapes=input_shapes, keep_degraded=keep_degraded,
-                 max_accuracy_drop=max_accuracy_drop, min_fidelity=min_fidelity, keep_best=keep_best,
-                 speed_seconds=speed_seconds, train=train_spec, epochs=epochs, lr=lr, fallback=fallback)
+    r = quantize(model, options=options, progress=None if quiet else status)
     from edgeml.quantize import broken_error, budget_unmet_error, speed_advice, summary_lines
 
     if as_json:

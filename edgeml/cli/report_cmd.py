@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli._options import print_config as show_config
+from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._out import emit_json, table
 
 
@@ -21,6 +23,7 @@ from edgeml.cli._out import emit_json, table
               help="Average training power in watts (with --train-gpu-hours: training energy).")
 @click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON (schema edgeml.report/1).")
+@print_config_option
 def report_cmd(results, out, deploy, train_flops, train_samples, epochs, train_gpu_hours, train_power_w, force,
                as_json):
     """Show the cheap-inference asymmetry: training cost against per-inference cost on each target.
@@ -33,6 +36,10 @@ def report_cmd(results, out, deploy, train_flops, train_samples, epochs, train_g
       edgeml report run/ -o report.html
       edgeml report host.json rpi4.json --train-gpu-hours 2 --train-power-w 300 -o report.md
     """
+    if print_config_requested():
+        return show_config("report", "edgeml.report.build_report", dict(
+            results=list(results), train_flops=train_flops, train_samples=train_samples, epochs=epochs,
+            train_gpu_hours=train_gpu_hours, train_power_w=train_power_w, deploy=deploy, out=out, force=force))
     from edgeml.report import build_report, write_report
     from edgeml.report.render import asymmetry_rows, training_line, variant_rows
 

@@ -18,8 +18,8 @@ from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.routes import route_for
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
-from edgeml.errors import EdgeMLError, VerificationError
-from edgeml.options import ConvertTo
+from edgeml.errors import EdgeMLError, UsageError, VerificationError
+from edgeml.options import ConvertOptions, ConvertTo
 
 log = logging.getLogger(__name__)
 TARGET_FORMATS = ConvertTo.values()
@@ -47,15 +47,27 @@ class ConvertResult:
         return {"schema": "edgeml.convert/1", **d}
 
 
-def convert(model: str | Path, *, to: str, out: str | Path, opset: int = 17, simplify: bool = True,
-            float16: bool = False, verify: int = 8, calib: Any = None, atol: float | None = None,
-            force: bool = False, strict: bool = False, progress: Callable[[str], None] | None = None,
-            keras_model: Any = None, input_shapes: Any = None) -> Any:
+def convert(model: str | Path, *, to: str | None = None, out: str | Path | None = None, opset: int = 17,
+            simplify: bool = True, float16: bool = False, verify: int = 8, calib: Any = None,
+            atol: float | None = None, force: bool = False, strict: bool = False,
+            progress: Callable[[str], None] | None = None, keras_model: Any = None, input_shapes: Any = None,
+            options: ConvertOptions | None = None) -> Any:
     """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload.
 
     ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of the verification samples (and, for
     ONNX -> TFLite, of the converted model). Returns a ConvertResult, or an OnnxToTFLiteResult for ONNX -> TFLite.
+    ``options`` (a :class:`~edgeml.options.ConvertOptions`) gives every option at once, in place of the keyword
+    arguments of the same names (a UsageError when both are given).
     """
+    if options is not None:
+        clashes = ConvertOptions.clashes(locals())
+        if clashes:
+            raise UsageError(f"convert got options= and {', '.join(clashes)}: give the options one way",
+                             hint="put them all in options= (dataclasses.replace(options, ...)) or none")
+        return convert(model, **options.to_dict(), progress=progress, keras_model=keras_model)
+    if to is None or out is None:
+        raise UsageError("convert needs to (the output format) and out (the output file)",
+                         hint="pass to= and out=, or options=ConvertOptions(to=..., out=...)")
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
     if to not in TARGET_FORMATS:

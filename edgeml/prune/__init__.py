@@ -26,6 +26,7 @@ from edgeml import __version__
 from edgeml._io import check_output, refuse_non_regular
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.errors import EdgeMLError, UsageError
+from edgeml.options import PruneOptions
 
 METHODS = ("magnitude", "channel")
 SCOPES = ("layer", "global")
@@ -122,11 +123,24 @@ def _validate(sparsity: float, method: str, scope: str, schedule: str, criterion
         raise UsageError("`epochs` and `batch_size` must be >= 1 and `lr` > 0")
 
 
-def prune(model: str | Path, *, out: str | Path, sparsity: float, method: str = "magnitude", scope: str = "layer",
-          criterion: str = "l1", train: Any = None, val: Any = None, epochs: int = 5, batch_size: int = 32,
-          lr: float = 1e-3, schedule: str = "polynomial", exclude: str | None = None, force: bool = False,
-          progress: Callable[[str], None] | None = None) -> PruneResult:
-    """Prune ``model`` to ``out`` (.keras for Keras input, .onnx for ONNX input); see the module docstring."""
+def prune(model: str | Path, *, out: str | Path | None = None, sparsity: float | None = None,
+          method: str = "magnitude", scope: str = "layer", criterion: str = "l1", train: Any = None, val: Any = None,
+          epochs: int = 5, batch_size: int = 32, lr: float = 1e-3, schedule: str = "polynomial",
+          exclude: str | None = None, force: bool = False, progress: Callable[[str], None] | None = None,
+          options: PruneOptions | None = None) -> PruneResult:
+    """Prune ``model`` to ``out`` (.keras for Keras input, .onnx for ONNX input); see the module docstring.
+
+    ``options`` (a :class:`~edgeml.options.PruneOptions`) gives every option at once, in place of the keyword
+    arguments of the same names (a UsageError when both are given)."""
+    if options is not None:
+        clashes = PruneOptions.clashes(locals())
+        if clashes:
+            raise UsageError(f"prune got options= and {', '.join(clashes)}: give the options one way",
+                             hint="put them all in options= (dataclasses.replace(options, ...)) or none")
+        return prune(model, **options.to_dict(), progress=progress)
+    if out is None or sparsity is None:
+        raise UsageError("prune needs out (the output file) and sparsity",
+                         hint="pass out= and sparsity=, or options=PruneOptions(out=..., sparsity=...)")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     _validate(sparsity, method, scope, schedule, criterion, epochs, batch_size, lr)

@@ -23,7 +23,8 @@ from typing import Any
 
 from edgeml._io import atomic_path, check_outputs
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
+from edgeml.options import QuantizeOptions
 from edgeml.quantize import budget_steps
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
 from edgeml.quantize.checks import compare_models, fidelity_record, top1_accuracy
@@ -98,7 +99,7 @@ def _peak_rss_mib() -> float:
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: str | None = None,
+def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = None, format: str | None = None,
              mode: str = "int8", io: str | None = None, per_channel: bool = True, method: str = "minmax",
              calib_samples: int | None = None, target: str | None = None, eval: Any = None,
              report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
@@ -106,7 +107,7 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
              input_shapes: Any = None, keep_degraded: bool = False, max_accuracy_drop: float | None = None,
              min_fidelity: float | None = None, keep_best: bool = False, speed_seconds: float = 0.0,
              max_evals: int | None = None, train: Any = None, epochs: int = 3, lr: float = 1e-4,
-             fallback: str | None = None) -> QuantizeResult:
+             fallback: str | None = None, options: QuantizeOptions | None = None) -> QuantizeResult:
     """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
     and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
     (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
@@ -122,7 +123,18 @@ def quantize(model: str | Path, *, out: str | Path, calib: Any = None, format: s
 
     ``method="qat"`` (Keras source, TFLite int8): fine-tune ``epochs`` on labelled ``train`` with fake
     quantization (``edgeml.quantize.qat``), then export full int8; with ``eval``, the PTQ model is made too and
-    the more accurate of the two is written (``result.training`` has both top-1s)."""
+    the more accurate of the two is written (``result.training`` has both top-1s).
+
+    ``options`` (a :class:`~edgeml.options.QuantizeOptions`) gives every option at once, in place of the
+    keyword arguments of the same names (a UsageError when both are given)."""
+    if options is not None:
+        clashes = QuantizeOptions.clashes(locals())
+        if clashes:
+            raise UsageError(f"quantize got options= and {', '.join(clashes)}: give the options one way",
+                             hint="put them all in options= (dataclasses.replace(options, ...)) or none")
+        return quantize(model, **options.to_dict(), progress=progress, keras_model=keras_model)
+    if out is None:
+        raise UsageError("quantize needs out (the output file)", hint="pass out= or options=QuantizeOptions(out=...)")
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)

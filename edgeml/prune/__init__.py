@@ -152,7 +152,7 @@ def prune(model: str | Path, *, out: str | Path | None = None, sparsity: float |
         try:
             re.compile(exclude)
         except re.error as exc:
-            raise UsageError(f"--exclude {exclude!r}: not a valid regular expression ({exc})") from exc
+            raise UsageError(f"`exclude` {exclude!r}: not a valid regular expression ({exc})") from exc
     if art.format is ModelFormat.ONNX:
         return _prune_onnx(art, out, sparsity, method, scope, exclude, train, t0)
     if art.format not in (ModelFormat.KERAS, ModelFormat.H5):

@@ -4,6 +4,7 @@ edgeml.formats.keras describes them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ def _h5_model_config(path: Path) -> dict:
 _TF_OP_LAYERS = ("TFOpLambda", "SlicingOpLambda")
 
 
+def config_dicts(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a Keras model config (nested layers, sub-models), parents first; a caller may edit a
+    dict's children before they are visited."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from config_dicts(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from config_dicts(v)
+
+
 def _keras2_fixes(config: Any, path: Path) -> tuple[Any, list[str]]:
     """Rewrite a Keras 2 model_config into one Keras 3 accepts, changing nothing the model computes.
 
@@ -50,29 +63,21 @@ def _keras2_fixes(config: Any, path: Path) -> tuple[Any, list[str]]:
     names: set[str] = set()
     found_ops: dict[str, int] = {}
 
-    def scan(node: Any) -> None:
-        if isinstance(node, dict):
-            cls = node.get("class_name")
-            cfg = node.get("config")
-            if cls in _TF_OP_LAYERS:
-                fn = cfg.get("function", "?") if isinstance(cfg, dict) else "?"
-                found_ops[str(fn)] = found_ops.get(str(fn), 0) + 1
-            if cls == "DepthwiseConv2D" and isinstance(cfg, dict) and "groups" in cfg:
-                if cfg["groups"] != 1:
-                    raise ModelLoadError(f"{path}: layer {cfg.get('name')}: DepthwiseConv2D with groups="
-                                         f"{cfg['groups']} has no Keras 3 equivalent",
-                                         hint="re-export the model from Keras 2 as a SavedModel or .tflite, which "
-                                              "edgeml reads")
-                del cfg["groups"]
-            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) and "/" in cfg["name"]:
-                names.add(cfg["name"])
-            for v in node.values():
-                scan(v)
-        elif isinstance(node, list):
-            for v in node:
-                scan(v)
-
-    scan(config)
+    for node in config_dicts(config):
+        cls = node.get("class_name")
+        cfg = node.get("config")
+        if cls in _TF_OP_LAYERS:
+            fn = cfg.get("function", "?") if isinstance(cfg, dict) else "?"
+            found_ops[str(fn)] = found_ops.get(str(fn), 0) + 1
+        if cls == "DepthwiseConv2D" and isinstance(cfg, dict) and "groups" in cfg:
+            if cfg["groups"] != 1:
+                raise ModelLoadError(f"{path}: layer {cfg.get('name')}: DepthwiseConv2D with groups="
+                                     f"{cfg['groups']} has no Keras 3 equivalent",
+                                     hint="re-export the model from Keras 2 as a SavedModel or .tflite, which "
+                                          "edgeml reads")
+            del cfg["groups"]
+        if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) and "/" in cfg["name"]:
+            names.add(cfg["name"])
     if found_ops:
         ops = ", ".join(f"{fn} x{n}" if n > 1 else fn for fn, n in sorted(found_ops.items()))
         raise ModelLoadError(f"{path}: Keras 2 recorded raw TensorFlow operations in this model as TFOpLambda layers "

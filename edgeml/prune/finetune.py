@@ -40,22 +40,16 @@ def strided_pointwise_convs(path: Any) -> list[tuple[str, int]]:
         return []  # the loader reports unreadable files
     found: list[tuple[str, int]] = []
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            cfg = node.get("config")
-            if node.get("class_name") in ("Conv1D", "Conv2D", "Conv3D") and isinstance(cfg, dict):
-                kernel, strides = cfg.get("kernel_size", ()), cfg.get("strides", ())
-                kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel]
-                strides = strides if isinstance(strides, (list, tuple)) else [strides]
-                if kernel and all(k == 1 for k in kernel) and any(s > 1 for s in strides):
-                    found.append((str(cfg.get("name")), max(strides)))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
+    from edgeml.formats.keras_load import config_dicts
 
-    walk(config)
+    for node in config_dicts(config):
+        cfg = node.get("config")
+        if node.get("class_name") in ("Conv1D", "Conv2D", "Conv3D") and isinstance(cfg, dict):
+            kernel, strides = cfg.get("kernel_size", ()), cfg.get("strides", ())
+            kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel]
+            strides = strides if isinstance(strides, (list, tuple)) else [strides]
+            if kernel and all(k == 1 for k in kernel) and any(s > 1 for s in strides):
+                found.append((str(cfg.get("name")), max(strides)))
     return found
 
 

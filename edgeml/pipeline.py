@@ -29,27 +29,34 @@ LIBS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "onnxsim
 
 
 @dataclass
-class Recipe:
+class RunConfig:
+    """What a pipeline run (``Recipe``) and a search (``edgeml.search.SearchConfig``) both take: the model, the
+    output folder, the targets, the data specs, fine-tuning epochs, timing runs, budgets and input shapes."""
+
     model: str
     out: str
     targets: list[str] = field(default_factory=lambda: ["host"])
     calib: str | None = None
     eval: str | None = None
     train: str | None = None
+    epochs: int = 5
+    runs: int = 50
+    budget: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
+
+
+@dataclass
+class Recipe(RunConfig):
     prune: float = 0.0
     prune_method: str = "channel"
-    epochs: int = 5
     lr: float = 1e-3
     # None: tflite for a Keras/SavedModel source, the source's own format for a .tflite/.onnx one; an ONNX
     # source also goes to tflite when asked (onnx2tf, edgeml.convert.onnx_tflite)
     formats: list[str] | None = None
     calib_samples: int = 200
-    runs: int = 50
     host: str | None = None  # SSH board for the first non-host target
     training: str | None = None  # an edgeml.train/1 JSON: how the model was trained (for the report)
     train_power_w: float | None = None  # average power while training: energy break-even in the report
-    budget: dict[str, Any] = field(default_factory=dict)
-    input_shape: list[str] | None = None  # ["NAME=D0,D1,..."]: dynamic input dims (edgeml.formats.shapes)
     max_accuracy_drop: float | None = None  # quantize budget: top-1 drop on eval (edgeml.quantize.budget)
     min_fidelity: float | None = None  # quantize budget: worst output's mean cosine vs float
 

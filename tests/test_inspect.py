@@ -259,3 +259,17 @@ def test_mobilenetv2_macs_agree_across_keras_and_tflite(models_dir):
     assert 290e6 < k.macs < 310e6  # published: 300 M
     assert abs(t.macs - k.macs) / k.macs < 0.02
     assert k.params == 3538984
+
+
+def test_tflite_reader_producers_and_op_counts_agree_with_the_graph(tiny_tflite):
+    """One tensor -> producer map (quantize's head detection and per-layer errors) and one op histogram."""
+    from edgeml.formats.tflite_reader import TFLiteReader
+
+    reader = TFLiteReader(tiny_tflite, tiny_tflite.read_bytes())
+    sg = reader.model.Subgraphs(0)
+    ops = list(reader.operators(0))
+    producers = reader.producers(0)
+    assert len(ops) == sg.OperatorsLength() and reader.op_counts() == dict(inspect_model(tiny_tflite).ops)
+    assert producers[sg.Outputs(0)][0] == ops[-1][0]
+    assert not {sg.Inputs(i) for i in range(sg.InputsLength())} & set(producers)  # graph inputs have no producer
+    assert sum(op.OutputsLength() for _, op in ops) == len(producers)

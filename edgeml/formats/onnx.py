@@ -155,7 +155,8 @@ def _is_weight(dtype: str, name: str, consumers: dict) -> bool:
     return not (uses and qparam)
 
 
-def _spec_of(vi, g: Graph | None = None, consumers=None, producers=None) -> TensorSpec:
+def spec_of(vi, g: Graph | None = None, consumers=None, producers=None) -> TensorSpec:
+    """A graph input/output's ``TensorSpec`` (symbolic dims named; quantization only given the graph ``g``)."""
     t = vi.type.tensor_type
     shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in t.shape.dim)
     # a dim_param that is no name ("?", "-1", "None") is an anonymous dynamic dimension; protobuf hands a
@@ -225,7 +226,7 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
 
     external: list[str] = []
     model = load(path, external=external)
-    raw_inputs = [_spec_of(vi) for vi in graph_inputs(model)]
+    raw_inputs = [spec_of(vi) for vi in graph_inputs(model)]
     resolved = resolve(raw_inputs, input_shapes)
     fix_input_shapes(model, resolved.shapes)
     g = Graph(model)
@@ -300,12 +301,12 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
     if custom:
         notes.append("custom-domain ops " + ", ".join(custom) + " need a runtime with those kernels registered")
 
-    quant_inputs = {vi.name: _spec_of(vi, g, consumers, producers).quantization for vi in graph_inputs(model)}
+    quant_inputs = {vi.name: spec_of(vi, g, consumers, producers).quantization for vi in graph_inputs(model)}
     return Inspection(
         path=str(path), format="onnx",  # the size on disk includes external data files
         size_bytes=path.stat().st_size + sum((path.parent / f).stat().st_size for f in external),
         inputs=[TensorSpec(t.name, t.shape, t.dtype, quant_inputs[t.name], symbols=t.symbols) for t in raw_inputs],
-        outputs=[_spec_of(vi, g, consumers, producers) for vi in model.graph.output],
+        outputs=[spec_of(vi, g, consumers, producers) for vi in model.graph.output],
         params=stats.params, macs=total, ops=dict(ops.most_common()), weight_dtypes=dict(stats.dtypes),
         sparsity=stats.sparsity, custom_ops=custom, layers=counter.layers, notes=notes, macs_partial=partial,
         macs_shapes=dict(resolved.shapes), input_values=compared_values(model, g, raw_inputs),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +85,26 @@ class TFLiteReader:
             return None
         zp = int(q.ZeroPointAsNumpy()[0]) if q.ZeroPointLength() else 0
         return Quantization(float(q.ScaleAsNumpy()[0]), zp)
+
+    def operators(self, subgraph: int = 0) -> Iterator[tuple[str, Any]]:
+        """(op name, operator) of every operator of one subgraph, in execution order."""
+        sg = self.model.Subgraphs(subgraph)
+        for k in range(sg.OperatorsLength()):
+            op = sg.Operators(k)
+            yield self.opcode(op.OpcodeIndex())[0], op
+
+    def producers(self, subgraph: int = 0) -> dict[int, tuple[str, Any]]:
+        """Tensor index -> (op name, operator) of the operator that writes it, in one subgraph."""
+        return {op.Outputs(i): (name, op) for name, op in self.operators(subgraph)
+                for i in range(op.OutputsLength()) if op.Outputs(i) >= 0}
+
+    def op_counts(self) -> dict[str, int]:
+        """Operator histogram of every subgraph."""
+        counts: dict[str, int] = {}
+        for s in range(self.model.SubgraphsLength()):
+            for name, _ in self.operators(s):
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
     def signature_names(self) -> dict[int, str]:
         """Tensor index -> signature name, when the model has exactly one signature."""

@@ -90,18 +90,13 @@ def tflite_layer_errors(float_path: Path, quant_path: Path, feeds: list[dict[str
 
 
 def _tflite_producers(path: Path) -> dict[str, str]:
-    from edgeml.formats.tflite import TFLiteReader
+    """Tensor name -> the op that computes it (boundary QUANTIZE/DEQUANTIZE left out)."""
+    from edgeml.formats.tflite_reader import TFLiteReader
 
     reader = TFLiteReader(path, path.read_bytes())
     sg = reader.model.Subgraphs(0)
-    out = {}
-    for k in range(sg.OperatorsLength()):
-        op = sg.Operators(k)
-        name, _ = reader.opcode(op.OpcodeIndex())
-        for i in range(op.OutputsLength()):
-            if op.Outputs(i) >= 0 and name not in ("QUANTIZE", "DEQUANTIZE"):
-                out[sg.Tensors(op.Outputs(i)).Name().decode("utf-8", "replace")] = name
-    return out
+    return {sg.Tensors(t).Name().decode("utf-8", "replace"): name for t, (name, _) in reader.producers(0).items()
+            if name not in ("QUANTIZE", "DEQUANTIZE")}
 
 
 def onnx_layer_errors(float_model: Any, quant_path: Path, feeds: Iterable[dict[str, np.ndarray]]) -> list[LayerError]:

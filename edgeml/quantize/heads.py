@@ -28,25 +28,20 @@ def classifier_outputs(path: Path, fmt: str, output_names: list[str]) -> set[str
 
 
 def _tflite(path: Path) -> list[bool]:
-    from edgeml.formats.tflite import TFLiteReader
+    from edgeml.formats.tflite_reader import TFLiteReader
 
     reader = TFLiteReader(path, path.read_bytes())
     sg = reader.model.Subgraphs(0)
-    producer = {}
-    for k in range(sg.OperatorsLength()):
-        op = sg.Operators(k)
-        name, _ = reader.opcode(op.OpcodeIndex())
-        for i in range(op.OutputsLength()):
-            producer[op.Outputs(i)] = (name, op.Inputs(0) if op.InputsLength() else -1)
+    producer = reader.producers(0)
     heads = []
     for i in range(sg.OutputsLength()):
-        t, op = sg.Outputs(i), None
+        t, found = sg.Outputs(i), None
         for _ in range(16):
-            op = producer.get(t)
-            if op is None or op[0] not in _TFLITE_LAYOUT:
+            found = producer.get(t)
+            if found is None or found[0] not in _TFLITE_LAYOUT:
                 break
-            t = op[1]
-        heads.append(op is not None and op[0] in _TFLITE_HEADS)
+            t = found[1].Inputs(0) if found[1].InputsLength() else -1
+        heads.append(found is not None and found[0] in _TFLITE_HEADS)
     return heads
 
 

@@ -53,7 +53,7 @@ def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: A
     """Top-1 of the ONNX model (ONNX Runtime) and of the int8 TFLite model (fed the same data in its layout)."""
     from edgeml.bench.accuracy import evaluate, float_inputs
     from edgeml.calibration import load_dataset
-    from edgeml.convert.onnx_tflite import LayoutAdapter
+    from edgeml.convert.onnx_tflite_io import LayoutAdapter
     from edgeml.runtimes.litert import LiteRTSession
     from edgeml.runtimes.onnxruntime import OrtSession
 
@@ -74,7 +74,9 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
     import time
 
     from edgeml._io import check_outputs
-    from edgeml.convert.onnx_tflite import _private_dir, convert_onnx_to_tflite, index_inputs, require_onnx2tf
+    from edgeml.convert.onnx_tflite import convert_onnx_to_tflite
+    from edgeml.convert.onnx_tflite_prepare import index_inputs
+    from edgeml.convert.onnx_tflite_run import private_dir, require_onnx2tf
     from edgeml.formats.shapes import resolve
     from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
     from edgeml.runtimes.litert import load_interpreter
@@ -100,7 +102,7 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
     # the data decides the converted model's input shapes (batch 1); an --input-shape that contradicts it is refused
     shapes = resolve(specs, input_shapes, data_shapes={n: (1, *np.shape(first.feeds[n])) for n in ds.input_names}
                      ).require("converting to TFLite (fixed input shapes)")
-    with _private_dir() as work:
+    with private_dir() as work:
         float_path = work / "float.tflite"
         conv = convert_onnx_to_tflite(art.path, float_path, input_shapes=shapes, calib=ds.spec, progress=progress,
                                       integer_ids=True)

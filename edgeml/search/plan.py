@@ -10,28 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from edgeml.errors import EdgeMLError
+from edgeml.pipeline import RunConfig
 from edgeml.search.space import Space, Trial, default_space, expand, load_space, runs_on
 
 
 @dataclass
-class SearchConfig:
-    model: str
-    out: str
-    targets: list[str] = field(default_factory=lambda: ["host"])
-    calib: str | None = None
-    eval: str | None = None
-    train: str | None = None
-    epochs: int = 5
+class SearchConfig(RunConfig):
+    """A search: what a pipeline run takes (``RunConfig``: model, out, targets, data, epochs, runs, budget,
+    input shapes) and the space to explore, how many trials, and where they run."""
+
     space: str | None = None  # a space TOML; None: defaults for the model's format and the targets
     max_trials: int | None = None
     seed: int = 0
-    budget: dict[str, Any] = field(default_factory=dict)
-    runs: int = 50
     calib_samples: int | None = None
     executor: str = "auto"  # auto | ray | sequential
     ray_address: str | None = None
     num_cpus: int | None = None
-    input_shape: list[str] | None = None
     fleet: str | None = None  # a board inventory (edgeml.fleet): its boards' targets are measured there
 
 

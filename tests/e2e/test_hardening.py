@@ -22,7 +22,7 @@ from edgeml._io import atomic_path, check_output, write_bytes_atomic
 from edgeml.cli import cli
 from edgeml.errors import DataError, EdgeMLError, ModelLoadError, OutputExistsError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, env: dict | None = None):

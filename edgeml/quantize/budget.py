@@ -42,15 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import BudgetError, CheckFailed, EdgeMLError
+from edgeml.errors import BudgetError, BudgetNotMet, EdgeMLError
 
 FIDELITY_SAMPLES = 64
 PROBE = 8
 MAX_EVALS = 60
-
-
-class BudgetNotMet(CheckFailed):
-    """The budget cannot be met with the fallbacks allowed (exit 1)."""
 
 
 @dataclass

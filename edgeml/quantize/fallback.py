@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._quiet import all_output_captured
-from edgeml.quantize.tflite import QuantizationError
+from edgeml.errors import QuantizationError
 
 Build = Callable[[list[str]], Path]
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._quiet import all_output_captured
-from edgeml.errors import EdgeMLError
-from edgeml.quantize.tflite import QuantizationError
+from edgeml.errors import EdgeMLError, QuantizationError
 
 log = logging.getLogger(__name__)
 

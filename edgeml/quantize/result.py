@@ -57,7 +57,8 @@ class QuantizeResult:
 
 def fidelity_error(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: str, mode: str, per_channel: bool,
             method: str, *, written: bool) -> EdgeMLError:
-    from edgeml.quantize.fidelity import FidelityError, hint
+    from edgeml.errors import FidelityError
+    from edgeml.quantize.fidelity import hint
 
     why = []
     if fid["broken"]:

@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._quiet import all_output_captured
-from edgeml.errors import EdgeMLError, MissingDependencyError
+from edgeml.errors import EdgeMLError, MissingDependencyError, QuantizationError
 
 log = logging.getLogger(__name__)
 
 TFLITE_MODES = ("int8", "int16x8", "float16", "dynamic")
 _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 _INDEX_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "CAST", "RANGE", "FILL"}  # int32 shape arithmetic
-
-
-class QuantizationError(EdgeMLError):
-    pass
 
 
 def io_types(mode: str, io: str | None) -> str:

@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 import helpers
 from edgeml.cli import cli
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, InventoryError
 from edgeml.fleet import bench_fleet, load_inventory
-from edgeml.fleet.inventory import InventoryError
 
 
 def _write(tmp_path: Path, text: str, name: str = "fleet.toml") -> Path:

@@ -7,11 +7,14 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeml.errors import EdgeMLError
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown
 from edgeml.quantize.debug import LayerError
+
+if TYPE_CHECKING:
+    from edgeml.convert.verify import Verification
 
 
 @dataclass
@@ -31,7 +34,7 @@ class QuantizeResult:
     size_after_bytes: int
     calibration: dict[str, Any] | None
     float_ops: list[str]
-    metrics: Any
+    metrics: Verification | None
     layers: list[LayerError]
     accuracy: dict[str, Any] | None
     seconds: float

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from edgeml.convert.onnx_tflite_io import IOTensor, LayoutAdapter, io_contract
-from edgeml.convert.onnx_tflite_prepare import OnnxToTFLiteError, keep_onnx_hint, prepare
+from edgeml.convert.onnx_tflite_prepare import keep_onnx_hint, prepare
 from edgeml.convert.onnx_tflite_run import INSTALL_COMMAND, INSTALL_PIP, ONNX2TF_VERSION, require_onnx2tf, run_onnx2tf
-from edgeml.errors import VerificationError
+from edgeml.errors import OnnxToTFLiteError, VerificationError
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.convert.onnx_tflite_prepare import OnnxToTFLiteError, keep_onnx_hint
+from edgeml.convert.onnx_tflite_prepare import keep_onnx_hint
+from edgeml.errors import OnnxToTFLiteError
 
 
 @dataclass

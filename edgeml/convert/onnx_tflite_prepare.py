@@ -4,7 +4,7 @@ Fixed input shapes, constant folding and simplification with onnxsim, then the r
 (Constant nodes as initializers, pre-opset-13 Softmax written out, TensorFlow-safe names); control flow is
 refused. Also the graph facts the later steps ask for: which inputs are already channel-last
 (``channel_last_inputs``, told to onnx2tf) and which float inputs are really indices (``index_inputs``).
-``OnnxToTFLiteError`` is the error every step of the route raises.
+Every step of the route refuses with ``edgeml.errors.OnnxToTFLiteError`` and ``keep_onnx_hint``.
 """
 
 from __future__ import annotations
@@ -15,15 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import EdgeMLError
+from edgeml.errors import OnnxToTFLiteError
 
 CONTROL_FLOW_OPS = {"If", "Loop", "Scan"}
 _INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # onnx.TensorProto uint8/int8/uint16/int16/int32/int64/uint32/uint64
 _TF_UNSAFE = re.compile(r"[^A-Za-z0-9_.\\/>-]")
-
-
-class OnnxToTFLiteError(EdgeMLError):
-    """onnx2tf could not convert the model (unsupported op, dynamic shape, control flow)."""
 
 
 def keep_onnx_hint(path: Any) -> str:
@@ -192,5 +188,5 @@ def channel_last_inputs(proto: Any) -> list[str]:
     return found
 
 
-__all__ = ["CONTROL_FLOW_OPS", "OnnxToTFLiteError", "channel_last_inputs", "constants_to_initializers",
+__all__ = ["CONTROL_FLOW_OPS", "channel_last_inputs", "constants_to_initializers",
            "flatten_legacy_softmax", "ids_as_integers", "index_inputs", "keep_onnx_hint", "prepare", "tf_safe_names"]

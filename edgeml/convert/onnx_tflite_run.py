@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.convert.onnx_tflite_prepare import OnnxToTFLiteError, channel_last_inputs, keep_onnx_hint
-from edgeml.errors import MissingDependencyError
+from edgeml.convert.onnx_tflite_prepare import channel_last_inputs, keep_onnx_hint
+from edgeml.errors import MissingDependencyError, OnnxToTFLiteError
 
 ONNX2TF_VERSION = "1.29.24"
 INSTALL_COMMAND = "make onnx2tf"

@@ -23,7 +23,7 @@ from typing import Any
 
 from edgeml._io import atomic_path, check_outputs
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError, UsageError
+from edgeml.errors import EdgeMLError, QuantizationError, UsageError
 from edgeml.options import QuantizeOptions
 from edgeml.quantize import budget_steps
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
@@ -37,7 +37,7 @@ from edgeml.quantize.result import (
     write_report,
 )
 from edgeml.quantize.routes import onnx_route, tflite_route
-from edgeml.quantize.tflite import TFLITE_MODES, QuantizationError
+from edgeml.quantize.tflite import TFLITE_MODES
 
 log = logging.getLogger(__name__)
 

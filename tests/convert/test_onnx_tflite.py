@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from edgeml.cli import cli
 from edgeml.convert.onnx_tflite_io import IOTensor, LayoutAdapter, match_layout
-from edgeml.convert.onnx_tflite_prepare import OnnxToTFLiteError, prepare
+from edgeml.convert.onnx_tflite_prepare import prepare
 from edgeml.convert.onnx_tflite_run import INSTALL_COMMAND, require_onnx2tf
-from edgeml.errors import EdgeMLError, MissingDependencyError
+from edgeml.errors import EdgeMLError, MissingDependencyError, OnnxToTFLiteError
 
 
 def _two_headed(path: Path, seed: int = 0) -> Path:

@@ -288,16 +288,8 @@ def inspect(path: Path, *, input_shapes=None) -> Inspection:
     notes += list(dict.fromkeys(counter.notes))
     if materialised:
         notes.append(f"{materialised} parameter(s) are built at run time by ConstantOfShape (placeholder weights)")
-    notes += [n for n in resolved.notes() if not n.startswith("unknown")]
+    notes += resolved.macs_notes(counter.unknown, "have shapes ONNX shape inference could not resolve")
     partial = bool(counter.unknown)
-    if partial:
-        if resolved.unknown:
-            notes.append("MACs partial: unknown input dimensions " + ", ".join(str(u) for u in resolved.unknown)
-                         + f"; give {resolved.hint_example()} (replace D)")
-        else:
-            shown = ", ".join(counter.unknown[:3]) + (" ..." if len(counter.unknown) > 3 else "")
-            notes.append(f"MACs partial: {len(counter.unknown)} op(s) have shapes ONNX shape inference could "
-                         f"not resolve ({shown})")
     if custom:
         notes.append("custom-domain ops " + ", ".join(custom) + " need a runtime with those kernels registered")
 

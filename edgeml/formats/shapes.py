@@ -131,6 +131,19 @@ class ResolvedShapes:
                              hint=f"give {self.hint_example()} (replace D), or data of the right shape")
         return {k: tuple(int(d) for d in v) for k, v in self.shapes.items()}  # type: ignore[arg-type]
 
+    def macs_notes(self, uncounted: list[str], why: str) -> list[str]:
+        """An inspection's notes on its shapes and MAC count: a batch taken as 1, and, where ops were not counted
+        (``uncounted``; ``why`` says what kept them out), that the MACs are partial, with the input dimensions to
+        give when unknown ones are the cause."""
+        notes = [n for n in self.notes() if not n.startswith("unknown")]
+        if uncounted and self.unknown:
+            notes.append("MACs partial: unknown input dimensions " + ", ".join(str(u) for u in self.unknown)
+                         + f"; give {self.hint_example()} (replace D)")
+        elif uncounted:
+            shown = ", ".join(uncounted[:3]) + (" ..." if len(uncounted) > 3 else "")
+            notes.append(f"MACs partial: {len(uncounted)} op(s) {why} ({shown})")
+        return notes
+
 
 def _is_batch(spec: TensorSpec, axis: int, symbol: str | None, first_axis_symbols: set[str]) -> bool:
     if symbol:

@@ -115,15 +115,8 @@ def _parse(path: Path, data: bytes, input_shapes=None) -> Inspection:
             layers.append(LayerInfo(out_name, name, counter.macs.get((g, k), 0), params))
 
     notes = list(dict.fromkeys(counter.notes)) + shapes.notes
-    notes += [n for n in resolved.notes() if not n.startswith("unknown")]
+    notes += resolved.macs_notes(counter.unknown, "could not be counted")
     partial = bool(counter.unknown)
-    if partial:
-        if resolved.unknown:
-            notes.append("MACs partial: unknown input dimensions " + ", ".join(str(u) for u in resolved.unknown)
-                         + f"; give {resolved.hint_example()} (replace D)")
-        else:
-            shown = ", ".join(counter.unknown[:3]) + (" ..." if len(counter.unknown) > 3 else "")
-            notes.append(f"MACs partial: {len(counter.unknown)} op(s) could not be counted ({shown})")
     return Inspection(
         path=str(path), format="tflite", size_bytes=len(data),
         inputs=inputs,

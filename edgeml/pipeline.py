@@ -52,6 +52,9 @@ class RunConfig:
 
 @dataclass
 class Recipe(RunConfig):
+    """A pipeline run: ``RunConfig`` plus pruning, formats, calibration samples, a board, the training record
+    and quantize's budgets. ``edgeml optimize``'s options and a recipe TOML are this same config."""
+
     prune: float = 0.0
     prune_method: str = "channel"
     lr: float = 1e-3

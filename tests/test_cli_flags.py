@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from edgeml._io import check_outputs
 from edgeml.bench.harness import check_numbers
 from edgeml.cli import cli
-from edgeml.cli.flags import PARAM_FLAGS, to_flags
+from edgeml.cli.flags import BOOL_FLAGS, PARAM_FLAGS, to_flags
 from edgeml.errors import OutputExistsError, ShapeError, UsageError
 from edgeml.formats.shapes import parse_input_shapes
 
@@ -33,8 +33,28 @@ def test_to_flags_maps_every_parameter_of_the_table():
 def test_param_flags_are_all_options_of_some_command():
     ctx = click.Context(cli)
     flags = {opt for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params
-             for opt in getattr(p, "opts", [])}
+             for opt in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
     assert set(PARAM_FLAGS.values()) <= flags
+    assert set(BOOL_FLAGS.values()) <= flags
+
+
+def test_to_flags_renders_values_and_booleans():
+    assert to_flags('pass `calib=SPEC` or `mode="dynamic"`') == "pass --calib SPEC or --mode dynamic"
+    assert to_flags("`simplify=False`, `per_channel=False`, `strict=True`") == "--no-simplify, --per-tensor, --strict"
+    assert to_flags("`per_channel=True`") == "--per-channel"
+    assert to_flags("`not_a_param=1` and `strict=False`") == "`not_a_param=1` and `strict=False`"
+
+
+def test_to_flags_renders_a_suggested_call_as_a_command_line():
+    assert to_flags('convert first: `edgeml.convert(MODEL, to="tflite", out="model.tflite")`') == \
+        "convert first: edgeml convert MODEL --to tflite -o model.tflite"
+    assert to_flags("`edgeml.convert('my dir/m.onnx', simplify=False)`") == "edgeml convert 'my dir/m.onnx' --no-simplify"
+    assert to_flags('`edgeml.bench(MODEL, target=["host", "rpi4"], host="H")`') == \
+        "edgeml bench MODEL --target host --target rpi4 --host H"
+    assert to_flags("`edgeml.compile(MODEL, plan=True)` and `edgeml.run_pipeline(...)`") == \
+        "edgeml compile MODEL --plan and edgeml run ..."
+    assert to_flags("`edgeml.convert(MODEL, nonsense=1)` `edgeml.convert(`") == \
+        "`edgeml.convert(MODEL, nonsense=1)` `edgeml.convert(`"
 
 
 def test_check_outputs_names_force_parameter_when_output_exists(tmp_path):

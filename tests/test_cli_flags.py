@@ -48,7 +48,8 @@ def test_to_flags_renders_values_and_booleans():
 def test_to_flags_renders_a_suggested_call_as_a_command_line():
     assert to_flags('convert first: `edgeml.convert(MODEL, to="tflite", out="model.tflite")`') == \
         "convert first: edgeml convert MODEL --to tflite -o model.tflite"
-    assert to_flags("`edgeml.convert('my dir/m.onnx', simplify=False)`") == "edgeml convert 'my dir/m.onnx' --no-simplify"
+    assert to_flags("`edgeml.convert('my dir/m.onnx', simplify=False)`") == \
+        "edgeml convert 'my dir/m.onnx' --no-simplify"
     assert to_flags('`edgeml.bench(MODEL, target=["host", "rpi4"], host="H")`') == \
         "edgeml bench MODEL --target host --target rpi4 --host H"
     assert to_flags("`edgeml.compile(MODEL, plan=True)` and `edgeml.run_pipeline(...)`") == \

@@ -108,17 +108,19 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
         return
     click.echo(render(d))
     if d["measured"] and str(target or "").startswith("coral"):
+        from edgeml.cli.flags import to_flags
         from edgeml.errors import EdgeMLError
         from edgeml.targets.edgetpu_plan import plan
 
         for m in models:  # what ran on the Edge TPU and what stayed on the CPU
             try:
-                click.echo(f"{m}: {plan(m, target=target).summary()}")
+                click.echo(f"{m}: {to_flags(plan(m, target=target).summary())}")
             except EdgeMLError as exc:
-                click.echo(f"{m}: Edge TPU plan not available ({exc.message})")
+                click.echo(f"{m}: Edge TPU plan not available ({to_flags(exc.message)})")
 
 
 def render(d: dict) -> str:
+    from edgeml.cli.flags import to_flags
     from edgeml.formats.common import human_bytes
 
     if not d["measured"]:
@@ -153,5 +155,5 @@ def render(d: dict) -> str:
     text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50", "p50 95% CI", "p90", "std",
                                         "vs first", "cold (load + 1st)", "top-1", "agree/cos"], "llrrrrrrrrr")
     for note in d.get("notes", []):
-        text += f"\nnote: {note}"
+        text += f"\nnote: {to_flags(note)}"
     return text

@@ -9,6 +9,7 @@ import click
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
+from edgeml.cli.flags import to_flags
 from edgeml.options import Percentile
 
 
@@ -127,9 +128,9 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         click.echo(table(rows, ["model", "budget", "limit", "measured", "status"], "llrrl"))
         for i in result.items:
             if i.detail and "runs" in i.detail:
-                click.echo(f"  {Path(i.model).name}: {i.detail}")
+                click.echo(f"  {Path(i.model).name}: {to_flags(i.detail)}")
     for line in github_annotations(result):
-        click.echo(line)
+        click.echo(to_flags(line))
     if not result.passed:
         n = sum(not i.passed for i in result.items)
         raise CheckFailed(f"{n} of {len(result.items)} budget(s) exceeded")

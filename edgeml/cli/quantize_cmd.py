@@ -94,6 +94,7 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, tra
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     r = quantize(model, options=options, progress=None if quiet else status)
+    from edgeml.cli.flags import to_flags
     from edgeml.quantize import broken_error, budget_unmet_error, speed_advice, summary_lines
 
     if as_json:
@@ -104,27 +105,27 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, tra
     click.echo(f"wrote {r.output}: {r.format} {r.mode}, io {r.io}, "
                f"{'per-channel' if r.per_channel else 'per-tensor'}, target {r.target} ({r.seconds:.1f} s)")
     for line in summary_lines(r):
-        click.echo(line)
+        click.echo(to_flags(line))
     if target and str(target).startswith("coral") and str(r.output).endswith(".tflite"):
         from edgeml.errors import EdgeMLError
         from edgeml.targets.edgetpu_plan import plan
 
         try:  # what edgetpu_compiler is predicted to map (edgeml compile --plan for every op)
-            click.echo(plan(r.output, target=target).summary())
+            click.echo(to_flags(plan(r.output, target=target).summary()))
         except EdgeMLError as exc:
-            click.echo(f"Edge TPU plan: not available ({exc.message})")
+            click.echo(f"Edge TPU plan: not available ({to_flags(exc.message)})")
     if r.layers and top:
         rows = [[_short(e.name), e.op, f"{e.sqnr_db:.1f}"] for e in r.layers[:top]]
         click.echo(f"\nworst layers (SQNR, higher is better; {len(r.layers)} compared"
                    f"{', full table in ' + str(report) if report else ', --report FILE for all'}):")
         click.echo(table(rows, ["tensor", "op", "SQNR dB"], "llr"))
     for note in r.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {to_flags(note)}", err=True)
     for warning in r.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {to_flags(warning)}", err=True)
     advice = speed_advice(r)
     if advice:
-        click.echo(f"warning: {advice}", err=True)
+        click.echo(f"warning: {to_flags(advice)}", err=True)
     _fail_if_broken(budget_unmet_error(r) or broken_error(r))
 
 

@@ -136,7 +136,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     from edgeml._io import read_toml
 
     p = Path(path)
-    data = read_toml(p, what="recipe", hint="edgeml optimize ... --dry-run > recipe.toml writes one")
+    data = read_toml(p, what="recipe", hint="`edgeml.optimize(..., dry_run=True)` > recipe.toml writes one")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise UsageError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
 
+import edgeml
 from edgeml._io import check_outputs
 from edgeml.bench.harness import check_numbers
 from edgeml.cli import cli
-from edgeml.cli.flags import BOOL_FLAGS, PARAM_FLAGS, to_flags
+from edgeml.cli.flags import BOOL_FLAGS, PARAM_FLAGS, PHRASES, to_flags
 from edgeml.errors import OutputExistsError, ShapeError, UsageError
 from edgeml.formats.shapes import parse_input_shapes
 
@@ -32,16 +37,19 @@ def test_to_flags_maps_every_parameter_of_the_table():
 
 def test_param_flags_are_all_options_of_some_command():
     ctx = click.Context(cli)
-    flags = {opt for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params
-             for opt in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
-    assert set(PARAM_FLAGS.values()) <= flags
+    flags = _cli_flags()
+    assert set(PARAM_FLAGS.values()) - {"-o"} <= flags
     assert set(BOOL_FLAGS.values()) <= flags
+    assert set(PHRASES.values()) <= flags
+    assert any("-o" in p.opts for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params)
 
 
 def test_to_flags_renders_values_and_booleans():
     assert to_flags('pass `calib=SPEC` or `mode="dynamic"`') == "pass --calib SPEC or --mode dynamic"
     assert to_flags("`simplify=False`, `per_channel=False`, `strict=True`") == "--no-simplify, --per-tensor, --strict"
     assert to_flags("`per_channel=True`") == "--per-channel"
+    assert to_flags("the result as JSON (`to_dict()`), its traceback (`traceback.print_exc()`)") == \
+        "the result as JSON (--json), its traceback (--debug)"
     assert to_flags("`not_a_param=1` and `strict=False`") == "`not_a_param=1` and `strict=False`"
 
 
@@ -91,3 +99,72 @@ def test_cli_inspect_bad_input_shape_prints_flag(tiny_onnx):
     result = invoke("inspect", str(tiny_onnx), "--input-shape", "x=1,a")
     assert result.exit_code == 2
     assert "--input-shape x=1,a: dimensions must be whole numbers" in result.output and "`" not in result.output
+
+
+# --- guard: library text names parameters, never CLI flags ---------------------------------------------------
+
+_NOT_LIBRARY_TEXT = ("cli/", "targets/device_runner.py")  # the CLI may name flags; the board runner is standalone
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def _cli_flags() -> set[str]:
+    ctx = click.Context(cli)
+    params = list(cli.params) + [p for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params]
+    group = cli.get_command(ctx, "data")
+    params += [p for sub in getattr(group, "commands", {}).values() for p in sub.params]
+    return {o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]
+            if o.startswith("--")}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+
+
+def _library_strings():
+    """(file, line, text) of every string literal in edgeml/ outside the CLI and the board runner, docstrings
+    left out (f-strings give their literal parts)."""
+    root = Path(edgeml.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(_NOT_LIBRARY_TEXT):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                yield rel, node.lineno, node.value
+
+
+def test_library_strings_name_no_cli_flags():
+    flags = _cli_flags()
+    found = [f"{rel}:{line}: {text!r}" for rel, line, text in _library_strings()
+             if any(f in flags for f in _FLAG.findall(text))]
+    assert not found, "library text names CLI flags (write `param`, `param=value` or `edgeml.stage(...)`):\n" + \
+        "\n".join(found)
+
+
+def _library_texts():
+    """Every string literal of the library (docstrings left out), each f-string field written as the name ``X``."""
+    root = Path(edgeml.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(_NOT_LIBRARY_TEXT):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.JoinedStr):
+                yield rel, node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                yield rel, node.lineno, node.value
+
+
+def test_library_markup_all_renders_to_flags():
+    """A `name=value` or `edgeml.stage(...)` the CLI cannot map would reach the shell user as Python."""
+    from edgeml.cli.flags import _ASSIGN, _CALL, _MARKUP, render
+
+    bad = [f"{rel}:{line}: `{m}`" for rel, line, text in _library_texts() for m in _MARKUP.findall(text)
+           if (_CALL.fullmatch(m) or _ASSIGN.fullmatch(m)) and render(m) is None]
+    assert not bad, "\n".join(bad)

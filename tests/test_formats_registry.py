@@ -26,7 +26,7 @@ def test_handlers_say_which_formats_need_tensorflow():
 def test_savedmodel_refuses_input_shapes_before_loading(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"")
     assert detect_format(tmp_path) is ModelFormat.SAVEDMODEL
-    with pytest.raises(ShapeError, match="--input-shape is not supported for SavedModel directories"):
+    with pytest.raises(ShapeError, match="`input_shapes` is not supported for SavedModel directories"):
         handler(ModelFormat.SAVEDMODEL).inspect(tmp_path, input_shapes={"x": (1, 3)})
 
 

@@ -11,6 +11,9 @@ The markup (inside single backticks, on one line):
     (a quoted Python string is unquoted, anything else is shown as written). Booleans go through
     :data:`BOOL_FLAGS`: `` `simplify=False` `` -> ``--no-simplify``, `` `per_channel=False` `` -> ``--per-tensor``;
     any other ``name=True`` is the bare flag (`` `strict=True` `` -> ``--strict``).
+`` `to_dict()` ``, `` `traceback.print_exc()` ``
+    What the CLI spells as a flag of its own (:data:`PHRASES`): a result as JSON (``--json``), the traceback
+    of an error (``--debug``), an SSH option (`` `SSHTarget.identity` `` -> ``--identity``).
 ``edgeml.FUNC(ARGS)``
     A suggested call of a stage, as valid Python: `` `edgeml.convert(MODEL, to="tflite", out="model.tflite")` ``
     -> ``edgeml convert MODEL --to tflite -o model.tflite``. ``FUNC`` is an API function (``run_pipeline`` is the
@@ -19,8 +22,8 @@ The markup (inside single backticks, on one line):
     arguments become flags by the rules above (a list repeats the flag). Write paths with ``!r`` in f-strings
     (``{str(path)!r}``) so the call stays valid Python.
 
-A name not in :data:`PARAM_FLAGS` (and anything else in backticks, e.g. `` `edgeml search --help` ``) is printed
-as written. Every flag of both tables is an option of some command, and every name the library uses in this
+A name not in the tables (and anything else in backticks, e.g. `` `edgeml search --help` ``) is printed
+as written. Every flag of the tables is an option of some command, and every name the library uses in this
 markup is in a table (tests/test_cli_flags.py). ``--json`` output keeps the library's text unchanged.
 """
 
@@ -102,6 +105,14 @@ BOOL_FLAGS: dict[tuple[str, bool], str] = {
     ("simplify", False): "--no-simplify",
 }
 
+# Python spellings of what the CLI offers as a flag of its own
+PHRASES: dict[str, str] = {
+    "to_dict()": "--json",
+    "traceback.print_exc()": "--debug",
+    "SSHTarget.identity": "--identity",
+    "SSHTarget.python": "--remote-python",
+}
+
 # API function -> command, where they differ
 COMMANDS: dict[str, str] = {"run_pipeline": "run"}
 
@@ -180,6 +191,8 @@ def _assign(name: str, value: str) -> str | None:
 
 def render(markup: str) -> str | None:
     """One backticked piece of library markup (without the backticks) as CLI text; None: not markup we map."""
+    if markup in PHRASES:
+        return PHRASES[markup]
     if _NAME.fullmatch(markup):
         return PARAM_FLAGS.get(markup)
     if _CALL.fullmatch(markup):

@@ -200,8 +200,9 @@ def ort_error(exc: BaseException, kind: str) -> QuantizationError:
     return QuantizationError(
         f"ONNX Runtime {onnxruntime.__version__}'s {kind} quantizer failed internally on this graph: "
         f"{name}: {text}{where}",
-        hint="this is the quantizer's limitation on this graph, not a data problem: try --per-tensor, "
-             "--mode dynamic, or --format tflite from the Keras/SavedModel source; --debug shows the traceback")
+        hint="this is the quantizer's limitation on this graph, not a data problem: try `per_channel=False`, "
+             "`mode=\"dynamic\"`, or `format=\"tflite\"` from the Keras/SavedModel source; "
+             "`traceback.print_exc()` shows the traceback")
 
 
 def _preprocess(src: Path, dst: Path, info: dict[str, Any]) -> Path:

@@ -88,8 +88,8 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
                           hint="quantize the float model it was made from")
     if calib is None:
-        raise EdgeMLError(f"--mode {mode} from an ONNX source needs calibration data (it also fixes the input "
-                          "shapes for the conversion)", hint="pass --calib SPEC")
+        raise EdgeMLError(f"`mode` {mode} from an ONNX source needs calibration data (it also fixes the input "
+                          "shapes for the conversion)", hint="pass `calib=SPEC`")
     require_onnx2tf()
     specs = art.inspect().inputs
     import onnx

@@ -286,12 +286,12 @@ def plan(model: str | Path, *, target: str = "coral-usb", compiler: int = DEFAUL
 
     profile = load_profile(target)
     if profile.kind != "edgetpu":
-        raise EdgeMLError(f"--target {target} is not an Edge TPU target",
-                          hint="use --target coral-usb or coral-devboard")
+        raise EdgeMLError(f"`target` {target} is not an Edge TPU target",
+                          hint="use `target=\"coral-usb\"` or coral-devboard")
     path = Path(model)
     if path.suffix.lower() != ".tflite":
-        raise EdgeMLError(f"{path}: the Edge TPU plan needs a .tflite", hint=f"edgeml quantize MODEL --calib SPEC "
-                                                                                f"--target {profile.name}")
+        raise EdgeMLError(f"{path}: the Edge TPU plan needs a .tflite", hint="`edgeml.quantize(MODEL, calib=SPEC, "
+                                                                                f"target={profile.name!r})`")
     if not path.is_file():
         raise EdgeMLError(f"{path}: no such file")
     g = _Graph(path)

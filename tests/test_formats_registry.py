@@ -84,4 +84,7 @@ def test_registry_conversion_refuses_tflite_to_tflite_with_its_hint(tmp_path):
 
     with pytest.raises(EdgeMLError, match="already TFLite") as err:
         handler(ModelFormat.TFLITE).conversion("tflite", tmp_path / "m.tflite")
-    assert "edgeml quantize" in (err.value.hint or "")
+    assert "`edgeml.quantize(MODEL)`" in (err.value.hint or "")
+    from edgeml.cli.flags import to_flags
+
+    assert to_flags(err.value.hint or "") == "use --to onnx, or edgeml quantize MODEL for int8"

@@ -77,11 +77,13 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
     """
     from edgeml._io import check_output, json_text, write_bytes_atomic
     from edgeml.bench.harness import bench
+    from edgeml.options import BenchOptions
+
+    options = BenchOptions(target=target, host=make_target(host, ssh_config, identity, remote_python), runs=runs,
+                           warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
+                           timeout=timeout, input_shapes=input_shapes)
     if print_config_requested():
-        return show_config("bench", "edgeml.bench", dict(
-            models=list(models), target=target, host=host, ssh_config=ssh_config, identity=identity,
-            remote_python=remote_python, runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data,
-            reference=reference, timeout=timeout, input_shapes=input_shapes, out=out_file))
+        return show_config("bench", "edgeml.bench", dict(models=list(models), **options.to_dict(), out=out_file))
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     if inventory:
@@ -97,9 +99,7 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
     if boards:
         raise click.UsageError("--board needs --fleet INVENTORY")
     out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None
-    result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
-                   runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                   progress=None if quiet else status, input_shapes=input_shapes, timeout=timeout)
+    result = bench(list(models), options=options, progress=None if quiet else status)
     d = result.to_dict()
     if out_path:
         write_bytes_atomic(out_path, (json_text(d) + "\n").encode())

@@ -66,8 +66,10 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         run_check,
     )
     from edgeml.errors import CheckFailed
+    from edgeml.options import CheckOptions
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
+    options = CheckOptions(repeat=repeat, runs=runs, input_shapes=input_shapes)
     if print_config_requested():  # the budget file (or pyproject.toml) is named, not read
         from dataclasses import asdict
 
@@ -77,9 +79,8 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
                                       max_accuracy_drop=max_accuracy_drop, origin=f"flags for {m}").validate())
                         for m in models]
         files = [budget_file] if budget_file else [] if models else ["pyproject.toml"]
-        return show_config("check", "edgeml.check", dict(budgets=files + flag_budgets, repeat=repeat, runs=runs,
-                                                          input_shapes=input_shapes, results=fleet_results,
-                                                          junit=junit, markdown=md))
+        return show_config("check", "edgeml.check", dict(budgets=files + flag_budgets, **options.to_dict(),
+                                                          results=fleet_results, junit=junit, markdown=md))
     budgets = []
     if budget_file:
         budgets += load_budgets(budget_file)
@@ -111,8 +112,7 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         from edgeml.fleet import load_fleet_results
 
         fleet = load_fleet_results(fleet_results)
-    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status,
-                       input_shapes=input_shapes, results=fleet)
+    result = run_check(budgets, options=options, progress=None if quiet else status, results=fleet)
     if junit:
         write_bytes_atomic(junit, junit_xml(result).encode())
     if md:

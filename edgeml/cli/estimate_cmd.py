@@ -66,10 +66,12 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
-    options = dict(model=model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
+    from edgeml.options import EstimateOptions
+
+    options = EstimateOptions(target=target, precision=precision, threads=threads, input_shapes=input_shapes)
     if print_config_requested():
-        return show_config("estimate", "edgeml.estimate", options)
-    e = est.estimate(**options)
+        return show_config("estimate", "edgeml.estimate", dict(model=model, **options.to_dict()))
+    e = est.estimate(model, options=options)
     if as_json:
         emit_json(e.to_dict())
         return

@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError, UsageError
-from edgeml.options import Precision
+from edgeml._types import InputShapes, PathLike
+from edgeml.errors import EdgeMLError
+from edgeml.options import EstimateOptions, Precision
 
 DEPTHWISE = {"DEPTHWISE_CONV_2D", "DepthwiseConv2D", "DepthwiseConv1D", "Conv(depthwise)"}
 RECURRENT = {"LSTM", "GRU", "RNN", "SimpleRNN", "Bidirectional", "UNIDIRECTIONAL_SEQUENCE_LSTM",
@@ -201,28 +202,36 @@ def _inspect(art: Any, input_shapes: Any) -> Any:
     return art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
 
 
-def estimate(model: str | Path, *, target: str, precision: str | None = None, threads: int | None = None,
-             top: int = 8, input_shapes: Any = None) -> Estimate:
+def estimate(model: PathLike, *, target: str | None = None, precision: str | None = None,
+             threads: int | None = None, top: int = 8, input_shapes: InputShapes | None = None,
+             options: EstimateOptions | None = None) -> Estimate:
+    """Estimate ``model`` on ``target`` (see the module docstring). ``options`` (an
+    :class:`~edgeml.options.EstimateOptions`) gives every option at once, in place of the keyword arguments of
+    the same names (a UsageError when both are given); the work reads that one object."""
+    o = EstimateOptions.build("estimate", options, locals())
+    return _estimate(model, o)
+
+
+def _estimate(model: PathLike, o: EstimateOptions) -> Estimate:
+    """:func:`estimate` with its options in one object."""
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
 
-    profile = load_profile(target)
+    profile = load_profile(o.target)
     if profile.is_host:
         raise EdgeMLError("the host is measured, not estimated", hint="edgeml bench MODEL")
-    if precision is not None and precision not in PRECISIONS:
-        raise UsageError(f"`precision` {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
     art = ModelArtifact.open(model)
-    info = _inspect(art, input_shapes)
+    info = _inspect(art, o.input_shapes)
     if EDGETPU_OP in (info.custom_ops or []):
         if profile.kind != "edgetpu":
             raise EdgeMLError(f"{art.path}: compiled for the Edge TPU; it runs only on Coral targets",
                               hint="estimate the .tflite it was compiled from for this target")
-        return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
+        return estimate_from(info, profile, precision=o.precision, threads=o.threads, top=o.top, name=str(art.path))
     refuse_unknown_cost(info, art.path)
     if not info.macs:
         raise EdgeMLError(f"{art.path}: no MACs found in the graph, nothing to estimate from",
                           hint="edgeml inspect MODEL shows what edgeml sees")
-    return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
+    return estimate_from(info, profile, precision=o.precision, threads=o.threads, top=o.top, name=str(art.path))
 
 
 def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> tuple[Features, dict | None, bool]:

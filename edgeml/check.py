@@ -113,7 +113,7 @@ def load_budgets(path: str | Path) -> list[Budget]:
     from edgeml._io import read_toml
 
     p = Path(path)
-    data = read_toml(p, what="budget file", hint="pass --budget FILE, or set [tool.edgeml] in pyproject.toml",
+    data = read_toml(p, what="budget file", hint="pass `budget=FILE`, or set [tool.edgeml] in pyproject.toml",
                      error=BudgetError)
     if p.name == "pyproject.toml":
         data = data.get("tool", {}).get("edgeml")

@@ -58,7 +58,7 @@ def estimate_bench(arts: list[ModelArtifact], profile: Any, *, threads: int | No
     from edgeml.targets.estimate import estimate_from, refuse_unknown_cost
 
     models = []
-    notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
+    notes = [f"no board measured: estimated for {profile.name} (add `host=\"USER@BOARD\"` to measure)"]
     for art in arts:
         try:
             info = art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
@@ -81,8 +81,8 @@ def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
     fmt = art.format
     if fmt not in (ModelFormat.TFLITE, ModelFormat.ONNX):
         raise EdgeMLError(f"{art.path}: bench runs deployable models (.tflite, .onnx), not {fmt.value}",
-                          hint=f"convert first: edgeml convert {art.path} --to {profile.formats[0]} -o model."
-                               f"{profile.formats[0]}")
+                          hint=f"convert first: `edgeml.convert({str(art.path)!r}, to={profile.formats[0]!r}, "
+                               f"out=\"model.{profile.formats[0]}\")`")
     if not profile.accepts(fmt.value):
         raise EdgeMLError(f"{art.path}: target {profile.name} does not run {fmt.value} models",
                           hint=f"use a {' or '.join(profile.formats)} model")
@@ -92,14 +92,14 @@ def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
         if EDGETPU_OP not in info.custom_ops:
             raise EdgeMLError(f"{art.path}: not compiled for the Edge TPU (no {EDGETPU_OP}); on {profile.name} it "
                               "would run on the CPU only",
-                              hint=f"quantize to full int8 and compile: edgeml quantize ... --target {profile.name} "
-                                   f"-o m.tflite && edgeml compile m.tflite --target {profile.name}")
+                              hint=f"quantize to full int8 and compile: `edgeml.quantize(..., target={profile.name!r}, "
+                                   f"out=\"m.tflite\")`, then `edgeml.compile(\"m.tflite\", target={profile.name!r})`")
         spec["delegate"] = "edgetpu"
     elif fmt is ModelFormat.ONNX and profile.providers:
         spec["providers"] = list(profile.providers)
     elif fmt is ModelFormat.TFLITE and EDGETPU_OP in art.inspect().custom_ops:
         raise EdgeMLError(f"{art.path}: this model is compiled for the Edge TPU and needs one",
-                          hint="bench it with --target coral-usb (or coral-devboard) --host BOARD")
+                          hint="bench it with `target=\"coral-usb\"` (or coral-devboard) and `host=BOARD`")
     return spec
 
 
@@ -203,7 +203,7 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
     profile = load_profile(o.target)
     arts = [ModelArtifact.open(m) for m in models]
     if host is None and not profile.is_host:
-        say(f"no --host given: estimating for {profile.name} (no board measured)")
+        say(f"no `host` given: estimating for {profile.name} (no board measured)")
         if o.data is not None and not input_shapes:  # the data decides dynamic dims
             input_shapes = _data_shapes(o.data, arts[0])
         return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes)
@@ -239,7 +239,7 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
                 info = art.inspect()
                 inputs = info.inputs
                 feed = random_feeds(inputs, 1, seed=0, input_shapes=input_shapes, values=info.input_values,
-                                    what="benchmarking without --o.data")[0]
+                                    what="benchmarking without `data`")[0]
                 generated[k] = random_feeds_label(inputs, info.input_values)
                 np.savez(job / f"feed{k}.npz",
                          **{protocol.input_key(i): feed[t.name] for i, t in enumerate(inputs)})  # type: ignore[arg-type]
@@ -248,7 +248,7 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
             from edgeml.convert.verify import random_feeds
 
             feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes,
-                                 values=ref_art.inspect().input_values, what="comparing with --o.reference")
+                                 values=ref_art.inspect().input_values, what="comparing with `reference`")
             np.savez(job / protocol.DEFAULT_DATA,
                      **{protocol.input_key(i): np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})  # type: ignore[arg-type]
         # max_memory_bytes here: this machine's ceiling; on a board: its own, unless EDGEML_MAX_MEMORY sets one
@@ -287,7 +287,7 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
     notes = [f"{e['name']}: {', '.join(e['missing_providers'])} not available there; ran on {e['providers'][0]}"
              + "".join(f" ({p} cannot load: {why})" for p, why in (e.get("provider_problems") or {}).items())
              for e in out if e.get("missing_providers")]
-    notes += [f"{all_arts[k].path.name}: no --data, fed {label}" for k, label in generated.items() if ";" in label]
+    notes += [f"{all_arts[k].path.name}: no `data`, fed {label}" for k, label in generated.items() if ";" in label]
     for e in out:
         acc = e.get("accuracy") or {}
         if "error" in acc:
@@ -314,7 +314,7 @@ def _same_inputs(ref: ModelArtifact, arts: list[ModelArtifact]) -> None:
         same = len(got) == len(want) and all(
             len(g) == len(w) and all(x is None or y is None or x == y for x, y in zip(g, w)) for g, w in zip(got, want))
         if not same:
-            raise EdgeMLError(f"--reference {ref.path}: its inputs {[list(s) for s in want]} do not match "
+            raise EdgeMLError(f"`reference` {ref.path}: its inputs {[list(s) for s in want]} do not match "
                               f"{a.path.name}'s {[list(s) for s in got]} (per sample)",
                               hint="the reference is the same model in another precision or format (e.g. the float "
                                    "model a quantized one was made from)")

@@ -124,12 +124,12 @@ def _convert(model: PathLike, o: ConvertOptions, progress: Callable[[str], None]
             if not verification.passed:
                 raise VerificationError(
                     f"{art.path}: converted {o.to} output differs from the source: {verification.summary()}",
-                    hint="no output was written; try --no-simplify, another --opset, or a looser --atol if the "
-                         "difference is expected (e.g. --float16)")
+                    hint="no output was written; try `simplify=False`, another `opset`, or a looser `atol` if "
+                         "the difference is expected (e.g. `float16=True`)")
         if simplify_info and simplify_info.get("warning"):
             if o.strict:
                 raise EdgeMLError(f"{art.path}: ONNX simplification failed: {simplify_info['warning']}",
-                                  hint="drop --strict to keep the unsimplified model, or pass --no-simplify")
+                                  hint="drop `strict` to keep the unsimplified model, or pass `simplify=False`")
             warnings.append(f"kept the unsimplified model: {simplify_info['warning']}")
             log.warning("kept the unsimplified model: %s", simplify_info["warning"])
         size = tmp.stat().st_size
@@ -172,7 +172,7 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
     except EdgeMLError as exc:
         reason = exc.message.replace(str(out_path), "the converted model")
         raise ConversionError(f"{art.path}: the converter produced a model its runtime refuses: {reason}",
-                              hint="no output was written; try another --opset or --no-simplify") from exc
+                              hint="no output was written; try another `opset` or `simplify=False`") from exc
     if calib is not None:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"

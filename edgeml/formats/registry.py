@@ -71,7 +71,8 @@ HANDLERS: dict[ModelFormat, FormatHandler] = {h.format: h for h in (
                   converts_to={"tflite": "tflite-converter", "onnx": "tf2onnx-savedmodel"}),
     FormatHandler(ModelFormat.TFLITE, "tflite", takes_input_shapes=True, label="TFLite models",
                   converts_to={"onnx": "tf2onnx-tflite"},
-                  refusals={"tflite": ("the model is already TFLite", "use `to=\"onnx\"`, or `edgeml.quantize(MODEL)` for int8")}),
+                  refusals={"tflite": ("the model is already TFLite",
+                                        "use `to=\"onnx\"`, or `edgeml.quantize(MODEL)` for int8")}),
     FormatHandler(ModelFormat.ONNX, "onnx", takes_input_shapes=True, label="ONNX models",
                   converts_to={"onnx": "onnx-as-is", "tflite": "onnx2tf"}),
 )}

@@ -34,7 +34,7 @@ SCOPES = PruneScope.values()
 SCHEDULES = PruneSchedule.values()
 CRITERIA = PruneCriterion.values()
 UNSTRUCTURED_NOTE = ("unstructured sparsity shrinks the compressed (gzip) size, not dense-kernel latency: runtimes "
-                     "still multiply the zeros; use --method channel for a faster model")
+                     "still multiply the zeros; use `method=\"channel\"` for a faster model")
 
 
 @dataclass
@@ -147,12 +147,12 @@ def _prune(model: PathLike, o: PruneOptions, progress: Callable[[str], None] | N
     say(f"loading {art.path}")
     keras_model, compiled_loss = _load_keras(art.path)
 
-    train_xy = load_labelled(o.train, keras_model, "--train") if o.train is not None else None
-    val_xy = load_labelled(o.val, keras_model, "--val") if o.val is not None else None
+    train_xy = load_labelled(o.train, keras_model, "`train`") if o.train is not None else None
+    val_xy = load_labelled(o.val, keras_model, "`val`") if o.val is not None else None
     warnings: list[str] = []
     if train_xy is None:
-        warnings.append("no --train data: one-shot pruning without fine-tuning; accuracy may drop "
-                        "(pass --train SPEC to fine-tune)")
+        warnings.append("no `train` data: one-shot pruning without fine-tuning; accuracy may drop "
+                        "(pass `train=SPEC` to fine-tune)")
     before: dict[str, Any] = {**_keras_stats(keras_model), **_saved_stats(keras_model, out.parent)}
     if val_xy is not None:
         before["accuracy"] = accuracy(keras_model, *val_xy)
@@ -201,8 +201,8 @@ def _magnitude(model: Any, *, sparsity, scope, exclude, train, val, epochs, batc
     pruner.update(sparsity)  # exact final sparsity (also the one-shot path)
     notes = [UNSTRUCTURED_NOTE]
     if excluded:
-        notes.append(f"left dense by --exclude: {', '.join(excluded)}")
-    skipped = [{"layers": [name], "reason": "excluded by --exclude"} for name in excluded]
+        notes.append(f"left dense by `exclude`: {', '.join(excluded)}")
+    skipped = [{"layers": [name], "reason": "excluded by `exclude`"} for name in excluded]
     return model, pruner.report(), skipped, notes, training
 
 
@@ -251,9 +251,9 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
         layers = prune_onnx(art.path, tmp, sparsity, scope=scope, exclude=exclude)
     after = {**onnx_stats(out), "macs": macs, **_file_stats(out)}
     warnings = ["ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras model with "
-                "--train to fine-tune"]
+                "`train` to fine-tune"]
     if train is not None:
-        warnings.append("--train is ignored for ONNX input")
+        warnings.append("`train` is ignored for ONNX input")
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=None, before=before, after=after, layers=layers,
                        seconds=time.perf_counter() - t0, notes=[UNSTRUCTURED_NOTE], warnings=warnings)

@@ -77,7 +77,8 @@ def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
                           hint=f"use `format` {profile.formats[0]}")
     if art.format is ModelFormat.TFLITE and fmt == "onnx":
         raise EdgeMLError(f"{art.path}: quantizing a .tflite to ONNX is not supported",
-                          hint="convert it first: edgeml convert MODEL.tflite --to onnx, then quantize the .onnx")
+                          hint="convert it first: `edgeml.convert(\"MODEL.tflite\", to=\"onnx\")`, then quantize the "
+                               ".onnx")
     return fmt
 
 

@@ -82,14 +82,15 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
         why = next((n for n in getattr(info, "notes", []) if n.startswith("MACs partial")), "")
         raise EdgeMLError(f"{path}: cannot estimate: MACs are partial ({why.split(';')[0] or 'see edgeml inspect'})",
                           hint=why.split("; ", 1)[1] if "; " in why else
-                          "give the unknown dims with --input-shape NAME=D0,D1,... (edgeml inspect MODEL lists them)")
+                          "give the unknown dims with `input_shapes=NAME=D0,D1,...` "
+                          "(`edgeml.inspect(MODEL)` lists them)")
     counted_at_shapes = hasattr(info, "macs_shapes")  # the inspector resolves dims and loop trip counts itself
     for t in [] if counted_at_shapes else getattr(info, "inputs", []):
         unknown = [i for i, d in enumerate(t.shape) if d is None and i > 0]
         if unknown:
             raise EdgeMLError(f"{path}: input '{t.name}' {t.shape_str()} has unknown dims {unknown}: MACs would be "
                               "counted on an invented size", hint="export the model with fixed input dims (or give "
-                                                                  "them with --input-shape where supported)")
+                                                                  "them with `input_shapes` where supported)")
     for layer in info.layers:
         # (an inspector that counts at resolved shapes marks uncountable recurrent ops as macs_partial; a
         # recurrent op at 0 MACs there sits in a branch that does not run, e.g. the other sample rate's)
@@ -98,7 +99,7 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
                               hint="edgeml inspect MODEL; recurrent MACs need the sequence length to be fixed")
         if layer.op in LOOPS and not counted_at_shapes:
             raise EdgeMLError(f"{path}: control-flow loop {layer.op} ({layer.name}): its iteration count, and so its "
-                              "cost, is unknown before running", hint="measure it: edgeml bench MODEL --target T")
+                              "cost, is unknown before running", hint="measure it: `edgeml.bench(MODEL, target=T)`")
 
 
 def default_precision(inspection: Any, profile: Any) -> str:
@@ -170,8 +171,8 @@ def coefficients(profile: Any, precision: str) -> tuple[list[float], str]:
     coef = est.get(key)
     if not coef or len(coef) != 3:
         raise EdgeMLError(f"target {profile.name} has no fitted estimate coefficients ([estimate] {key})",
-                          hint=f"fit them from your measurements: edgeml estimate --fit results.json --target "
-                               f"{profile.name} -o my-{profile.name}.toml")
+                          hint="fit them from your measurements: `edgeml.estimate(fit=\"results.json\", "
+                               f"target={profile.name!r}, out=\"my-{profile.name}.toml\")`")
     basis = est.get(f"basis_{precision}") or est.get("basis") or "coefficients in the profile"
     return [float(c) for c in coef], basis
 
@@ -240,8 +241,8 @@ def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> 
         notes.append("not a .tflite: assumes every op maps to the Edge TPU after quantization (no compiler plan)")
         return f, None, False
     if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
-        notes.append(f"float .tflite: assumes every op maps after full-int8 quantization; quantize with --target "
-                     f"{profile.name}, then edgeml compile MODEL --plan shows the real mapping")
+        notes.append(f"float .tflite: assumes every op maps after full-int8 quantization; quantize with "
+                     f"`target={profile.name!r}`, then `edgeml.compile(MODEL, plan=True)` shows the real mapping")
         return f, None, False
     from edgeml.targets.edgetpu_plan import plan
 
@@ -256,9 +257,9 @@ def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> 
     notes.append(p.summary())
     if not p.compiles:
         raise EdgeMLError(f"{info.path}: edgetpu_compiler would not compile it: {'; '.join(p.blockers)}",
-                          hint=f"quantize to full int8 with static shapes (edgeml quantize MODEL --calib SPEC --target "
-                               f"{profile.name}); edgeml compile {info.path} --target {profile.name} --plan "
-                               "shows each op")
+                          hint="quantize to full int8 with static shapes (`edgeml.quantize(MODEL, calib=SPEC, "
+                               f"target={profile.name!r})`); `edgeml.compile({str(info.path)!r}, "
+                               f"target={profile.name!r}, plan=True)` shows each op")
     lower = False
     if p.compiled:
         lower = True

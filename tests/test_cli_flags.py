@@ -15,8 +15,9 @@ from edgeml._io import check_outputs
 from edgeml.bench.harness import check_numbers
 from edgeml.cli import cli
 from edgeml.cli.flags import BOOL_FLAGS, PARAM_FLAGS, PHRASES, to_flags
-from edgeml.errors import OutputExistsError, ShapeError, UsageError
+from edgeml.errors import EdgeMLError, OutputExistsError, ShapeError, UsageError
 from edgeml.formats.shapes import parse_input_shapes
+from edgeml.targets.remote import SSHTarget
 
 
 def invoke(*args: str):
@@ -170,3 +171,55 @@ def test_library_markup_all_renders_to_flags():
     bad = [f"{rel}:{line}: `{m}`" for rel, line, text in _library_texts() for m in _MARKUP.findall(text)
            if (_CALL.fullmatch(m) or _ASSIGN.fullmatch(m)) and render(m) is None]
     assert not bad, "\n".join(bad)
+
+
+# --- the same failure, through the library (parameters) and through the CLI (flags) ---------------------------
+
+KERAS2_H5 = Path(__file__).parent / "data" / "keras2_cnn.h5"
+
+
+def test_bench_hint_suggests_a_convert_call_and_the_cli_a_command_line():
+    with pytest.raises(EdgeMLError) as exc:
+        edgeml.bench([KERAS2_H5], target="host")
+    assert f"`edgeml.convert({str(KERAS2_H5)!r}, to='tflite', out=\"model.tflite\")`" in str(exc.value.hint)
+    assert "--" not in str(exc.value.hint)
+    result = invoke("bench", str(KERAS2_H5))
+    assert result.exit_code == 3
+    assert f"hint: convert first: edgeml convert {KERAS2_H5} --to tflite -o model.tflite" in result.output
+
+
+def test_bench_estimate_note_names_host_parameter_and_the_cli_the_flag(tiny_onnx):
+    r = edgeml.bench([tiny_onnx], target="rpi4")
+    assert r.notes == ['no board measured: estimated for rpi4 (add `host="USER@BOARD"` to measure)']
+    result = invoke("bench", str(tiny_onnx), "--target", "rpi4")
+    assert result.exit_code == 0, result.output
+    assert "note: no board measured: estimated for rpi4 (add --host USER@BOARD to measure)" in result.output
+    assert "no --host given: estimating for rpi4" in result.output and "`" not in result.output
+
+
+def test_bad_host_names_the_host_parameter_and_the_cli_the_flag(tiny_onnx):
+    with pytest.raises(EdgeMLError) as exc:
+        SSHTarget.parse("pi@a b")
+    assert (exc.value.message, exc.value.hint) == ("`host` pi@a b: expected [USER@]HOST[:PORT]",
+                                                   'e.g. `host="pi@192.168.1.20:22"`')
+    result = invoke("bench", str(tiny_onnx), "--host", "pi@a b")
+    assert result.exit_code == 3
+    assert "error: --host pi@a b: expected [USER@]HOST[:PORT]\nhint: e.g. --host pi@192.168.1.20:22" in result.output
+
+
+def test_onnx_to_tflite_without_calib_names_parameters_and_the_cli_flags(tiny_onnx, tmp_path):
+    with pytest.raises(EdgeMLError) as exc:
+        edgeml.quantize(tiny_onnx, mode="int8", format="tflite", out=tmp_path / "q.tflite")
+    assert exc.value.message.startswith("`mode` int8 from an ONNX source") and exc.value.hint == "pass `calib=SPEC`"
+    result = invoke("quantize", str(tiny_onnx), "--format", "tflite", "-o", str(tmp_path / "q.tflite"))
+    assert result.exit_code == 3
+    assert "error: --mode int8 from an ONNX source" in result.output and "hint: pass --calib SPEC" in result.output
+
+
+def test_per_tensor_refusal_names_the_boolean_and_the_cli_its_flag(tiny_tflite, tmp_path):
+    with pytest.raises(EdgeMLError) as exc:
+        edgeml.quantize(tiny_tflite, mode="float16", per_channel=False, out=tmp_path / "q.tflite")
+    assert exc.value.message.startswith("`per_channel=False` is not available") and "--" not in exc.value.hint
+    result = invoke("quantize", str(tiny_tflite), "--mode", "float16", "--per-tensor", "-o", str(tmp_path / "q.tflite"))
+    assert result.exit_code == 3
+    assert "error: --per-tensor is not available for this mode from a .tflite\nhint: drop --per-tensor" in result.output

@@ -179,7 +179,7 @@ def bench(models: Sequence[PathLike], *, target: str | None = None, host: SSHTar
     arguments of the same names (a UsageError when both are given); the work reads that one object.
     """
     if not models:
-        raise EdgeMLError("no model given", hint="edgeml bench MODEL [MODEL ...]")
+        raise EdgeMLError("no model given", hint="`edgeml.bench([MODEL, ...])`")
     o = BenchOptions.build("bench", options, locals())
     return _bench(list(models), o, progress)
 

@@ -18,7 +18,8 @@ The markup (inside single backticks, on one line):
     A suggested call of a stage, as valid Python: `` `edgeml.convert(MODEL, to="tflite", out="model.tflite")` ``
     -> ``edgeml convert MODEL --to tflite -o model.tflite``. ``FUNC`` is an API function (``run_pipeline`` is the
     ``run`` command) or, for commands with no API function (``compile``, ``doctor``, ...), the command's name.
-    Positional arguments are shown as written (a name such as ``MODEL``, ``...``) or unquoted (a string); keyword
+    Positional arguments are shown as written (a name such as ``MODEL``, ``...``) or unquoted (a string; a list
+    gives its items: `` `edgeml.bench([MODEL, ...])` `` -> ``edgeml bench MODEL ...``); keyword
     arguments become flags by the rules above (a list repeats the flag). Write paths with ``!r`` in f-strings
     (``{str(path)!r}``) so the call stays valid Python.
 
@@ -160,10 +161,10 @@ def _call(text: str) -> str | None:
         return None
     words = ["edgeml", COMMANDS.get(node.func.attr, node.func.attr)]
     for arg in node.args:
-        value = _value(arg)
-        if value is None:
+        values = [_value(e) for e in arg.elts] if isinstance(arg, (ast.List, ast.Tuple)) else [_value(arg)]
+        if not values or None in values:
             return None
-        words.append(value)
+        words += values  # type: ignore[arg-type]
     for kw in node.keywords:
         flag = _flag(kw.arg, kw.value) if kw.arg else None
         if flag is None:

@@ -190,7 +190,7 @@ def ort_error(exc: BaseException, kind: str) -> QuantizationError:
         # the C++ runtime refused a calibration run: the data does not fit the model
         return QuantizationError(f"ONNX Runtime could not run the model on the calibration data ({name}: {text})",
                                  hint="check the calibration data's shape, dtype and layout match the model's inputs "
-                                      "(edgeml inspect MODEL; edgeml data inspect SPEC)")
+                                      "(`edgeml.inspect(MODEL)`; edgeml data inspect SPEC)")
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "onnxruntime" in f.filename]
     where = ""
     if frames:

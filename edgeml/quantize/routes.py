@@ -222,4 +222,4 @@ def refuse_if_nothing_quantized(model: Any, path: Path) -> None:
            "leaves in float" if flow else "ONNX Runtime's quantizer found no op it quantizes")
     raise QuantizationError(f"{path}: nothing was quantized: {why}; the output would be the float model",
                             hint="re-export the model without If/Loop around its layers (one graph per branch), "
-                                 "then quantize that" if flow else "check the model's ops (edgeml inspect MODEL)")
+                                 "then quantize that" if flow else "check the model's ops (`edgeml.inspect(MODEL)`)")

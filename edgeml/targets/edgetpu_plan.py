@@ -118,7 +118,7 @@ class _Graph:
             raise
         except Exception as exc:
             raise ModelLoadError(f"{path}: the Edge TPU plan cannot parse this file as TFLite ({type(exc).__name__}: "
-                                 f"{exc})", hint="edgeml inspect MODEL; re-export the model") from exc
+                                 f"{exc})", hint="`edgeml.inspect(MODEL)`; re-export the model") from exc
         self.S = self.r.S
         self.producer: dict[int, int] = {}
         for k in range(self.sg.OperatorsLength()):

@@ -96,7 +96,7 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
         # recurrent op at 0 MACs there sits in a branch that does not run, e.g. the other sample rate's)
         if layer.op in RECURRENT and not layer.macs and not counted_at_shapes:
             raise EdgeMLError(f"{path}: recurrent op {layer.op} ({layer.name}) has no MAC count: its cost is unknown",
-                              hint="edgeml inspect MODEL; recurrent MACs need the sequence length to be fixed")
+                              hint="`edgeml.inspect(MODEL)`; recurrent MACs need the sequence length to be fixed")
         if layer.op in LOOPS and not counted_at_shapes:
             raise EdgeMLError(f"{path}: control-flow loop {layer.op} ({layer.name}): its iteration count, and so its "
                               "cost, is unknown before running", hint="measure it: `edgeml.bench(MODEL, target=T)`")
@@ -115,7 +115,7 @@ def _peak(profile: Any, precision: str) -> float:
     peak = profile.peak_gops.get(precision) or profile.peak_gops.get("fp32")
     if not peak:
         raise EdgeMLError(f"target {profile.name} has no peak throughput for {precision} in its profile",
-                          hint="estimates need [peak_gops]; the host is measured instead: edgeml bench MODEL")
+                          hint="estimates need [peak_gops]; the host is measured instead: `edgeml.bench(MODEL)`")
     return float(peak)
 
 
@@ -220,7 +220,7 @@ def _estimate(model: PathLike, o: EstimateOptions) -> Estimate:
 
     profile = load_profile(o.target)
     if profile.is_host:
-        raise EdgeMLError("the host is measured, not estimated", hint="edgeml bench MODEL")
+        raise EdgeMLError("the host is measured, not estimated", hint="`edgeml.bench(MODEL)`")
     art = ModelArtifact.open(model)
     info = _inspect(art, o.input_shapes)
     if EDGETPU_OP in (info.custom_ops or []):
@@ -231,7 +231,7 @@ def _estimate(model: PathLike, o: EstimateOptions) -> Estimate:
     refuse_unknown_cost(info, art.path)
     if not info.macs:
         raise EdgeMLError(f"{art.path}: no MACs found in the graph, nothing to estimate from",
-                          hint="edgeml inspect MODEL shows what edgeml sees")
+                          hint="`edgeml.inspect(MODEL)` shows what edgeml sees")
     return estimate_from(info, profile, precision=o.precision, threads=o.threads, top=o.top, name=str(art.path))
 
 

@@ -41,7 +41,7 @@ def test_param_flags_are_all_options_of_some_command():
     flags = _cli_flags()
     assert set(PARAM_FLAGS.values()) - {"-o"} <= flags
     assert set(BOOL_FLAGS.values()) <= flags
-    assert set(PHRASES.values()) <= flags
+    assert {f for v in PHRASES.values() for f in _FLAG.findall(v)} <= flags
     assert any("-o" in p.opts for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params)
 
 
@@ -115,8 +115,8 @@ def _cli_flags() -> set[str]:
     params = list(cli.params) + [p for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params]
     group = cli.get_command(ctx, "data")
     params += [p for sub in getattr(group, "commands", {}).values() for p in sub.params]
-    return {o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]
-            if o.startswith("--")}
+    return {"--help"} | {o for p in params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]
+                         if o.startswith("--")}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -188,13 +188,24 @@ def test_bench_hint_suggests_a_convert_call_and_the_cli_a_command_line():
     assert f"hint: convert first: edgeml convert {KERAS2_H5} --to tflite -o model.tflite" in result.output
 
 
-def test_bench_estimate_note_names_host_parameter_and_the_cli_the_flag(tiny_onnx):
-    r = edgeml.bench([tiny_onnx], target="rpi4")
+def test_bench_estimate_note_names_host_parameter_and_the_cli_prints_the_flag(tiny_onnx):
+    lines: list[str] = []
+    r = edgeml.bench([tiny_onnx], target="rpi4", progress=lines.append)
     assert r.notes == ['no board measured: estimated for rpi4 (add `host="USER@BOARD"` to measure)']
+    assert lines[0] == "no `host` given: estimating for rpi4 (no board measured)"
     result = invoke("bench", str(tiny_onnx), "--target", "rpi4")
     assert result.exit_code == 0, result.output
-    assert "note: no board measured: estimated for rpi4 (add --host USER@BOARD to measure)" in result.output
-    assert "no --host given: estimating for rpi4" in result.output and "`" not in result.output
+    assert "no --host given: estimating for rpi4 (no board measured)" in result.output and "`" not in result.output
+
+
+def test_prune_onnx_warning_names_train_parameter_and_the_cli_the_flag(tiny_onnx, tmp_path):
+    r = edgeml.prune(tiny_onnx, sparsity=0.5, out=tmp_path / "p.onnx")
+    assert r.warnings == ["ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras "
+                          "model with `train` to fine-tune"]
+    result = invoke("prune", str(tiny_onnx), "--sparsity", "0.5", "-o", str(tmp_path / "p2.onnx"))
+    assert result.exit_code == 0, result.output
+    assert "warning: ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras model " \
+        "with --train to fine-tune" in result.output
 
 
 def test_bad_host_names_the_host_parameter_and_the_cli_the_flag(tiny_onnx):

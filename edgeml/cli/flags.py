@@ -13,7 +13,7 @@ The markup (inside single backticks, on one line):
     any other ``name=True`` is the bare flag (`` `strict=True` `` -> ``--strict``).
 `` `to_dict()` ``, `` `traceback.print_exc()` ``
     What the CLI spells as a flag of its own (:data:`PHRASES`): a result as JSON (``--json``), the traceback
-    of an error (``--debug``), an SSH option (`` `SSHTarget.identity` `` -> ``--identity``).
+    of an error (``--debug``), an SSH option (`` `SSHTarget.identity` `` -> ``--identity``), a command's help.
 ``edgeml.FUNC(ARGS)``
     A suggested call of a stage, as valid Python: `` `edgeml.convert(MODEL, to="tflite", out="model.tflite")` ``
     -> ``edgeml convert MODEL --to tflite -o model.tflite``. ``FUNC`` is an API function (``run_pipeline`` is the
@@ -112,6 +112,7 @@ PHRASES: dict[str, str] = {
     "traceback.print_exc()": "--debug",
     "SSHTarget.identity": "--identity",
     "SSHTarget.python": "--remote-python",
+    "help(edgeml.search.space)": "edgeml search --help",
 }
 
 # API function -> command, where they differ

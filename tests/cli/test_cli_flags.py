@@ -175,17 +175,14 @@ def test_library_markup_all_renders_to_flags():
 
 # --- the same failure, through the library (parameters) and through the CLI (flags) ---------------------------
 
-KERAS2_H5 = Path(__file__).parent / "data" / "keras2_cnn.h5"
-
-
-def test_bench_hint_suggests_a_convert_call_and_the_cli_a_command_line():
+def test_bench_hint_suggests_a_convert_call_and_the_cli_a_command_line(keras2_h5):
     with pytest.raises(EdgeMLError) as exc:
-        edgeml.bench([KERAS2_H5], target="host")
-    assert f"`edgeml.convert({str(KERAS2_H5)!r}, to='tflite', out=\"model.tflite\")`" in str(exc.value.hint)
+        edgeml.bench([keras2_h5], target="host")
+    assert f"`edgeml.convert({str(keras2_h5)!r}, to='tflite', out=\"model.tflite\")`" in str(exc.value.hint)
     assert "--" not in str(exc.value.hint)
-    result = invoke("bench", str(KERAS2_H5))
+    result = invoke("bench", str(keras2_h5))
     assert result.exit_code == 3
-    assert f"hint: convert first: edgeml convert {KERAS2_H5} --to tflite -o model.tflite" in result.output
+    assert f"hint: convert first: edgeml convert {keras2_h5} --to tflite -o model.tflite" in result.output
 
 
 def test_bench_estimate_note_names_host_parameter_and_the_cli_prints_the_flag(tiny_onnx):

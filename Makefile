@@ -69,7 +69,7 @@ zoo-fast: $(STAMP)
 # them too once the cache exists (.ci/run builds it).
 board-test: $(STAMP)
 	PYTHON=$(BIN)/python tests/pi_board/build.sh
-	$(BIN)/python -m pytest -p no:xdist tests/test_pi_board.py -v
+	$(BIN)/python -m pytest -p no:xdist tests/targets/test_pi_board.py -v
 
 clean:
 	rm -rf $(VENV) edgeml-demo .pytest_cache build *.egg-info .fuzz

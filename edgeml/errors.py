@@ -3,8 +3,12 @@ and an exit code: 1 a check failed, 2 a usage error, 3 any other known error (4:
 
     EdgeMLError                 known failure (3)
     ├── UsageError              options that are out of range or contradict each other (2)
-    │   └── BudgetError         a malformed budget (check)
+    │   ├── BudgetError         a malformed budget (check)
+    │   ├── QATUsageError       quantization-aware training with options it cannot take
+    │   └── InventoryError      a malformed fleet inventory
     ├── CheckFailed             a budget or fidelity check failed (1)
+    │   ├── FidelityError       quantize's own check: the quantized model does not reproduce the float one
+    │   └── BudgetNotMet        quantize's accuracy budget cannot be met with the fallbacks allowed
     ├── ModelLoadError          model missing, unreadable, unknown format, refused by its runtime
     ├── MissingDependencyError  an optional package is not installed
     ├── DataError               data missing, malformed or not matching the model
@@ -12,11 +16,12 @@ and an exit code: 1 a check failed, 2 a usage error, 3 any other known error (4:
     ├── ResourceLimitError      a declared size exceeds the memory ceiling
     ├── ShapeError              an input shape is unknown or does not fit the model
     ├── ConversionError         a converter failed on the model
+    ├── OnnxToTFLiteError       onnx2tf could not convert the model (unsupported op, dynamic shape, control flow)
+    ├── QuantizationError       the quantizer (TFLite converter, AI Edge Quantizer) failed on the model
     ├── VerificationError       a converted model's outputs differ from the source
     ├── RemoteTimeout           a remote command ran past its timeout
-    ├── RemoteError             the board runner failed, or a board over SSH did
-    │   └── SSHConnectionError  ssh itself failed (exit 255): unreachable, refused, dropped
-    └── (QuantizationError      in edgeml.quantize.tflite: the quantizer failed on the model)
+    └── RemoteError             the board runner failed, or a board over SSH did
+        └── SSHConnectionError  ssh itself failed (exit 255): unreachable, refused, dropped
     Terminated (KeyboardInterrupt)  SIGTERM, unwound like Ctrl-C (exit 143)
 """
 
@@ -71,14 +76,38 @@ class ConversionError(EdgeMLError):
     """A converter (TFLite converter, tf2onnx) failed on the model."""
 
 
+class OnnxToTFLiteError(EdgeMLError):
+    """onnx2tf could not convert the model (unsupported op, dynamic shape, control flow)."""
+
+
 class VerificationError(EdgeMLError):
     """A converted model's outputs differ from the source model's beyond the tolerance."""
+
+
+class QATUsageError(UsageError):
+    """Quantization-aware training (``method="qat"``) with options it cannot take (exit 2)."""
+
+
+class InventoryError(UsageError):
+    """A malformed fleet inventory: a usage error (exit 2)."""
+
+
+class QuantizationError(EdgeMLError):
+    """The quantizer (TFLite converter, AI Edge Quantizer) failed on the model."""
 
 
 class CheckFailed(EdgeMLError):
     """A budget or check failed: exit code 1, so CI pipelines fail."""
 
     exit_code = 1
+
+
+class FidelityError(CheckFailed):
+    """quantize's own check says the quantized model does not reproduce the float model (exit 1)."""
+
+
+class BudgetNotMet(CheckFailed):
+    """quantize's accuracy budget cannot be met with the fallbacks allowed (exit 1)."""
 
 
 class ResourceLimitError(EdgeMLError):

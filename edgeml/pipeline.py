@@ -18,11 +18,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeml import __version__
 from edgeml._io import json_text, write_bytes_atomic
 from edgeml.errors import EdgeMLError, UsageError
+
+if TYPE_CHECKING:
+    from edgeml.check import CheckResult
+    from edgeml.report import Report
+    from edgeml.report.rank import Ranking
 
 MANIFEST = "run.json"
 LIBS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "onnxsim", "numpy")
@@ -197,9 +202,9 @@ def outputs_intact(folder: Path, outputs: dict[str, str]) -> bool:
 class RunResult:
     out: str
     manifest: dict[str, Any]
-    report: Any
-    check: Any
-    ranking: Any = None  # edgeml.report.rank.Ranking: the variants, best first
+    report: Report
+    check: CheckResult | None
+    ranking: Ranking | None = None  # the variants, best first
 
     @property
     def passed(self) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import EdgeMLError, MissingDependencyError
+from edgeml.errors import MissingDependencyError, OnnxToTFLiteError
 
 ONNX2TF_VERSION = "1.29.24"
 INSTALL_COMMAND = "make onnx2tf"
@@ -34,10 +34,6 @@ INSTALL_PIP = (f"pip install --no-deps onnx2tf=={ONNX2TF_VERSION} tf-keras==2.21
                "sng4onnx==2.0.1 psutil")
 CONTROL_FLOW_OPS = {"If", "Loop", "Scan"}
 _SAMPLE_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf would download
-
-
-class OnnxToTFLiteError(EdgeMLError):
-    """onnx2tf could not convert the model (unsupported op, dynamic shape, control flow)."""
 
 
 @dataclass

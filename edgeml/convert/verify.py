@@ -173,7 +173,7 @@ def _top_tied(a: np.ndarray) -> np.ndarray:
     return top2[:, 0] <= top2[:, 1]
 
 
-def _to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray:
+def to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray:
     """A real-valued sample as ``spec`` takes it: quantized with the model's own scale/zero-point."""
     from edgeml.formats.common import quantize
 
@@ -190,7 +190,7 @@ def _to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray
     return x
 
 
-def _real(y: np.ndarray, q: Any) -> np.ndarray:
+def to_real(y: np.ndarray, q: Any) -> np.ndarray:
     from edgeml.formats.common import dequantize
 
     y = np.asarray(y)
@@ -218,18 +218,18 @@ def compare(reference: Any, test: Any, feeds: list[dict[str, np.ndarray]], *, at
     refs: dict[str, list] = {r: [] for r, _ in pairs}
     tests: dict[str, list] = {r: [] for r, _ in pairs}
     for f in feeds:
-        ref_feed = {k: _to_domain(v, ref_specs[k], ref_iq.get(k), "reference") if k in ref_specs else v
+        ref_feed = {k: to_domain(v, ref_specs[k], ref_iq.get(k), "reference") if k in ref_specs else v
                     for k, v in f.items()}
         test_feed = {}
         for k, v in f.items():
             name = rename.get(k, k)
-            test_feed[name] = _to_domain(v, test_specs[name], test_iq.get(name), "converted") \
+            test_feed[name] = to_domain(v, test_specs[name], test_iq.get(name), "converted") \
                 if name in test_specs else v
         ref_out = reference.run(ref_feed, raw=True)
         test_out = test.run(test_feed, raw=True)
         for r, t in pairs:
-            a = _real(ref_out[r], ref_oq.get(r))
-            b = _real(test_out[t], test_oq.get(t)).reshape(a.shape)
+            a = to_real(ref_out[r], ref_oq.get(r))
+            b = to_real(test_out[t], test_oq.get(t)).reshape(a.shape)
             refs[r].append(a)
             tests[r].append(b)
     per_output = []

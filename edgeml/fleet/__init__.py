@@ -7,7 +7,8 @@
     result.failures       # boards/models that could not be measured, with the reason
 """
 
-from edgeml.fleet.inventory import Board, Fleet, InventoryError, load_inventory
+from edgeml.errors import InventoryError
+from edgeml.fleet.inventory import Board, Fleet, load_inventory
 
 __all__ = [
     "Board",

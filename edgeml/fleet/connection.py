@@ -38,7 +38,7 @@ class Connection:
 
     def ensure(self) -> None:
         """Start the master connection unless it is up; raises SSHConnectionError with ssh's message."""
-        from edgeml.targets.remote import _ssh_failure
+        from edgeml.targets.remote import ssh_failure
 
         with self.lock:
             if self.alive():
@@ -55,7 +55,7 @@ class Connection:
                     err.seek(0)
                     text = err.read().decode("utf-8", "replace")
             if code != 0:
-                raise _ssh_failure(t, text)
+                raise ssh_failure(t, text)
 
     def close(self) -> None:
         try:

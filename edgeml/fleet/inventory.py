@@ -33,14 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError
-
-
-class InventoryError(EdgeMLError):
-    """A malformed fleet inventory: a usage error (exit 2)."""
-
-    exit_code = 2
-
+from edgeml.errors import EdgeMLError, InventoryError
 
 KEYS = {"name", "host", "target", "user", "port", "ssh_config", "identity", "python", "concurrency",
         "connect_timeout", "ssh_options"}

@@ -24,7 +24,7 @@ from typing import Any
 from edgeml._io import atomic_path, check_outputs
 from edgeml._types import Data, InputShapes, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, QuantizationError
 from edgeml.options import QuantizeOptions
 from edgeml.quantize import budget_steps
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
@@ -38,7 +38,7 @@ from edgeml.quantize.result import (
     write_report,
 )
 from edgeml.quantize.routes import onnx_route, tflite_route
-from edgeml.quantize.tflite import TFLITE_MODES, QuantizationError
+from edgeml.quantize.tflite import TFLITE_MODES
 
 log = logging.getLogger(__name__)
 

@@ -42,15 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import BudgetError, CheckFailed, EdgeMLError
+from edgeml.errors import BudgetError, BudgetNotMet, EdgeMLError
 
 FIDELITY_SAMPLES = 64
 PROBE = 8
 MAX_EVALS = 60
-
-
-class BudgetNotMet(CheckFailed):
-    """The budget cannot be met with the fallbacks allowed (exit 1)."""
 
 
 @dataclass
@@ -117,7 +113,7 @@ class Scorer:
             self.float_top1 = evaluate(ref, eval_ds)["top1"]
         else:
             assert feeds is not None, "a fidelity budget needs its samples"
-            self.runner_float = _Real(ref)
+            self.runner_float = RealSession(ref)
             self.reference = [self.runner_float.run(f) for f in feeds]
             self.output_names = self.runner_float.outputs
             usable = [any(np.any(r[k] != 0) for r in self.reference) for k in range(len(self.output_names))]
@@ -139,7 +135,7 @@ class Scorer:
             limit = self.budget.max_accuracy_drop
             assert limit is not None
             return {"value": drop, "ok": bool(drop <= limit + 1e-12), "top1": top1}
-        runner = _Real(test)
+        runner = RealSession(test)
         assert self.feeds is not None and self.budget.min_fidelity is not None
         k_out = len(self.output_names)
         dot, fa, qa = np.zeros(k_out), np.zeros(k_out), np.zeros(k_out)
@@ -166,7 +162,7 @@ class Scorer:
         return -d if self.budget.kind == "accuracy" else d
 
 
-class _Real:
+class RealSession:
     """Run a session on real-valued feeds; real-valued, flattened float64 outputs (IO (de)quantized as the
     model's own scales say)."""
 
@@ -179,13 +175,13 @@ class _Real:
         self.outputs = [t.name for t in session.outputs]
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        from edgeml.convert.verify import _real, _to_domain
+        from edgeml.convert.verify import to_domain, to_real
 
         names = list(self.specs)
         feed = dict(zip(names, feed.values())) if set(feed) != set(names) else feed
-        x = {k: _to_domain(v, self.specs[k], self.iq.get(k), "quantized") for k, v in feed.items()}
+        x = {k: to_domain(v, self.specs[k], self.iq.get(k), "quantized") for k, v in feed.items()}
         out = self.session.run(x, raw=True)
-        return [_real(out[n], self.oq.get(n)).ravel() for n in self.outputs]
+        return [to_real(out[n], self.oq.get(n)).ravel() for n in self.outputs]
 
 
 @dataclass

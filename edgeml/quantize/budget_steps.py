@@ -71,7 +71,7 @@ def run(budget: Any, float_path: Path, plain: Path, layers: list, ctx: dict[str,
 
 def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: bool) -> EdgeMLError:
     """BudgetNotMet for a search that did not meet its budget: the best reached and the layers responsible."""
-    from edgeml.quantize.budget import BudgetNotMet
+    from edgeml.errors import BudgetNotMet
 
     reached = budget_value(info, info["reached"])
     who = ", ".join(info["responsible"][:5]) or "none identified"

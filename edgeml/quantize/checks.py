@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
-from edgeml.quantize.tflite import QuantizationError
+from edgeml.errors import EdgeMLError, QuantizationError
 
 # the per-layer pass runs every tensor of both models unoptimised: at most this many MACs x samples per model
 # (a 1 G-MAC detector gets 3 samples, not 16; its output comparison still uses every sample)

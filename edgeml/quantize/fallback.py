@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._quiet import all_output_captured
-from edgeml.quantize.tflite import QuantizationError
+from edgeml.errors import QuantizationError
 
 Build = Callable[[list[str]], Path]
 
@@ -93,7 +93,7 @@ def onnx_builder(pre_path: Path, ranges_cache: str, recipe: dict[str, Any], extr
     from onnxruntime.quantization import CalibrationMethod, QuantFormat
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
-    from edgeml.quantize.onnx import _qtype, ort_error
+    from edgeml.quantize.onnx import ort_error, qtype
 
     model = onnx.load(str(pre_path))
     for i, node in enumerate(model.graph.node):
@@ -116,8 +116,8 @@ def onnx_builder(pre_path: Path, ranges_cache: str, recipe: dict[str, Any], extr
             with all_output_captured():
                 ort_quantize_static(str(named), str(out), None, quant_format=QuantFormat.QDQ,
                                     per_channel=recipe["per_channel"],
-                                    activation_type=_qtype(recipe["activation_type"]),
-                                    weight_type=_qtype(recipe["weight_type"]), calibrate_method=method,
+                                    activation_type=qtype(recipe["activation_type"]),
+                                    weight_type=qtype(recipe["weight_type"]), calibrate_method=method,
                                     extra_options=dict(extra), calibration_cache_path=ranges_cache,
                                     nodes_to_exclude=list(keys))
         except Exception as exc:
@@ -132,10 +132,10 @@ def converter_builder(folder: Path, float_tflite: Path, *, io: str, per_channel:
     """TFLite converter with ``denylisted_nodes`` on a once-calibrated model (int8 only)."""
     from edgeml._tf import tensorflow
     from edgeml.convert.tflite import convert_savedmodel
-    from edgeml.quantize.tflite import _configure
+    from edgeml.quantize.tflite import converter_config
 
     tf = tensorflow()
-    base = _configure("int8", io, per_channel, representative, True)
+    base = converter_config("int8", io, per_channel, representative, True)
 
     def calibrate_only(converter) -> None:
         base(converter)
@@ -191,9 +191,9 @@ def _tflite_graph(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
 def aeq_builder(source: Path, *, per_channel: bool, calibration: list[dict[str, Any]], signature: str,
                 scheme: str, work: Path) -> Builder:
     """AI Edge Quantizer: int8 everywhere, the fallen-back ops int16x8 (``scheme`` 'int16x8') or float."""
-    from edgeml.quantize.tflite import _aeq
+    from edgeml.quantize.tflite import aeq_modules
 
-    quantizer, recipe = _aeq()
+    quantizer, recipe = aeq_modules()
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
     granularity = recipe.QuantGranularity.CHANNELWISE if per_channel else recipe.QuantGranularity.TENSORWISE

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgeml.errors import CheckFailed
-
 BROKEN_REL, DEGRADED_REL = 0.5, 0.25
 BROKEN_COSINE, DEGRADED_COSINE = 0.90, 0.98
 BROKEN_ARGMAX, DEGRADED_ARGMAX = 0.80, 0.95
@@ -39,10 +37,6 @@ MIN_ARGMAX_SAMPLES = 8
 GROWTH_FACTOR, GROWTH_MIN_BYTES = 2.0, 256 << 10
 WEIGHT_BUILDERS = ("ConstantOfShape", "Expand", "Tile", "RandomNormal", "RandomUniform", "RandomNormalLike",
                    "RandomUniformLike", "EyeLike", "Range")
-
-
-class FidelityError(CheckFailed):
-    """quantize's own check says the quantized model does not reproduce the float model (exit 1)."""
 
 
 def thresholds() -> dict[str, float]:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._quiet import all_output_captured
-from edgeml.errors import EdgeMLError
-from edgeml.quantize.tflite import QuantizationError
+from edgeml.errors import EdgeMLError, QuantizationError
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ def recipe_for(profile: Any, *, per_channel: bool, method: str) -> dict[str, Any
             "per_channel": per_channel, "method": method, "basis": q.get("onnx_basis", "")}
 
 
-def _qtype(name: str):
+def qtype(name: str):
     from onnxruntime.quantization import QuantType
 
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "int16": QuantType.QInt16}[name]
@@ -131,8 +130,8 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
         def run() -> None:
             with all_output_captured():
                 ort_quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
-                                    per_channel=recipe["per_channel"], activation_type=_qtype(recipe["activation_type"]),
-                                    weight_type=_qtype(recipe["weight_type"]), calibrate_method=method,
+                                    per_channel=recipe["per_channel"], activation_type=qtype(recipe["activation_type"]),
+                                    weight_type=qtype(recipe["weight_type"]), calibrate_method=method,
                                     extra_options=extra, **cal_kwargs)
 
         try:
@@ -141,7 +140,7 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
             raise  # the calibration reader's own data errors
         except Exception as exc:
             # with precomputed ranges (reader None) a second run needs no data; otherwise the reader must rewind
-            if _failed_in(exc) != _BIAS_ADJUST or not (reader is None or hasattr(reader, "rewind")):
+            if failed_in(exc) != _BIAS_ADJUST or not (reader is None or hasattr(reader, "rewind")):
                 raise ort_error(exc, "static") from exc
             # ORT's per-channel weight-scale adjustment for int32 biases breaks on some bias layouts (a bias
             # that is not 1-D per channel); it only matters for biases too small for the int32 scale
@@ -170,7 +169,7 @@ def quantize_static(model, out: Path, reader: Any, recipe: dict[str, Any], *, pr
 _BIAS_ADJUST = "_adjust_weight_scale_for_int32_bias"
 
 
-def _failed_in(exc: BaseException, package: str = "onnxruntime") -> str | None:
+def failed_in(exc: BaseException, package: str = "onnxruntime") -> str | None:
     """The innermost function of ``package`` in ``exc``'s traceback."""
     import traceback
 

@@ -21,14 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError, UsageError
+from edgeml.errors import EdgeMLError, QATUsageError
 
 MOMENTUM = 0.99
 WRAPPED = ("Conv2D", "DepthwiseConv2D", "Dense")
-
-
-class QATUsageError(UsageError):
-    """--method qat with options it cannot take (exit 2)."""
 
 
 def _fq_weight(ops, w, channel_axes_keep: int):

@@ -7,11 +7,14 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeml.errors import EdgeMLError
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown
 from edgeml.quantize.debug import LayerError
+
+if TYPE_CHECKING:
+    from edgeml.convert.verify import Verification
 
 
 @dataclass
@@ -31,7 +34,7 @@ class QuantizeResult:
     size_after_bytes: int
     calibration: dict[str, Any] | None
     float_ops: list[str]
-    metrics: Any
+    metrics: Verification | None
     layers: list[LayerError]
     accuracy: dict[str, Any] | None
     seconds: float
@@ -57,7 +60,8 @@ class QuantizeResult:
 
 def fidelity_error(path: Path, fid: dict[str, Any], metrics: Any, layers: list, fmt: str, mode: str, per_channel: bool,
             method: str, *, written: bool) -> EdgeMLError:
-    from edgeml.quantize.fidelity import FidelityError, hint
+    from edgeml.errors import FidelityError
+    from edgeml.quantize.fidelity import hint
 
     why = []
     if fid["broken"]:

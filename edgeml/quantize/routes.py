@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml.artifact import ModelFormat
-from edgeml.quantize.tflite import QuantizationError
+from edgeml.errors import QuantizationError
 
 
 def tflite_route(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, profile, notes, say, ctx=None):

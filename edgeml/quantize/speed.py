@@ -22,16 +22,16 @@ WARMUP = 3
 
 
 def _runner(path: Path, feed: dict[str, np.ndarray]):
-    from edgeml.quantize.budget import _Real
+    from edgeml.quantize.budget import RealSession
     from edgeml.runtimes.session import open_session
 
     session = open_session(path, threads=1)
-    real = _Real(session)
-    from edgeml.convert.verify import _to_domain
+    real = RealSession(session)
+    from edgeml.convert.verify import to_domain
 
     names = list(real.specs)
     feed = dict(zip(names, feed.values())) if set(feed) != set(names) else feed
-    x = {k: _to_domain(v, real.specs[k], real.iq.get(k), "quantized") for k, v in feed.items()}
+    x = {k: to_domain(v, real.specs[k], real.iq.get(k), "quantized") for k, v in feed.items()}
     return lambda: session.run(x, raw=True)
 
 

@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._quiet import all_output_captured
-from edgeml.errors import EdgeMLError, MissingDependencyError
+from edgeml.errors import EdgeMLError, MissingDependencyError, QuantizationError
 
 log = logging.getLogger(__name__)
 
 TFLITE_MODES = ("int8", "int16x8", "float16", "dynamic")
 _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 _INDEX_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "CAST", "RANGE", "FILL"}  # int32 shape arithmetic
-
-
-class QuantizationError(EdgeMLError):
-    pass
 
 
 def io_types(mode: str, io: str | None) -> str:
@@ -54,7 +50,7 @@ def float_ops(data: bytes) -> list[str]:
     return found
 
 
-def _configure(mode: str, io: str, per_channel: bool, representative: Callable | None, allow_float: bool):
+def converter_config(mode: str, io: str, per_channel: bool, representative: Callable | None, allow_float: bool):
     def configure(converter) -> None:
         from edgeml._tf import tensorflow
 
@@ -84,12 +80,12 @@ def from_savedmodel(folder: Path, *, mode: str, io: str, per_channel: bool, repr
     from edgeml.convert.tflite import ConversionError, convert_savedmodel
 
     if mode not in ("int8", "int16x8"):
-        return convert_savedmodel(folder, configure=_configure(mode, io, per_channel, None, True)), []
+        return convert_savedmodel(folder, configure=converter_config(mode, io, per_channel, None, True)), []
     try:
-        data = convert_savedmodel(folder, configure=_configure(mode, io, per_channel, representative, False))
+        data = convert_savedmodel(folder, configure=converter_config(mode, io, per_channel, representative, False))
     except ConversionError as strict_error:
         log.info("integer-only conversion failed: %s", strict_error)
-        data = convert_savedmodel(folder, configure=_configure(mode, io, per_channel, representative, True))
+        data = convert_savedmodel(folder, configure=converter_config(mode, io, per_channel, representative, True))
     left = float_ops(data) if mode == "int8" else []
     if left and full_int8:
         raise QuantizationError(
@@ -99,7 +95,7 @@ def from_savedmodel(folder: Path, *, mode: str, io: str, per_channel: bool, repr
     return data, left
 
 
-def _aeq():
+def aeq_modules():
     try:
         from ai_edge_quantizer import quantizer, recipe
     except ImportError as exc:
@@ -113,7 +109,7 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
                 signature: str, full_int8: bool, target: str, source: Path | None = None) -> tuple[bytes, list[str]]:
     """Quantize a float .tflite with AI Edge Quantizer; ``calibration`` is a list of {input: batch-1 array}.
     ``source``: the user's file, named in errors when ``path`` is a prepared copy of it."""
-    quantizer, recipe = _aeq()
+    quantizer, recipe = aeq_modules()
     if mode == "int8" and io != "int8":
         raise EdgeMLError(f"`io` {io}: a quantized .tflite made from a .tflite has int8 inputs and outputs",
                           hint="use `io` int8, or quantize the Keras/SavedModel source for float or uint8 IO")
@@ -138,9 +134,9 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
         except Exception as exc:
             from importlib.metadata import version
 
-            from edgeml.quantize.onnx import _failed_in
+            from edgeml.quantize.onnx import failed_in
 
-            where = _failed_in(exc, "ai_edge_quantizer")
+            where = failed_in(exc, "ai_edge_quantizer")
             raise QuantizationError(
                 f"{source or path}: AI Edge Quantizer {version('ai-edge-quantizer')} failed on this model: {type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:300]}" + (f" (in {where})" if where else ""),

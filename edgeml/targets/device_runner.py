@@ -25,7 +25,7 @@ import sys
 import time
 
 # The protocol with the host (edgeml/targets/protocol.py, which cannot be imported here: no edgeml on a board).
-# tests/test_protocol.py asserts that these copies agree with it.
+# tests/targets/test_protocol.py asserts that these copies agree with it.
 JOB_FILE = "job.json"
 DEFAULT_DATA = "data.npz"
 DATA_LAYOUT_FULL = "full"

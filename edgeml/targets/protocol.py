@@ -2,7 +2,7 @@
 prints back, the same for a local run (``bench.harness.run_local``) and an SSH run (``targets.remote``).
 
 The runner (``device_runner.py``) runs on a board without edgeml, so it cannot import this module: it keeps
-its own copies of the constants below, and ``tests/test_protocol.py`` asserts that they agree.
+its own copies of the constants below, and ``tests/targets/test_protocol.py`` asserts that they agree.
 
 A job folder holds::
 

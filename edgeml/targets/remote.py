@@ -81,7 +81,7 @@ def ssh_hint(target: SSHTarget) -> str:
     return shlex.join(words)
 
 
-def _ssh_failure(target: SSHTarget, stderr: str) -> SSHConnectionError:
+def ssh_failure(target: SSHTarget, stderr: str) -> SSHConnectionError:
     text = " ".join(stderr.split())
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
     cmd = ssh_hint(target)
@@ -165,7 +165,7 @@ def run_ssh(target: SSHTarget, words: list[str], *, stdin: bytes | None = None, 
             t.join(timeout=5)
     stderr = "\n".join(err_lines)
     if code == 255:
-        raise _ssh_failure(target, stderr)
+        raise ssh_failure(target, stderr)
     return code, b"".join(out_chunks).decode("utf-8", "replace"), stderr
 
 

@@ -10,7 +10,7 @@ import pytest
 from edgeml.check import load_budgets
 from edgeml.cli.check_cmd import check_cmd
 
-KIT = Path(__file__).resolve().parents[1] / "examples" / "github-actions"
+KIT = Path(__file__).resolve().parents[2] / "examples" / "github-actions"
 
 
 def _check_invocations(text: str) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 from edgeml.calibration.streaming import calibrate
 from edgeml.errors import DataError, EdgeMLError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _model(log_first: bool = False, seed: int = 0):

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgeml.cli import cli as main
+from edgeml.errors import BudgetNotMet
 from edgeml.quantize import quantize
-from edgeml.quantize.budget import BudgetNotMet
 
 
 def _outlier_onnx(folder, seed: int = 0):

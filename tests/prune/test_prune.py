@@ -283,7 +283,7 @@ def test_constant_schedule_and_global_channel_scope(tmp_path, digits_keras):
 
 # --- Keras 2 .h5 and Sequential models, pruned end to end (issue 24 item 9) --------------------------------------
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 K2_BLOCK = "keras2_mobile_block.h5"  # made by tests/data/make_keras2_prune_h5.py with tf_keras
 K2_SEQ = "keras2_seq_cnn.h5"
 

@@ -130,6 +130,6 @@ def test_outputs_follow_the_umask_not_0600(tmp_path):
 
 def test_install_hints_name_the_distribution_on_the_index():
     """'edgeml' on the package index is another project: hints must say edgeml-toolchain."""
-    root = Path(__file__).resolve().parents[1] / "edgeml"
+    root = Path(__file__).resolve().parents[2] / "edgeml"
     offenders = [str(p) for p in root.rglob("*.py") if "'edgeml[" in p.read_text()]
     assert not offenders

@@ -22,7 +22,7 @@ from edgeml._io import atomic_path, check_output, write_bytes_atomic
 from edgeml.cli import cli
 from edgeml.errors import DataError, EdgeMLError, ModelLoadError, OutputExistsError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, env: dict | None = None):
@@ -515,11 +515,11 @@ def test_bench_library_refuses_out_of_range_numbers(tiny_onnx):
 
 
 def test_ssh_hint_never_pastes_a_hostile_host_as_a_command():
-    from edgeml.targets.remote import SSHTarget, _ssh_failure, ssh_hint
+    from edgeml.targets.remote import SSHTarget, ssh_failure, ssh_hint
 
     evil = SSHTarget.parse("pi@board;reboot")
-    hint = _ssh_failure(evil, "ssh: connect to host board;reboot port 22: Connection refused").hint
+    hint = ssh_failure(evil, "ssh: connect to host board;reboot port 22: Connection refused").hint
     assert "ssh pi@board;reboot" not in hint and "try:" not in hint
     ok = SSHTarget.parse("pi@raspberrypi.local:2222")
     assert ssh_hint(ok) == "ssh -p 2222 pi@raspberrypi.local"
-    assert "try: ssh -p 2222 pi@raspberrypi.local" in _ssh_failure(ok, "Connection refused").hint
+    assert "try: ssh -p 2222 pi@raspberrypi.local" in ssh_failure(ok, "Connection refused").hint

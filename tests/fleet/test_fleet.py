@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 import helpers
 from edgeml.cli import cli
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, InventoryError
 from edgeml.fleet import bench_fleet, load_inventory
-from edgeml.fleet.inventory import InventoryError
 
 
 def _write(tmp_path: Path, text: str, name: str = "fleet.toml") -> Path:
@@ -241,7 +240,7 @@ def test_interrupted_fleet_run_stops_the_runners_and_cleans_the_boards(two_board
                     f'"import time; time.sleep(600)";; esac\nexec {sys.executable} "$@"\n')
     hang.chmod(0o755)
     inv = _inventory(tmp_path / "fleet.toml", [("a", a, str(hang))])
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, "-m", "edgeml", "bench", str(models[0]), "--fleet", str(inv), "--results",
                              str(tmp_path / "out"), "--runs", "2"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

@@ -23,7 +23,9 @@ def _param(command: str, name: str) -> click.Parameter:
     ("prune", "scope", options.PruneScope), ("prune", "criterion", options.PruneCriterion),
     ("prune", "schedule", options.PruneSchedule), ("estimate", "precision", options.Precision),
     ("check", "percentile", options.Percentile), ("optimize", "formats", options.ConvertTo),
-    ("optimize", "prune_method", options.PruneMethod),
+    ("optimize", "prune_method", options.PruneMethod), ("quantize", "fmt", options.ConvertTo),
+    ("quantize", "mode", options.QuantMode), ("quantize", "io", options.QuantIO),
+    ("quantize", "fallback", options.QuantFallback),
 ])
 def test_cli_choices_come_from_the_vocabulary(command, param, vocabulary):
     assert set(_param(command, param).type.choices) == set(vocabulary.values())

@@ -7,22 +7,22 @@ import click
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
-from edgeml.options import QuantizeOptions
+from edgeml.options import CalibMethod, ConvertTo, QuantFallback, QuantIO, QuantizeOptions, QuantMode
 
 
 @click.command("quantize")
 @click.argument("model", type=click.Path())
 @click.option("-o", "--output", "out", type=click.Path(), required=True, help="Output .tflite or .onnx file.")
 @click.option("--calib", metavar="SPEC", help="Calibration data (needed for int8/int16x8), e.g. images/?samples=200.")
-@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx"]),
+@click.option("--format", "fmt", type=click.Choice(ConvertTo.values()),
               help="Output format [default: the source's, or the target's first format for Keras/SavedModel].")
-@click.option("--mode", type=click.Choice(["int8", "int16x8", "float16", "dynamic"]), default="int8",
+@click.option("--mode", type=click.Choice(QuantMode.values()), default="int8",
               show_default=True, help="int8: full-integer; int16x8: int16 activations; float16/dynamic: no "
                                       "calibration (weights only).")
-@click.option("--io", type=click.Choice(["int8", "uint8", "int16", "float32"]),
+@click.option("--io", type=click.Choice(QuantIO.values()),
               help="TFLite input/output type [default: the target's, int8 on most; ONNX keeps float32].")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight scales per channel.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile", "qat"]), default="minmax",
+@click.option("--method", type=click.Choice([*CalibMethod.values(), "qat"]), default="minmax",
               show_default=True, help="Activation calibration (entropy/percentile: ONNX only); qat: "
                                       "quantization-aware fine-tuning of a Keras model (--train, --epochs).")
 @click.option("--train", "train_spec", metavar="SPEC", help="--method qat: labelled training data.")
@@ -45,7 +45,7 @@ from edgeml.options import QuantizeOptions
 @click.option("--min-fidelity", type=float, metavar="C",
               help="Budget without labels: every output's cosine vs float (all samples' values as one vector) "
                    ">= C, on --eval data when given, else the first 64 calibration samples.")
-@click.option("--fallback", type=click.Choice(["float", "int16x8"]),
+@click.option("--fallback", type=click.Choice(QuantFallback.values()),
               help="What fallen-back layers become [default: float; int16x8 from a float .tflite, where AI Edge "
                    "Quantizer can mix precisions per op].")
 @click.option("--keep-best", is_flag=True, help="When the budget cannot be met, write the best reached anyway "

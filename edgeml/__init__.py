@@ -35,7 +35,14 @@ if TYPE_CHECKING:
     from edgeml.convert import ConvertResult
     from edgeml.errors import EdgeMLError
     from edgeml.formats.common import Inspection, TensorSpec
-    from edgeml.options import ConvertOptions, PruneOptions, QuantizeOptions
+    from edgeml.options import (
+        BenchOptions,
+        CheckOptions,
+        ConvertOptions,
+        EstimateOptions,
+        PruneOptions,
+        QuantizeOptions,
+    )
     from edgeml.pipeline import Recipe, RunResult
     from edgeml.prune import PruneResult
     from edgeml.quantize import QuantizeResult
@@ -64,6 +71,9 @@ _LAZY = {
     "QuantizeOptions": "edgeml.options",
     "ConvertOptions": "edgeml.options",
     "PruneOptions": "edgeml.options",
+    "BenchOptions": "edgeml.options",
+    "EstimateOptions": "edgeml.options",
+    "CheckOptions": "edgeml.options",
 }
 
 __all__ = ["__version__", "DISTRIBUTION", *_LAZY]

@@ -12,15 +12,22 @@ only by the stage that needs them. Every function raises :class:`edgeml.EdgeMLEr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
-from edgeml.options import ConvertOptions, PruneOptions, QuantizeOptions
+from edgeml._types import Data, InputShapes, PathLike, Progress
+from edgeml.options import (
+    BenchOptions,
+    CheckOptions,
+    ConvertOptions,
+    EstimateOptions,
+    PruneOptions,
+    QuantizeOptions,
+)
 
 if TYPE_CHECKING:
     from edgeml.bench.harness import BenchResult
-    from edgeml.calibration.spec import DataSpec
     from edgeml.check import Budget, CheckResult
     from edgeml.convert import ConvertResult
     from edgeml.formats.common import Inspection
@@ -30,16 +37,8 @@ if TYPE_CHECKING:
     from edgeml.targets.estimate import Estimate
     from edgeml.targets.remote import SSHTarget
 
-#: A model file or SavedModel directory.
-PathLike = str | Path
-#: A data spec string (``"calib.npz?samples=200"``, ``"images/"``, ``"builtin:digits?split=test"``) or a
-#: :class:`DataSpec`.
-Data = Union[str, "DataSpec"]  # noqa: UP007 (DataSpec is imported for type checking only)
-#: Fixed sizes for dynamic input dimensions: ``{"x": (1, 3, 224, 224)}``, ``["x=1,3,224,224"]`` or
-#: ``"1,3,224,224"`` (single-input models).
-InputShapes = Mapping[str, Sequence[int]] | Sequence[str] | str
-#: Called with one line of progress text per step.
-Progress = Callable[[str], None]
+#: The type aliases of the signatures below (``PathLike``, ``Data``, ``InputShapes``, ``Progress``) are defined
+#: in :mod:`edgeml._types`, shared with the options dataclasses of :mod:`edgeml.options`.
 
 
 def inspect(model: PathLike, *, input_shapes: InputShapes | None = None) -> Inspection:
@@ -206,14 +205,16 @@ def prune(model: PathLike, *, out: PathLike | None = None, sparsity: float | Non
 def bench(models: Sequence[PathLike], *, target: str | None = None, host: str | SSHTarget | None = None,
           runs: int = 50, warmup: int = 5, min_time: float = 0.0, threads: int | None = None,
           data: Data | None = None, reference: PathLike | None = None, timeout: float | None = None,
-          input_shapes: InputShapes | None = None, progress: Progress | None = None) -> BenchResult:
+          input_shapes: InputShapes | None = None, progress: Progress | None = None,
+          options: BenchOptions | None = None) -> BenchResult:
     """Measure latency (and accuracy on labelled data) on this machine or a board over SSH; estimate otherwise.
 
     Args:
         models: .tflite/.onnx models, timed interleaved (A B A B ...).
         target: a target profile name or TOML file (default: this host). Without ``host`` a board target is
             estimated, and the result says so.
-        host: ``"[USER@]HOST[:PORT]"`` or an :class:`~edgeml.targets.remote.SSHTarget`: run on that board.
+        host: ``"[USER@]HOST[:PORT]"`` or an :class:`~edgeml.targets.remote.SSHTarget` (which also carries the
+            ssh options: ``identity``, ``config``, ``python``, ``connect_timeout``): run on that board.
         runs: timed runs per model.
         warmup: untimed runs first.
         min_time: keep timing until this many seconds have passed.
@@ -223,50 +224,55 @@ def bench(models: Sequence[PathLike], *, target: str | None = None, host: str | 
         timeout: give up on a remote run after this many seconds.
         input_shapes: sizes for dynamic input dimensions.
         progress: called with one line per step.
+        options: all of the above but ``models`` and ``progress`` as one :class:`edgeml.options.BenchOptions`,
+            in place of the keyword arguments.
 
     Returns:
         A :class:`~edgeml.bench.harness.BenchResult` (``measured`` False for estimates).
 
     Raises:
-        EdgeMLError: a model the target cannot run, bad numbers, a board that fails (RemoteError).
+        EdgeMLError: a model the target cannot run, a board that fails (RemoteError).
+        UsageError: out-of-range numbers (``runs``, ``warmup``, ``min_time``, ``timeout``), or ``options`` and
+            keyword options both given.
     """
     from edgeml.bench.harness import bench as _bench
 
-    if isinstance(host, str):
-        from edgeml.targets.remote import SSHTarget
-
-        host = SSHTarget.parse(host)
     return _bench(list(models), target=target, host=host, runs=runs, warmup=warmup, min_time=min_time,
                   threads=threads, data=data, reference=reference, progress=progress, input_shapes=input_shapes,
-                  timeout=timeout)
+                  timeout=timeout, options=options)
 
 
-def estimate(model: PathLike, *, target: str, precision: str | None = None, threads: int | None = None,
-             top: int = 8, input_shapes: InputShapes | None = None) -> Estimate:
+def estimate(model: PathLike, *, target: str | None = None, precision: str | None = None,
+             threads: int | None = None, top: int = 8, input_shapes: InputShapes | None = None,
+             options: EstimateOptions | None = None) -> Estimate:
     """Estimate latency and energy on a target from the model's graph and the target's published figures.
 
     Args:
         model: a .tflite or .onnx model (or any format edgeml inspects).
-        target: a target profile name (``edgeml targets``) or TOML file.
+        target: a target profile name (``edgeml targets``) or TOML file; required (here or in ``options``).
         precision: ``"fp32"``, ``"fp16"`` or ``"int8"`` (default: from the model's weights).
         threads: CPU threads (default: the target's cores).
         top: how many of the costliest ops to list.
         input_shapes: sizes for dynamic input dimensions.
+        options: all of the above but ``model`` as one :class:`edgeml.options.EstimateOptions`, in place of the
+            keyword arguments.
 
     Returns:
         An :class:`~edgeml.targets.estimate.Estimate`, labelled as an estimate with its basis.
 
     Raises:
         EdgeMLError: an unknown target, the host (measured, not estimated), ops whose cost is unknown.
+        UsageError: no ``target``, an unknown ``precision``, or ``options`` and keyword options both given.
     """
     from edgeml.targets.estimate import estimate as _estimate
 
     return _estimate(model, target=target, precision=precision, threads=threads, top=top,
-                     input_shapes=input_shapes)
+                     input_shapes=input_shapes, options=options)
 
 
 def check(budgets: PathLike | Sequence[Budget], *, repeat: int = 3, runs: int = 50,
-          input_shapes: InputShapes | None = None, progress: Progress | None = None) -> CheckResult:
+          input_shapes: InputShapes | None = None, progress: Progress | None = None,
+          options: CheckOptions | None = None) -> CheckResult:
     """Check budgets (size, latency, accuracy, accuracy drop) for CI; ``result.passed`` is the verdict.
 
     Args:
@@ -276,18 +282,21 @@ def check(budgets: PathLike | Sequence[Budget], *, repeat: int = 3, runs: int = 
         runs: timed runs per latency measurement.
         input_shapes: sizes for dynamic input dimensions (latency runs).
         progress: called with one line per step.
+        options: ``repeat``, ``runs`` and ``input_shapes`` as one :class:`edgeml.options.CheckOptions`, in place
+            of the keyword arguments.
 
     Returns:
         A :class:`~edgeml.check.CheckResult` (``to_junit()`` / ``to_markdown()`` for CI).
 
     Raises:
         BudgetError: a malformed budget (a usage error).
+        UsageError: ``options`` and keyword options both given.
         EdgeMLError: a model or data that cannot be measured.
     """
     from edgeml.check import load_budgets, run_check
 
     items = load_budgets(budgets) if isinstance(budgets, (str, Path)) else [b.validate() for b in budgets]
-    return run_check(items, repeat=repeat, runs=runs, progress=progress, input_shapes=input_shapes)
+    return run_check(items, repeat=repeat, runs=runs, progress=progress, input_shapes=input_shapes, options=options)
 
 
 def run_pipeline(recipe: Recipe | PathLike, *, progress: Progress | None = None) -> RunResult:

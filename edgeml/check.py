@@ -32,8 +32,9 @@ from typing import Any
 
 from edgeml import __version__
 from edgeml._io import path_size
+from edgeml._types import InputShapes
 from edgeml.errors import BudgetError
-from edgeml.options import Percentile
+from edgeml.options import BenchOptions, CheckOptions, Percentile
 
 UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2, "gb": 1000 ** 3, "gib": 1024 ** 3}
 PERCENTILES = Percentile.values()
@@ -112,7 +113,7 @@ def load_budgets(path: str | Path) -> list[Budget]:
     from edgeml._io import read_toml
 
     p = Path(path)
-    data = read_toml(p, what="budget file", hint="pass --budget FILE, or set [tool.edgeml] in pyproject.toml",
+    data = read_toml(p, what="budget file", hint="pass `budget=FILE`, or set [tool.edgeml] in pyproject.toml",
                      error=BudgetError)
     if p.name == "pyproject.toml":
         data = data.get("tool", {}).get("edgeml")
@@ -177,28 +178,25 @@ class CheckResult:
                 "items": [asdict(i) | {"status": i.status} for i in self.items], "noise": self.noise}
 
 
-def _latency(b: Budget, repeat: int, runs: int, say: Callable[[str], None], input_shapes: Any = None
-             ) -> tuple[float, str, str]:
-    from edgeml.bench.harness import bench
+def _latency(b: Budget, o: CheckOptions, say: Callable[[str], None]) -> tuple[float, str, str]:
+    from edgeml.bench.harness import bench, ssh_target
 
-    host = None
-    if b.host:
-        from edgeml.targets.remote import SSHTarget
-
-        host = SSHTarget.parse(b.host)
+    # one bench per repeat: the budget's target and board, the check's runs and input shapes
+    bench_options = BenchOptions(target=b.target, host=ssh_target(b.host or None), runs=o.runs,
+                                 input_shapes=o.input_shapes)
     values = []
-    for k in range(repeat):
-        r = bench([b.model], target=b.target, host=host, runs=runs, input_shapes=input_shapes)
+    for k in range(o.repeat):
+        r = bench([b.model], options=bench_options)
         m = r.models[0]
         if not r.measured:
             e = m["estimate"]
             return e["ms"], f"estimated for {b.target} ({e['basis']})", "estimated"
-        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{repeat} {b.percentile} "
+        say(f"  {Path(b.model).name} on {b.target}: run {k + 1}/{o.repeat} {b.percentile} "
             f"{m['latency_ms'][b.percentile]:.4g} ms")
         values.append(m["latency_ms"][b.percentile])
     med = statistics.median(values)
     spread = (max(values) - min(values)) / med * 100 if med else 0.0
-    return med, (f"median of {repeat} runs x {runs}: {b.percentile} per run "
+    return med, (f"median of {o.repeat} runs x {o.runs}: {b.percentile} per run "
                  f"{', '.join(f'{v:.4g}' for v in values)} ms (spread {spread:.0f} %)"), "measured"
 
 
@@ -219,12 +217,21 @@ def _parse_model(art: Any) -> None:
 
 
 def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
-              progress: Callable[[str], None] | None = None, input_shapes: Any = None,
-              results: list[dict[str, Any]] | None = None) -> CheckResult:
+              progress: Callable[[str], None] | None = None, input_shapes: InputShapes | None = None,
+              results: list[dict[str, Any]] | None = None, options: CheckOptions | None = None) -> CheckResult:
     """Check every budget; ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic inputs for latency runs.
 
     ``results`` (fleet results, :func:`edgeml.fleet.load_fleet_results`): latency budgets are checked against
-    what every board of the budget's target measured (one item per board) instead of measuring again."""
+    what every board of the budget's target measured (one item per board) instead of measuring again.
+    ``options`` (a :class:`~edgeml.options.CheckOptions`) gives ``repeat``, ``runs`` and ``input_shapes`` at
+    once, in place of the keyword arguments (a UsageError when both are given); the work reads that one object."""
+    o = CheckOptions.build("check", options, locals())
+    return _run_check(budgets, o, progress, results)
+
+
+def _run_check(budgets: list[Budget], o: CheckOptions, progress: Callable[[str], None] | None,
+               results: list[dict[str, Any]] | None) -> CheckResult:
+    """:func:`run_check` with its options in one object."""
     from edgeml.artifact import ModelArtifact, ModelFormat
 
     say = progress or (lambda m: None)
@@ -255,7 +262,7 @@ def run_check(budgets: list[Budget], *, repeat: int = 3, runs: int = 50,
                                   ms, "ms", ms <= b.max_latency_ms, detail))
         elif b.max_latency_ms is not None:
             say(f"latency of {art.path.name} on {b.target} ({b.percentile})")
-            ms, detail, kind = _latency(b, repeat, runs, say, input_shapes)
+            ms, detail, kind = _latency(b, o, say)
             items.append(Item(name, f"max_latency_ms ({b.percentile}, {b.target})", b.max_latency_ms, ms, "ms",
                               ms <= b.max_latency_ms, detail, kind))
         if b.min_accuracy is not None:

@@ -151,7 +151,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     from edgeml._io import read_toml
 
     p = Path(path)
-    data = read_toml(p, what="recipe", hint="edgeml optimize ... --dry-run > recipe.toml writes one")
+    data = read_toml(p, what="recipe", hint="`edgeml.optimize(..., dry_run=True)` > recipe.toml writes one")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise UsageError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
@@ -282,10 +282,12 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     sources = {"fp32": src}
     if r.prune:
         def do_prune() -> dict[str, Any]:
+            from edgeml.options import PruneOptions
             from edgeml.prune import prune
 
-            res = prune(src, out=d / "pruned.keras", sparsity=r.prune, method=r.prune_method, train=r.train,
-                        val=r.eval, epochs=r.epochs, lr=r.lr, force=True, progress=say)
+            res = prune(src, options=PruneOptions(out=d / "pruned.keras", sparsity=r.prune, method=r.prune_method,
+                                                  train=r.train, val=r.eval, epochs=r.epochs, lr=r.lr, force=True),
+                        progress=say)
             return {"outputs": ["pruned.keras"], "results": [_write(d / "prune.json", res.to_dict())]}
 
         run.stage("prune", {k: getattr(r, k) for k in ("prune", "prune_method", "train", "eval", "epochs", "lr")},
@@ -304,13 +306,15 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
 
     def do_convert() -> dict[str, Any]:
         from edgeml.convert import convert
+        from edgeml.options import ConvertOptions
 
         outs = []
         for name, s in sources.items():
             for f in formats:
                 if keras_like or f != fmt.value:  # ONNX -> TFLite: onnx2tf, verified on the calibration data
-                    convert(s, to=f, out=d / f"{name}.{f}", force=True, progress=say, input_shapes=r.input_shape,
-                            calib=None if keras_like else r.calib)
+                    convert(s, options=ConvertOptions(to=f, out=d / f"{name}.{f}", force=True,
+                                                      input_shapes=r.input_shape,
+                                                      calib=None if keras_like else r.calib), progress=say)
                 else:
                     write_bytes_atomic(d / f"{name}.{f}", s.read_bytes())
                 outs.append(f"{name}.{f}")
@@ -321,15 +325,17 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     deployables = list(conv["outputs"])
 
     def do_quantize() -> dict[str, Any]:
+        from edgeml.options import QuantizeOptions
         from edgeml.quantize import quantize
 
         outs, results = [], []
         for name, s in sources.items():
             for f in formats:
                 out = f"{'int8' if name == 'fp32' else name + '_int8'}.{f}"
-                q = quantize(s, out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
-                             target=r.targets[0], force=True, progress=say, input_shapes=r.input_shape,
-                             max_accuracy_drop=r.max_accuracy_drop, min_fidelity=r.min_fidelity)
+                o = QuantizeOptions(out=d / out, calib=r.calib, format=f, eval=r.eval, calib_samples=r.calib_samples,
+                                    target=r.targets[0], force=True, input_shapes=r.input_shape,
+                                    max_accuracy_drop=r.max_accuracy_drop, min_fidelity=r.min_fidelity)
+                q = quantize(s, options=o, progress=say)
                 outs.append(out)
                 results.append(_write(d / f"quantize_{Path(out).stem}_{f}.json", q.to_dict()))
         return {"outputs": outs, "results": results}
@@ -343,6 +349,7 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
 
     def do_bench() -> dict[str, Any]:
         from edgeml.bench.harness import bench
+        from edgeml.options import BenchOptions
         from edgeml.targets import load_profile
 
         results = []
@@ -355,8 +362,9 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
                 from edgeml.targets.remote import SSHTarget
 
                 host = SSHTarget.parse(r.host)
-            res = bench(models, target=t, host=host, runs=r.runs, data=r.eval if (prof.is_host or host) else None,
-                        progress=say, input_shapes=r.input_shape)
+            res = bench(models, options=BenchOptions(target=t, host=host, runs=r.runs,
+                                                     data=r.eval if (prof.is_host or host) else None,
+                                                     input_shapes=r.input_shape), progress=say)
             results.append(_write(d / f"bench_{prof.name}.json", res.to_dict()))
         return {"results": results}
 
@@ -380,14 +388,15 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     if r.budget:
         say(f"[{run.n + 2}/{total}] check")
         from edgeml.check import make_budget, run_check
+        from edgeml.options import CheckOptions
 
         final = d / rep.deploy
         entry = dict(r.budget, model=str(final))
         defaults = {"target": r.targets[0], "data": r.eval}
         if "max_accuracy_drop" in entry:
             entry.setdefault("baseline", str(d / f"fp32.{final.suffix[1:]}"))
-        check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")], repeat=3, runs=r.runs,
-                          progress=say, input_shapes=r.input_shape)
+        check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")],
+                          options=CheckOptions(repeat=3, runs=r.runs, input_shapes=r.input_shape), progress=say)
         _write(d / "check.json", check.to_dict())
         manifest = run.save({"best": ranking.to_dict(), "check": "check.json"})
     return RunResult(out=str(d), manifest=manifest, report=rep, check=check, ranking=ranking)

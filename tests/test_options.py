@@ -23,7 +23,9 @@ def _param(command: str, name: str) -> click.Parameter:
     ("prune", "scope", options.PruneScope), ("prune", "criterion", options.PruneCriterion),
     ("prune", "schedule", options.PruneSchedule), ("estimate", "precision", options.Precision),
     ("check", "percentile", options.Percentile), ("optimize", "formats", options.ConvertTo),
-    ("optimize", "prune_method", options.PruneMethod),
+    ("optimize", "prune_method", options.PruneMethod), ("quantize", "fmt", options.ConvertTo),
+    ("quantize", "mode", options.QuantMode), ("quantize", "io", options.QuantIO),
+    ("quantize", "fallback", options.QuantFallback),
 ])
 def test_cli_choices_come_from_the_vocabulary(command, param, vocabulary):
     assert set(_param(command, param).type.choices) == set(vocabulary.values())
@@ -86,6 +88,9 @@ def test_print_config_prints_the_library_call_and_stops(tmp_path, monkeypatch, a
     ("edgeml.quantize:quantize", options.QuantizeOptions), ("edgeml.convert:convert", options.ConvertOptions),
     ("edgeml.prune:prune", options.PruneOptions), ("edgeml.api:quantize", options.QuantizeOptions),
     ("edgeml.api:convert", options.ConvertOptions), ("edgeml.api:prune", options.PruneOptions),
+    ("edgeml.bench.harness:bench", options.BenchOptions), ("edgeml.api:bench", options.BenchOptions),
+    ("edgeml.targets.estimate:estimate", options.EstimateOptions), ("edgeml.api:estimate", options.EstimateOptions),
+    ("edgeml.check:run_check", options.CheckOptions), ("edgeml.api:check", options.CheckOptions),
 ])
 def test_stage_options_match_the_stage_keyword_arguments(function, options_class):
     import dataclasses
@@ -167,3 +172,149 @@ def test_prune_takes_options(tiny_onnx, tmp_path):
     out = tmp_path / "p.onnx"
     r = edgeml.prune(tiny_onnx, options=edgeml.PruneOptions(out=out, sparsity=0.5))
     assert out.exists() and r.sparsity == 0.5
+
+
+# --- the stages' options objects: built once, read by the stage's work --------------------------------------
+
+STAGE_OPTIONS = [options.QuantizeOptions, options.ConvertOptions, options.PruneOptions, options.BenchOptions,
+                 options.EstimateOptions, options.CheckOptions]
+REQUIRED = {options.QuantizeOptions: {"out": "q.tflite"}, options.ConvertOptions: {"to": "onnx", "out": "c.onnx"},
+            options.PruneOptions: {"out": "p.keras", "sparsity": 0.5}, options.EstimateOptions: {"target": "rpi4"}}
+
+
+def _stage_calls(tmp_path):
+    """(stage function, module, core name, keyword options, the same as an options object), one per stage."""
+    import importlib
+
+    # modules from importlib: edgeml.quantize (etc.) on the package is the API function, not the subpackage
+    quantize, convert, prune, harness, estimate, check = map(importlib.import_module, (
+        "edgeml.quantize", "edgeml.convert", "edgeml.prune", "edgeml.bench.harness", "edgeml.targets.estimate",
+        "edgeml.check"))
+    m = tmp_path / "m.onnx"
+    return [
+        (lambda **kw: quantize.quantize(m, **kw), quantize, "_quantize",
+         dict(out="q.onnx", mode="dynamic", per_channel=False), options.QuantizeOptions),
+        (lambda **kw: convert.convert(m, **kw), convert, "_convert",
+         dict(to="onnx", out="c.onnx", opset=13), options.ConvertOptions),
+        (lambda **kw: prune.prune(m, **kw), prune, "_prune",
+         dict(out="p.onnx", sparsity=0.25, scope="global"), options.PruneOptions),
+        (lambda **kw: harness.bench([m], **kw), harness, "_bench",
+         dict(runs=7, warmup=0, host="pi@board:2222"), options.BenchOptions),
+        (lambda **kw: estimate.estimate(m, **kw), estimate, "_estimate",
+         dict(target="rpi4", top=3), options.EstimateOptions),
+        (lambda **kw: check.run_check([], **kw), check, "_run_check",
+         dict(repeat=1, runs=9), options.CheckOptions),
+    ]
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_stage_work_reads_one_options_object_built_from_keywords(tmp_path, monkeypatch, k):
+    call, module, core, keywords, cls = _stage_calls(tmp_path)[k]
+    seen = []
+    monkeypatch.setattr(module, core, lambda *args: seen.append(next(a for a in args if isinstance(a, cls))))
+    call(**keywords)
+    (o,) = seen
+    assert o == cls(**keywords)
+    given = cls(**keywords)
+    call(options=given)
+    assert seen[1] is given  # passed through as it is, never rebuilt
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_stage_refuses_options_and_a_keyword_option_together(tmp_path, monkeypatch, k):
+    from edgeml.errors import UsageError
+
+    call, module, core, keywords, cls = _stage_calls(tmp_path)[k]
+    monkeypatch.setattr(module, core, lambda *args: pytest.fail("the work ran"))
+    name, value = list(keywords.items())[-1]
+    with pytest.raises(UsageError, match=f"got options= and {name}"):
+        call(options=cls(**keywords), **{name: value})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_work_gets_the_host_string_parsed(monkeypatch):
+    from edgeml.bench import harness
+    from edgeml.targets.remote import SSHTarget
+
+    assert harness.ssh_target("pi@board:2222") == SSHTarget(host="board", user="pi", port=2222)
+    target = SSHTarget(host="b", identity="key")
+    assert harness.ssh_target(target) is target and harness.ssh_target(None) is None
+
+
+@pytest.mark.parametrize("cls, bad, message", [
+    (options.QuantizeOptions, {"mode": "int9"}, "`mode` int9: unknown"),
+    (options.QuantizeOptions, {"fallback": "float"}, "`fallback` applies to a budget"),
+    (options.ConvertOptions, {"to": "tf"}, "`to` tf: unknown target format"),
+    (options.PruneOptions, {"sparsity": 1.5}, "`sparsity` 1.5: must be between 0 and 1"),
+    (options.PruneOptions, {"exclude": "conv["}, "`exclude` 'conv\\[': not a valid regular expression"),
+    (options.BenchOptions, {"runs": 0}, "`runs` 0: must be a whole number"),
+    (options.BenchOptions, {"timeout": float("inf")}, "`timeout` inf"),
+    (options.EstimateOptions, {"precision": "fp8"}, "`precision` fp8: unknown"),
+    (options.CheckOptions, {"repeat": 0}, "`repeat` 0"),
+    (options.CheckOptions, {"runs": 0}, "`runs` 0"),
+])
+def test_stage_options_check_their_values_when_made(cls, bad, message):
+    import dataclasses
+
+    from edgeml.errors import EdgeMLError
+
+    good = cls(**REQUIRED.get(cls, {}))
+    with pytest.raises(EdgeMLError, match=message):
+        cls(**{**REQUIRED.get(cls, {}), **bad})
+    with pytest.raises(EdgeMLError, match=message):
+        dataclasses.replace(good, **bad)
+
+
+@pytest.mark.parametrize("cls", STAGE_OPTIONS)
+def test_stage_options_are_frozen_and_replaceable(cls):
+    import dataclasses
+
+    o = cls(**REQUIRED.get(cls, {}))
+    name = "epochs" if cls is options.PruneOptions else next(f.name for f in dataclasses.fields(cls)
+                                                             if f.type in ("int", "int | None"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(o, name, 2)
+    changed = dataclasses.replace(o, **{name: 2})
+    assert getattr(changed, name) == 2 and changed != o and o.to_dict()[name] != 2
+
+
+@pytest.mark.parametrize("cls", STAGE_OPTIONS)
+def test_stage_options_have_no_any_in_their_types(cls):
+    import typing
+
+    from edgeml.calibration.spec import DataSpec
+    from edgeml.targets.remote import SSHTarget
+
+    hints = typing.get_type_hints(cls, localns={"DataSpec": DataSpec, "SSHTarget": SSHTarget})
+    assert set(hints) == {f.name for f in __import__("dataclasses").fields(cls)}
+    assert all("Any" not in str(h) for h in hints.values()), hints
+
+
+def test_stage_options_are_exported_from_edgeml():
+    import edgeml
+
+    for cls in STAGE_OPTIONS:
+        assert getattr(edgeml, cls.__name__) is cls
+
+
+def test_bench_print_config_shows_the_ssh_target(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["bench", "a.tflite", "--target", "rpi4", "--host", "pi@board:2222",
+                                   "--identity", "id_key", "--print-config"])
+    assert res.exit_code == 0, res.output
+    host = json.loads(res.stdout)["options"]["host"]
+    assert (host["host"], host["user"], host["port"], host["identity"]) == ("board", "pi", 2222, "id_key")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_estimate_and_check_take_their_options(tiny_onnx):
+    import edgeml
+
+    b = edgeml.bench([tiny_onnx], options=edgeml.BenchOptions(runs=3, warmup=1))
+    assert b.measured and b.settings["runs"] == 3 and b.settings["warmup"] == 1
+    e = edgeml.estimate(tiny_onnx, options=edgeml.EstimateOptions(target="rpi4", threads=1))
+    assert e.target == "rpi4" and e.threads == 1
+    budget = edgeml.Budget(model=str(tiny_onnx), max_latency_ms=10_000.0)
+    c = edgeml.check([budget], options=edgeml.CheckOptions(repeat=1, runs=3))
+    (item,) = c.items
+    assert c.passed and "median of 1 runs x 3" in item.detail

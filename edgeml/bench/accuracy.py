@@ -80,7 +80,7 @@ def evaluate(session: Any, dataset: Any, *, progress: Callable[[int, int], None]
     if why is not None:
         raise EdgeMLError(f"accuracy does not apply to this model: {why}",
                           hint="top-1 scores classifiers only; compare outputs with a reference model instead "
-                               "(bench --reference)")
+                               "(bench's `reference`)")
     where = lambda j: dataset.source.where(int(dataset.indices[j]))  # noqa: E731
     model = getattr(getattr(session, "path", None), "name", None) or "the model"
     labels_all = check_labels(dataset.labels, classes, origin, model, where=where)
@@ -92,7 +92,7 @@ def evaluate(session: Any, dataset: Any, *, progress: Callable[[int, int], None]
             if why is not None:
                 raise EdgeMLError(f"accuracy does not apply to this model: {why}",
                                   hint="top-1 scores classifiers only; compare outputs with a reference model "
-                                       "instead (bench --reference)")
+                                       "instead (bench's `reference`)")
             if classes is None:
                 classes = got
                 check_labels(labels_all, classes, origin, model, where=where)

@@ -7,24 +7,28 @@ preprocessed to the model's float inputs, options), runs it and shapes the resul
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeml import __version__
 from edgeml._io import MEMORY_ENV, check_tensor_memory, memory_ceiling
+from edgeml._types import Data, InputShapes, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError, UsageError
+from edgeml.errors import EdgeMLError
+from edgeml.options import MAX_RUNS, BenchOptions, check_numbers  # noqa: F401 (MAX_RUNS, check_numbers: imported from here)
 from edgeml.targets import protocol
+
+if TYPE_CHECKING:
+    from edgeml.targets.remote import SSHTarget
 
 EDGETPU_OP = "edgetpu-custom-op"
 
@@ -54,7 +58,7 @@ def estimate_bench(arts: list[ModelArtifact], profile: Any, *, threads: int | No
     from edgeml.targets.estimate import estimate_from, refuse_unknown_cost
 
     models = []
-    notes = [f"no board measured: estimated for {profile.name} (add --host USER@BOARD to measure)"]
+    notes = [f"no board measured: estimated for {profile.name} (add `host=\"USER@BOARD\"` to measure)"]
     for art in arts:
         try:
             info = art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
@@ -77,8 +81,8 @@ def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
     fmt = art.format
     if fmt not in (ModelFormat.TFLITE, ModelFormat.ONNX):
         raise EdgeMLError(f"{art.path}: bench runs deployable models (.tflite, .onnx), not {fmt.value}",
-                          hint=f"convert first: edgeml convert {art.path} --to {profile.formats[0]} -o model."
-                               f"{profile.formats[0]}")
+                          hint=f"convert first: `edgeml.convert({str(art.path)!r}, to={profile.formats[0]!r}, "
+                               f"out=\"model.{profile.formats[0]}\")`")
     if not profile.accepts(fmt.value):
         raise EdgeMLError(f"{art.path}: target {profile.name} does not run {fmt.value} models",
                           hint=f"use a {' or '.join(profile.formats)} model")
@@ -88,14 +92,14 @@ def preflight(art: ModelArtifact, profile: Any) -> dict[str, Any]:
         if EDGETPU_OP not in info.custom_ops:
             raise EdgeMLError(f"{art.path}: not compiled for the Edge TPU (no {EDGETPU_OP}); on {profile.name} it "
                               "would run on the CPU only",
-                              hint=f"quantize to full int8 and compile: edgeml quantize ... --target {profile.name} "
-                                   f"-o m.tflite && edgeml compile m.tflite --target {profile.name}")
+                              hint=f"quantize to full int8 and compile: `edgeml.quantize(..., target={profile.name!r}, "
+                                   f"out=\"m.tflite\")`, then `edgeml.compile(\"m.tflite\", target={profile.name!r})`")
         spec["delegate"] = "edgetpu"
     elif fmt is ModelFormat.ONNX and profile.providers:
         spec["providers"] = list(profile.providers)
     elif fmt is ModelFormat.TFLITE and EDGETPU_OP in art.inspect().custom_ops:
         raise EdgeMLError(f"{art.path}: this model is compiled for the Edge TPU and needs one",
-                          hint="bench it with --target coral-usb (or coral-devboard) --host BOARD")
+                          hint="bench it with `target=\"coral-usb\"` (or coral-devboard) and `host=BOARD`")
     return spec
 
 
@@ -160,31 +164,51 @@ def _data_shapes(spec: Any, first: ModelArtifact) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def bench(models: list[str | Path], *, target: str | None = None, host: Any = None, runs: int = 50, warmup: int = 5,
-          min_time: float = 0.0, threads: int | None = None, data: Any = None, reference: str | Path | None = None,
-          progress: Callable[[str], None] | None = None, input_shapes: Any = None,
-          timeout: float | None = None) -> BenchResult:
-    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget for a real board.
+def bench(models: Sequence[PathLike], *, target: str | None = None, host: SSHTarget | str | None = None,
+          runs: int = 50, warmup: int = 5, min_time: float = 0.0, threads: int | None = None, data: Data | None = None,
+          reference: PathLike | None = None, progress: Callable[[str], None] | None = None,
+          input_shapes: InputShapes | None = None, timeout: float | None = None,
+          options: BenchOptions | None = None) -> BenchResult:
+    """Benchmark ``models`` interleaved (A B A B ...); ``host`` is an SSHTarget (or its ``[USER@]HOST[:PORT]``
+    string) for a real board.
 
     Input shapes: from ``data`` when given, else batch 1 with ``input_shapes`` (``NAME=D0,D1,...``) for
     other dynamic dimensions; a model with a dimension neither fixes is refused (never run at a guess).
     ``timeout`` bounds a remote run as a whole (default: :func:`default_timeout`, sized to the run).
+    ``options`` (a :class:`~edgeml.options.BenchOptions`) gives every option at once, in place of the keyword
+    arguments of the same names (a UsageError when both are given); the work reads that one object.
     """
+    if not models:
+        raise EdgeMLError("no model given", hint="`edgeml.bench([MODEL, ...])`")
+    o = BenchOptions.build("bench", options, locals())
+    return _bench(list(models), o, progress)
+
+
+def ssh_target(host: SSHTarget | str | None) -> SSHTarget | None:
+    """``BenchOptions.host`` as an SSHTarget: its string form ``[USER@]HOST[:PORT]`` parsed."""
+    if isinstance(host, str):
+        from edgeml.targets.remote import SSHTarget
+
+        return SSHTarget.parse(host)
+    return host
+
+
+def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], None] | None) -> BenchResult:
+    """:func:`bench` with its options in one object."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
-    if not models:
-        raise EdgeMLError("no model given", hint="edgeml bench MODEL [MODEL ...]")
-    check_numbers(runs=runs, warmup=warmup, min_time=min_time, timeout=timeout)
-    profile = load_profile(target)
+    host = ssh_target(o.host)
+    input_shapes, threads = o.input_shapes, o.threads  # resolved further below (from the data; the target's cores)
+    profile = load_profile(o.target)
     arts = [ModelArtifact.open(m) for m in models]
     if host is None and not profile.is_host:
-        say(f"no --host given: estimating for {profile.name} (no board measured)")
-        if data is not None and not input_shapes:  # the data decides dynamic dims
-            input_shapes = _data_shapes(data, arts[0])
+        say(f"no `host` given: estimating for {profile.name} (no board measured)")
+        if o.data is not None and not input_shapes:  # the data decides dynamic dims
+            input_shapes = _data_shapes(o.data, arts[0])
         return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes)
     specs = [preflight(a, profile) for a in arts]
-    ref_art = ModelArtifact.open(reference) if reference else None
+    ref_art = ModelArtifact.open(o.reference) if o.reference else None
     if ref_art is not None:
         specs.append(dict(preflight(ref_art, profile), time=False))
     all_arts = arts + ([ref_art] if ref_art else [])
@@ -203,32 +227,33 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             entries.append({"name": art.path.name, "file": name, "threads": threads, **spec})
         ref_index = len(arts) if ref_art is not None else None
         n_data = 0
-        if data is not None:
-            data_files, n_data = _data(data, all_arts, ref_index, job)
+        if o.data is not None:
+            data_files, n_data = _data(o.data, all_arts, ref_index, job)
             for entry, data_file in zip(entries, data_files):
                 entry["data"] = data_file
         generated: dict[int, str] = {}
-        if data is None:
+        if o.data is None:
             from edgeml.convert.verify import random_feeds, random_feeds_label
 
             for k, (art, entry) in enumerate(zip(all_arts, entries)):
                 info = art.inspect()
                 inputs = info.inputs
                 feed = random_feeds(inputs, 1, seed=0, input_shapes=input_shapes, values=info.input_values,
-                                    what="benchmarking without --data")[0]
+                                    what="benchmarking without `data`")[0]
                 generated[k] = random_feeds_label(inputs, info.input_values)
                 np.savez(job / f"feed{k}.npz",
                          **{protocol.input_key(i): feed[t.name] for i, t in enumerate(inputs)})  # type: ignore[arg-type]
                 entry["feed"] = f"feed{k}.npz"
-        if ref_art is not None and data is None:
+        if ref_art is not None and o.data is None:
             from edgeml.convert.verify import random_feeds
 
             feeds = random_feeds(ref_art.inspect().inputs, 16, seed=0, input_shapes=input_shapes,
-                                 values=ref_art.inspect().input_values, what="comparing with --reference")
+                                 values=ref_art.inspect().input_values, what="comparing with `reference`")
             np.savez(job / protocol.DEFAULT_DATA,
                      **{protocol.input_key(i): np.stack([f[t] for f in feeds]) for i, t in enumerate(feeds[0])})  # type: ignore[arg-type]
         # max_memory_bytes here: this machine's ceiling; on a board: its own, unless EDGEML_MAX_MEMORY sets one
-        protocol.write_job(job, models=entries, runs=runs, warmup=warmup, min_time=min_time, reference=ref_index,
+        protocol.write_job(job, models=entries, runs=o.runs, warmup=o.warmup, min_time=o.min_time,
+                           reference=ref_index,
                            max_memory_bytes=memory_ceiling() if host is None or os.environ.get(MEMORY_ENV) else None)
         if host is None:
             say(f"measuring {len(arts)} model(s) on this machine")
@@ -237,7 +262,7 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
         else:
             from edgeml.targets.remote import run_job
 
-            limit = timeout or default_timeout(len(all_arts), runs, warmup, min_time, n_data or 16)
+            limit = o.timeout or default_timeout(len(all_arts), o.runs, o.warmup, o.min_time, n_data or 16)
             raw = run_job(host, job, progress=say, timeout=limit)
             where = host.label
     out = []
@@ -254,14 +279,15 @@ def bench(models: list[str | Path], *, target: str | None = None, host: Any = No
             base = base or lat["p50"]
             entry["ratio_to_first"] = lat["p50"] / base if base else None
         out.append(entry)
-    origin = (getattr(data, "origin", None) or getattr(data, "source", None) or str(data)) if data is not None else None
-    settings = {"runs": raw["runs"], "warmup": warmup, "min_time_s": min_time, "threads": threads,
+    origin = ((getattr(o.data, "origin", None) or getattr(o.data, "source", None) or str(o.data))
+              if o.data is not None else None)
+    settings = {"runs": raw["runs"], "warmup": o.warmup, "min_time_s": o.min_time, "threads": threads,
                 "data": origin, "data_samples": n_data, "reference": str(ref_art.path) if ref_art else None,
                 "interleaved": len(arts) > 1, "peak_rss_mib": raw.get("peak_rss_mib")}
     notes = [f"{e['name']}: {', '.join(e['missing_providers'])} not available there; ran on {e['providers'][0]}"
              + "".join(f" ({p} cannot load: {why})" for p, why in (e.get("provider_problems") or {}).items())
              for e in out if e.get("missing_providers")]
-    notes += [f"{all_arts[k].path.name}: no --data, fed {label}" for k, label in generated.items() if ";" in label]
+    notes += [f"{all_arts[k].path.name}: no `data`, fed {label}" for k, label in generated.items() if ";" in label]
     for e in out:
         acc = e.get("accuracy") or {}
         if "error" in acc:
@@ -288,26 +314,10 @@ def _same_inputs(ref: ModelArtifact, arts: list[ModelArtifact]) -> None:
         same = len(got) == len(want) and all(
             len(g) == len(w) and all(x is None or y is None or x == y for x, y in zip(g, w)) for g, w in zip(got, want))
         if not same:
-            raise EdgeMLError(f"--reference {ref.path}: its inputs {[list(s) for s in want]} do not match "
+            raise EdgeMLError(f"`reference` {ref.path}: its inputs {[list(s) for s in want]} do not match "
                               f"{a.path.name}'s {[list(s) for s in got]} (per sample)",
                               hint="the reference is the same model in another precision or format (e.g. the float "
                                    "model a quantized one was made from)")
-
-
-MAX_RUNS = 100_000  # the runner stops there; more is refused, never silently capped
-
-
-def check_numbers(*, runs: int, warmup: int, min_time: float, timeout: float | None = None) -> None:
-    """Options that reach the runner are finite and in range (a clear error, never a silent cap)."""
-    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
-        raise UsageError(f"`runs` {runs}: must be a whole number from 1 to {MAX_RUNS:,}",
-                          hint="use `min_time` SECONDS to time for longer")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= MAX_RUNS:
-        raise UsageError(f"`warmup` {warmup}: must be a whole number from 0 to {MAX_RUNS:,}")
-    if not isinstance(min_time, (int, float)) or not math.isfinite(min_time) or not 0 <= min_time <= 86400:
-        raise UsageError(f"`min_time` {min_time}: must be a finite number of seconds from 0 to 86400")
-    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
-        raise UsageError(f"`timeout` {timeout}: must be a positive, finite number of seconds")
 
 
 def default_timeout(n_models: int, runs: int, warmup: int, min_time: float, n_samples: int) -> float:

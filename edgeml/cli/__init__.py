@@ -47,7 +47,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
+        from edgeml.cli.flags import to_flags
+
+        msg = to_flags(record.getMessage())  # the library's log lines name parameters: shown as flags
         if record.levelno >= logging.ERROR:
             return f"error: {msg}"
         if record.levelno >= logging.WARNING:

@@ -44,10 +44,15 @@ def print_config_requested() -> bool:
 
 
 def print_config(command: str, function: str, options: dict) -> None:
-    """The ``--print-config`` document: the library function and the keyword arguments it would get."""
+    """The ``--print-config`` document: the library function and the keyword arguments it would get (a stage's
+    options dataclass as its fields, ``options.to_dict()``)."""
+    import dataclasses
+
     from edgeml.cli._out import emit_json
 
-    shown = dict(options)
+    # a dataclass value (bench's host, an SSHTarget) is shown field by field
+    shown = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+             for k, v in options.items()}
     if shown.get("input_shapes"):  # as the CLI and edgeml.api take them: ["NAME=D0,D1,...", ...]
         shown["input_shapes"] = [(f"{k}=" if k is not None else "") + ",".join(map(str, v))
                                  for k, v in shown["input_shapes"].items()]

@@ -15,8 +15,11 @@ def emit_json(data: dict[str, Any]) -> None:
 
 
 def status(message: str) -> None:
-    """A progress/status line on stderr (never mixed into --json output)."""
-    click.echo(message, err=True)
+    """A progress/status line on stderr (never mixed into --json output). It is the progress callback every
+    command hands the library, so the line is rendered through :func:`edgeml.cli.flags.to_flags`."""
+    from edgeml.cli.flags import to_flags
+
+    click.echo(to_flags(message), err=True)
 
 
 def table(rows: list[list[str]], header: list[str] | None = None, align: str | None = None) -> str:

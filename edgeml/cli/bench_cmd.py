@@ -77,11 +77,13 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
     """
     from edgeml._io import check_output, json_text, write_bytes_atomic
     from edgeml.bench.harness import bench
+    from edgeml.options import BenchOptions
+
+    options = BenchOptions(target=target, host=make_target(host, ssh_config, identity, remote_python), runs=runs,
+                           warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
+                           timeout=timeout, input_shapes=input_shapes)
     if print_config_requested():
-        return show_config("bench", "edgeml.bench", dict(
-            models=list(models), target=target, host=host, ssh_config=ssh_config, identity=identity,
-            remote_python=remote_python, runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data,
-            reference=reference, timeout=timeout, input_shapes=input_shapes, out=out_file))
+        return show_config("bench", "edgeml.bench", dict(models=list(models), **options.to_dict(), out=out_file))
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     if inventory:
@@ -97,9 +99,7 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
     if boards:
         raise click.UsageError("--board needs --fleet INVENTORY")
     out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None
-    result = bench(list(models), target=target, host=make_target(host, ssh_config, identity, remote_python),
-                   runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                   progress=None if quiet else status, input_shapes=input_shapes, timeout=timeout)
+    result = bench(list(models), options=options, progress=None if quiet else status)
     d = result.to_dict()
     if out_path:
         write_bytes_atomic(out_path, (json_text(d) + "\n").encode())
@@ -108,17 +108,19 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
         return
     click.echo(render(d))
     if d["measured"] and str(target or "").startswith("coral"):
+        from edgeml.cli.flags import to_flags
         from edgeml.errors import EdgeMLError
         from edgeml.targets.edgetpu_plan import plan
 
         for m in models:  # what ran on the Edge TPU and what stayed on the CPU
             try:
-                click.echo(f"{m}: {plan(m, target=target).summary()}")
+                click.echo(f"{m}: {to_flags(plan(m, target=target).summary())}")
             except EdgeMLError as exc:
-                click.echo(f"{m}: Edge TPU plan not available ({exc.message})")
+                click.echo(f"{m}: Edge TPU plan not available ({to_flags(exc.message)})")
 
 
 def render(d: dict) -> str:
+    from edgeml.cli.flags import to_flags
     from edgeml.formats.common import human_bytes
 
     if not d["measured"]:
@@ -153,5 +155,5 @@ def render(d: dict) -> str:
     text = head + "\n\n" + table(rows, ["model", "runtime", "size", "p50", "p50 95% CI", "p90", "std",
                                         "vs first", "cold (load + 1st)", "top-1", "agree/cos"], "llrrrrrrrrr")
     for note in d.get("notes", []):
-        text += f"\nnote: {note}"
+        text += f"\nnote: {to_flags(note)}"
     return text

@@ -9,6 +9,7 @@ import click
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
+from edgeml.cli.flags import to_flags
 from edgeml.options import Percentile
 
 
@@ -65,8 +66,10 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         run_check,
     )
     from edgeml.errors import CheckFailed
+    from edgeml.options import CheckOptions
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
+    options = CheckOptions(repeat=repeat, runs=runs, input_shapes=input_shapes)
     if print_config_requested():  # the budget file (or pyproject.toml) is named, not read
         from dataclasses import asdict
 
@@ -76,9 +79,8 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
                                       max_accuracy_drop=max_accuracy_drop, origin=f"flags for {m}").validate())
                         for m in models]
         files = [budget_file] if budget_file else [] if models else ["pyproject.toml"]
-        return show_config("check", "edgeml.check", dict(budgets=files + flag_budgets, repeat=repeat, runs=runs,
-                                                          input_shapes=input_shapes, results=fleet_results,
-                                                          junit=junit, markdown=md))
+        return show_config("check", "edgeml.check", dict(budgets=files + flag_budgets, **options.to_dict(),
+                                                          results=fleet_results, junit=junit, markdown=md))
     budgets = []
     if budget_file:
         budgets += load_budgets(budget_file)
@@ -110,8 +112,7 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         from edgeml.fleet import load_fleet_results
 
         fleet = load_fleet_results(fleet_results)
-    result = run_check(budgets, repeat=repeat, runs=runs, progress=None if quiet else status,
-                       input_shapes=input_shapes, results=fleet)
+    result = run_check(budgets, options=options, progress=None if quiet else status, results=fleet)
     if junit:
         write_bytes_atomic(junit, junit_xml(result).encode())
     if md:
@@ -127,9 +128,9 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         click.echo(table(rows, ["model", "budget", "limit", "measured", "status"], "llrrl"))
         for i in result.items:
             if i.detail and "runs" in i.detail:
-                click.echo(f"  {Path(i.model).name}: {i.detail}")
+                click.echo(f"  {Path(i.model).name}: {to_flags(i.detail)}")
     for line in github_annotations(result):
-        click.echo(line)
+        click.echo(to_flags(line))
     if not result.passed:
         n = sum(not i.passed for i in result.items)
         raise CheckFailed(f"{n} of {len(result.items)} budget(s) exceeded")

@@ -57,13 +57,15 @@ def compile_cmd(model, target, out_dir, plan_only, as_json):
 
 
 def render_plan(p) -> str:
-    lines = [p.summary()]
-    rows = [[str(o.index), o.op, o.name[:40], o.where, o.reason[:90]] for o in p.ops]
+    from edgeml.cli.flags import to_flags
+
+    lines = [to_flags(p.summary())]
+    rows = [[str(o.index), o.op, o.name[:40], o.where, to_flags(o.reason)[:90]] for o in p.ops]
     if rows:
         lines.append(table(rows, ["#", "op", "output", "runs on", "why"], "rllll"))
     lines.append(f"parameter cache {p.cache_bytes / 2**20:.2f} MiB: {p.cached_weight_bytes / 2**20:.2f} MiB cached, "
                  f"{p.streamed_weight_bytes / 2**20:.2f} MiB streamed over the link every inference")
-    lines += [f"blocker: {b}" for b in p.blockers]
-    lines += [f"note: {n}" for n in p.notes]
+    lines += [f"blocker: {to_flags(b)}" for b in p.blockers]
+    lines += [f"note: {to_flags(n)}" for n in p.notes]
     lines.append("prediction from documented rules (profiles/rules/edgetpu_ops.toml); edgetpu_compiler decides")
     return "\n".join(lines)

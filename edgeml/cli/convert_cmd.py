@@ -67,8 +67,10 @@ def convert_cmd(ctx, model, to, out, opset, no_simplify, float16, verify, calib,
         click.echo(f"onnxsim   nodes {s['nodes_before']} -> {after}" + ("" if s["applied"] else " (not applied)"))
     if result.verification:
         click.echo(f"verified  {result.verification.summary()}")
+        from edgeml.cli.flags import to_flags
+
         for note in result.verification.notes:
-            click.echo(f"note: {note}", err=True)
+            click.echo(f"note: {to_flags(note)}", err=True)
     for name, q in result.io_quantization.items():
         zp = q["zero_point"]
         click.echo(f"int IO    {name}: real = {q['scale']:.6g} * (q {'+' if zp < 0 else '-'} {abs(zp)}) "

@@ -78,6 +78,8 @@ def inspect_data(spec: str, model_path: str | None, as_json: bool, **options) ->
 
 
 def render(info: dict) -> str:
+    from edgeml.cli.flags import to_flags
+
     lines = [f"data       {info['spec']['source']}  ({info['count']} of {info['source_samples']} samples)"]
     if info.get("model"):
         lines.append(f"as fed to  {info['model']}")
@@ -90,8 +92,8 @@ def render(info: dict) -> str:
     if fed:
         lines.append("")
         for t in fed:
-            lines.append(f"fed as     {t['name']}: {t['fed']['how']}")
-            lines += [f"note       {n}" for n in t["fed"]["notes"]]
+            lines.append(f"fed as     {t['name']}: {to_flags(t['fed']['how'])}")
+            lines += [f"note       {to_flags(n)}" for n in t["fed"]["notes"]]
     if info["label_distribution"]:
         dist = ", ".join(f"{k}: {v}" for k, v in info["label_distribution"].items())
         lines += ["", f"labels     {dist}"]

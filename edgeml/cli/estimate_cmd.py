@@ -66,10 +66,12 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
     if not model:
         raise EdgeMLError("give a MODEL to estimate, or --fit RESULTS.json", hint="edgeml estimate m.tflite "
                                                                                     "--target rpi4")
-    options = dict(model=model, target=target, precision=precision, threads=threads, input_shapes=input_shapes)
+    from edgeml.options import EstimateOptions
+
+    options = EstimateOptions(target=target, precision=precision, threads=threads, input_shapes=input_shapes)
     if print_config_requested():
-        return show_config("estimate", "edgeml.estimate", options)
-    e = est.estimate(**options)
+        return show_config("estimate", "edgeml.estimate", dict(model=model, **options.to_dict()))
+    e = est.estimate(model, options=options)
     if as_json:
         emit_json(e.to_dict())
         return
@@ -77,6 +79,8 @@ def estimate_cmd(model, target, precision, threads, fit_files, out, force, as_js
 
 
 def render_estimates(d: dict) -> str:
+    from edgeml.cli.flags import to_flags
+
     lines = []
     for m in d["models"]:
         e = m["estimate"]
@@ -84,10 +88,10 @@ def render_estimates(d: dict) -> str:
         ms = ">= " * bool(e.get("lower_bound")) + format_ms(e["ms"])
         lines.append(f"ESTIMATE (not measured) {m['name']} on {e['target']}: {ms}, {e['precision']}"
                      f"{', ' + str(e['threads']) + ' threads' if e.get('threads') else ''}{energy}")
-        lines.append(f"  basis: {e['basis']}")
+        lines.append(f"  basis: {to_flags(e['basis'])}")
         lines.append("  " + ", ".join(f"{k} {v:.3g}" for k, v in e["breakdown"].items()))
         rows = [[o["name"][:48], o["op"], f"{100 * o['share']:.1f}%", format_ms(o["ms"])] for o in e["top_ops"][:5]]
         if rows:
             lines.append("  " + table(rows, ["top ops", "op", "MACs", "time"], "llrr").replace("\n", "\n  "))
-        lines += [f"  note: {n}" for n in e.get("notes", [])]
+        lines += [f"  note: {to_flags(n)}" for n in e.get("notes", [])]
     return "\n".join(lines)

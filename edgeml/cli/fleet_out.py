@@ -7,6 +7,7 @@ import re
 import click
 
 from edgeml.cli._out import emit_json, status, table
+from edgeml.cli.flags import to_flags
 
 _COUNTER = re.compile(r"^\S+:\s+\d+ runs$")  # the runner's per-run counter: too chatty for many boards
 
@@ -37,7 +38,7 @@ def bench_fleet_cmd(models, *, inventory, boards, target, results, force, quiet,
             for rec in (x for x in d["records"] if x["target"] == t):
                 click.echo(f"[{rec['board']}] " + render(rec) + "\n")
         rows = [[b["name"], b["target"], b["host"], f"{b['measured']}/{b['of']}", b["status"],
-                 "; ".join(b["errors"])[:100]] for b in d["boards"]]
+                 to_flags("; ".join(b["errors"]))[:100]] for b in d["boards"]]
         click.echo(table(rows, ["board", "target", "host", "models", "status", "problem"], "llllll"))
         j = d["jobs"]
         click.echo(f"{j['ran']} measured now, {j['resumed']} resumed from {results}, {j['failed']} missing; "
@@ -66,7 +67,7 @@ def doctor_fleet_cmd(inventory, boards, timeout, as_json) -> None:
             rt = ", ".join(m for m in ("ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime") if mods.get(m))
             out.append([r["name"], r["target"], r["host"], "ok" if r["ok"] else "PROBLEM",
                         f"{env.get('arch', '-')}, py {env.get('python', '-')}" if d else "-", rt or "-",
-                        "; ".join(r["problems"]) + (f": {r['error']}" if r.get("error") else "")])
+                        to_flags("; ".join(r["problems"]) + (f": {r['error']}" if r.get("error") else ""))])
         click.echo(table(out, ["board", "target", "host", "status", "machine", "runtimes", "problem"], "lllllll"))
     bad = [r for r in rows if not r["ok"]]
     if bad:

@@ -7,6 +7,7 @@ import click
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, spinner, table
+from edgeml.cli.flags import to_flags
 
 
 @click.command("inspect")
@@ -72,7 +73,7 @@ def render(info, *, layers: bool = False) -> str:
         f"ops        {ops}",
     ]
     for note in info.notes:
-        lines.append(f"note       {note}")
+        lines.append(f"note       {to_flags(note)}")
     if layers:
         rows = [[layer.name, layer.op, f"{layer.macs:,}", f"{layer.params:,}"] for layer in info.layers]
         lines += ["", table(rows, ["layer", "op", "MACs", "params"], "llrr")]

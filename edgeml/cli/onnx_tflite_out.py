@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgeml.cli.flags import to_flags
+
 
 def echo_contract(result) -> None:
     click.echo(f"converter {result.converter}; {result.transpose_count} TRANSPOSE op(s) in the TFLite model")
@@ -16,4 +18,4 @@ def echo_contract(result) -> None:
     if s.get("applied"):
         click.echo(f"onnxsim   nodes {s['nodes_before']} -> {s['nodes_after']}")
     elif s.get("warning"):
-        click.echo(f"warning: onnxsim not applied ({s['warning']}); converted the unsimplified graph")
+        click.echo(f"warning: onnxsim not applied ({to_flags(s['warning'])}); converted the unsimplified graph")

@@ -10,6 +10,7 @@ from edgeml.options import PruneMethod
 
 
 def _finish(ctx, result, as_json: bool) -> None:
+    from edgeml.cli.flags import to_flags
     from edgeml.errors import CheckFailed
     from edgeml.report.render import asymmetry_rows, training_line
 
@@ -19,7 +20,7 @@ def _finish(ctx, result, as_json: bool) -> None:
         rep = result.report
         if result.ranking is not None:
             click.echo(render_ranking(result.ranking))
-        click.echo(f"\ntraining cost: {training_line(rep)}")
+        click.echo(f"\ntraining cost: {to_flags(training_line(rep))}")
         h, rows = asymmetry_rows(rep)
         click.echo(f"the cheap-inference asymmetry ({rep.deploy}):")
         click.echo(table(rows, h, "llrrrrrr"))

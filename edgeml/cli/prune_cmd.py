@@ -76,9 +76,11 @@ def prune_cmd(ctx, model, out, sparsity, method, scope, criterion, train, val, e
         more = f" (first {top} of {len(r.layers)})" if len(r.layers) > top else ""
         click.echo(f"\nlayers{more}:")
         click.echo(table(rows, header, "llrl" if r.method == "channel" else "llrr"))
+    from edgeml.cli.flags import to_flags
+
     for s in r.skipped:
-        click.echo(f"skipped: {', '.join(s['layers'])}: {s['reason']}", err=True)
+        click.echo(f"skipped: {', '.join(s['layers'])}: {to_flags(s['reason'])}", err=True)
     for note in r.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {to_flags(note)}", err=True)
     for warning in r.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {to_flags(warning)}", err=True)

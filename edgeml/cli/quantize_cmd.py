@@ -7,22 +7,22 @@ import click
 from edgeml.cli._options import input_shape_option, print_config_option, print_config_requested
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._out import emit_json, status, table
-from edgeml.options import QuantizeOptions
+from edgeml.options import CalibMethod, ConvertTo, QuantFallback, QuantIO, QuantizeOptions, QuantMode
 
 
 @click.command("quantize")
 @click.argument("model", type=click.Path())
 @click.option("-o", "--output", "out", type=click.Path(), required=True, help="Output .tflite or .onnx file.")
 @click.option("--calib", metavar="SPEC", help="Calibration data (needed for int8/int16x8), e.g. images/?samples=200.")
-@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx"]),
+@click.option("--format", "fmt", type=click.Choice(ConvertTo.values()),
               help="Output format [default: the source's, or the target's first format for Keras/SavedModel].")
-@click.option("--mode", type=click.Choice(["int8", "int16x8", "float16", "dynamic"]), default="int8",
+@click.option("--mode", type=click.Choice(QuantMode.values()), default="int8",
               show_default=True, help="int8: full-integer; int16x8: int16 activations; float16/dynamic: no "
                                       "calibration (weights only).")
-@click.option("--io", type=click.Choice(["int8", "uint8", "int16", "float32"]),
+@click.option("--io", type=click.Choice(QuantIO.values()),
               help="TFLite input/output type [default: the target's, int8 on most; ONNX keeps float32].")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="Weight scales per channel.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile", "qat"]), default="minmax",
+@click.option("--method", type=click.Choice([*CalibMethod.values(), "qat"]), default="minmax",
               show_default=True, help="Activation calibration (entropy/percentile: ONNX only); qat: "
                                       "quantization-aware fine-tuning of a Keras model (--train, --epochs).")
 @click.option("--train", "train_spec", metavar="SPEC", help="--method qat: labelled training data.")
@@ -45,7 +45,7 @@ from edgeml.options import QuantizeOptions
 @click.option("--min-fidelity", type=float, metavar="C",
               help="Budget without labels: every output's cosine vs float (all samples' values as one vector) "
                    ">= C, on --eval data when given, else the first 64 calibration samples.")
-@click.option("--fallback", type=click.Choice(["float", "int16x8"]),
+@click.option("--fallback", type=click.Choice(QuantFallback.values()),
               help="What fallen-back layers become [default: float; int16x8 from a float .tflite, where AI Edge "
                    "Quantizer can mix precisions per op].")
 @click.option("--keep-best", is_flag=True, help="When the budget cannot be met, write the best reached anyway "
@@ -94,6 +94,7 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, tra
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     r = quantize(model, options=options, progress=None if quiet else status)
+    from edgeml.cli.flags import to_flags
     from edgeml.quantize import broken_error, budget_unmet_error, speed_advice, summary_lines
 
     if as_json:
@@ -104,27 +105,27 @@ def quantize_cmd(ctx, model, out, calib, fmt, mode, io, per_channel, method, tra
     click.echo(f"wrote {r.output}: {r.format} {r.mode}, io {r.io}, "
                f"{'per-channel' if r.per_channel else 'per-tensor'}, target {r.target} ({r.seconds:.1f} s)")
     for line in summary_lines(r):
-        click.echo(line)
+        click.echo(to_flags(line))
     if target and str(target).startswith("coral") and str(r.output).endswith(".tflite"):
         from edgeml.errors import EdgeMLError
         from edgeml.targets.edgetpu_plan import plan
 
         try:  # what edgetpu_compiler is predicted to map (edgeml compile --plan for every op)
-            click.echo(plan(r.output, target=target).summary())
+            click.echo(to_flags(plan(r.output, target=target).summary()))
         except EdgeMLError as exc:
-            click.echo(f"Edge TPU plan: not available ({exc.message})")
+            click.echo(f"Edge TPU plan: not available ({to_flags(exc.message)})")
     if r.layers and top:
         rows = [[_short(e.name), e.op, f"{e.sqnr_db:.1f}"] for e in r.layers[:top]]
         click.echo(f"\nworst layers (SQNR, higher is better; {len(r.layers)} compared"
                    f"{', full table in ' + str(report) if report else ', --report FILE for all'}):")
         click.echo(table(rows, ["tensor", "op", "SQNR dB"], "llr"))
     for note in r.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {to_flags(note)}", err=True)
     for warning in r.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {to_flags(warning)}", err=True)
     advice = speed_advice(r)
     if advice:
-        click.echo(f"warning: {advice}", err=True)
+        click.echo(f"warning: {to_flags(advice)}", err=True)
     _fail_if_broken(budget_unmet_error(r) or broken_error(r))
 
 

@@ -7,6 +7,7 @@ import click
 from edgeml.cli._options import print_config as show_config
 from edgeml.cli._options import print_config_option, print_config_requested
 from edgeml.cli._out import emit_json, table
+from edgeml.cli.flags import to_flags
 
 
 @click.command("report")
@@ -54,9 +55,9 @@ def report_cmd(results, out, deploy, train_flops, train_samples, epochs, train_g
     if as_json:
         emit_json(r.to_dict())
         return
-    click.echo(f"training cost: {training_line(r)}")
+    click.echo(f"training cost: {to_flags(training_line(r))}")
     for p in r.training.parts:
-        click.echo(f"  {p}")
+        click.echo(f"  {to_flags(p)}")
     h, rows = asymmetry_rows(r)
     click.echo(f"\nthe cheap-inference asymmetry ({r.deploy}):")
     click.echo(table(rows, h, "llrrrrrr"))
@@ -64,6 +65,6 @@ def report_cmd(results, out, deploy, train_flops, train_samples, epochs, train_g
     click.echo("\nvariants:")
     click.echo(table(vrows, vh, "l" + "r" * (len(vh) - 1)))
     for n in r.notes:
-        click.echo(f"note: {n}", err=True)
+        click.echo(f"note: {to_flags(n)}", err=True)
     if out:
         click.echo(f"\nwrote {out}")

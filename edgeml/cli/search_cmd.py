@@ -6,14 +6,15 @@ import click
 
 from edgeml.cli._options import input_shape_option
 from edgeml.cli._out import emit_json, status, table
+from edgeml.cli.flags import to_flags
 
 
 def _plan_text(plan, cfg) -> str:
     lines = [f"# {len(plan.trials)} trial(s) from {plan.space.origin} on a {plan.source_format} source"
              + (f"; {plan.skipped} left out by --max-trials" if plan.skipped else "")]
     for why, n in plan.dropped.items():
-        lines.append(f"# dropped {n} combination(s): {why}")
-    lines += [f"# {n}" for n in plan.notes]
+        lines.append(f"# dropped {n} combination(s): {to_flags(why)}")
+    lines += [f"# {to_flags(n)}" for n in plan.notes]
     rows = []
     for target, names in plan.boards.items():
         lines.append(f"# {target}: measured on board(s) {', '.join(names)}")

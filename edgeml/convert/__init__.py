@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._io import atomic_path, check_output
+from edgeml._types import Data, InputShapes, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
 from edgeml.convert.routes import route_for
 from edgeml.convert.tflite import ConversionError
 from edgeml.convert.verify import Verification, compare, data_feeds, random_feeds, random_feeds_label
-from edgeml.errors import EdgeMLError, UsageError, VerificationError
+from edgeml.errors import EdgeMLError, VerificationError
 from edgeml.options import ConvertOptions, ConvertTo
 
 log = logging.getLogger(__name__)
@@ -47,44 +48,40 @@ class ConvertResult:
         return {"schema": "edgeml.convert/1", **d}
 
 
-def convert(model: str | Path, *, to: str | None = None, out: str | Path | None = None, opset: int = 17,
-            simplify: bool = True, float16: bool = False, verify: int = 8, calib: Any = None,
+def convert(model: PathLike, *, to: str | None = None, out: PathLike | None = None, opset: int = 17,
+            simplify: bool = True, float16: bool = False, verify: int = 8, calib: Data | None = None,
             atol: float | None = None, force: bool = False, strict: bool = False,
-            progress: Callable[[str], None] | None = None, keras_model: Any = None, input_shapes: Any = None,
-            options: ConvertOptions | None = None) -> Any:
+            progress: Callable[[str], None] | None = None, keras_model: Any = None,
+            input_shapes: InputShapes | None = None, options: ConvertOptions | None = None) -> Any:
     """Convert ``model`` to ``to`` at ``out``; see the module docstring. ``keras_model`` skips a reload.
 
     ``input_shapes`` (``NAME=D0,D1,...``) fix dynamic input dimensions of the verification samples (and, for
     ONNX -> TFLite, of the converted model). Returns a ConvertResult, or an OnnxToTFLiteResult for ONNX -> TFLite.
     ``options`` (a :class:`~edgeml.options.ConvertOptions`) gives every option at once, in place of the keyword
-    arguments of the same names (a UsageError when both are given).
+    arguments of the same names (a UsageError when both are given); the work reads that one object.
     """
-    if options is not None:
-        clashes = ConvertOptions.clashes(locals())
-        if clashes:
-            raise UsageError(f"convert got options= and {', '.join(clashes)}: give the options one way",
-                             hint="put them all in options= (dataclasses.replace(options, ...)) or none")
-        return convert(model, **options.to_dict(), progress=progress, keras_model=keras_model)
-    if to is None or out is None:
-        raise UsageError("convert needs to (the output format) and out (the output file)",
-                         hint="pass to= and out=, or options=ConvertOptions(to=..., out=...)")
+    o = ConvertOptions.build("convert", options, locals())
+    return _convert(model, o, progress, keras_model)
+
+
+def _convert(model: PathLike, o: ConvertOptions, progress: Callable[[str], None] | None, keras_model: Any) -> Any:
+    """:func:`convert` with its options in one object."""
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
-    if to not in TARGET_FORMATS:
-        raise EdgeMLError(f"`to` {to}: unknown target format", hint="use `to` tflite or `to` onnx")
-    route = route_for(art, to)  # the format registry's conversion, or its refusal
+    route = route_for(art, o.to)  # the format registry's conversion, or its refusal
     if route.make is None:  # a whole route of its own: ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite)
-        if float16:
+        if o.float16:
             raise EdgeMLError(f"{art.path}: `float16` is not supported for {route.label}",
                               hint="convert without `float16` (float32 output)")
         from edgeml.convert.onnx_tflite import convert_onnx_to_tflite
 
-        return convert_onnx_to_tflite(art.path, out, input_shapes=input_shapes, verify=verify, calib=calib,
-                                      atol=atol if atol is not None else FP32_ATOL, force=force, progress=progress)
-    if float16 and to != "tflite":
+        return convert_onnx_to_tflite(art.path, o.out, input_shapes=o.input_shapes, verify=o.verify,
+                                      calib=o.calib, atol=o.atol if o.atol is not None else FP32_ATOL, force=o.force,
+                                      progress=progress)
+    if o.float16 and o.to != "tflite":
         raise EdgeMLError("`float16` applies to `to` tflite only", hint="drop `float16` for ONNX output")
-    out = check_output(out, inputs=[art.path, calib], force=force)
-    atol = atol if atol is not None else (FP16_ATOL if float16 else FP32_ATOL)
+    out = check_output(o.out, inputs=[art.path, o.calib], force=o.force)
+    atol = o.atol if o.atol is not None else (FP16_ATOL if o.float16 else FP32_ATOL)
     warnings: list[str] = []
     t0 = time.perf_counter()
     if art.format in (ModelFormat.KERAS, ModelFormat.H5) and keras_model is None:
@@ -92,58 +89,58 @@ def convert(model: str | Path, *, to: str | None = None, out: str | Path | None 
 
         say(f"loading {art.path}")
         keras_model = load(art.path)
-    if verify > 0 and calib is None:  # refuse unknown input dims before converting, not after
+    if o.verify > 0 and o.calib is None:  # refuse unknown input dims before converting, not after
         from edgeml.formats.keras import io_specs
         from edgeml.formats.shapes import resolve
 
         specs = io_specs(keras_model)[0] if keras_model is not None else art.inspect().inputs
-        resolve(specs, input_shapes).require("verifying the conversion on generated inputs")
+        resolve(specs, o.input_shapes).require("verifying the conversion on generated inputs")
     simplify_info = None
     with atomic_path(out) as tmp:
-        if to == "tflite":
-            tmp.write_bytes(route.make(art, keras_model, opset=opset, float16=float16, say=say))
+        if o.to == "tflite":
+            tmp.write_bytes(route.make(art, keras_model, opset=o.opset, float16=o.float16, say=say))
         else:
             import onnx
 
-            proto = route.make(art, keras_model, opset=opset, float16=float16, say=say)
-            if simplify:
+            proto = route.make(art, keras_model, opset=o.opset, float16=o.float16, say=say)
+            if o.simplify:
                 proto, simplify_info = _simplify(proto, say)
             onnx.save(proto, str(tmp))
         seconds = time.perf_counter() - t0
         verification = None
-        if verify > 0:
-            verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
+        if o.verify > 0:
+            verification = _verify(art, keras_model, tmp, o.verify, o.calib, atol, say, o.input_shapes)
             if simplify_info and simplify_info["applied"] and not verification.passed:
                 # simplification may be what broke it: retry with the unsimplified graph
                 msg = "simplified model differs from the source; kept the unsimplified model"
-                if strict:
+                if o.strict:
                     raise VerificationError(f"{art.path}: {msg} ({verification.summary()})",
                                             hint="drop `strict` to keep the unsimplified model")
                 import onnx
 
-                onnx.save(keras_to_onnx(art, keras_model, opset, say), str(tmp))
+                onnx.save(keras_to_onnx(art, keras_model, o.opset, say), str(tmp))
                 simplify_info.update(applied=False, warning=msg)
-                verification = _verify(art, keras_model, tmp, verify, calib, atol, say, input_shapes)
+                verification = _verify(art, keras_model, tmp, o.verify, o.calib, atol, say, o.input_shapes)
             if not verification.passed:
                 raise VerificationError(
-                    f"{art.path}: converted {to} output differs from the source: {verification.summary()}",
-                    hint="no output was written; try --no-simplify, another --opset, or a looser --atol if the "
-                         "difference is expected (e.g. --float16)")
+                    f"{art.path}: converted {o.to} output differs from the source: {verification.summary()}",
+                    hint="no output was written; try `simplify=False`, another `opset`, or a looser `atol` if "
+                         "the difference is expected (e.g. `float16=True`)")
         if simplify_info and simplify_info.get("warning"):
-            if strict:
+            if o.strict:
                 raise EdgeMLError(f"{art.path}: ONNX simplification failed: {simplify_info['warning']}",
-                                  hint="drop --strict to keep the unsimplified model, or pass --no-simplify")
+                                  hint="drop `strict` to keep the unsimplified model, or pass `simplify=False`")
             warnings.append(f"kept the unsimplified model: {simplify_info['warning']}")
             log.warning("kept the unsimplified model: %s", simplify_info["warning"])
         size = tmp.stat().st_size
         io_quant = {}
-        if to == "onnx":
+        if o.to == "onnx":
             from edgeml.convert.ioquant import read_file
 
             io_quant = {k: q.to_dict() for k, q in read_file(tmp).items()}
-    return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=to,
-                         size_bytes=size, seconds=round(seconds, 3), float16=float16,
-                         opset=opset if to == "onnx" else None, simplify=simplify_info,
+    return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=o.to,
+                         size_bytes=size, seconds=round(seconds, 3), float16=o.float16,
+                         opset=o.opset if o.to == "onnx" else None, simplify=simplify_info,
                          verification=verification, warnings=warnings, io_quantization=io_quant)
 
 
@@ -175,7 +172,7 @@ def _verify(art: ModelArtifact, keras_model: Any, out_path: Path, n: int, calib:
     except EdgeMLError as exc:
         reason = exc.message.replace(str(out_path), "the converted model")
         raise ConversionError(f"{art.path}: the converter produced a model its runtime refuses: {reason}",
-                              hint="no output was written; try another --opset or --no-simplify") from exc
+                              hint="no output was written; try another `opset` or `simplify=False`") from exc
     if calib is not None:
         feeds = data_feeds(reference.inputs, calib, n)
         label = f"data {getattr(calib, 'origin', None) or calib}"

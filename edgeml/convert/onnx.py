@@ -39,7 +39,7 @@ def _fail(exc: Exception, logs: list[str], opset: int, source: str = "keras") ->
     other = ("deploy and bench the .tflite as it is (tf2onnx's TFLite reader fails on this graph)"
              if source == "tflite" else "convert the SavedModel export instead of the .keras file")
     return ConversionError(f"ONNX conversion failed{what}: {text[:300]}",
-                           hint=f"try another --opset (now {opset}; 13-18 work), --no-simplify, or {other}")
+                           hint=f"try another `opset` (now {opset}; 13-18 work), `simplify=False`, or {other}")
 
 
 def _from_function(fn: Any, spec: list, opset: int) -> Any:

@@ -184,7 +184,7 @@ def to_domain(x: np.ndarray, spec: TensorSpec, q: Any, side: str) -> np.ndarray:
 
             raise EdgeMLError(f"the {side} model's input {spec.name!r} is {spec.dtype} with no known scale/zero-point: "
                               "the two models cannot be fed the same real-valued data",
-                              hint="pass --verify 0 to skip the check, or re-create the model with edgeml so its "
+                              hint="pass `verify=0` to skip the check, or re-create the model with edgeml so its "
                                    "IO quantization is recorded")
         return quantize(x, spec.dtype, q)
     return x

@@ -92,7 +92,7 @@ class Fleet:
             known = {b.name for b in boards}
             for n in names:
                 if n not in known:
-                    raise InventoryError(f"--board {n}: no such board in {self.path or 'the fleet'}",
+                    raise InventoryError(f"`board` {n}: no such board in {self.path or 'the fleet'}",
                                          hint=f"boards: {', '.join(sorted(known))}")
             boards = [b for b in boards if b.name in names]
         if targets:

@@ -17,8 +17,8 @@ def load_fleet_results(path: str | Path) -> list[dict[str, Any]]:
     if p.is_dir():
         p = p / "fleet.json"
     if not p.is_file():
-        raise EdgeMLError(f"{p}: no fleet results there", hint="pass the folder edgeml bench --fleet wrote "
-                                                                "(--results DIR), or its fleet.json")
+        raise EdgeMLError(f"{p}: no fleet results there", hint="pass the folder a fleet bench wrote "
+                                                                "(`results`), or its fleet.json")
     try:
         data = json.loads(p.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -28,7 +28,7 @@ def load_fleet_results(path: str | Path) -> list[dict[str, Any]]:
         return [data]
     if schema != "edgeml.fleet/1" or not isinstance(data.get("records"), list):
         raise EdgeMLError(f"{p}: not fleet results (schema {schema!r})", hint="expected edgeml.fleet/1 from "
-                                                                              "edgeml bench --fleet")
+                                                                              "a fleet bench (`fleet`)")
     return data["records"]
 
 
@@ -79,5 +79,5 @@ def fleet_latencies(records: list[dict[str, Any]], model: str | Path, target: st
                           "against a board budget", hint=f"measure on a real {want} board")
     if not out:
         raise EdgeMLError(f"{p.name}: no board of target {want} measured it in the fleet results",
-                          hint=f"run: edgeml bench {p} --fleet FLEET.toml --target {want}")
+                          hint=f"run: `edgeml.bench({str(p)!r}, fleet=\"FLEET.toml\", target={want!r})`")
     return out

@@ -68,7 +68,7 @@ def preflight_fleet(models: list[str | Path], fleet: Fleet, reference: str | Pat
     from edgeml.targets import load_profile
 
     if not fleet.boards:
-        raise EdgeMLError("the fleet has no boards to run on", hint="check --board / --target against the inventory")
+        raise EdgeMLError("the fleet has no boards to run on", hint="check `board` / `target` against the inventory")
     arts = [ModelArtifact.open(m) for m in models]
     extra = [ModelArtifact.open(reference)] if reference else []
     for b in fleet.boards:
@@ -79,7 +79,7 @@ def preflight_fleet(models: list[str | Path], fleet: Fleet, reference: str | Pat
             except EdgeMLError as exc:
                 raise EdgeMLError(f"board {b.name} ({b.target}, {b.where}): {exc.message}",
                                   hint=(exc.hint + "; " if exc.hint else "") + "or leave that board out with "
-                                       "--board NAME / --target T") from exc
+                                       "`board=NAME` / `target=T`") from exc
     return arts
 
 
@@ -106,7 +106,7 @@ def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path |
                 progress(msg)
 
     if not models:
-        raise EdgeMLError("no model given", hint="edgeml bench MODEL [MODEL ...] --fleet fleet.toml")
+        raise EdgeMLError("no model given", hint="`edgeml.bench(MODEL, ..., fleet=\"fleet.toml\")`")
     check_numbers(runs=runs, warmup=warmup, min_time=min_time, timeout=timeout)
     arts = preflight_fleet(models, fleet, reference)
     settings = {"runs": runs, "warmup": warmup, "min_time": min_time, "threads": threads, "data": str(data)
@@ -119,7 +119,7 @@ def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path |
     else:
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
-            raise EdgeMLError(f"{out}: exists and is not a folder", hint="fleet results go to a folder (--out DIR)")
+            raise EdgeMLError(f"{out}: exists and is not a folder", hint="fleet results go to a folder")
         if fresh and (out / "jobs").is_dir():
             shutil.rmtree(out / "jobs")
         out.mkdir(parents=True, exist_ok=True)

@@ -164,7 +164,7 @@ def _notes(inputs: list[TensorSpec], unknown: list[str]) -> list[str]:
     resolved = resolve(inputs)
     dims = ", ".join(str(u) for u in resolved.unknown) or "inside the model"
     return [f"MACs partial: {len(unknown)} layer(s) ({', '.join(unknown[:3])}) have dynamic dimensions "
-            f"({dims}); convert with a fixed shape, or inspect the .tflite/.onnx with --input-shape"]
+            f"({dims}); convert with a fixed shape, or inspect the .tflite/.onnx with `input_shapes`"]
 
 
 def with_input_shapes(model, input_shapes):
@@ -182,7 +182,7 @@ def with_input_shapes(model, input_shapes):
         return keras.models.clone_model(model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0])
     except Exception as exc:
         raise ShapeError(f"cannot rebuild this Keras model on the input shapes given: {error_text(exc)}",
-                         hint="convert it to .tflite/.onnx and inspect that with --input-shape") from exc
+                         hint="convert it to .tflite/.onnx and inspect that with `input_shapes`") from exc
 
 
 def inspect(path: Path, *, input_shapes=None) -> Inspection:

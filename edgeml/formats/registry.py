@@ -47,8 +47,8 @@ class FormatHandler:
         if input_shapes and not self.takes_input_shapes:
             from edgeml.formats.shapes import ShapeError
 
-            raise ShapeError(f"{path}: --input-shape is not supported for {self.label}",
-                             hint="convert it (edgeml convert ... --to tflite) and give --input-shape to that")
+            raise ShapeError(f"{path}: `input_shapes` is not supported for {self.label}",
+                             hint="convert it (`edgeml.convert(..., to=\"tflite\")`) and give `input_shapes` to that")
         reader = importlib.import_module(f"edgeml.formats.{self.reader}")
         if input_shapes:
             return reader.inspect(path, input_shapes=input_shapes)
@@ -71,7 +71,8 @@ HANDLERS: dict[ModelFormat, FormatHandler] = {h.format: h for h in (
                   converts_to={"tflite": "tflite-converter", "onnx": "tf2onnx-savedmodel"}),
     FormatHandler(ModelFormat.TFLITE, "tflite", takes_input_shapes=True, label="TFLite models",
                   converts_to={"onnx": "tf2onnx-tflite"},
-                  refusals={"tflite": ("the model is already TFLite", "use --to onnx, or edgeml quantize for int8")}),
+                  refusals={"tflite": ("the model is already TFLite",
+                                        "use `to=\"onnx\"`, or `edgeml.quantize(MODEL)` for int8")}),
     FormatHandler(ModelFormat.ONNX, "onnx", takes_input_shapes=True, label="ONNX models",
                   converts_to={"onnx": "onnx-as-is", "tflite": "onnx2tf"}),
 )}

@@ -120,7 +120,7 @@ class ResolvedShapes:
         parts = []
         for name in names:
             dims = ",".join(str(d) if d is not None else "D" for d in self.shapes[name])
-            parts.append(f"--input-shape {name}={dims}")
+            parts.append(f"`input_shapes={name}={dims}`")
         return " ".join(parts)
 
     def require(self, what: str) -> dict[str, tuple[int, ...]]:

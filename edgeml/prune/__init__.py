@@ -24,16 +24,17 @@ import numpy as np
 
 from edgeml import __version__
 from edgeml._io import check_output, refuse_non_regular
+from edgeml._types import Data, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError, UsageError
-from edgeml.options import PruneOptions
+from edgeml.errors import EdgeMLError
+from edgeml.options import PruneCriterion, PruneMethod, PruneOptions, PruneSchedule, PruneScope
 
-METHODS = ("magnitude", "channel")
-SCOPES = ("layer", "global")
-SCHEDULES = ("polynomial", "constant")
-CRITERIA = ("l1", "l2", "bn")
+METHODS = PruneMethod.values()
+SCOPES = PruneScope.values()
+SCHEDULES = PruneSchedule.values()
+CRITERIA = PruneCriterion.values()
 UNSTRUCTURED_NOTE = ("unstructured sparsity shrinks the compressed (gzip) size, not dense-kernel latency: runtimes "
-                     "still multiply the zeros; use --method channel for a faster model")
+                     "still multiply the zeros; use `method=\"channel\"` for a faster model")
 
 
 @dataclass
@@ -110,51 +111,28 @@ def _saved_stats(model: Any, folder: Path) -> dict[str, int]:
         return _file_stats(path)
 
 
-def _validate(sparsity: float, method: str, scope: str, schedule: str, criterion: str, epochs: int,
-              batch_size: int, lr: float) -> None:
-    if not 0 < sparsity < 1:
-        raise UsageError(f"`sparsity` {sparsity}: must be between 0 and 1 (exclusive)",
-                          hint="e.g. `sparsity` 0.5 removes half of the weights (magnitude) or channels (channel)")
-    for opt, value, allowed in (("`method`", method, METHODS), ("`scope`", scope, SCOPES),
-                                ("`schedule`", schedule, SCHEDULES), ("`criterion`", criterion, CRITERIA)):
-        if value not in allowed:
-            raise EdgeMLError(f"{opt} {value}: expected one of {', '.join(allowed)}")
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise UsageError("`epochs` and `batch_size` must be >= 1 and `lr` > 0")
-
-
-def prune(model: str | Path, *, out: str | Path | None = None, sparsity: float | None = None,
-          method: str = "magnitude", scope: str = "layer", criterion: str = "l1", train: Any = None, val: Any = None,
-          epochs: int = 5, batch_size: int = 32, lr: float = 1e-3, schedule: str = "polynomial",
-          exclude: str | None = None, force: bool = False, progress: Callable[[str], None] | None = None,
-          options: PruneOptions | None = None) -> PruneResult:
+def prune(model: PathLike, *, out: PathLike | None = None, sparsity: float | None = None,
+          method: str = "magnitude", scope: str = "layer", criterion: str = "l1", train: Data | None = None,
+          val: Data | None = None, epochs: int = 5, batch_size: int = 32, lr: float = 1e-3,
+          schedule: str = "polynomial", exclude: str | None = None, force: bool = False,
+          progress: Callable[[str], None] | None = None, options: PruneOptions | None = None) -> PruneResult:
     """Prune ``model`` to ``out`` (.keras for Keras input, .onnx for ONNX input); see the module docstring.
 
     ``options`` (a :class:`~edgeml.options.PruneOptions`) gives every option at once, in place of the keyword
-    arguments of the same names (a UsageError when both are given)."""
-    if options is not None:
-        clashes = PruneOptions.clashes(locals())
-        if clashes:
-            raise UsageError(f"prune got options= and {', '.join(clashes)}: give the options one way",
-                             hint="put them all in options= (dataclasses.replace(options, ...)) or none")
-        return prune(model, **options.to_dict(), progress=progress)
-    if out is None or sparsity is None:
-        raise UsageError("prune needs out (the output file) and sparsity",
-                         hint="pass out= and sparsity=, or options=PruneOptions(out=..., sparsity=...)")
+    arguments of the same names (a UsageError when both are given); the work reads that one object. The values
+    are checked when the options are made (:class:`~edgeml.options.PruneOptions`)."""
+    o = PruneOptions.build("prune", options, locals())
+    return _prune(model, o, progress)
+
+
+def _prune(model: PathLike, o: PruneOptions, progress: Callable[[str], None] | None) -> PruneResult:
+    """:func:`prune` with its options in one object."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    _validate(sparsity, method, scope, schedule, criterion, epochs, batch_size, lr)
     art = ModelArtifact.open(model)
-    out = check_output(out, inputs=[art.path, train, val], force=force)
-    if exclude:
-        import re
-
-        try:
-            re.compile(exclude)
-        except re.error as exc:
-            raise UsageError(f"`exclude` {exclude!r}: not a valid regular expression ({exc})") from exc
+    out = check_output(o.out, inputs=[art.path, o.train, o.val], force=o.force)
     if art.format is ModelFormat.ONNX:
-        return _prune_onnx(art, out, sparsity, method, scope, exclude, train, t0)
+        return _prune_onnx(art, out, o.sparsity, o.method, o.scope, o.exclude, o.train, t0)
     if art.format not in (ModelFormat.KERAS, ModelFormat.H5):
         raise EdgeMLError(f"{art.path}: prune works on Keras models (.keras, .h5) and ONNX, not {art.format.value}",
                           hint="prune the Keras model before converting it")
@@ -165,24 +143,24 @@ def prune(model: str | Path, *, out: str | Path | None = None, sparsity: float |
     from edgeml.prune.finetune import accuracy, avoid_onednn_crash, load_labelled
 
     # before TensorFlow is imported (see there)
-    onednn_note, onednn_warning = avoid_onednn_crash(art.path) if train is not None else (None, None)
+    onednn_note, onednn_warning = avoid_onednn_crash(art.path) if o.train is not None else (None, None)
     say(f"loading {art.path}")
     keras_model, compiled_loss = _load_keras(art.path)
 
-    train_xy = load_labelled(train, keras_model, "--train") if train is not None else None
-    val_xy = load_labelled(val, keras_model, "--val") if val is not None else None
+    train_xy = load_labelled(o.train, keras_model, "`train`") if o.train is not None else None
+    val_xy = load_labelled(o.val, keras_model, "`val`") if o.val is not None else None
     warnings: list[str] = []
     if train_xy is None:
-        warnings.append("no --train data: one-shot pruning without fine-tuning; accuracy may drop "
-                        "(pass --train SPEC to fine-tune)")
+        warnings.append("no `train` data: one-shot pruning without fine-tuning; accuracy may drop "
+                        "(pass `train=SPEC` to fine-tune)")
     before: dict[str, Any] = {**_keras_stats(keras_model), **_saved_stats(keras_model, out.parent)}
     if val_xy is not None:
         before["accuracy"] = accuracy(keras_model, *val_xy)
-    runner = _magnitude if method == "magnitude" else _channel
+    runner = _magnitude if o.method == "magnitude" else _channel
     pruned, layers, skipped, notes, training = runner(
-        keras_model, sparsity=sparsity, scope=scope, criterion=criterion, exclude=exclude, train=train_xy,
-        val=val_xy, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, compiled_loss=compiled_loss,
-        say=say)
+        keras_model, sparsity=o.sparsity, scope=o.scope, criterion=o.criterion, exclude=o.exclude, train=train_xy,
+        val=val_xy, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, schedule=o.schedule,
+        compiled_loss=compiled_loss, say=say)
     after: dict[str, Any] = {**_keras_stats(pruned)}
     if val_xy is not None:
         after["accuracy"] = accuracy(pruned, *val_xy)
@@ -196,8 +174,8 @@ def prune(model: str | Path, *, out: str | Path | None = None, sparsity: float |
     if art.format is ModelFormat.H5:
         notes.append(f"{art.path.name} is a (Keras 2) HDF5 model; the pruned model is saved in the Keras 3 .keras "
                      "format (keras.saving.load_model reads it; sizes before are of the input re-saved as .keras)")
-    return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
-                       criterion=criterion if method == "channel" else None, before=before, after=after,
+    return PruneResult(input=str(art.path), output=str(out), method=o.method, scope=o.scope, sparsity=o.sparsity,
+                       criterion=o.criterion if o.method == "channel" else None, before=before, after=after,
                        layers=layers, skipped=skipped, training=training, seconds=time.perf_counter() - t0,
                        notes=notes, warnings=warnings)
 
@@ -223,8 +201,8 @@ def _magnitude(model: Any, *, sparsity, scope, exclude, train, val, epochs, batc
     pruner.update(sparsity)  # exact final sparsity (also the one-shot path)
     notes = [UNSTRUCTURED_NOTE]
     if excluded:
-        notes.append(f"left dense by --exclude: {', '.join(excluded)}")
-    skipped = [{"layers": [name], "reason": "excluded by --exclude"} for name in excluded]
+        notes.append(f"left dense by `exclude`: {', '.join(excluded)}")
+    skipped = [{"layers": [name], "reason": "excluded by `exclude`"} for name in excluded]
     return model, pruner.report(), skipped, notes, training
 
 
@@ -273,9 +251,9 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
         layers = prune_onnx(art.path, tmp, sparsity, scope=scope, exclude=exclude)
     after = {**onnx_stats(out), "macs": macs, **_file_stats(out)}
     warnings = ["ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras model with "
-                "--train to fine-tune"]
+                "`train` to fine-tune"]
     if train is not None:
-        warnings.append("--train is ignored for ONNX input")
+        warnings.append("`train` is ignored for ONNX input")
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=None, before=before, after=after, layers=layers,
                        seconds=time.perf_counter() - t0, notes=[UNSTRUCTURED_NOTE], warnings=warnings)

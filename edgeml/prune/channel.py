@@ -225,7 +225,7 @@ def plan(model: Any, sparsity: float, *, criterion: str = "l1", scope: str = "la
         grp = g.groups[r]
         names = [p.name for p in grp.producers]
         if rx and any(rx.search(n) for n in names):
-            grp.blocked.append("excluded by --exclude")
+            grp.blocked.append("excluded by `exclude`")
         if grp.blocked or not grp.producers:
             keep[r] = np.arange(grp.size)
             if grp.producers:
@@ -239,7 +239,7 @@ def plan(model: Any, sparsity: float, *, criterion: str = "l1", scope: str = "la
         raise EdgeMLError(
             "no prunable channels: every Conv/Dense output reaches a model output or an unsupported layer",
             hint="channel pruning supports Conv, DepthwiseConv, SeparableConv, Dense, BatchNormalization, "
-                 "Add/Concatenate; see the skipped list with --json, or use --method magnitude")
+                 "Add/Concatenate; or use `method=\"magnitude\"`")
     if scope == "global":
         allv = np.concatenate([s / max(s.mean(), 1e-12) for s in candidates.values()])
         thr = np.sort(allv)[min(len(allv) - 1, int(round(sparsity * len(allv))))] if len(allv) else 0

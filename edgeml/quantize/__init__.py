@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._io import atomic_path, check_outputs
+from edgeml._types import Data, InputShapes, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError, QuantizationError, UsageError
+from edgeml.errors import EdgeMLError, QuantizationError
 from edgeml.options import QuantizeOptions
 from edgeml.quantize import budget_steps
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
@@ -76,7 +77,8 @@ def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
                           hint=f"use `format` {profile.formats[0]}")
     if art.format is ModelFormat.TFLITE and fmt == "onnx":
         raise EdgeMLError(f"{art.path}: quantizing a .tflite to ONNX is not supported",
-                          hint="convert it first: edgeml convert MODEL.tflite --to onnx, then quantize the .onnx")
+                          hint="convert it first: `edgeml.convert(\"MODEL.tflite\", to=\"onnx\")`, then quantize the "
+                               ".onnx")
     return fmt
 
 
@@ -99,15 +101,15 @@ def _peak_rss_mib() -> float:
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = None, format: str | None = None,
+def quantize(model: PathLike, *, out: PathLike | None = None, calib: Data | None = None, format: str | None = None,
              mode: str = "int8", io: str | None = None, per_channel: bool = True, method: str = "minmax",
-             calib_samples: int | None = None, target: str | None = None, eval: Any = None,
-             report: str | Path | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
+             calib_samples: int | None = None, target: str | None = None, eval: Data | None = None,
+             report: PathLike | None = None, force: bool = False, debug_samples: int = DEBUG_SAMPLES,
              progress: Callable[[str], None] | None = None, keras_model: Any = None,
-             input_shapes: Any = None, keep_degraded: bool = False, max_accuracy_drop: float | None = None,
-             min_fidelity: float | None = None, keep_best: bool = False, speed_seconds: float = 0.0,
-             max_evals: int | None = None, train: Any = None, epochs: int = 3, lr: float = 1e-4,
-             fallback: str | None = None, options: QuantizeOptions | None = None) -> QuantizeResult:
+             input_shapes: InputShapes | None = None, keep_degraded: bool = False,
+             max_accuracy_drop: float | None = None, min_fidelity: float | None = None, keep_best: bool = False,
+             speed_seconds: float = 0.0, max_evals: int | None = None, train: Data | None = None, epochs: int = 3,
+             lr: float = 1e-4, fallback: str | None = None, options: QuantizeOptions | None = None) -> QuantizeResult:
     """Quantize ``model`` to ``out``; see the module docstring. Raises EdgeMLError subclasses on bad input,
     and FidelityError (exit 1, nothing written) when the result fails its own fidelity check
     (``edgeml.quantize.fidelity``) unless ``keep_degraded``: then it is written and ``result.fidelity``
@@ -126,76 +128,63 @@ def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = N
     the more accurate of the two is written (``result.training`` has both top-1s).
 
     ``options`` (a :class:`~edgeml.options.QuantizeOptions`) gives every option at once, in place of the
-    keyword arguments of the same names (a UsageError when both are given)."""
-    if options is not None:
-        clashes = QuantizeOptions.clashes(locals())
-        if clashes:
-            raise UsageError(f"quantize got options= and {', '.join(clashes)}: give the options one way",
-                             hint="put them all in options= (dataclasses.replace(options, ...)) or none")
-        return quantize(model, **options.to_dict(), progress=progress, keras_model=keras_model)
-    if out is None:
-        raise UsageError("quantize needs out (the output file)", hint="pass out= or options=QuantizeOptions(out=...)")
+    keyword arguments of the same names (a UsageError when both are given); the work reads that one object."""
+    o = QuantizeOptions.build("quantize", options, locals())
+    return _quantize(model, o, progress, keras_model)
+
+
+def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], None] | None,
+              keras_model: Any) -> QuantizeResult:
+    """:func:`quantize` with its options in one object."""
     from edgeml.targets import load_profile
 
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
-    profile = load_profile(target)
-    if mode not in MODES:
-        raise EdgeMLError(f"`mode` {mode}: unknown", hint=f"use one of {', '.join(MODES)}")
+    calib, io = o.calib, o.io  # the two options the work resolves further (qat trains on `train`; io by mode)
+    profile = load_profile(o.target)
     from edgeml.quantize import budget as qb
 
-    budget = qb.Budget(max_accuracy_drop, min_fidelity, keep_best,
-                       max_evals=qb.MAX_EVALS if max_evals is None else max_evals)
+    budget = qb.Budget(o.max_accuracy_drop, o.min_fidelity, o.keep_best,
+                       max_evals=qb.MAX_EVALS if o.max_evals is None else o.max_evals)
     if budget.active:
-        budget.check_options(eval_spec=eval, mode=mode)
-    if fallback is not None:
-        from edgeml.errors import BudgetError
-
-        if fallback not in ("float", "int16x8"):
-            raise BudgetError(f"`fallback` {fallback}: unknown", hint="use `fallback` float or `fallback` int16x8")
-        if not budget.active:
-            raise BudgetError("`fallback` applies to a budget's layer fallback",
-                              hint="add `max_accuracy_drop` or `min_fidelity`, or drop `fallback`")
+        budget.check_options(eval_spec=o.eval, mode=o.mode)
     art = ModelArtifact.open(model)
-    fmt = _formats(art, format, profile)
+    fmt = _formats(art, o.format, profile)
     if art.format is ModelFormat.ONNX and fmt == "tflite":  # onnx2tf float TFLite, then the .tflite path below
         from edgeml.quantize.onnx_tflite import quantize_onnx_to_tflite
 
-        return quantize_onnx_to_tflite(art, out=out, calib=calib, mode=mode, io=io, per_channel=per_channel,
-                                       method=method, calib_samples=calib_samples, target=target, eval=eval,
-                                       report=report, force=force, debug_samples=debug_samples, progress=progress,
-                                       input_shapes=input_shapes, keep_degraded=keep_degraded)
-    if profile.full_int8 and mode != "int8":
-        raise EdgeMLError(f"`target` {profile.name} runs full-int8 models only; `mode` {mode} cannot run there",
+        return quantize_onnx_to_tflite(art, o, progress)
+    if profile.full_int8 and o.mode != "int8":
+        raise EdgeMLError(f"`target` {profile.name} runs full-int8 models only; `mode` {o.mode} cannot run there",
                           hint="use `mode` int8")
-    if fallback == "int16x8" and (fmt != "tflite" or art.format is not ModelFormat.TFLITE):
+    if o.fallback == "int16x8" and (fmt != "tflite" or art.format is not ModelFormat.TFLITE):
         from edgeml.errors import BudgetError
 
         raise BudgetError("`fallback` int16x8 needs per-op precision: only AI Edge Quantizer (a float .tflite source) "
                           "mixes int8 and int16x8 ops here", hint="use `fallback` float (the default for this source)")
-    if method == "qat":
+    if o.method == "qat":
         from edgeml.quantize import qat as qat_steps
 
-        qat_steps.check_options(art, fmt, mode, train, epochs, budget)
-        calib = calib if calib is not None else train
+        qat_steps.check_options(art, fmt, o.mode, o.train, o.epochs, budget)
+        calib = calib if calib is not None else o.train
     if fmt == "tflite":
         from edgeml.quantize.tflite import io_types
 
-        if method not in ("minmax", "qat"):
-            raise EdgeMLError(f"`method` {method}: the TFLite quantizers calibrate with min/max ranges only",
+        if o.method not in ("minmax", "qat"):
+            raise EdgeMLError(f"`method` {o.method}: the TFLite quantizers calibrate with min/max ranges only",
                               hint="drop `method` for TFLite, or use `format` onnx for entropy/percentile")
         default_io = "int8" if art.format is ModelFormat.TFLITE else profile.quantize.get("tflite_io")
-        io = io_types(mode, io or (default_io if mode == "int8" else None))
+        io = io_types(o.mode, io or (default_io if o.mode == "int8" else None))
     else:
         from edgeml.quantize.onnx import check_modes
 
-        check_modes(mode, io, method)
+        check_modes(o.mode, io, o.method)
         io = "float32"
-    needs_calib = mode in ("int8", "int16x8")
+    needs_calib = o.mode in ("int8", "int16x8")
     if needs_calib and calib is None:
-        raise EdgeMLError(f"`mode` {mode} needs calibration data", hint="pass `calib` SPEC (100-500 representative "
+        raise EdgeMLError(f"`mode` {o.mode} needs calibration data", hint="pass `calib` SPEC (100-500 representative "
                                                                         "samples, e.g. `calib` images/?samples=200)")
-    out_path, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
+    out_path, report_path = check_outputs([o.out, o.report], inputs=[art.path, calib, o.eval], force=o.force)
     assert out_path is not None  # out is required
     why = _already_quantized(art)
     if why:
@@ -208,11 +197,11 @@ def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = N
         keras_model = load(art.path)
     inputs = art.inspect().inputs if keras_model is None else _keras_inputs(keras_model)
     eval_ds = None
-    if budget.active and eval is not None:  # before any work: unlabelled data for an accuracy budget is refused
-        eval_ds = budget_steps.load_eval(budget, eval, inputs)
+    if budget.active and o.eval is not None:  # before any work: unlabelled data for an accuracy budget is refused
+        eval_ds = budget_steps.load_eval(budget, o.eval, inputs)
     ds = None
     if calib is not None:
-        ds = _dataset(calib, calib_samples, inputs)
+        ds = _dataset(calib, o.calib_samples, inputs)
         say(f"calibration data: {len(ds)} samples from {ds.spec.origin or ds.spec.source}")
     notes: list[str] = []
     warnings: list[str] = []
@@ -221,20 +210,20 @@ def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = N
     with tempfile.TemporaryDirectory(prefix="edgeml-quant-") as work_dir, atomic_path(out_path) as tmp:
         work = Path(work_dir)
         t_cal = time.perf_counter()
-        ctx: dict[str, Any] | None = {"fallback": fallback} if budget.active else None
+        ctx: dict[str, Any] | None = {"fallback": o.fallback} if budget.active else None
         training = acc_float = None
-        if method == "qat":
+        if o.method == "qat":
             from edgeml.quantize import qat as qat_steps
 
-            float_path, acc_float, left, recipe, training = qat_steps.run(art, keras_model, work, tmp, mode, io,
-                                                                          per_channel, ds, profile, notes, say, train,
-                                                                          epochs, lr, eval)
+            float_path, acc_float, left, recipe, training = qat_steps.run(art, keras_model, work, tmp, o.mode, io,
+                                                                          o.per_channel, ds, profile, notes, say,
+                                                                          o.train, o.epochs, o.lr, o.eval)
         elif fmt == "tflite":
-            float_path, left, recipe = tflite_route(art, keras_model, work, tmp, mode, io, per_channel, ds, profile,
-                                                    notes, say, ctx)
+            float_path, left, recipe = tflite_route(art, keras_model, work, tmp, o.mode, io, o.per_channel, ds,
+                                                    profile, notes, say, ctx)
         else:
-            float_path, left, recipe = onnx_route(art, keras_model, work, tmp, mode, per_channel, method, ds, profile,
-                                             notes, say, ctx)
+            float_path, left, recipe = onnx_route(art, keras_model, work, tmp, o.mode, o.per_channel, o.method, ds,
+                                                  profile, notes, say, ctx)
         cal_seconds = time.perf_counter() - t_cal - (training["wall_s"] if training else 0.0)
         calibration = None
         if ds is not None and needs_calib:
@@ -245,14 +234,15 @@ def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = N
             warnings.append(f"{len(left)} op(s) stay in float: {', '.join(left[:8])}"
                             + (" ..." if len(left) > 8 else ""))
         say("checking the quantized model loads and runs")
-        metrics, layers = compare_models(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes, art)
+        metrics, layers = compare_models(float_path, tmp, fmt, ds, inputs, o.debug_samples, say, o.input_shapes,
+                                         art)
         budget_info: dict[str, Any] | None = None
         plain_copy: Path | None = None
         if budget.active and ctx is not None:
             plain_copy = work / f"plain{tmp.suffix or '.' + fmt}"
             plain_copy.write_bytes(tmp.read_bytes())
-            budget_info, final = budget_steps.run(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, eval, fmt,
-                                             mode, profile, say)
+            budget_info, final = budget_steps.run(budget, float_path, plain_copy, layers, ctx, ds, eval_ds, o.eval,
+                                                  fmt, o.mode, profile, say)
             if final != plain_copy:
                 data = final.read_bytes()
                 if ctx.get("post") == "strip_signatures":
@@ -265,11 +255,11 @@ def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = N
 
                     left = float_ops(tmp.read_bytes())
                 say("checking the budgeted model")
-                metrics, layers = compare_models(float_path, tmp, fmt, ds, inputs, debug_samples, say, input_shapes,
-                                                 art)
-            if not budget_info["met"] and not keep_best:
+                metrics, layers = compare_models(float_path, tmp, fmt, ds, inputs, o.debug_samples, say,
+                                                 o.input_shapes, art)
+            if not budget_info["met"] and not o.keep_best:
                 raise budget_steps.budget_error(budget_info, art.path, fmt, written=False)
-        accuracy = top1_accuracy(acc_float or float_path, tmp, eval, say) if eval is not None else None
+        accuracy = top1_accuracy(acc_float or float_path, tmp, o.eval, say) if o.eval is not None else None
         size_before = float_path.stat().st_size
         size_after = tmp.stat().st_size
         source_size = art.inspect().size_bytes if art.format is not ModelFormat.SAVEDMODEL else size_before
@@ -286,19 +276,19 @@ def quantize(model: str | Path, *, out: str | Path | None = None, calib: Any = N
                 warnings.append(f"the fidelity gate would fail this model, but the budget you set "
                                 f"({budget_info['budget']}) is met on {budget_info['data']}; kept")
         speed = None
-        if speed_seconds and speed_seconds > 0 and mode in ("int8", "int16x8"):
+        if o.speed_seconds and o.speed_seconds > 0 and o.mode in ("int8", "int16x8"):
             speed = budget_steps.time_models(float_path, tmp,
                                              plain_copy if budget_info and budget_info["fallback"] else None, ds,
-                           eval_ds, mode, speed_seconds, say, input_shapes, warnings)
+                           eval_ds, o.mode, o.speed_seconds, say, o.input_shapes, warnings)
             if budget_info is not None and speed and "plain" in speed["p50_ms"]:
                 budget_info["latency_p50_ms"] = {"plain": speed["p50_ms"]["plain"],
-                                                 "budgeted": speed["p50_ms"][mode]}
+                                                 "budgeted": speed["p50_ms"][o.mode]}
         unmet_kept = budget_info is not None and not budget_info["met"]  # keep_best: the budget error follows
-        if fid["status"] == "broken" and not keep_degraded and not unmet_kept:
-            raise fidelity_error(art.path, fid, metrics, layers, fmt, mode, per_channel, method, written=False)
+        if fid["status"] == "broken" and not o.keep_degraded and not unmet_kept:
+            raise fidelity_error(art.path, fid, metrics, layers, fmt, o.mode, o.per_channel, o.method, written=False)
     result = QuantizeResult(
-        source=str(art.path), source_format=art.format.value, output=str(out_path), format=fmt, mode=mode, io=io,
-        per_channel=per_channel, method=method, target=profile.name, recipe=recipe,
+        source=str(art.path), source_format=art.format.value, output=str(out_path), format=fmt, mode=o.mode, io=io,
+        per_channel=o.per_channel, method=o.method, target=profile.name, recipe=recipe,
         source_size_bytes=source_size,
         size_before_bytes=size_before, size_after_bytes=size_after, calibration=calibration, float_ops=left,
         metrics=metrics, layers=layers, accuracy=accuracy, seconds=round(time.perf_counter() - t_start, 3),

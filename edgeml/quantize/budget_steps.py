@@ -34,11 +34,11 @@ def run(budget: Any, float_path: Path, plain: Path, layers: list, ctx: dict[str,
 
     if eval_ds is not None:
         feeds = [eval_ds.sample(j).batch1() for j in range(len(eval_ds))]
-        where = f"{len(eval_ds)} samples of --eval {eval_ds.spec.origin or eval_ds.spec.source}"
+        where = f"{len(eval_ds)} samples of `eval` {eval_ds.spec.origin or eval_ds.spec.source}"
     else:
         n = min(qb.FIDELITY_SAMPLES, len(ds))
         feeds = [ds.sample(j).batch1() for j in range(n)]
-        where = f"the first {n} calibration samples (in-sample: pass --eval for held-out data)"
+        where = f"the first {n} calibration samples (in-sample: pass `eval` for held-out data)"
     say(f"budget {budget.describe()}: measuring on {where}")
     scorer = qb.Scorer(budget, float_path, feeds if budget.kind == "fidelity" else None, eval_ds, where)
     allow = not profile.full_int8 and "make" in ctx
@@ -75,17 +75,17 @@ def budget_error(info: dict[str, Any], path: Path | str, fmt: str, *, written: b
 
     reached = budget_value(info, info["reached"])
     who = ", ".join(info["responsible"][:5]) or "none identified"
-    where = "the best reached was written (--keep-best)" if written else "nothing was written"
+    where = "the best reached was written (`keep_best`)" if written else "nothing was written"
     if info.get("why_no_fallback") and "full-int8" in info["why_no_fallback"]:
         return BudgetNotMet(f"{path}: int8 misses the budget ({info['budget']}): {reached} on {info['data']}; "
                             f"target {info['target']} runs full-int8 models only, so no layer may stay float; "
                             f"layers that break it: {who}; {where}",
                             hint="train with quantization in the loop (quantization-aware training) so that these "
-                                 "layers learn int8-friendly ranges: edgeml quantize MODEL.keras --method qat --train "
-                                 "SPEC --epochs N; or pick a target that allows float fallback")
+                                 "layers learn int8-friendly ranges: `edgeml.quantize(\"MODEL.keras\", method=\"qat\", "
+                                 "train=SPEC, epochs=N)`; or pick a target that allows float fallback")
     tried = f"{len(info['fallback'])} layer(s) in {info['fallback_scheme']}" if info["fallback"] else "no fallback"
-    hint = ("loosen the budget, try more representative --calib data or --method percentile/entropy (ONNX), or "
-            "quantization-aware training; --keep-best writes the best reached (still exit 1)")
+    hint = ("loosen the budget, try more representative `calib` data or `method=\"percentile\"`/entropy (ONNX), or "
+            "quantization-aware training; `keep_best=True` writes the best reached (still exit 1)")
     if info.get("why_no_fallback"):
         hint = f"{info['why_no_fallback']}; or {hint}"
     return BudgetNotMet(f"{path}: the budget ({info['budget']}) cannot be met: best reached {reached} with {tried} "
@@ -147,7 +147,7 @@ def budget_lines(r: QuantizeResult) -> list[str]:
                      f"{human_bytes(b['size_bytes'])}")
             lat = b.get("latency_p50_ms")
             price += (f"; p50 {lat['plain']:.3g} -> {lat['budgeted']:.3g} ms on this host" if lat
-                      else "; latency not measured (--speed-seconds 0)")
+                      else "; latency not measured (`speed_seconds=0`)")
             lines.append(price)
     if r.speed:
         from edgeml.quantize.speed import verdict

@@ -53,7 +53,8 @@ def compare_models(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: 
         test = open_session(quant_path)
     except EdgeMLError as exc:
         raise QuantizationError(f"the quantized model does not load: {exc.message}",
-                                hint="nothing was written; report this with --debug output") from exc
+                                hint="nothing was written; report this with its traceback "
+                                     "(`traceback.print_exc()`)") from exc
     ref = open_session(float_path)
     if ds is not None:
         feeds = [ds.sample(j).batch1() for j in range(min(n, len(ds)))]
@@ -69,7 +70,7 @@ def compare_models(float_path: Path, quant_path: Path, fmt: str, ds, inputs, n: 
         metrics = compare(ref, test, feeds, atol=math.inf, data=label, classifiers=heads)
     except Exception as exc:
         raise QuantizationError(f"the quantized model fails to run: {' '.join(str(exc).split())[:300]}",
-                                hint="nothing was written; try --per-tensor or another --mode") from exc
+                                hint="nothing was written; try `per_channel=False` or another `mode`") from exc
     k, macs = layer_samples(art, feeds, len(feeds)) if art is not None else (len(feeds), None)
     if k < len(feeds) and macs:  # fewer samples only under a known MAC count
         metrics.notes.append(f"per-layer errors on {k} of {len(feeds)} samples (the model has {macs / 1e6:,.0f} M "

@@ -156,8 +156,9 @@ def converter_builder(folder: Path, float_tflite: Path, *, io: str, per_channel:
         except Exception as exc:
             raise QuantizationError(f"the TFLite quantizer failed with {len(keys)} layer(s) left in float: "
                                     f"{' '.join(str(exc).split())[:300]}",
-                                    hint="report this with --debug output; --min-fidelity/--max-accuracy-drop "
-                                         "without fallback: --target coral-usb") from exc
+                                    hint="report this with its traceback (`traceback.print_exc()`); "
+                                         "`min_fidelity`/`max_accuracy_drop` without fallback: "
+                                         "`target=\"coral-usb\"`") from exc
         out.write_bytes(data)
         return out
 
@@ -225,7 +226,7 @@ def aeq_builder(source: Path, *, per_channel: bool, calibration: list[dict[str, 
             except Exception as exc:
                 raise QuantizationError(f"AI Edge Quantizer failed with {len(keys)} layer(s) in {scheme}: "
                                         f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
-                                        hint="report this with --debug output") from exc
+                                        hint="report this with its traceback (`traceback.print_exc()`)") from exc
         out.write_bytes(bytes(result.quantized_model))
         return out
 

@@ -101,13 +101,14 @@ def hint(*, fmt: str, mode: str, per_channel: bool, method: str) -> str:
     """What to try when the gate trips, for this recipe."""
     tries = []
     if not per_channel:
-        tries.append("--per-channel")
+        tries.append("`per_channel=True`")
     if fmt == "onnx" and method == "minmax":
-        tries.append("--method percentile (or entropy)")
+        tries.append("`method=\"percentile\"` (or entropy)")
     if fmt == "tflite" and mode == "int8":
-        tries.append("--mode int16x8")
+        tries.append("`mode=\"int16x8\"`")
     if fmt == "onnx" and mode == "int8":  # e.g. a LayerNorm built from ReduceSum/Sub/Sqrt (Magika): int8 weights only
-        tries.append("--mode dynamic (int8 weights, float activations)")
-    tries.append("more representative --calib data")
-    return (f"try {', '.join(tries)}; judge the result on labelled data with --eval (or an accuracy budget: "
-            "edgeml check --max-accuracy-drop --baseline FLOAT); --keep-degraded writes the model anyway (still exit 1)")
+        tries.append("`mode=\"dynamic\"` (int8 weights, float activations)")
+    tries.append("more representative `calib` data")
+    return (f"try {', '.join(tries)}; judge the result on labelled data with `eval` (or an accuracy budget: "
+            "`edgeml.check(MODEL, max_accuracy_drop=DROP, baseline=FLOAT)`); `keep_degraded=True` writes the model "
+            "anyway (still exit 1)")

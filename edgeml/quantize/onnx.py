@@ -189,7 +189,7 @@ def ort_error(exc: BaseException, kind: str) -> QuantizationError:
         # the C++ runtime refused a calibration run: the data does not fit the model
         return QuantizationError(f"ONNX Runtime could not run the model on the calibration data ({name}: {text})",
                                  hint="check the calibration data's shape, dtype and layout match the model's inputs "
-                                      "(edgeml inspect MODEL; edgeml data inspect SPEC)")
+                                      "(`edgeml.inspect(MODEL)`; edgeml data inspect SPEC)")
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "onnxruntime" in f.filename]
     where = ""
     if frames:
@@ -199,8 +199,9 @@ def ort_error(exc: BaseException, kind: str) -> QuantizationError:
     return QuantizationError(
         f"ONNX Runtime {onnxruntime.__version__}'s {kind} quantizer failed internally on this graph: "
         f"{name}: {text}{where}",
-        hint="this is the quantizer's limitation on this graph, not a data problem: try --per-tensor, "
-             "--mode dynamic, or --format tflite from the Keras/SavedModel source; --debug shows the traceback")
+        hint="this is the quantizer's limitation on this graph, not a data problem: try `per_channel=False`, "
+             "`mode=\"dynamic\"`, or `format=\"tflite\"` from the Keras/SavedModel source; "
+             "`traceback.print_exc()` shows the traceback")
 
 
 def _preprocess(src: Path, dst: Path, info: dict[str, Any]) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgeml.errors import EdgeMLError
+from edgeml.options import QuantizeOptions
 
 
 class ChannelLastDataset:
@@ -67,10 +68,8 @@ def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: A
             "quantized_top1": b["top1"], "drop": a["top1"] - b["top1"], "float_model": str(onnx_path)}
 
 
-def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str, io: str | None, per_channel: bool,
-                            method: str, calib_samples: int | None, target: str | None, eval: Any,
-                            report: str | Path | None, force: bool, debug_samples: int, progress: Any,
-                            input_shapes: Any = None, keep_degraded: bool = False) -> Any:
+def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
+    """``quantize`` of an ONNX model to a TFLite model (``o.format`` tflite or a TFLite-only target)."""
     import time
 
     from edgeml._io import check_outputs
@@ -78,29 +77,30 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
     from edgeml.convert.onnx_tflite_prepare import index_inputs
     from edgeml.convert.onnx_tflite_run import private_dir, require_onnx2tf
     from edgeml.formats.shapes import resolve
-    from edgeml.quantize import _already_quantized, _dataset, quantize, write_report
+    from edgeml.quantize import _already_quantized, _dataset, _quantize, write_report
     from edgeml.runtimes.litert import load_interpreter
 
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    out_path, report_path = check_outputs([out, report], inputs=[art.path, calib, eval], force=force)
+    calib = o.calib
+    out_path, report_path = check_outputs([o.out, o.report], inputs=[art.path, calib, o.eval], force=o.force)
     assert out_path is not None
     why = _already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
                           hint="quantize the float model it was made from")
     if calib is None:
-        raise EdgeMLError(f"--mode {mode} from an ONNX source needs calibration data (it also fixes the input "
-                          "shapes for the conversion)", hint="pass --calib SPEC")
+        raise EdgeMLError(f"`mode` {o.mode} from an ONNX source needs calibration data (it also fixes the input "
+                          "shapes for the conversion)", hint="pass `calib=SPEC`")
     require_onnx2tf()
     specs = art.inspect().inputs
     import onnx
 
     ids = sorted(index_inputs(onnx.load(str(art.path), load_external_data=False)))
-    ds = _dataset(calib, calib_samples, specs)
+    ds = _dataset(calib, o.calib_samples, specs)
     first = ds.sample(0)
     # the data decides the converted model's input shapes (batch 1); an --input-shape that contradicts it is refused
-    shapes = resolve(specs, input_shapes, data_shapes={n: (1, *np.shape(first.feeds[n])) for n in ds.input_names}
+    shapes = resolve(specs, o.input_shapes, data_shapes={n: (1, *np.shape(first.feeds[n])) for n in ds.input_names}
                      ).require("converting to TFLite (fixed input shapes)")
     with private_dir() as work:
         float_path = work / "float.tflite"
@@ -111,16 +111,17 @@ def quantize_onnx_to_tflite(art: Any, *, out: str | Path, calib: Any, mode: str,
         order = list(first_sig.get("inputs", []))
         say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
         try:
-            result = quantize(float_path, out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),
-                              format="tflite", mode=mode, io=io, per_channel=per_channel, method=method,
-                              target=target, force=force, debug_samples=debug_samples, progress=progress,
-                              keep_degraded=keep_degraded)
+            tfl = QuantizeOptions(out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),  # type: ignore[arg-type]
+                                  format="tflite", mode=o.mode, io=o.io, per_channel=o.per_channel, method=o.method,
+                                  target=o.target, force=o.force, debug_samples=o.debug_samples,
+                                  keep_degraded=o.keep_degraded)  # a loaded dataset: _dataset() takes it as it is
+            result = _quantize(float_path, tfl, progress, None)
         except EdgeMLError as exc:  # name the user's model, not the private float .tflite
             exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
             exc.args = (exc.message,)
             raise
-    if eval is not None:
-        result.accuracy = _accuracy(art.path, out_path, conv, eval, say)
+    if o.eval is not None:
+        result.accuracy = _accuracy(art.path, out_path, conv, o.eval, say)
     result.source, result.source_format = str(art.path), "onnx"
     result.seconds = round(time.perf_counter() - t0, 3)  # the onnx2tf conversion included
     result.source_size_bytes = art.path.stat().st_size

@@ -310,7 +310,7 @@ def run(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, prof
     tuned_float, left, _ = tflite_route(art, tuned, work / "qat", tmp, mode, io, per_channel, ds, profile, [], say)
     compare_to = tuned_float  # the fidelity gate: does the int8 model reproduce the float model it came from?
     recipe["method"] = "qat"
-    training["export"] = "TFLite converter, full int8, activation ranges calibrated on --calib"
+    training["export"] = "TFLite converter, full int8, activation ranges calibrated on `calib`"
     if eval_spec is not None:
         a_ptq = top1_accuracy(float_path, ptq, eval_spec, say)
         a_qat = top1_accuracy(float_path, tmp, eval_spec, say)
@@ -321,12 +321,12 @@ def run(art, keras_model, work: Path, tmp: Path, mode, io, per_channel, ds, prof
             left, compare_to = left_ptq, float_path
             training["written"] = "ptq"
             notes.append(f"QAT ({100 * a_qat['quantized_top1']:.2f}%) did not beat PTQ "
-                         f"({100 * a_ptq['quantized_top1']:.2f}%) on --eval: wrote the PTQ model")
+                         f"({100 * a_ptq['quantized_top1']:.2f}%) on `eval`: wrote the PTQ model")
         else:
             training["written"] = "qat"
     else:
         training["written"] = "qat"
-        notes.append("QAT result not compared with PTQ (no --eval data)")
+        notes.append("QAT result not compared with PTQ (no `eval` data)")
     if training["written"] == "qat":
         notes.append("outputs/fidelity compare the int8 model with the QAT-tuned float model; top-1 is against the "
                      "original float model")

@@ -70,10 +70,10 @@ def fidelity_error(path: Path, fid: dict[str, Any], metrics: Any, layers: list, 
         why.append(f"{'; '.join(fid['broken'])} on {metrics.data}{worst}")
     if fid.get("size_growth"):
         why.append(fid["size_growth"])
-    where = "kept at the output (--keep-degraded)" if written else "nothing was written"
+    where = "kept at the output (`keep_degraded`)" if written else "nothing was written"
     why += [f"({c})" for c in fid.get("caveats", [])]
     advice = hint(fmt=fmt, mode=mode, per_channel=per_channel, method=method) if fid["broken"] else \
-        "--keep-degraded writes it anyway (still exit 1)"
+        "`keep_degraded=True` writes it anyway (still exit 1)"
     if fid.get("size_growth"):
         advice = "export the model with its trained weights stored as initializers (the source computes them at " \
                  f"run time); {advice}"

@@ -49,7 +49,7 @@ def tflite_route(art, keras_model, work: Path, tmp: Path, mode, io, per_channel,
             ops = ", ".join(f"{op} x{n}" for op, n in sorted(flow.items()))
             raise QuantizationError(
                 f"{art.path}: the model has control flow ({ops}): AI Edge Quantizer {mode} cannot calibrate the "
-                "tensors inside its branch/body subgraphs", hint="use --mode dynamic (int8 weights, float "
+                "tensors inside its branch/body subgraphs", hint="use `mode=\"dynamic\"` (int8 weights, float "
                 "activations), or quantize the Keras/SavedModel source") from exc
         if added:  # the signature was edgeml's: the output keeps the source's contract
             from edgeml.formats.tflite_edit import strip_signatures
@@ -87,8 +87,8 @@ def tflite_route(art, keras_model, work: Path, tmp: Path, mode, io, per_channel,
     tmp.write_bytes(data)
     if ctx is not None:
         if ctx.get("fallback") == "int16x8":
-            ctx["why_no_fallback"] = ("--fallback int16x8 needs per-op precision, which the TFLite converter does "
-                                      "not offer: use --fallback float, or quantize the float .tflite")
+            ctx["why_no_fallback"] = ("`fallback` int16x8 needs per-op precision, which the TFLite converter does "
+                                      "not offer: use `fallback=\"float\"`, or quantize the float .tflite")
         elif mode == "int8":
             from edgeml.quantize.fallback import converter_builder
 
@@ -96,7 +96,7 @@ def tflite_route(art, keras_model, work: Path, tmp: Path, mode, io, per_channel,
             ctx["make"] = lambda: converter_builder(folder, float_path, io=io, per_channel=per_channel,
                                                     representative=ds.representative_dataset(), work=work)
         else:
-            ctx["why_no_fallback"] = ("the TFLite converter cannot mix precisions per op in --mode int16x8: "
+            ctx["why_no_fallback"] = ("the TFLite converter cannot mix precisions per op in `mode` int16x8: "
                                       "quantize the float .tflite (AI Edge Quantizer) for per-op fallback")
     return float_path, left, recipe
 
@@ -197,8 +197,8 @@ def onnx_route(art, keras_model, work: Path, tmp: Path, mode, per_channel, metho
     onnx.save(info["preprocessed"], str(float_path))
     if ctx is not None:
         if ctx.get("fallback") == "int16x8":
-            ctx["why_no_fallback"] = ("--fallback int16x8 is not available for ONNX here (ORT's per-node 16-bit "
-                                      "overrides are not wired in): use --fallback float")
+            ctx["why_no_fallback"] = ("`fallback` int16x8 is not available for ONNX here (ORT's per-node 16-bit "
+                                      "overrides are not wired in): use `fallback=\"float\"`")
         elif info.get("ranges_cache"):
             from edgeml.quantize.fallback import onnx_builder
 
@@ -222,4 +222,4 @@ def refuse_if_nothing_quantized(model: Any, path: Path) -> None:
            "leaves in float" if flow else "ONNX Runtime's quantizer found no op it quantizes")
     raise QuantizationError(f"{path}: nothing was quantized: {why}; the output would be the float model",
                             hint="re-export the model without If/Loop around its layers (one graph per branch), "
-                                 "then quantize that" if flow else "check the model's ops (edgeml inspect MODEL)")
+                                 "then quantize that" if flow else "check the model's ops (`edgeml.inspect(MODEL)`)")

@@ -71,10 +71,10 @@ def verdict(speed: dict[str, Any], fmt: str, label: str = "int8") -> tuple[str, 
     advice = (f"the {label} model is {1 / ratio:.2f}x SLOWER than float on this host (measured): for this host keep "
               "the float model")
     if fmt == "onnx":
-        advice += (", or measure another recipe here (e.g. --format tflite) with edgeml bench; ONNX Runtime's CPU "
+        advice += (", or measure another recipe here (e.g. `format=\"tflite\"`) with edgeml bench; ONNX Runtime's CPU "
                    "kernels for QDQ int8 are only faster on some ops and CPUs")
     else:
-        advice += "; measure on the target itself (edgeml bench --host) before deploying either"
+        advice += "; measure on the target itself (edgeml bench with `host`) before deploying either"
     return line + f"{label} {1 / ratio:.2f}x slower", advice
 
 

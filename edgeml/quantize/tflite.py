@@ -114,7 +114,8 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
         raise EdgeMLError(f"`io` {io}: a quantized .tflite made from a .tflite has int8 inputs and outputs",
                           hint="use `io` int8, or quantize the Keras/SavedModel source for float or uint8 IO")
     if mode in ("int16x8", "float16") and not per_channel:
-        raise EdgeMLError("--per-tensor is not available for this mode from a .tflite", hint="drop --per-tensor")
+        raise EdgeMLError("`per_channel=False` is not available for this mode from a .tflite",
+                          hint="drop `per_channel=False`")
     if mode == "int8":
         q = quantizer.Quantizer(str(path))
         granularity = recipe.QuantGranularity.CHANNELWISE if per_channel else recipe.QuantGranularity.TENSORWISE
@@ -140,7 +141,7 @@ def from_tflite(path: Path, *, mode: str, io: str, per_channel: bool, calibratio
             raise QuantizationError(
                 f"{source or path}: AI Edge Quantizer {version('ai-edge-quantizer')} failed on this model: {type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:300]}" + (f" (in {where})" if where else ""),
-                hint="a limitation of AI Edge Quantizer on this graph: try --per-tensor or --mode dynamic, or "
+                hint="a limitation of AI Edge Quantizer on this graph: try `per_channel=False` or `mode=\"dynamic\"`, or "
                      "quantize the Keras/SavedModel source with the TFLite converter") from exc
     data = bytes(result.quantized_model)
     left = float_ops(data) if mode == "int8" else []

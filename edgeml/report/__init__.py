@@ -104,12 +104,12 @@ class Report:
 
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise EdgeMLError(f"{path}: no such results file", hint="pass JSON written by edgeml bench/estimate/prune "
-                                                                "--json, or a run folder's run.json")
+        raise EdgeMLError(f"{path}: no such results file", hint="pass the JSON of an edgeml bench/estimate/prune "
+                                                                "result (`to_dict()`), or a run folder's run.json")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EdgeMLError(f"{path}: not JSON ({exc})", hint="save results with --json > FILE or --out FILE") from exc
+        raise EdgeMLError(f"{path}: not JSON ({exc})", hint="save results as JSON (`to_dict()`) to a file") from exc
     if not isinstance(data, dict) or data.get("schema") not in KNOWN:
         schema = data.get("schema") if isinstance(data, dict) else None
         raise EdgeMLError(f"{path}: not an edgeml result (schema {schema!r})",
@@ -230,7 +230,7 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else f"malformed ({exc})"
             raise EdgeMLError(f"{p}: not a complete {data.get('schema')} result: {what}",
-                              hint="pass the JSON exactly as edgeml wrote it (--json or --out)") from exc
+                              hint="pass the JSON exactly as edgeml wrote it (`to_dict()`)") from exc
     if not b.variants:
         raise EdgeMLError("the results hold no models", hint="include an edgeml bench or estimate result")
     for v in b.variants.values():
@@ -248,7 +248,7 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
     first = next(iter(b.variants.values()))
     if train_flops is not None:
         tr.flops = train_flops
-        tr.parts.append(f"--train-flops {train_flops:.3g} (given)")
+        tr.parts.append(f"`train_flops` {train_flops:.3g} (given)")
     elif train_samples is not None or epochs is not None:
         if train_samples is None or epochs is None or not first.flops:
             raise EdgeMLError("`train_samples` and `epochs` go together and need a model with known FLOPs",
@@ -257,16 +257,16 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
         tr.parts.append(f"3 x forward FLOPs of {first.name} x {train_samples} samples x {epochs} epochs (derived)")
     if train_gpu_hours is not None:
         tr.wall_s = train_gpu_hours * 3600
-        tr.parts.append(f"--train-gpu-hours {train_gpu_hours:g} (given)")
+        tr.parts.append(f"`train_gpu_hours` {train_gpu_hours:g} (given)")
     if train_power_w is not None:
         if not tr.wall_s:
             raise EdgeMLError("`train_power_w` needs a training time", hint="add `train_gpu_hours`")
         tr.energy_j = tr.wall_s * train_power_w
-        tr.parts.append(f"energy = training time x --train-power-w {train_power_w:g} W")
+        tr.parts.append(f"energy = training time x `train_power_w` {train_power_w:g} W")
     for note, models in b.estimate_notes.items():
         b.notes.append(f"{note} ({', '.join(models) if len(models) < len(b.variants) else 'all models'})")
     if not (tr.flops or tr.wall_s):
-        b.notes.append("no training cost known: pass --train-flops, --train-samples/--epochs or --train-gpu-hours")
+        b.notes.append("no training cost known: pass `train_flops`, `train_samples`/`epochs` or `train_gpu_hours`")
     names = list(b.variants)
     if deploy is not None and deploy not in names:
         raise EdgeMLError(f"`deploy` {deploy}: no such model in the results", hint=f"one of: {', '.join(names)}")

@@ -57,7 +57,7 @@ class LiteRTSession:
                 raise ModelLoadError(f"{self.path}: the LiteRT interpreter cannot prepare the model at input shapes "
                                      f"{[list(np.shape(feeds[t.name])) for t in self.inputs]}: "
                                      f"{' '.join(str(exc).split())}",
-                                     hint="check the input shapes (--input-shape, or the data) fit the model") from exc
+                                     hint="check the input shapes (`input_shapes`, or the data) fit the model") from exc
             self._allocated = True
         for t in self.inputs:
             self.interpreter.set_tensor(self._in_index[t.name], quantize(np.asarray(feeds[t.name]), t.dtype,

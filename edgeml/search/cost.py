@@ -63,11 +63,12 @@ class CostPhase:
                 if on_boards:
                     boards.setdefault(target, []).append((name, path, key))
                     continue
+                from edgeml.options import EstimateOptions
                 from edgeml.search.trial import failure
                 from edgeml.targets.estimate import estimate
 
                 try:
-                    e = estimate(path, target=target, input_shapes=self._shapes()).to_dict()
+                    e = estimate(path, options=EstimateOptions(target=target, input_shapes=self._shapes())).to_dict()
                     e["model"] = str(path)
                     rec["stages"][f"cost:{target}"] = {"key": key, "kind": "estimated", "result": e}
                 except Exception as exc:  # noqa: BLE001 -- this target has no cost for it; others keep theirs
@@ -83,10 +84,11 @@ class CostPhase:
             self._measure_boards(target, items)
 
     def _estimate(self, name: str, path: Path, target: str) -> dict[str, Any] | None:
+        from edgeml.options import EstimateOptions
         from edgeml.targets.estimate import estimate
 
         try:
-            e = estimate(path, target=target, input_shapes=self._shapes()).to_dict()
+            e = estimate(path, options=EstimateOptions(target=target, input_shapes=self._shapes())).to_dict()
             return dict(e, model=str(path))
         except EdgeMLError:
             return None
@@ -133,16 +135,17 @@ class CostPhase:
         """Host latency: every pending variant in one interleaved bench (A B C A B C ...), nothing else of the
         search running; when that bench refuses one model, each is benched alone so the others keep theirs."""
         from edgeml.bench.harness import bench
+        from edgeml.options import BenchOptions
 
+        on_host = BenchOptions(target="host", runs=self.cfg.runs, input_shapes=self._shapes())
         try:
-            res = bench([p for _, p, _ in measured], target="host", runs=self.cfg.runs, input_shapes=self._shapes())
+            res = bench([p for _, p, _ in measured], options=on_host)
             groups = [(measured, res)]
         except EdgeMLError:
             groups = []
             for m in measured:
                 try:
-                    groups.append(([m], bench([m[1]], target="host", runs=self.cfg.runs,
-                                              input_shapes=self._shapes())))
+                    groups.append(([m], bench([m[1]], options=on_host)))
                 except EdgeMLError as exc:
                     rec = self.records[m[0]]
                     rec["stages"]["cost:host"] = {"key": m[2], "error": exc.message, "hint": exc.hint}

@@ -128,8 +128,8 @@ def load_space(path: str | Path) -> Space:
     from edgeml._io import read_toml
 
     p = Path(path)
-    data = read_toml(p, what="search space", hint="see `edgeml search --help` for the [prune] [quantize] [format] "
-                                                  "tables")
+    data = read_toml(p, what="search space", hint="see `help(edgeml.search.space)` for the [prune] [quantize] "
+                                                  "[format] tables")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise EdgeMLError(f"{p}: unknown table [{unknown[0]}]", hint="tables: [prune], [quantize], [format]")

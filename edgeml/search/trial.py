@@ -47,6 +47,7 @@ def _quiet() -> None:
 def prune_task(src: dict[str, Any], opts: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """Prune ``src`` with ``opts`` (method, sparsity); fine-tunes when ``ctx['train']`` is given."""
     _quiet()
+    from edgeml.options import PruneOptions
     from edgeml.prune import prune
 
     t0 = time.perf_counter()
@@ -55,8 +56,9 @@ def prune_task(src: dict[str, Any], opts: dict[str, Any], ctx: dict[str, Any]) -
             path = _materialise(src, Path(tmp))
             suffix = ".onnx" if path.suffix == ".onnx" else ".keras"
             out = Path(tmp) / ("pruned" + suffix)
-            res = prune(path, out=out, sparsity=opts["sparsity"], method=opts["method"], train=ctx.get("train"),
-                        val=ctx.get("eval"), epochs=ctx.get("epochs", 5), force=True)
+            res = prune(path, options=PruneOptions(out=out, sparsity=opts["sparsity"], method=opts["method"],
+                                                   train=ctx.get("train"), val=ctx.get("eval"),
+                                                   epochs=ctx.get("epochs", 5), force=True))
             return {"files": {out.name: out.read_bytes()}, "result": res.to_dict(),
                     "seconds": round(time.perf_counter() - t0, 2), "pid": os.getpid()}
     except Exception as exc:  # noqa: BLE001 -- recorded with the trial, never lost
@@ -84,15 +86,19 @@ def build_task(trial: dict[str, Any], name: str, src: dict[str, Any], ctx: dict[
                     shutil.copyfile(path, out)
                 else:
                     from edgeml.convert import convert
+                    from edgeml.options import ConvertOptions
 
-                    convert(path, to=trial["format"], out=out, force=True, input_shapes=ctx.get("input_shapes"))
+                    convert(path, options=ConvertOptions(to=trial["format"], out=out, force=True,
+                                                         input_shapes=ctx.get("input_shapes")))
             else:
+                from edgeml.options import QuantizeOptions
                 from edgeml.quantize import quantize
 
-                q = quantize(path, out=out, calib=ctx["calib"], format=trial["format"], mode=trial["mode"],
-                             per_channel=trial["per_channel"], method=trial["calib_method"],
-                             calib_samples=ctx.get("calib_samples"), target=trial.get("quantize_target"), force=True,
-                             input_shapes=ctx.get("input_shapes"))
+                q = quantize(path, options=QuantizeOptions(
+                    out=out, calib=ctx["calib"], format=trial["format"], mode=trial["mode"],
+                    per_channel=trial["per_channel"], method=trial["calib_method"],
+                    calib_samples=ctx.get("calib_samples"), target=trial.get("quantize_target"), force=True,
+                    input_shapes=ctx.get("input_shapes")))
                 quant = q.to_dict()
                 limit = ctx.get("max_float_ops")
                 if limit is not None and len(q.float_ops) > limit:

@@ -22,19 +22,20 @@ def compile_edgetpu(model: str | Path, *, target: str = "coral-usb", out_dir: st
                                                                                  "coral-devboard")
     art = ModelArtifact.open(model)
     if art.format is not ModelFormat.TFLITE:
-        raise EdgeMLError(f"{art.path}: edgetpu_compiler needs a .tflite", hint="quantize first: edgeml quantize "
-                                                                                 f"... --target {target}")
+        raise EdgeMLError(f"{art.path}: edgetpu_compiler needs a .tflite",
+                          hint=f"quantize first: `edgeml.quantize(..., target={target!r})`")
     info = art.inspect()
     if "float32" in info.weight_dtypes or not any(t.quantization for t in info.inputs):
         raise EdgeMLError(f"{art.path}: not a full-int8 model (float weights or float inputs)",
-                          hint=f"edgeml quantize MODEL --calib SPEC --target {target} -o model_int8.tflite")
+                          hint=f"`edgeml.quantize(MODEL, calib=SPEC, target={target!r}, out=\"model_int8.tflite\")`")
     compiler = shutil.which("edgetpu_compiler")
     if compiler is None:
         where = ("on this x86-64 Linux machine: add Coral's apt repository and apt install edgetpu-compiler"
                  if platform.system() == "Linux" and platform.machine() == "x86_64"
                  else "it runs on x86-64 Linux only: compile there (or in a Debian x86-64 container)")
         raise MissingDependencyError("edgetpu_compiler is not installed",
-                                     hint=where + f"; or predict its mapping: edgeml compile {art.path} --plan")
+                                     hint=where + "; or predict its mapping: "
+                                          f"`edgeml.compile({str(art.path)!r}, plan=True)`")
     out = Path(out_dir) if out_dir else art.path.parent
     from edgeml._io import check_outputs
 

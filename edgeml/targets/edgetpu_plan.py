@@ -118,7 +118,7 @@ class _Graph:
             raise
         except Exception as exc:
             raise ModelLoadError(f"{path}: the Edge TPU plan cannot parse this file as TFLite ({type(exc).__name__}: "
-                                 f"{exc})", hint="edgeml inspect MODEL; re-export the model") from exc
+                                 f"{exc})", hint="`edgeml.inspect(MODEL)`; re-export the model") from exc
         self.S = self.r.S
         self.producer: dict[int, int] = {}
         for k in range(self.sg.OperatorsLength()):
@@ -286,12 +286,12 @@ def plan(model: str | Path, *, target: str = "coral-usb", compiler: int = DEFAUL
 
     profile = load_profile(target)
     if profile.kind != "edgetpu":
-        raise EdgeMLError(f"--target {target} is not an Edge TPU target",
-                          hint="use --target coral-usb or coral-devboard")
+        raise EdgeMLError(f"`target` {target} is not an Edge TPU target",
+                          hint="use `target=\"coral-usb\"` or coral-devboard")
     path = Path(model)
     if path.suffix.lower() != ".tflite":
-        raise EdgeMLError(f"{path}: the Edge TPU plan needs a .tflite", hint=f"edgeml quantize MODEL --calib SPEC "
-                                                                                f"--target {profile.name}")
+        raise EdgeMLError(f"{path}: the Edge TPU plan needs a .tflite", hint="`edgeml.quantize(MODEL, calib=SPEC, "
+                                                                                f"target={profile.name!r})`")
     if not path.is_file():
         raise EdgeMLError(f"{path}: no such file")
     g = _Graph(path)

@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError, UsageError
-from edgeml.options import Precision
+from edgeml._types import InputShapes, PathLike
+from edgeml.errors import EdgeMLError
+from edgeml.options import EstimateOptions, Precision
 
 DEPTHWISE = {"DEPTHWISE_CONV_2D", "DepthwiseConv2D", "DepthwiseConv1D", "Conv(depthwise)"}
 RECURRENT = {"LSTM", "GRU", "RNN", "SimpleRNN", "Bidirectional", "UNIDIRECTIONAL_SEQUENCE_LSTM",
@@ -81,23 +82,24 @@ def refuse_unknown_cost(info: Any, path: Any) -> None:
         why = next((n for n in getattr(info, "notes", []) if n.startswith("MACs partial")), "")
         raise EdgeMLError(f"{path}: cannot estimate: MACs are partial ({why.split(';')[0] or 'see edgeml inspect'})",
                           hint=why.split("; ", 1)[1] if "; " in why else
-                          "give the unknown dims with --input-shape NAME=D0,D1,... (edgeml inspect MODEL lists them)")
+                          "give the unknown dims with `input_shapes=NAME=D0,D1,...` "
+                          "(`edgeml.inspect(MODEL)` lists them)")
     counted_at_shapes = hasattr(info, "macs_shapes")  # the inspector resolves dims and loop trip counts itself
     for t in [] if counted_at_shapes else getattr(info, "inputs", []):
         unknown = [i for i, d in enumerate(t.shape) if d is None and i > 0]
         if unknown:
             raise EdgeMLError(f"{path}: input '{t.name}' {t.shape_str()} has unknown dims {unknown}: MACs would be "
                               "counted on an invented size", hint="export the model with fixed input dims (or give "
-                                                                  "them with --input-shape where supported)")
+                                                                  "them with `input_shapes` where supported)")
     for layer in info.layers:
         # (an inspector that counts at resolved shapes marks uncountable recurrent ops as macs_partial; a
         # recurrent op at 0 MACs there sits in a branch that does not run, e.g. the other sample rate's)
         if layer.op in RECURRENT and not layer.macs and not counted_at_shapes:
             raise EdgeMLError(f"{path}: recurrent op {layer.op} ({layer.name}) has no MAC count: its cost is unknown",
-                              hint="edgeml inspect MODEL; recurrent MACs need the sequence length to be fixed")
+                              hint="`edgeml.inspect(MODEL)`; recurrent MACs need the sequence length to be fixed")
         if layer.op in LOOPS and not counted_at_shapes:
             raise EdgeMLError(f"{path}: control-flow loop {layer.op} ({layer.name}): its iteration count, and so its "
-                              "cost, is unknown before running", hint="measure it: edgeml bench MODEL --target T")
+                              "cost, is unknown before running", hint="measure it: `edgeml.bench(MODEL, target=T)`")
 
 
 def default_precision(inspection: Any, profile: Any) -> str:
@@ -113,7 +115,7 @@ def _peak(profile: Any, precision: str) -> float:
     peak = profile.peak_gops.get(precision) or profile.peak_gops.get("fp32")
     if not peak:
         raise EdgeMLError(f"target {profile.name} has no peak throughput for {precision} in its profile",
-                          hint="estimates need [peak_gops]; the host is measured instead: edgeml bench MODEL")
+                          hint="estimates need [peak_gops]; the host is measured instead: `edgeml.bench(MODEL)`")
     return float(peak)
 
 
@@ -169,8 +171,8 @@ def coefficients(profile: Any, precision: str) -> tuple[list[float], str]:
     coef = est.get(key)
     if not coef or len(coef) != 3:
         raise EdgeMLError(f"target {profile.name} has no fitted estimate coefficients ([estimate] {key})",
-                          hint=f"fit them from your measurements: edgeml estimate --fit results.json --target "
-                               f"{profile.name} -o my-{profile.name}.toml")
+                          hint="fit them from your measurements: `edgeml.estimate(fit=\"results.json\", "
+                               f"target={profile.name!r}, out=\"my-{profile.name}.toml\")`")
     basis = est.get(f"basis_{precision}") or est.get("basis") or "coefficients in the profile"
     return [float(c) for c in coef], basis
 
@@ -201,28 +203,36 @@ def _inspect(art: Any, input_shapes: Any) -> Any:
     return art.inspect() if input_shapes is None else art.inspect(input_shapes=input_shapes)
 
 
-def estimate(model: str | Path, *, target: str, precision: str | None = None, threads: int | None = None,
-             top: int = 8, input_shapes: Any = None) -> Estimate:
+def estimate(model: PathLike, *, target: str | None = None, precision: str | None = None,
+             threads: int | None = None, top: int = 8, input_shapes: InputShapes | None = None,
+             options: EstimateOptions | None = None) -> Estimate:
+    """Estimate ``model`` on ``target`` (see the module docstring). ``options`` (an
+    :class:`~edgeml.options.EstimateOptions`) gives every option at once, in place of the keyword arguments of
+    the same names (a UsageError when both are given); the work reads that one object."""
+    o = EstimateOptions.build("estimate", options, locals())
+    return _estimate(model, o)
+
+
+def _estimate(model: PathLike, o: EstimateOptions) -> Estimate:
+    """:func:`estimate` with its options in one object."""
     from edgeml.artifact import ModelArtifact
     from edgeml.targets import load_profile
 
-    profile = load_profile(target)
+    profile = load_profile(o.target)
     if profile.is_host:
-        raise EdgeMLError("the host is measured, not estimated", hint="edgeml bench MODEL")
-    if precision is not None and precision not in PRECISIONS:
-        raise UsageError(f"`precision` {precision}: unknown", hint=f"use one of {', '.join(PRECISIONS)}")
+        raise EdgeMLError("the host is measured, not estimated", hint="`edgeml.bench(MODEL)`")
     art = ModelArtifact.open(model)
-    info = _inspect(art, input_shapes)
+    info = _inspect(art, o.input_shapes)
     if EDGETPU_OP in (info.custom_ops or []):
         if profile.kind != "edgetpu":
             raise EdgeMLError(f"{art.path}: compiled for the Edge TPU; it runs only on Coral targets",
                               hint="estimate the .tflite it was compiled from for this target")
-        return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
+        return estimate_from(info, profile, precision=o.precision, threads=o.threads, top=o.top, name=str(art.path))
     refuse_unknown_cost(info, art.path)
     if not info.macs:
         raise EdgeMLError(f"{art.path}: no MACs found in the graph, nothing to estimate from",
-                          hint="edgeml inspect MODEL shows what edgeml sees")
-    return estimate_from(info, profile, precision=precision, threads=threads, top=top, name=str(art.path))
+                          hint="`edgeml.inspect(MODEL)` shows what edgeml sees")
+    return estimate_from(info, profile, precision=o.precision, threads=o.threads, top=o.top, name=str(art.path))
 
 
 def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> tuple[Features, dict | None, bool]:
@@ -231,8 +241,8 @@ def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> 
         notes.append("not a .tflite: assumes every op maps to the Edge TPU after quantization (no compiler plan)")
         return f, None, False
     if not any(d in ("int8", "uint8") for d in info.weight_dtypes) and EDGETPU_OP not in (info.custom_ops or []):
-        notes.append(f"float .tflite: assumes every op maps after full-int8 quantization; quantize with --target "
-                     f"{profile.name}, then edgeml compile MODEL --plan shows the real mapping")
+        notes.append(f"float .tflite: assumes every op maps after full-int8 quantization; quantize with "
+                     f"`target={profile.name!r}`, then `edgeml.compile(MODEL, plan=True)` shows the real mapping")
         return f, None, False
     from edgeml.targets.edgetpu_plan import plan
 
@@ -247,9 +257,9 @@ def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> 
     notes.append(p.summary())
     if not p.compiles:
         raise EdgeMLError(f"{info.path}: edgetpu_compiler would not compile it: {'; '.join(p.blockers)}",
-                          hint=f"quantize to full int8 with static shapes (edgeml quantize MODEL --calib SPEC --target "
-                               f"{profile.name}); edgeml compile {info.path} --target {profile.name} --plan "
-                               "shows each op")
+                          hint="quantize to full int8 with static shapes (`edgeml.quantize(MODEL, calib=SPEC, "
+                               f"target={profile.name!r})`); `edgeml.compile({str(info.path)!r}, "
+                               f"target={profile.name!r}, plan=True)` shows each op")
     lower = False
     if p.compiled:
         lower = True

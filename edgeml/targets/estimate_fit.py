@@ -85,7 +85,7 @@ def fit(points: list[tuple[str, Any, float, int | None]], profile: Any, precisio
     """Fit to (name, inspection, measured ms, threads) points; errors are relative."""
 
     if not points:
-        raise EdgeMLError("no measurements to fit", hint="give edgeml bench --json results measured on the target")
+        raise EdgeMLError("no measurements to fit", hint="give bench results (`to_dict()`) measured on the target")
     rows, fixed, y = [], [], []
     for _, info, ms, threads in points:
         f = features(info)
@@ -125,7 +125,7 @@ def check_environment(env: dict | None, runtime: str | None, profile: Any, where
     notes: list[str] = []
     if not env:
         raise EdgeMLError(f"{where}: the result records no environment (machine, CPU, runtime)",
-                          hint="re-measure with this edgeml: edgeml bench ... --target T --host H --json")
+                          hint="re-measure with this edgeml: `edgeml.bench(..., target=T, host=H)` (`to_dict()`)")
     arch = (env.get("arch") or "").lower().replace("arm64", "aarch64")
     if profile.arch and arch and arch != profile.arch.lower():
         raise EdgeMLError(f"{where}: measured on {arch} ({env.get('cpu') or env.get('board') or 'unknown CPU'}), but "
@@ -163,11 +163,13 @@ def fit_from_bench(results: list[str | Path], target: str, precision: str | None
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise EdgeMLError(f"{path}: not a readable edgeml bench JSON result ({exc})",
-                              hint="write one with edgeml bench ... --target T --host H --json > results.json") from exc
+                              hint="write one with `edgeml.bench(..., target=T, host=H)` (`to_dict()`) "
+                                   "> results.json") from exc
         if not isinstance(data, dict) or data.get("schema") != "edgeml.bench/1" or not data.get("measured"):
             raise EdgeMLError(f"{path}: not a measured edgeml bench result (schema edgeml.bench/1, measured)")
         if not isinstance(data.get("models"), list):
-            raise EdgeMLError(f"{path}: no 'models' list in the bench result", hint="re-run edgeml bench --json")
+            raise EdgeMLError(f"{path}: no 'models' list in the bench result", hint="re-run the bench and save its "
+                                                                                            "result (`to_dict()`)")
         for i, m in enumerate(data["models"]):
             missing = [k for k in ("path", "latency_ms") if k not in m]
             if "latency_ms" in m and not isinstance(m["latency_ms"], dict) or \

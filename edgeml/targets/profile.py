@@ -81,7 +81,8 @@ def _from_dict(data: dict[str, Any], where: str) -> TargetProfile:
                           hint=f"known keys: {', '.join(sorted(known - {'path'}))}")
     for key in ("name", "description"):
         if not isinstance(data.get(key), str) or not data.get(key):
-            raise EdgeMLError(f"{where}: target profile needs a '{key}' string", hint="see edgeml targets --json")
+            raise EdgeMLError(f"{where}: target profile needs a '{key}' string",
+                              hint="see the built-in profiles (edgeml/targets/profiles/*.toml)")
     if data.get("kind", "cpu") not in KINDS:
         raise EdgeMLError(f"{where}: kind = '{data['kind']}' is not one of {', '.join(KINDS)}")
     if data.get("runtime", "litert") not in RUNTIMES:
@@ -123,7 +124,8 @@ def load_profile(target: str | Path | None) -> TargetProfile:
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EdgeMLError(f"{where}: not valid TOML: {exc}", hint="fix the file (see edgeml targets --json)") from exc
+        raise EdgeMLError(f"{where}: not valid TOML: {exc}",
+                          hint="fix the file (see the built-in profiles: edgeml/targets/profiles/*.toml)") from exc
     profile = _from_dict(data, str(path) if where == str(path) else f"profiles/{path.name}")
     if profile.is_host:
         for key, value in _host_facts().items():

@@ -69,7 +69,7 @@ def read_result(code: int, out: str, stderr: str, where: str) -> dict[str, Any]:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
         if "No such file" in stderr or "not found" in stderr:
             raise RemoteError(f"{where}: Python 3 was not found there ({last})",
-                              hint="install python3 on the board, or point --remote-python at it")
+                              hint="install python3 on the board, or point `SSHTarget.python` at it")
         raise RemoteError(f"{where}: the device runner failed: {last}", hint="run with -v to see its output")
     try:
         data = json.loads(lines[-1])

@@ -45,7 +45,7 @@ class SSHTarget:
     def parse(cls, text: str, **kwargs: Any) -> SSHTarget:
         m = re.fullmatch(r"(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?", text.strip())
         if not m or text.startswith("-"):
-            raise EdgeMLError(f"--host {text}: expected [USER@]HOST[:PORT]", hint="e.g. --host pi@192.168.1.20:22")
+            raise EdgeMLError(f"`host` {text}: expected [USER@]HOST[:PORT]", hint="e.g. `host=\"pi@192.168.1.20:22\"`")
         user, host, port = m.groups()
         return cls(host=host.strip("[]"), user=user, port=int(port) if port else None, **kwargs)
 
@@ -77,7 +77,7 @@ def ssh_hint(target: SSHTarget) -> str:
     words.append(f"{target.user}@{target.host}" if target.user else target.host)
     if not re.fullmatch(r"[A-Za-z0-9_.:%\[\]-]+", target.host) or (target.user and not re.fullmatch(r"[A-Za-z0-9_.-]+",
                                                                                                    target.user)):
-        return "the host name has characters a host name cannot have; check --host"
+        return "the host name has characters a host name cannot have; check `host`"
     return shlex.join(words)
 
 
@@ -91,7 +91,7 @@ def ssh_failure(target: SSHTarget, stderr: str) -> SSHConnectionError:
                 (f"connect once with {try_it} and check it" if try_it else cmd))
     elif "Permission denied" in text:
         hint = "the board refused the key: add your public key to its ~/.ssh/authorized_keys (ssh-copy-id), " \
-               "or pass --identity"
+               "or pass `SSHTarget.identity`"
     elif any(s in text for s in ("Connection refused", "timed out", "No route to host", "Could not resolve",
                                  "Name or service not known", "Network is unreachable")):
         hint = "check the board is on, reachable and runs sshd" + (f" (try: {cmd})" if try_it else f"; {cmd}")
@@ -156,7 +156,7 @@ def run_ssh(target: SSHTarget, words: list[str], *, stdin: bytes | None = None, 
     except subprocess.TimeoutExpired:
         raise RemoteTimeout(f"{target.label}: no answer within {timeout:.0f} s; stopped waiting",
                             hint="the board may be hung or overloaded: check it with plain ssh, or give it longer "
-                                 "with --timeout SECONDS") from None
+                                 "with `timeout=SECONDS`") from None
     finally:  # timed out or interrupted: the ssh process does not outlive the call
         if proc.poll() is None:
             proc.kill()
@@ -211,7 +211,7 @@ def run_job(target: SSHTarget, job_dir: Path, *, progress: Callable[[str], None]
                                  progress=progress, timeout=left())
         return read_result(code, out, err, target.label)
     except RemoteTimeout as exc:
-        raise RemoteTimeout(f"{target.label}: the run did not finish within {timeout:.0f} s (--timeout); stopped it "
+        raise RemoteTimeout(f"{target.label}: the run did not finish within {timeout:.0f} s (`timeout`); stopped it "
                             f"and removed {remote} there", hint=exc.hint) from None
     finally:
         try:

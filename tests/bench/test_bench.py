@@ -131,10 +131,10 @@ def test_edgetpu_delegate_missing_is_explained(tmp_path, tiny_tflite):
 def test_preflight_errors(tmp_path, tiny_keras, tiny_tflite):
     with pytest.raises(EdgeMLError, match="deployable models") as err:
         bench([tiny_keras])
-    assert "edgeml convert" in err.value.hint
+    assert "`edgeml.convert(" in err.value.hint
     with pytest.raises(EdgeMLError, match="not compiled for the Edge TPU") as err:
         bench([tiny_tflite], target="coral-usb", host=SSHTarget.parse("127.0.0.1:1"))
-    assert "edgeml compile" in err.value.hint
+    assert "`edgeml.compile(" in err.value.hint
     compiled = helpers.edit_tflite(tiny_tflite, tmp_path / "m_edgetpu.tflite", helpers.make_custom_op)
     with pytest.raises(EdgeMLError, match="needs one"):
         bench([compiled])

@@ -92,7 +92,7 @@ def test_prepare_refuses_dynamic_dim_naming_input(tmp_path):
     onnx.save(m, str(src))
     with pytest.raises(EdgeMLError) as e:
         prepare(src, {})
-    assert "x[2] (H)" in str(e.value) and "--input-shape x=1,3,D,8" in e.value.hint
+    assert "x[2] (H)" in str(e.value) and "`input_shapes=x=1,3,D,8`" in e.value.hint
     proto, _ = prepare(src, ["x=1,3,8,8"])
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 8, 8]
 

@@ -26,7 +26,7 @@ def test_handlers_say_which_formats_need_tensorflow():
 def test_savedmodel_refuses_input_shapes_before_loading(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"")
     assert detect_format(tmp_path) is ModelFormat.SAVEDMODEL
-    with pytest.raises(ShapeError, match="--input-shape is not supported for SavedModel directories"):
+    with pytest.raises(ShapeError, match="`input_shapes` is not supported for SavedModel directories"):
         handler(ModelFormat.SAVEDMODEL).inspect(tmp_path, input_shapes={"x": (1, 3)})
 
 
@@ -84,4 +84,7 @@ def test_registry_conversion_refuses_tflite_to_tflite_with_its_hint(tmp_path):
 
     with pytest.raises(EdgeMLError, match="already TFLite") as err:
         handler(ModelFormat.TFLITE).conversion("tflite", tmp_path / "m.tflite")
-    assert "edgeml quantize" in (err.value.hint or "")
+    assert "`edgeml.quantize(MODEL)`" in (err.value.hint or "")
+    from edgeml.cli.flags import to_flags
+
+    assert to_flags(err.value.hint or "") == "use --to onnx, or edgeml quantize MODEL for int8"

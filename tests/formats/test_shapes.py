@@ -198,7 +198,7 @@ def test_resolve_fixes_symbols_by_name_across_inputs():
     assert r.shapes["state"] == (2, 1, 128) and [str(u) for u in r.unknown] == ["input[1] (seq)"]
     with pytest.raises(ShapeError, match=r"input\[1\] \(seq\)") as exc:
         r.require("bench")
-    assert "--input-shape input=1,D" in exc.value.hint
+    assert "`input_shapes=input=1,D`" in exc.value.hint
 
 
 def test_resolve_refuses_shapes_that_contradict_the_model():
@@ -227,7 +227,7 @@ def test_resolve_takes_the_batch_as_one_but_never_invents_other_dims():
 def test_dynamic_cnn_macs_are_partial_without_a_shape(shape_models):
     info = inspect_model(shape_models["dyn"])
     assert info.macs_partial and info.macs == 8 * 4  # only the Gemm after the global pool is known
-    assert any("x[2] (H), x[3] (W)" in n and "--input-shape x=1,3,D,D" in n for n in info.notes)
+    assert any("x[2] (H), x[3] (W)" in n and "`input_shapes=x=1,3,D,D`" in n for n in info.notes)
     d = info.to_dict()
     assert d["macs_partial"] is True and d["macs_shapes"] == {"x": [1, 3, None, None]}
 

@@ -77,7 +77,7 @@ def test_max_accuracy_drop_on_labelled_eval_meets_the_budget_with_the_fewest_lay
     src, labelled, calib = outlier
     r = quantize(src, calib=calib, eval=labelled, out=tmp_path / "q.onnx", max_accuracy_drop=0.02)
     b = r.budget
-    assert b["met"] and b["kind"] == "accuracy" and "--eval" in b["data"]
+    assert b["met"] and b["kind"] == "accuracy" and "`eval`" in b["data"]
     assert b["plain"]["value"] > 0.02 and b["reached"]["value"] <= 0.02
     assert b["fallback"] == ["a"]  # one tensor is enough: no more fall back
     assert r.accuracy["drop"] <= 0.02 + 1e-9
@@ -106,7 +106,7 @@ def test_unmet_budget_raises_names_the_layers_and_writes_nothing(tmp_path, outli
     assert out.exists() and not r.budget["met"]
     from edgeml.quantize import budget_unmet_error
 
-    assert "--keep-best" in budget_unmet_error(r).message
+    assert "`keep_best`" in budget_unmet_error(r).message
 
 
 def _cli(*args):

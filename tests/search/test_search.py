@@ -238,8 +238,8 @@ def test_search_build_refuses_a_variant_over_the_float_fallback_budget(tmp_path,
         def to_dict(self):
             return {"float_ops": self.float_ops}
 
-    def fake_quantize(path, *, out, **kw):
-        Path(out).write_bytes(b"model")
+    def fake_quantize(path, *, options, **kw):  # the search passes a QuantizeOptions
+        Path(options.out).write_bytes(b"model")
         return Fake()
 
     monkeypatch.setattr(quantize_pkg, "quantize", fake_quantize)

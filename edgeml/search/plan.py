@@ -35,7 +35,7 @@ class Plan:
     space: Space
     trials: list[Trial]
     dropped: dict[str, int]  # reason -> count (combinations that cannot be built)
-    skipped: int  # valid trials left out by --max-trials
+    skipped: int  # valid trials left out by max_trials
     per_target: dict[str, list[str]]  # target -> names of the trials it runs
     not_run: dict[str, dict[str, str]]  # target -> {trial name: why the target cannot run it}
     notes: list[str] = field(default_factory=list)
@@ -56,7 +56,7 @@ def plan_search(cfg: SearchConfig) -> Plan:
     if not Path(cfg.model).exists():
         raise EdgeMLError(f"{cfg.model}: model not found", hint="check the model path")
     if not cfg.targets:
-        raise EdgeMLError("no --target given", hint="e.g. --target host --target rpi4")
+        raise EdgeMLError("no `targets` given", hint='name at least one target, e.g. ["host", "rpi4"]')
     profiles = [load_profile(t) for t in cfg.targets]  # an unknown target is refused here
     fmt = ModelArtifact.open(cfg.model).format.value
     if fmt not in ("keras", "h5", "savedmodel", "tflite", "onnx"):
@@ -67,16 +67,16 @@ def plan_search(cfg: SearchConfig) -> Plan:
     if not trials:
         why = "; ".join(f"{why} ({n})" for why, n in dropped.items()) or "it is empty"
         raise EdgeMLError(f"the search space ({space.origin}) produces no valid variant for {cfg.model} "
-                          f"(a {fmt} source): {why}", hint="widen [quantize] modes / [format] formats in --space")
+                          f"(a {fmt} source): {why}", hint="widen [quantize] modes / [format] formats in `space`")
     if any(t.mode != "fp32" for t in trials) and not cfg.calib:
         raise EdgeMLError("the space quantizes and needs calibration data",
-                          hint="--calib SPEC, e.g. builtin:digits?split=train; or [quantize] modes = [\"fp32\"]")
+                          hint="`calib=SPEC`, e.g. builtin:digits?split=train; or [quantize] modes = [\"fp32\"]")
     _check_data(cfg)
     if space.max_float_ops is not None and any(t.format == "onnx" and t.mode != "fp32" for t in trials):
         notes.append("max_float_ops is checked on TFLite variants only: ONNX quantization does not report the ops "
                      "it leaves in float")
     if any(t.prune_method != "none" for t in trials) and not cfg.train:
-        notes.append("pruning without --train is one-shot (no fine-tuning); accuracy may drop")
+        notes.append("pruning without `train` is one-shot (no fine-tuning); accuracy may drop")
     skipped = 0
     if cfg.max_trials is not None and len(trials) > cfg.max_trials:
         base = [t for t in trials if t.prune_method == "none"]  # the unpruned reference set: no prune stage
@@ -85,8 +85,8 @@ def plan_search(cfg: SearchConfig) -> Plan:
         keep = set((base + rest)[:cfg.max_trials])
         skipped = len(trials) - len(keep)
         trials = [t for t in trials if t in keep]
-        notes.append(f"--max-trials {cfg.max_trials}: {skipped} of {len(trials) + skipped} valid trials left out "
-                     f"(the unpruned variants first, the pruned ones sampled with --seed {cfg.seed})")
+        notes.append(f"`max_trials={cfg.max_trials}`: {skipped} of {len(trials) + skipped} valid trials left out "
+                     f"(the unpruned variants first, the pruned ones sampled with `seed={cfg.seed}`)")
     per_target: dict[str, list[str]] = {}
     not_run: dict[str, dict[str, str]] = {}
     for prof in profiles:
@@ -95,9 +95,9 @@ def plan_search(cfg: SearchConfig) -> Plan:
         not_run[prof.name] = {n: why for n, why in why_not.items() if why is not None}
         if not runs:
             whys = sorted(set(not_run[prof.name].values()))
-            raise EdgeMLError(f"the search space ({space.origin}) produces no variant that --target {prof.name} can "
+            raise EdgeMLError(f"the search space ({space.origin}) produces no variant that `target={prof.name!r}` can "
                               f"run: {'; '.join(whys)}",
-                              hint="add a format/mode the target runs to --space, or raise --max-trials")
+                              hint="add a format/mode the target runs to `space`, or raise `max_trials`")
         per_target[prof.name] = runs
     plan = Plan(fmt, space, trials, dropped, skipped, per_target, not_run, notes)
     if cfg.fleet:
@@ -123,17 +123,17 @@ def _plan_fleet(cfg: SearchConfig, plan: Plan, profiles: list[Any]) -> None:
     try:
         from edgeml.fleet import load_inventory
     except ImportError as exc:
-        raise EdgeMLError("--fleet: this edgeml has no board fleet (edgeml.fleet)",
-                          hint="drop --fleet (boards are then estimated)") from exc
+        raise EdgeMLError("`fleet`: this edgeml has no board fleet (edgeml.fleet)",
+                          hint="drop `fleet` (boards are then estimated)") from exc
     from edgeml.targets import load_profile
 
-    assert cfg.fleet is not None  # only called with --fleet
+    assert cfg.fleet is not None  # only called with a fleet
     fleet = load_inventory(cfg.fleet)
     want = {p.name for p in profiles if not p.is_host}
     boards = [b for b in fleet.boards if load_profile(b.target).name in want]
     if not boards:
         searched = ", ".join(sorted(want)) or "host only"
-        raise EdgeMLError(f"--fleet {cfg.fleet}: no board of the targets searched ({searched})",
+        raise EdgeMLError(f"`fleet={str(cfg.fleet)!r}`: no board of the targets searched ({searched})",
                           hint="targets there: " + ", ".join(sorted({b.target for b in fleet.boards})))
     plan.fleet = type(fleet)(boards=boards, path=fleet.path)
     for b in boards:

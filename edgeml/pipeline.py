@@ -35,8 +35,7 @@ LIBS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "onnxsim
 
 @dataclass
 class RunConfig:
-    """What a pipeline run (``Recipe``) and a search (``edgeml.search.SearchConfig``) both take: the model, the
-    output folder, the targets, the data specs, fine-tuning epochs, timing runs, budgets and input shapes."""
+    """What a pipeline run (``Recipe``) and a search (``edgeml.search.SearchConfig``) both take."""
 
     model: str
     out: str
@@ -52,8 +51,7 @@ class RunConfig:
 
 @dataclass
 class Recipe(RunConfig):
-    """A pipeline run: ``RunConfig`` plus pruning, formats, calibration samples, a board, the training record
-    and quantize's budgets. ``edgeml optimize``'s options and a recipe TOML are this same config."""
+    """A pipeline run; ``edgeml optimize``'s options and a recipe TOML are this same config."""
 
     prune: float = 0.0
     prune_method: str = "channel"

@@ -307,3 +307,19 @@ def if_tflite(path: Path, seed: int = 0) -> Path:
                 t.name = f"arg{k}".encode()
 
     return edit_tflite(path, path, same_names)
+
+
+def process_gone(pid: int, wait: float = 10.0) -> bool:
+    """The process ``pid`` has ended (or is a zombie) within ``wait`` seconds."""
+    import time
+
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return True  # a zombie waiting for its parent (sshd) to reap it: no longer running
+        time.sleep(0.1)
+    return False

@@ -6,6 +6,7 @@ job is saved under ``out/jobs/`` keyed by content, so a re-run does only what is
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -21,6 +22,7 @@ from typing import Any
 
 from edgeml.errors import EdgeMLError, RemoteTimeout
 from edgeml.fleet.inventory import Board, Fleet
+from edgeml.options import BenchOptions
 
 # what each model format needs on the board (any one of the modules), as the runner imports them
 NEEDS = {"tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"), "onnx": ("onnxruntime",)}
@@ -104,7 +106,7 @@ def probe(conn: Any, arts: list[Any], timeout: float) -> str | None:
 
 
 def run_jobs(pending: list[Job], fleet: Fleet, out: Path, done: dict, failures: list[Failure], bugs: list,
-         say: Callable[[str], None], opts: dict[str, Any], retries: int, retry_delay: float, arts: list,
+         say: Callable[[str], None], opts: BenchOptions, retries: int, retry_delay: float, arts: list,
          reconnect_wait: float = 90.0) -> None:
     from edgeml.bench.harness import bench
     from edgeml.fleet.connection import Connection
@@ -123,7 +125,7 @@ def run_jobs(pending: list[Job], fleet: Fleet, out: Path, done: dict, failures: 
             try:
                 conns[b.name].ensure()
                 why = probe(conns[b.name], [arts[j.index] for j in pending if j.board is b],
-                             timeout=(opts["timeout"] or 120))
+                             timeout=(opts.timeout or 120))
                 if why:
                     with lock:
                         lacking.append(f"{b.name} ({b.label}, python {b.python}) lacks {why}")
@@ -204,8 +206,8 @@ def run_jobs(pending: list[Job], fleet: Fleet, out: Path, done: dict, failures: 
                     if j.attempts > 1:
                         conns[b.name].ensure()
                     host = conns[b.name].target()
-                    r = bench([j.model], target=b.target, host=host, progress=functools.partial(
-                        relay, say, tag, f"[{host.host}] "), **opts).to_dict()
+                    r = bench([j.model], options=dataclasses.replace(opts, target=b.target, host=host),
+                              progress=functools.partial(relay, say, tag, f"[{host.host}] ")).to_dict()
                 except EdgeMLError as exc:
                     if stop.is_set():
                         return

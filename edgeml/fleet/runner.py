@@ -28,6 +28,7 @@ from edgeml import __version__
 from edgeml.errors import EdgeMLError
 from edgeml.fleet.inventory import Board, Fleet
 from edgeml.fleet.jobs import INSTALL, NEEDS, Failure, Job, classify, content_sha, job_file, parallel, run_jobs
+from edgeml.options import BenchOptions
 
 
 @dataclass
@@ -95,8 +96,6 @@ def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path |
     Raises EdgeMLError before any work when a model cannot run on a board's target or a board's Python lacks
     the runtime a model needs.
     """
-    from edgeml.bench.harness import check_numbers
-
     t0 = time.monotonic()
     lock = threading.Lock()
 
@@ -107,7 +106,9 @@ def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path |
 
     if not models:
         raise EdgeMLError("no model given", hint="`edgeml.bench(MODEL, ..., fleet=\"fleet.toml\")`")
-    check_numbers(runs=runs, warmup=warmup, min_time=min_time, timeout=timeout)
+    # one options object for every job (checked now, before any work); each job sets its board's target and host
+    opts = BenchOptions(runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
+                        input_shapes=input_shapes, timeout=timeout)
     arts = preflight_fleet(models, fleet, reference)
     settings = {"runs": runs, "warmup": warmup, "min_time": min_time, "threads": threads, "data": str(data)
                 if data is not None else None, "input_shapes": input_shapes,
@@ -142,9 +143,7 @@ def bench_fleet(models: list[str | Path], fleet: Fleet, *, out_dir: str | Path |
     bugs: list[BaseException] = []
     try:
         if pending:
-            run_jobs(pending, fleet, out, done, failures, bugs, say, dict(
-                runs=runs, warmup=warmup, min_time=min_time, threads=threads, data=data, reference=reference,
-                input_shapes=input_shapes, timeout=timeout), retries, retry_delay, arts, reconnect_wait)
+            run_jobs(pending, fleet, out, done, failures, bugs, say, opts, retries, retry_delay, arts, reconnect_wait)
         if bugs:
             raise bugs[0]
         records, boards = _merge(fleet, arts, done, failures)

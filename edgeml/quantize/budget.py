@@ -67,7 +67,7 @@ class Budget:
     def describe(self) -> str:
         if self.max_accuracy_drop is not None:
             return f"top-1 drop <= {100 * self.max_accuracy_drop:.2f} pt"
-        return f"output cosine >= {self.min_fidelity:g} (worst output)"
+        return f"output cosine >= {self.min_fidelity!r} (worst output)"  # as given: 0.9999999 is not "1"
 
     def check_options(self, *, eval_spec: Any, mode: str) -> None:
         """Usage errors (exit 2) that need no data loaded."""
@@ -195,6 +195,16 @@ class Layer:
     gain: float | None = None  # measured improvement of the metric when this layer alone falls back
 
 
+def cosine_places(threshold: float | None) -> int:
+    """Decimals that show a cosine beside ``threshold``: 5, or one more than the threshold has (at most 9), so
+    that a value missing a 0.9999999 budget is not printed as 1.00000."""
+    if threshold is None:
+        return 5
+    text = repr(float(threshold))
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 9
+    return min(9, max(5, decimals + 1))
+
+
 @dataclass
 class SearchResult:
     budget: str
@@ -213,6 +223,7 @@ class SearchResult:
     responsible: list[str] = field(default_factory=list)
     allowed: bool = True
     nodes: list[str] = field(default_factory=list)  # the layers computing in float (producers + consumers)
+    places: int = 5  # decimals that show a cosine against this budget (cosine_places)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -243,7 +254,7 @@ def search(budget: Budget, scorer: Scorer, rows: list[Any], make_builder: Callab
                             reached=_clean(reached), met=met, fallback=list(chosen), fallback_scheme=scheme,
                             ranking=layers, decisions=decisions, evaluations=scorer.evaluations,
                             seconds=round(time.perf_counter() - t0, 3), path=path, responsible=list(responsible or []),
-                            allowed=allow_fallback)
+                            allowed=allow_fallback, places=cosine_places(budget.min_fidelity))
 
     if base["ok"]:
         return result(True, base, [], plain)
@@ -333,14 +344,14 @@ def _db(v: float) -> str:
 
 
 def _clean(s: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else {n: round(x, 6) for n, x in v.items()}
+    return {k: (round(v, 9) if isinstance(v, float) else {n: round(x, 9) for n, x in v.items()}
                 if isinstance(v, dict) else v) for k, v in s.items()}
 
 
 def _fmt(scorer: Scorer, s: dict[str, Any]) -> str:
     if scorer.budget.kind == "accuracy":
         return f"top-1 {100 * s['top1']:.2f}% (drop {100 * s['value']:+.2f} pt)"
-    return f"cosine {s['value']:.5f}"
+    return f"cosine {s['value']:.{cosine_places(scorer.budget.min_fidelity)}f}"
 
 
 def _fmt_gain(scorer: Scorer, g: float) -> str:

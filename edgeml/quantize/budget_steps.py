@@ -21,7 +21,8 @@ def load_eval(budget: Any, eval_spec: Any, inputs: list) -> Any:
     from edgeml.calibration import load_dataset
     from edgeml.quantize.budget import no_labels_error
 
-    ds = load_dataset(eval_spec, inputs=float_inputs(inputs))
+    # already loaded (ONNX -> TFLite: transposed to the TFLite layout, edgeml.quantize.onnx_tflite)
+    ds = eval_spec if hasattr(eval_spec, "sample") else load_dataset(eval_spec, inputs=float_inputs(inputs))
     if budget.kind == "accuracy" and not ds.has_labels:
         raise no_labels_error(ds.spec.origin or ds.spec.source)
     return ds
@@ -99,7 +100,7 @@ def budget_value(info: dict[str, Any], s: dict[str, Any]) -> str:
     per = s.get("per_output") or {}
     worst = f" (output {min(per, key=lambda n: per[n])!r}, worst of {len(per)})" if len(per) > 1 else \
         (f" (output {next(iter(per))!r})" if per else "")
-    return f"cosine {s['value']:.5f}{worst}"
+    return f"cosine {s['value']:.{info.get('places', 5)}f}{worst}"
 
 
 def budget_unmet_error(r: QuantizeResult) -> EdgeMLError | None:

@@ -3,14 +3,18 @@ quantization path (AI Edge Quantizer) with the calibration data transposed to th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeml.calibration.dataset import Dataset
 from edgeml.errors import EdgeMLError
 from edgeml.options import QuantizeOptions
+from edgeml.quantize.budget import MAX_EVALS, Budget
+from edgeml.quantize.budget_steps import load_eval
 
 
 class ChannelLastDataset:
@@ -34,6 +38,14 @@ class ChannelLastDataset:
     def labels(self) -> Any:
         return self.ds.labels
 
+    @property
+    def source(self) -> Any:  # where a sample came from (error messages name it)
+        return self.ds.source
+
+    @property
+    def indices(self) -> Any:
+        return self.ds.indices
+
     def sample(self, j: int) -> Any:
         from edgeml.calibration.dataset import Sample
 
@@ -41,13 +53,25 @@ class ChannelLastDataset:
         feeds = {}
         for t in self._inputs:
             x = np.asarray(s.feeds[t.onnx_name])
-            x = np.transpose(x, [p - 1 for p in t.perm[1:]]) if t.perm else x  # no batch axis here
+            if t.perm and t.onnx_name in s.whole:  # fed as stored: every axis is there
+                x = np.transpose(x, t.perm)
+            elif t.perm:  # no batch axis here
+                x = np.transpose(x, [p - 1 for p in t.perm[1:]])
             feeds[t.name] = x.astype(t.dtype) if np.dtype(t.dtype).kind in "iu" and x.dtype.kind == "f" else x
-        return Sample(feeds, s.label, s.where)
+        return Sample(feeds, s.label, s.where, self.whole)
 
     def __iter__(self) -> Iterator[Any]:
         for j in range(len(self)):
             yield self.sample(j)
+
+    @property
+    def whole(self) -> frozenset:
+        """Inputs fed whole (not stacked into batches), under their TFLite names."""
+        return frozenset(t.name for t in self._inputs if t.onnx_name in self.ds.whole)
+
+    # batched feeds and stacked arrays exactly as a Dataset makes them, from the transposed samples
+    batches = Dataset.batches
+    arrays = Dataset.arrays
 
 
 def _accuracy(onnx_path: Path, tfl_path: Path, conv: Any, eval_spec: Any, say: Any) -> dict[str, Any]:
@@ -92,12 +116,21 @@ def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
     if calib is None:
         raise EdgeMLError(f"`mode` {o.mode} from an ONNX source needs calibration data (it also fixes the input "
                           "shapes for the conversion)", hint="pass `calib=SPEC`")
+    if o.method == "qat":
+        from edgeml.errors import QATUsageError
+
+        raise QATUsageError(f"{art.path}: quantization-aware training needs the Keras model (an ONNX source has no "
+                            "training graph)", hint="quantize the .keras model with `method=\"qat\"`, or drop `method`")
     require_onnx2tf()
     specs = art.inspect().inputs
     import onnx
 
     ids = sorted(index_inputs(onnx.load(str(art.path), load_external_data=False)))
     ds = _dataset(calib, o.calib_samples, specs)
+    budget = Budget(o.max_accuracy_drop, o.min_fidelity, o.keep_best,
+                    max_evals=MAX_EVALS if o.max_evals is None else o.max_evals)
+    # the budget's held-out data, loaded with the ONNX model's inputs (labels checked now, before converting)
+    eval_ds = load_eval(budget, o.eval, specs) if budget.active and o.eval is not None else None
     first = ds.sample(0)
     # the data decides the converted model's input shapes (batch 1); an --input-shape that contradicts it is refused
     shapes = resolve(specs, o.input_shapes, data_shapes={n: (1, *np.shape(first.feeds[n])) for n in ds.input_names}
@@ -111,10 +144,12 @@ def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
         order = list(first_sig.get("inputs", []))
         say(f"calibration data transposed to the TFLite layout ({', '.join(t.layout for t in conv.inputs)})")
         try:
-            tfl = QuantizeOptions(out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),  # type: ignore[arg-type]
-                                  format="tflite", mode=o.mode, io=o.io, per_channel=o.per_channel, method=o.method,
-                                  target=o.target, force=o.force, debug_samples=o.debug_samples,
-                                  keep_degraded=o.keep_degraded)  # a loaded dataset: _dataset() takes it as it is
+            # loaded datasets (calibration and the budget's eval data) in the TFLite layout: taken as they are.
+            # The budget is judged against the float TFLite model, verified above to match ONNX Runtime.
+            tfl = dataclasses.replace(
+                o, out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),  # type: ignore[arg-type]
+                eval=ChannelLastDataset(eval_ds, conv.inputs, order) if eval_ds is not None else None,  # type: ignore[arg-type]
+                format="tflite", report=None, calib_samples=None, input_shapes=None)
             result = _quantize(float_path, tfl, progress, None)
         except EdgeMLError as exc:  # name the user's model, not the private float .tflite
             exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")

@@ -180,19 +180,6 @@ def _hanging_python(tmp_path: Path) -> tuple[Path, Path]:
     return script, pidfile
 
 
-def _gone(pid: int, wait: float = 10.0) -> bool:
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return True  # a zombie waiting for its parent (sshd) to reap it: no longer running
-        time.sleep(0.1)
-    return False
-
-
 def test_remote_bench_times_out_kills_and_cleans_up(board, tiny_onnx, tmp_path):
     script, pidfile = _hanging_python(tmp_path)
     t0 = time.monotonic()
@@ -206,7 +193,7 @@ def test_remote_bench_times_out_kills_and_cleans_up(board, tiny_onnx, tmp_path):
     words = (tmp_path / "hang.where").read_text().split()
     folders = {Path(m.group(0)) for w in words for m in [re.search(r"/tmp/edgeml-run\.[^/\s]+", w)] if m}
     assert folders and not any(f.exists() for f in folders), folders
-    assert _gone(int(pidfile.read_text()))  # and the hung runner stopped
+    assert helpers.process_gone(int(pidfile.read_text()))  # and the hung runner stopped
 
 
 def test_doctor_over_ssh_times_out(board, tmp_path):

@@ -19,7 +19,7 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def vad(tmp_path_factory):
-    from test_shapes import stateful_vad
+    from onnx_shapes import stateful_vad
 
     d = tmp_path_factory.mktemp("vad")
     rng = np.random.default_rng(0)
@@ -191,7 +191,7 @@ def test_convert_refuses_tflite_custom_ops_up_front_naming_them(tiny_tflite, tmp
 # --- ONNX whose layers all sit inside an If (Silero VAD v5): nothing to quantize outside control flow ---------
 
 def test_quantize_refuses_an_onnx_model_whose_compute_is_all_inside_an_if(tmp_path):
-    from test_shapes import if_with_weights
+    from onnx_shapes import if_with_weights
 
     src = if_with_weights(tmp_path / "if.onnx")
     r = invoke("quantize", str(src), "-o", str(tmp_path / "q.onnx"), "--mode", "dynamic")

@@ -258,9 +258,8 @@ def test_interrupted_fleet_run_stops_the_runners_and_cleans_the_boards(two_board
     finally:
         if proc.poll() is None:
             proc.kill()
-    from test_hardening import _gone
 
-    assert _gone(pid) and not folder.exists()
+    assert helpers.process_gone(pid) and not folder.exists()
 
 
 def test_faults_are_classified_retryable_or_not():

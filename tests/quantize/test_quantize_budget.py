@@ -363,3 +363,25 @@ def test_fallback_option_misuse_is_a_usage_error(tmp_path, outlier, args, match)
     res = _cli(src, "--calib", labelled, "-o", tmp_path / "q.onnx", *args)
     assert res.exit_code == 2, res.output
     assert match in res.output and not (tmp_path / "q.onnx").exists()
+
+
+# -- ONNX source -> int8 TFLite: the budget is applied there too (it was silently dropped) -------------------
+def test_onnx_source_to_tflite_meets_an_accuracy_budget_on_eval_data_in_the_tflite_layout(tmp_path, outlier):
+    pytest.importorskip("onnx2tf")
+    pytest.importorskip("ai_edge_quantizer")
+    src, data, calib = outlier
+    r = quantize(src, format="tflite", calib=calib, eval=data, max_accuracy_drop=0.05, out=tmp_path / "q.tflite")
+    b = r.budget
+    assert b is not None and b["kind"] == "accuracy" and b["met"]
+    assert b["plain"]["value"] > 0.05 >= b["reached"]["value"] and b["fallback"]  # plain int8 misses; fixed
+    assert "eval" in b["data"] and r.source_format == "onnx"
+    assert r.accuracy is not None and r.accuracy["drop"] <= 0.05 and r.accuracy["float_model"] == str(src)
+
+
+def test_onnx_source_to_tflite_refuses_quantization_aware_training(tmp_path, outlier):
+    from edgeml.errors import QATUsageError
+
+    src, data, calib = outlier
+    with pytest.raises(QATUsageError, match="needs the Keras model"):
+        quantize(src, format="tflite", calib=calib, method="qat", train=data, out=tmp_path / "q.tflite")
+    assert not (tmp_path / "q.tflite").exists()

@@ -82,7 +82,7 @@ class _Float:
     """A LiteRT session (int8 IO quantized/dequantized by the session) in the ONNX model's names and layout."""
 
     def __init__(self, path: Path, res: dict, specs: list, ort_outputs: list):
-        from edgeml.convert.onnx_tflite import IOTensor, LayoutAdapter
+        from edgeml.convert.onnx_tflite_io import IOTensor, LayoutAdapter
         from edgeml.runtimes.litert import LiteRTSession
 
         self.adapter = LayoutAdapter(LiteRTSession(path, threads=1), [IOTensor(**t) for t in res["inputs"]],

@@ -88,6 +88,7 @@ PARAM_FLAGS: dict[str, str] = {
     "speed_seconds": "--speed-seconds",
     "strict": "--strict",
     "target": "--target",
+    "targets": "--target",
     "timeout": "--timeout",
     "to": "--to",
     "train": "--train",

@@ -11,7 +11,6 @@ output is written atomically and only after it loads and runs.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import resource
 import sys
@@ -28,7 +27,7 @@ from edgeml.errors import EdgeMLError, QuantizationError
 from edgeml.options import QuantizeOptions
 from edgeml.quantize import budget_steps
 from edgeml.quantize.budget_steps import budget_lines, budget_markdown, budget_unmet_error, speed_advice
-from edgeml.quantize.checks import compare_models, fidelity_record, top1_accuracy
+from edgeml.quantize.checks import already_quantized, calibration_data, compare_models, fidelity_record, top1_accuracy
 from edgeml.quantize.result import (
     QuantizeResult,
     broken_error,
@@ -43,26 +42,7 @@ from edgeml.quantize.tflite import TFLITE_MODES
 log = logging.getLogger(__name__)
 
 MODES = TFLITE_MODES
-DEFAULT_CALIB_SAMPLES = 200
 DEBUG_SAMPLES = 16
-
-
-def _already_quantized(art: ModelArtifact) -> str | None:
-    if art.format is ModelFormat.ONNX:  # the cached inspection has the op histogram: no second load
-        from edgeml.quantize.onnx import QUANTIZED_OPS
-
-        ops = sorted(set(art.inspect().ops) & QUANTIZED_OPS)
-        return f"it has quantized ops ({', '.join(ops)})" if ops else None
-    if art.format is ModelFormat.TFLITE:
-        info = art.inspect()
-        q = [d for d in info.weight_dtypes if d in ("int8", "uint8", "int4", "int16")]
-        if q or "QUANTIZE" in info.ops and any(t.quantization for t in info.inputs + info.outputs):
-            from edgeml.formats.tflite_edit import hybrid_weights
-
-            if hybrid_weights(art.path.read_bytes()) is not None:
-                return None  # float activations with int8 weights: dequantized and quantized fully
-            return f"its weights are {', '.join(q) or 'quantized'}"
-    return None
 
 
 def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
@@ -80,20 +60,6 @@ def _formats(art: ModelArtifact, fmt: str | None, profile: Any) -> str:
                           hint="convert it first: `edgeml.convert(\"MODEL.tflite\", to=\"onnx\")`, then quantize the "
                                ".onnx")
     return fmt
-
-
-def _dataset(calib: Any, samples: int | None, inputs: list) -> Any:
-    from edgeml.bench.accuracy import float_inputs
-    from edgeml.calibration import DataSpec, load_dataset
-
-    if hasattr(calib, "sample"):  # already loaded (ONNX -> TFLite: transposed to NHWC, edgeml.quantize.onnx_tflite)
-        return calib
-    spec = DataSpec.parse(calib) if isinstance(calib, str) else calib
-    if samples is not None:
-        spec = dataclasses.replace(spec, samples=samples)
-    elif spec.samples is None:
-        spec = dataclasses.replace(spec, samples=DEFAULT_CALIB_SAMPLES)
-    return load_dataset(spec, inputs=float_inputs(inputs))
 
 
 def _peak_rss_mib() -> float:
@@ -186,7 +152,7 @@ def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], Non
                                                                         "samples, e.g. `calib` images/?samples=200)")
     out_path, report_path = check_outputs([o.out, o.report], inputs=[art.path, calib, o.eval], force=o.force)
     assert out_path is not None  # out is required
-    why = _already_quantized(art)
+    why = already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
                           hint="quantize the float model it was made from")
@@ -201,7 +167,7 @@ def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], Non
         eval_ds = budget_steps.load_eval(budget, o.eval, inputs)
     ds = None
     if calib is not None:
-        ds = _dataset(calib, o.calib_samples, inputs)
+        ds = calibration_data(calib, o.calib_samples, inputs)
         say(f"calibration data: {len(ds)} samples from {ds.spec.origin or ds.spec.source}")
     notes: list[str] = []
     warnings: list[str] = []

@@ -1,8 +1,10 @@
 """quantize()'s checks of its output: float vs quantized outputs and per-layer errors (``compare_models``), the
-fidelity verdict on them (``fidelity_record``), top-1 on labelled data (``top1_accuracy``)."""
+fidelity verdict on them (``fidelity_record``), top-1 on labelled data (``top1_accuracy``); and of its input: a
+model quantized already (``already_quantized``), the calibration data (``calibration_data``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from edgeml.errors import EdgeMLError, QuantizationError
 # the per-layer pass runs every tensor of both models unoptimised: at most this many MACs x samples per model
 # (a 1 G-MAC detector gets 3 samples, not 16; its output comparison still uses every sample)
 LAYER_MACS_BUDGET = 4_000_000_000
+DEFAULT_CALIB_SAMPLES = 200
 
 
 def fidelity_record(art: ModelArtifact, metrics: Any, source_size: int, size_after: int, notes: list[str],
@@ -107,3 +110,37 @@ def top1_accuracy(float_path: Path, quant_path: Path, eval_spec: Any, say) -> di
     a, b = evaluate(ref, ds), evaluate(test, ds)
     return {"data": ds.spec.origin or ds.spec.source, "samples": a["samples"], "float_top1": a["top1"],
             "quantized_top1": b["top1"], "drop": a["top1"] - b["top1"]}
+
+
+def already_quantized(art: ModelArtifact) -> str | None:
+    """Why ``art`` cannot be quantized again (its ops or weights are quantized already), or None."""
+    if art.format is ModelFormat.ONNX:  # the cached inspection has the op histogram: no second load
+        from edgeml.quantize.onnx import QUANTIZED_OPS
+
+        ops = sorted(set(art.inspect().ops) & QUANTIZED_OPS)
+        return f"it has quantized ops ({', '.join(ops)})" if ops else None
+    if art.format is ModelFormat.TFLITE:
+        info = art.inspect()
+        q = [d for d in info.weight_dtypes if d in ("int8", "uint8", "int4", "int16")]
+        if q or "QUANTIZE" in info.ops and any(t.quantization for t in info.inputs + info.outputs):
+            from edgeml.formats.tflite_edit import hybrid_weights
+
+            if hybrid_weights(art.path.read_bytes()) is not None:
+                return None  # float activations with int8 weights: dequantized and quantized fully
+            return f"its weights are {', '.join(q) or 'quantized'}"
+    return None
+
+
+def calibration_data(calib: Any, samples: int | None, inputs: list) -> Any:
+    """The calibration Dataset for a model's ``inputs``: ``samples`` of them (default DEFAULT_CALIB_SAMPLES)."""
+    from edgeml.bench.accuracy import float_inputs
+    from edgeml.calibration import DataSpec, load_dataset
+
+    if hasattr(calib, "sample"):  # already loaded (ONNX -> TFLite: transposed to NHWC, edgeml.quantize.onnx_tflite)
+        return calib
+    spec = DataSpec.parse(calib) if isinstance(calib, str) else calib
+    if samples is not None:
+        spec = dataclasses.replace(spec, samples=samples)
+    elif spec.samples is None:
+        spec = dataclasses.replace(spec, samples=DEFAULT_CALIB_SAMPLES)
+    return load_dataset(spec, inputs=float_inputs(inputs))

@@ -101,7 +101,8 @@ def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
     from edgeml.convert.onnx_tflite_prepare import index_inputs
     from edgeml.convert.onnx_tflite_run import private_dir, require_onnx2tf
     from edgeml.formats.shapes import resolve
-    from edgeml.quantize import _already_quantized, _dataset, _quantize, write_report
+    from edgeml.quantize import quantize, write_report
+    from edgeml.quantize.checks import already_quantized, calibration_data
     from edgeml.runtimes.litert import load_interpreter
 
     t0 = time.perf_counter()
@@ -109,7 +110,7 @@ def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
     calib = o.calib
     out_path, report_path = check_outputs([o.out, o.report], inputs=[art.path, calib, o.eval], force=o.force)
     assert out_path is not None
-    why = _already_quantized(art)
+    why = already_quantized(art)
     if why:
         raise EdgeMLError(f"{art.path}: the model is already quantized ({why})",
                           hint="quantize the float model it was made from")
@@ -126,7 +127,7 @@ def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
     import onnx
 
     ids = sorted(index_inputs(onnx.load(str(art.path), load_external_data=False)))
-    ds = _dataset(calib, o.calib_samples, specs)
+    ds = calibration_data(calib, o.calib_samples, specs)
     budget = Budget(o.max_accuracy_drop, o.min_fidelity, o.keep_best,
                     max_evals=MAX_EVALS if o.max_evals is None else o.max_evals)
     # the budget's held-out data, loaded with the ONNX model's inputs (labels checked now, before converting)
@@ -150,7 +151,7 @@ def quantize_onnx_to_tflite(art: Any, o: QuantizeOptions, progress: Any) -> Any:
                 o, out=out_path, calib=ChannelLastDataset(ds, conv.inputs, order),  # type: ignore[arg-type]
                 eval=ChannelLastDataset(eval_ds, conv.inputs, order) if eval_ds is not None else None,  # type: ignore[arg-type]
                 format="tflite", report=None, calib_samples=None, input_shapes=None)
-            result = _quantize(float_path, tfl, progress, None)
+            result = quantize(float_path, options=tfl, progress=progress)
         except EdgeMLError as exc:  # name the user's model, not the private float .tflite
             exc.message = exc.message.replace(str(float_path), f"{art.path} (as float TFLite)")
             exc.args = (exc.message,)

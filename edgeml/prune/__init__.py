@@ -140,7 +140,8 @@ def _prune(model: PathLike, o: PruneOptions, progress: Callable[[str], None] | N
         raise EdgeMLError(f"{out}: the pruned Keras model is saved as .keras (the Keras 3 format, which saves and "
                           "reloads the whole model; edgeml prunes .h5 input to .keras too)",
                           hint=f"use -o {out.with_suffix('.keras').name}, then edgeml convert/quantize it")
-    from edgeml.prune.finetune import accuracy, avoid_onednn_crash, load_labelled
+    from edgeml.calibration.labelled import load_labelled
+    from edgeml.prune.finetune import accuracy, avoid_onednn_crash
 
     # before TensorFlow is imported (see there)
     onednn_note, onednn_warning = avoid_onednn_crash(art.path) if o.train is not None else (None, None)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeml.errors import DataError, EdgeMLError
+from edgeml.errors import EdgeMLError
 
 ONEDNN_NOTE = ("fine-tuning ran with TensorFlow's oneDNN CPU kernels off (TF_ENABLE_ONEDNN_OPTS=0; slower): the model "
                "has 1x1 stride-{stride} convolutions ({layers}), whose oneDNN filter gradient crashes TensorFlow 2.21 "
@@ -72,42 +72,6 @@ def avoid_onednn_crash(path: Any) -> tuple[str | None, str | None]:
         return None, ONEDNN_WARNING.format(layers=names)
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     return ONEDNN_NOTE.format(stride=max(s for _, s in convs), layers=names), None
-
-
-def load_labelled(spec: Any, model: Any, option: str) -> tuple[list[np.ndarray], np.ndarray]:
-    """Inputs (in the model's input order) and integer labels; clear errors when they do not fit."""
-    from edgeml.calibration import load_dataset
-    from edgeml.formats.keras import io_specs
-
-    inputs, outputs = io_specs(model)
-    ds = load_dataset(spec, inputs=inputs)
-    feeds, labels = ds.arrays()
-    origin = getattr(ds.spec, "origin", None) or str(spec)
-    if labels is None:
-        raise DataError(f"{option} {origin}: the data has no labels; fine-tuning and accuracy need them",
-                        hint="use a labelled spec: an image folder with class sub-folders, an .npz with a 'labels' "
-                             "array, a CSV with label=COLUMN, or builtin:digits")
-    labels = np.asarray(labels)
-    n_classes = int(outputs[0].shape[-1]) if outputs and outputs[0].shape and outputs[0].shape[-1] else 0
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim == 2:  # one-hot rows (as categorical cross-entropy is trained on): their class indices
-        onehot = labels.shape[1] == n_classes and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1)
-        if not onehot:
-            raise DataError(f"{option} {origin}: labels have shape {labels.shape}, neither class indices nor one-hot "
-                            f"rows for the model's {n_classes} classes",
-                            hint="store one class index per sample (or one one-hot row per sample)")
-        labels = labels.argmax(1)
-    if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-        labels = labels.astype(np.int64)
-    if n_classes == 1 and labels.dtype.kind in "iu" and not np.isin(labels, (0, 1)).all():
-        raise DataError(f"{option} {origin}: the model has one output (a binary classifier) but the labels are not "
-                        f"0/1 (from {labels.min()} to {labels.max()})", hint="use 0/1 labels for this model")
-    if labels.dtype.kind in "iu" and n_classes > 1 and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DataError(f"{option} {origin}: labels run from {labels.min()} to {labels.max()} but the model "
-                        f"outputs {n_classes} classes",
-                        hint="the data does not match this model; check the label column or the class folders")
-    return [feeds[s.name] for s in inputs], labels
 
 
 def _single(loss: Any) -> Any:

@@ -198,33 +198,19 @@ def strip(model, qmodel) -> None:
 
 
 def _labelled(spec: Any, model) -> tuple[list, Any]:
-    """Inputs (model input order) and integer class labels from a labelled spec (quantize cannot use prune's
-    loaders: the layers do not import each other)."""
+    """Inputs (model input order) and integer class labels from a labelled spec, for a single-output classifier."""
     import numpy as np
 
-    from edgeml.calibration import load_dataset
-    from edgeml.errors import DataError
+    from edgeml.calibration.labelled import load_labelled
     from edgeml.formats.keras import io_specs
 
-    inputs, outputs = io_specs(model)
-    ds = load_dataset(spec, inputs=inputs)
-    feeds, labels = ds.arrays()
-    origin = getattr(ds.spec, "origin", None) or str(spec)
-    if labels is None:
-        raise DataError(f"`train` {origin}: the data has no labels; quantization-aware training needs them",
-                        hint="use labelled data: an .npz with 'y', class sub-folders, or builtin:digits")
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        labels = labels.argmax(1)
-    labels = labels.reshape(-1).astype(np.int64)
+    _, outputs = io_specs(model)
     classes = int(outputs[0].shape[-1] or 0) if outputs and outputs[0].shape else 0
     if len(outputs) != 1 or classes < 2:
         raise QATUsageError("`method` qat fine-tunes single-output classifiers (one score per class)",
                             hint="use PTQ (drop `method` qat) for other models")
-    if labels.min() < 0 or labels.max() >= classes:
-        raise DataError(f"`train` {origin}: labels run from {labels.min()} to {labels.max()} but the model outputs "
-                        f"{classes} classes", hint="the data does not match this model")
-    return [feeds[t.name] for t in inputs], labels
+    x, labels = load_labelled(spec, model, "`train`", needs="quantization-aware training needs them")
+    return x, np.asarray(labels).reshape(-1).astype(np.int64)
 
 
 def train_qat(model, train_spec: Any, *, epochs: int, lr: float, batch_size: int = 32,

@@ -76,9 +76,7 @@ def plain_rows(plain: Path, fmt: str) -> list[Any]:
 
         reader = TFLiteReader(plain, plain.read_bytes())
         sg = reader.model.Subgraphs(0)
-        for k in range(sg.OperatorsLength()):
-            op = sg.Operators(k)
-            name, _ = reader.opcode(op.OpcodeIndex())
+        for name, op in reader.operators():
             if name in ("QUANTIZE", "DEQUANTIZE") or op.OutputsLength() == 0 or op.Outputs(0) < 0:
                 continue
             t = sg.Tensors(op.Outputs(0))
@@ -175,8 +173,7 @@ def _tflite_graph(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     name = lambda t: sg.Tensors(t).Name().decode("utf-8", "replace")  # noqa: E731
     producer: dict[str, str] = {}
     consumers: dict[str, list[str]] = {}
-    for k in range(sg.OperatorsLength()):
-        op = sg.Operators(k)
+    for _, op in reader.operators():
         outs = [op.Outputs(i) for i in range(op.OutputsLength()) if op.Outputs(i) >= 0]
         if not outs:
             continue

@@ -39,9 +39,7 @@ def float_ops(data: bytes) -> list[str]:
     reader = TFLiteReader(Path("<model>"), data)
     sg = reader.model.Subgraphs(0)
     found = []
-    for k in range(sg.OperatorsLength()):
-        op = sg.Operators(k)
-        name, _ = reader.opcode(op.OpcodeIndex())
+    for name, op in reader.operators():
         if name in _BOUNDARY_OPS or name in _INDEX_OPS:
             continue
         outs = [sg.Tensors(op.Outputs(i)) for i in range(op.OutputsLength()) if op.Outputs(i) >= 0]

@@ -23,7 +23,7 @@ from edgeml import __version__
 from edgeml._io import MEMORY_ENV, check_tensor_memory, memory_ceiling
 from edgeml._types import Data, InputShapes, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 from edgeml.options import MAX_RUNS, BenchOptions, check_numbers  # noqa: F401 (MAX_RUNS, check_numbers: imported from here)
 from edgeml.targets import protocol
 
@@ -52,11 +52,12 @@ class BenchResult:
 
 
 def estimate_bench(arts: list[ModelArtifact], profile: Any, *, threads: int | None,
-                   input_shapes: Any = None) -> BenchResult:
+                   input_shapes: Any = None, extra_notes: Sequence[str] = ()) -> BenchResult:
     """``edgeml bench --target BOARD`` without --host: estimates (edgeml.targets.estimate), labelled as such.
     It lives here, not with the estimator, so that targets never needs the bench result type."""
-    from edgeml.targets.estimate import estimate_from, refuse_unknown_cost
+    from edgeml.targets.estimate import check_threads, estimate_from, refuse_unknown_cost
 
+    check_threads(threads, profile)  # once, before any model: a UsageError, not a note per model
     models = []
     notes = [f"no board measured: estimated for {profile.name} (add `host=\"USER@BOARD\"` to measure)"]
     for art in arts:
@@ -72,6 +73,7 @@ def estimate_bench(arts: list[ModelArtifact], profile: Any, *, threads: int | No
             continue
         models.append({"name": art.path.name, "path": str(art.path), "size_bytes": art.inspect().size_bytes,
                        "estimate": e.to_dict()})
+    notes += extra_notes
     return BenchResult(target=profile.name, where="estimate", measured=False, models=models, environment=None,
                        settings={"threads": threads}, notes=notes)
 
@@ -203,10 +205,14 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
     profile = load_profile(o.target)
     arts = [ModelArtifact.open(m) for m in models]
     if host is None and not profile.is_host:
+        if o.reference is not None:  # nothing runs, so nothing is compared: refused, never silently dropped
+            raise UsageError(f"`reference` {o.reference}: an estimate for {profile.name} runs no model, so "
+                             "nothing is compared with it",
+                             hint="add `host=\"USER@BOARD\"` to measure on the board, or drop `reference`")
         say(f"no `host` given: estimating for {profile.name} (no board measured)")
         if o.data is not None and not input_shapes:  # the data decides dynamic dims
             input_shapes = _data_shapes(o.data, arts[0])
-        return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes)
+        return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes, extra_notes=_unused(o))
     specs = [preflight(a, profile) for a in arts]
     ref_art = ModelArtifact.open(o.reference) if o.reference else None
     if ref_art is not None:
@@ -299,6 +305,16 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
             notes.append(f"{e['name']}: no top-1: {acc['not_applicable']}")
     return BenchResult(target=profile.name, where=where, measured=True, models=out, environment=raw["environment"],
                        settings=settings, notes=notes)
+
+
+def _unused(o: BenchOptions) -> list[str]:
+    """Notes naming the options an estimate does not use (set away from their defaults): it runs nothing."""
+    defaults = BenchOptions()
+    unused = [n for n in ("runs", "warmup", "min_time", "timeout") if getattr(o, n) != getattr(defaults, n)]
+    notes = [f"{', '.join(f'`{n}`' for n in unused)} not used: nothing was run to time"] if unused else []
+    if o.data is not None:
+        notes.append("`data` used for its input shapes only: an estimate gives no accuracy")
+    return notes
 
 
 def _shapes(art: ModelArtifact) -> list[tuple[int | None, ...]]:

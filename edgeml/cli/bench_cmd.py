@@ -126,7 +126,9 @@ def render(d: dict) -> str:
     if not d["measured"]:
         from edgeml.cli.estimate_cmd import render_estimates
 
-        return render_estimates(d)
+        # the first note (no board measured) is the ESTIMATE header's; the others: models not estimated,
+        # options an estimate does not use
+        return render_estimates(d) + "".join(f"\nnote: {to_flags(n)}" for n in d.get("notes", [])[1:])
     env = d["environment"] or {}
     head = (f"target {d['target']} - measured on {d['where']}: {env.get('board') or env.get('cpu') or '?'}, "
             f"{env.get('cores')} cores, {env.get('arch')}, governor {env.get('governor') or '?'}; "

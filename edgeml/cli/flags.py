@@ -89,6 +89,7 @@ PARAM_FLAGS: dict[str, str] = {
     "strict": "--strict",
     "target": "--target",
     "targets": "--target",
+    "threads": "--threads",
     "timeout": "--timeout",
     "to": "--to",
     "train": "--train",

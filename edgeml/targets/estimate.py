@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._types import InputShapes, PathLike
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 from edgeml.options import EstimateOptions, Precision
 
 DEPTHWISE = {"DEPTHWISE_CONV_2D", "DepthwiseConv2D", "DepthwiseConv1D", "Conv(depthwise)"}
@@ -272,6 +272,20 @@ def edgetpu_features(info: Any, profile: Any, f: Features, notes: list[str]) -> 
     return f, p.to_dict(), lower
 
 
+def check_threads(threads: int | None, profile: Any) -> None:
+    """``threads`` the estimate can honour: CPU targets only, at most the board's cores (the thread scaling
+    stops there). Anything else is refused, never estimated at other threads than the ones reported."""
+    if threads is None:
+        return
+    if profile.kind != "cpu":
+        raise UsageError(f"`threads` {threads}: target {profile.name} is {profile.kind}, not a CPU; its estimate "
+                         "does not depend on threads", hint="drop `threads`")
+    cores = max(1, profile.cores or 1)
+    if threads > cores:
+        raise UsageError(f"`threads` {threads}: target {profile.name} has {cores} cores; the estimate scales "
+                         f"up to {cores} threads", hint=f"use `threads` 1 to {cores}, or drop it (all cores)")
+
+
 def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: int | None, top: int = 8,
                   name: str = "") -> Estimate:
     if getattr(info, "macs_partial", False):
@@ -284,6 +298,7 @@ def estimate_from(info: Any, profile: Any, *, precision: str | None, threads: in
             precision = "fp16"
             notes.append("no published int8 latency for this target to fit: estimated at its fp16 cost (TensorRT "
                          "int8 is usually no slower than fp16, so read this as an upper bound)")
+    check_threads(threads, profile)
     f = features(info)
     plan_d, lower = None, False
     if profile.kind == "edgetpu":

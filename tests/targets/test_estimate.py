@@ -391,3 +391,27 @@ def test_plan_keeps_float_io_conversions_on_the_cpu_without_splitting_the_graph(
     p = plan(_tflite(tmp_path / "float_io.tflite", t, ops, ["f"], ["o"]))
     assert [o.where for o in p.ops] == ["cpu", "edgetpu", "cpu"] and all(p.ops[i].boundary for i in (0, 2))
     assert p.compiles and "first CPU op" not in p.summary()
+
+
+def test_estimate_refuses_threads_beyond_the_cores_or_on_a_non_cpu_target(tiny_onnx):
+    # rpi4 has 4 cores: 8 threads used to be estimated at 4 and reported as 8
+    with pytest.raises(EdgeMLError, match=r"`threads` 8: target rpi4 has 4 cores") as exc:
+        est.estimate(tiny_onnx, target="rpi4", threads=8)
+    assert type(exc.value).__name__ == "UsageError"
+    with pytest.raises(EdgeMLError, match=r"`threads` 2: target coral-usb is edgetpu, not a CPU"):
+        est.estimate(tiny_onnx, target="coral-usb", threads=2)
+    assert est.estimate(tiny_onnx, target="rpi4", threads=4).threads == 4
+    res = CliRunner().invoke(cli, ["estimate", str(tiny_onnx), "--target", "jetson-orin-nano", "--threads", "2"])
+    assert res.exit_code == 2 and "--threads 2: target jetson-orin-nano is gpu" in res.output
+
+
+def test_bench_estimate_names_what_it_does_not_use_and_refuses_a_reference(tiny_onnx):
+    r = bench([tiny_onnx], target="rpi4", runs=200, min_time=1.0)
+    assert any("`runs`, `min_time` not used" in n for n in r.notes)
+    assert not any("not used" in n for n in bench([tiny_onnx], target="rpi4").notes)
+    with pytest.raises(EdgeMLError, match=r"`reference` .* nothing is compared"):
+        bench([tiny_onnx], target="rpi4", reference=tiny_onnx)
+    with pytest.raises(EdgeMLError, match=r"`threads` 16: target rpi4 has 4 cores"):
+        bench([tiny_onnx, tiny_onnx], target="rpi4", threads=16)
+    res = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--target", "rpi4", "--runs", "200"])
+    assert res.exit_code == 0 and "note: --runs not used: nothing was run to time" in res.stdout

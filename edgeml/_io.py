@@ -323,3 +323,12 @@ def check_tensor_memory(specs: Any, where: str, *, dynamic: int = 1) -> None:
                     hint=f"the model declares a tensor this large; check its shape, or raise {MEMORY_ENV}")
         total += n
     check_alloc(total, f"{where}: the model's inputs and outputs together")
+
+
+def keys_hint(unknown: str, known: Any) -> str:
+    """The hint for an unknown key of a TOML file: the close match first ("did you mean"), then the known keys."""
+    import difflib
+
+    known = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(str(unknown), known, n=1)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"known keys: {', '.join(known)}"

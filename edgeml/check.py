@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml import __version__
-from edgeml._io import path_size
+from edgeml._io import keys_hint, path_size
 from edgeml._types import InputShapes
 from edgeml.errors import BudgetError
 from edgeml.options import BenchOptions, CheckOptions, Percentile
@@ -86,6 +86,19 @@ class Budget:
                               hint="set max_size, max_latency_ms, min_accuracy or max_accuracy_drop")
         return self
 
+    def refuse_unused(self, given: Any) -> Budget:
+        """Keys in ``given`` (set for this budget itself, not in [defaults]) that no limit of it reads are an
+        error: ``percentile = "p90"`` without max_latency_ms would otherwise pass unchecked."""
+        for key, needs in _USED_BY.items():
+            if key in given and all(getattr(self, n) is None for n in needs):
+                raise BudgetError(f"{self.origin}: {key} applies to {' or '.join(needs)}, which this budget does not "
+                                  "set", hint=f"add {' or '.join(needs)}, or drop {key}")
+        return self
+
+
+# keys read only by these limits (a key in [defaults] applies to every budget and may go unused by some)
+_USED_BY = {"percentile": ("max_latency_ms",), "target": ("max_latency_ms",), "host": ("max_latency_ms",),
+            "baseline": ("max_accuracy_drop",), "data": ("min_accuracy", "max_accuracy_drop")}
 
 _KEYS = {f.name for f in fields(Budget)} - {"origin"}
 
@@ -96,7 +109,7 @@ def make_budget(entry: Any, defaults: dict[str, Any], base: Path, origin: str) -
     merged = {**defaults, **entry}
     unknown = sorted(set(merged) - _KEYS)
     if unknown:
-        raise BudgetError(f"{origin}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_KEYS))}")
+        raise BudgetError(f"{origin}: unknown key {unknown[0]!r}", hint=keys_hint(unknown[0], _KEYS))
     if "model" not in merged:
         raise BudgetError(f"{origin}: missing key 'model'", hint="each [[budget]] names its model = \"PATH\"")
     for key in ("model", "baseline"):
@@ -105,7 +118,7 @@ def make_budget(entry: Any, defaults: dict[str, Any], base: Path, origin: str) -
             merged[key] = str(p if p.is_absolute() else base / p)
     if merged.get("max_size") is not None:
         merged["max_size"] = parse_size(merged["max_size"], f"{origin}: max_size")
-    return Budget(**merged, origin=origin).validate()
+    return Budget(**merged, origin=origin).validate().refuse_unused(entry)
 
 
 def load_budgets(path: str | Path) -> list[Budget]:
@@ -121,7 +134,9 @@ def load_budgets(path: str | Path) -> list[Budget]:
             raise BudgetError(f"{p}: no [tool.edgeml] table", hint="add [[tool.edgeml.budget]] entries")
     unknown = sorted(set(data) - {"defaults", "budget"})
     if unknown:
-        raise BudgetError(f"{p}: unknown key {unknown[0]!r}", hint="a budget file has [defaults] and [[budget]] tables")
+        raise BudgetError(f"{p}: unknown key {unknown[0]!r}",
+                          hint="a budget file has [defaults] and [[budget]] tables; "
+                               + keys_hint(unknown[0], ("defaults", "budget")))
     entries = data.get("budget", [])
     if not isinstance(entries, list) or not entries:
         raise BudgetError(f"{p}: no [[budget]] entries", hint="add at least one [[budget]] with model = \"PATH\"")

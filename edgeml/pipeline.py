@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeml import __version__
-from edgeml._io import json_text, write_bytes_atomic
+from edgeml._io import json_text, keys_hint, write_bytes_atomic
 from edgeml.errors import EdgeMLError, UsageError
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class Recipe(RunConfig):
             from edgeml.formats.shapes import format_input_shapes
 
             self.input_shape = format_input_shapes(self.input_shape)  # refuses a malformed one
+        self._refuse_unused()
         bad = [f for f in self.formats or () if f not in ("tflite", "onnx")]
         if bad or self.formats == []:
             raise EdgeMLError(f"formats = {self.formats}: tflite and/or onnx")
@@ -91,6 +92,26 @@ class Recipe(RunConfig):
         for t in self.targets:
             load_profile(t)
         return self
+
+    def _refuse_unused(self) -> None:
+        """Keys set away from their defaults that the chosen stages would not read are refused, never dropped."""
+        if not self.prune:
+            defaults = {f.name: f.default for f in fields(Recipe)}
+            unused = [k for k in ("prune_method", "epochs", "lr") if getattr(self, k) != defaults[k]]
+            unused += ["train"] if self.train else []
+            if unused:
+                raise UsageError(f"{', '.join(f'`{k}`' for k in unused)}: used by pruning only, and `prune` is 0 "
+                                 "(no pruning)", hint="set `prune` SPARSITY (e.g. 0.5), or drop them")
+        if self.host and all(t == "host" for t in self.targets):
+            raise UsageError(f"`host` {self.host}: no board target to measure on it (`targets` {self.targets})",
+                             hint="add the board's `targets` profile (e.g. rpi4), or drop `host`")
+        if self.budget:  # the check stage's budget: malformed, unknown or unread keys refused before any work
+            from edgeml.check import make_budget
+
+            entry = dict(self.budget, model=self.model)
+            if "max_accuracy_drop" in entry:
+                entry.setdefault("baseline", self.model)
+            make_budget(entry, {"target": self.targets[0], "data": self.eval}, Path("."), "recipe [budget]")
 
     def to_toml(self, base: str | Path | None = None) -> str:
         """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`.
@@ -152,7 +173,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     data = read_toml(p, what="recipe", hint="`edgeml.optimize(..., dry_run=True)` > recipe.toml writes one")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise UsageError(f"{p}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(_FIELDS))}")
+        raise UsageError(f"{p}: unknown key {unknown[0]!r}", hint=keys_hint(unknown[0], _FIELDS))
     for key in PATH_KEYS:
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(p.parent / data[key])

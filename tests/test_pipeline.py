@@ -119,3 +119,29 @@ def test_report_of_a_run_folder_headlines_the_runs_best_variant(tmp_path):
     assert build_report([tmp_path]).deploy == "int8.onnx"  # no ranking recorded: the last benched
     (tmp_path / "run.json").write_text(json.dumps(run | {"best": {"best": "int8.tflite"}}))
     assert build_report([tmp_path]).deploy == "int8.tflite"
+
+
+def test_recipe_keys_the_chosen_stages_would_not_read_are_refused(tmp_path, tiny_tflite):
+    import pytest
+
+    from edgeml.errors import EdgeMLError
+
+    base = dict(model=str(tiny_tflite), out=str(tmp_path / "r"), calib="builtin:digits?split=train")
+    Recipe(**base).validate()
+    with pytest.raises(EdgeMLError, match=r"`prune_method`, `epochs`: used by pruning only, and `prune` is 0"):
+        Recipe(**base, prune_method="magnitude", epochs=2).validate()
+    with pytest.raises(EdgeMLError, match=r"`train`: used by pruning only"):
+        Recipe(**base, train="builtin:digits?split=train").validate()
+    with pytest.raises(EdgeMLError, match=r"`host` pi@board: no board target"):
+        Recipe(**base, host="pi@board").validate()
+    # the check stage's budget is checked before any work, not after the whole run
+    with pytest.raises(EdgeMLError, match=r"recipe \[budget\]: unknown key 'max_sise'") as exc:
+        Recipe(**base, budget={"max_sise": "1MiB"}).validate()
+    assert "did you mean 'max_size'?" in (exc.value.hint or "")
+    with pytest.raises(EdgeMLError, match=r"percentile applies to max_latency_ms"):
+        Recipe(**base, budget={"max_size": "1MiB", "percentile": "p90"}).validate()
+    f = tmp_path / "recipe.toml"
+    f.write_text(f'model = "{tiny_tflite}"\nout = "r"\ncalib = "builtin:digits"\ntarget = "rpi4"\n')
+    with pytest.raises(EdgeMLError, match="unknown key 'target'") as exc:
+        load_recipe(f)
+    assert "did you mean 'targets'?" in (exc.value.hint or "")

@@ -176,3 +176,45 @@ def test_accuracy_budget_refuses_unlabelled_data(results, tmp_path):
     np.savez(tmp_path / "x.npz", image=np.zeros((10, 8, 8, 1), np.float32))
     res = CliRunner().invoke(cli, ["check", str(model), "--min-accuracy", "0.5", "--data", str(tmp_path / "x.npz")])
     assert res.exit_code == 3 and "has no labels" in res.output  # not a silent 0 % "FAIL"
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[budget]]\nmodel = "M"\nmax_size = "1MiB"\npercentile = "p99"\n',
+     "percentile applies to max_latency_ms, which this budget does not set"),
+    ('[[budget]]\nmodel = "M"\nmax_size = "1MiB"\ntarget = "rpi4"\n', "target applies to max_latency_ms"),
+    ('[[budget]]\nmodel = "M"\nmin_accuracy = 0.5\ndata = "x"\nbaseline = "M"\n',
+     "baseline applies to max_accuracy_drop"),
+    ('[[budget]]\nmodel = "M"\nmax_size = "1MiB"\ndata = "x"\n', "data applies to min_accuracy or max_accuracy_drop"),
+])
+def test_budget_key_no_limit_reads_is_refused(results, tmp_path, body, message):
+    _, model = results
+    f = tmp_path / "b.toml"
+    body = body.replace('"M"', f'"{model}"')
+    f.write_text(body)
+    with pytest.raises(BudgetError, match=message):
+        load_budgets(f)
+    # in [defaults] the same key applies to every budget and may go unused by some
+    key_line = body.splitlines()[-1]
+    f.write_text(f"[defaults]\n{key_line}\n\n" + body.replace(key_line + "\n", ""))
+    assert load_budgets(f)
+
+
+def test_budget_unknown_key_suggests_the_close_one(tmp_path):
+    f = tmp_path / "b.toml"
+    f.write_text('[[budget]]\nmodel = "m.tflite"\nmax_latency = 5\n')
+    with pytest.raises(BudgetError) as exc:
+        load_budgets(f)
+    assert "unknown key 'max_latency'" in exc.value.message and "did you mean 'max_latency_ms'?" in exc.value.hint
+
+
+def test_check_flags_that_shape_no_budget_are_refused(results, tmp_path):
+    _, model = results
+    res = CliRunner().invoke(cli, ["check", str(model), "--max-size", "1MiB", "--percentile", "p99"])
+    assert res.exit_code == 2 and "percentile applies to max_latency_ms" in res.output
+    res = CliRunner().invoke(cli, ["check", str(model), "--max-size", "1MiB", "--target", "rpi4"])
+    assert res.exit_code == 2 and "target applies to max_latency_ms" in res.output
+    f = tmp_path / "b.toml"
+    f.write_text(f'[[budget]]\nmodel = "{model}"\nmax_latency_ms = 1000\n')
+    # --target used to be dropped for a budget file's budgets: measured on the host, reported as met
+    res = CliRunner().invoke(cli, ["check", "--budget", str(f), "--target", "rpi4"])
+    assert res.exit_code == 2 and "--target apply to budgets given by flags" in res.output

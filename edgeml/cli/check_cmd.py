@@ -90,10 +90,19 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         if not any(v is not None for v in flags.values()) and budget_file:
             raise BudgetError("MODEL arguments need budget flags (--max-size, --max-latency-ms, ...)",
                               hint="or list the models in the budget file only")
+        given = {k for k, v in (("percentile", percentile != "p50"), ("target", target != "host"),
+                                ("host", host), ("baseline", baseline), ("data", data)) if v}
         budgets += [Budget(model=m, target=target, host=host, data=data, percentile=percentile, baseline=baseline,
-                           origin=f"flags for {m}", **flags).validate() for m in models]
+                           origin=f"flags for {m}", **flags).validate().refuse_unused(given) for m in models]
     elif any(v is not None for v in flags.values()):
         raise BudgetError("budget flags need a MODEL", hint="edgeml check MODEL --max-size 300KiB")
+    else:  # budgets from a file only: these flags shape flag budgets and would change nothing
+        given = [f for f, v in (("--target", target != "host"), ("--host", host), ("--data", data),
+                                ("--percentile", percentile != "p50"), ("--baseline", baseline)) if v]
+        if given:
+            raise BudgetError(f"{', '.join(given)} apply to budgets given by flags (with a MODEL), not to a budget "
+                              "file's", hint="set them in the budget file ([defaults] or a [[budget]]), or give "
+                                             "MODEL with budget flags")
     if not budgets:
         from edgeml.check import pyproject_budgets
 

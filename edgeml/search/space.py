@@ -24,11 +24,13 @@ variant is refused before any work starts.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeml._io import keys_hint
 from edgeml.errors import EdgeMLError
 from edgeml.options import CalibMethod, ConvertTo, PruneMethod, QuantMode
 
@@ -65,9 +67,13 @@ class Space:
         def lst(v: list) -> str:
             return "[" + ", ".join(val(x) for x in v) + "]"
 
-        lines = ["[prune]", f"methods = {lst(self.prune_methods)}", f"sparsity = {lst(self.sparsity)}", "",
-                 "[quantize]", f"modes = {lst(self.modes)}", f"per_channel = {lst(self.per_channel)}",
-                 f"methods = {lst(self.calib_methods)}"]
+        # a key no choice reads (sparsity without pruning, calibration without int8) is left out: load_space
+        # refuses it
+        lines = ["[prune]", f"methods = {lst(self.prune_methods)}"]
+        lines += [f"sparsity = {lst(self.sparsity)}"] if self.sparsity else []
+        lines += ["", "[quantize]", f"modes = {lst(self.modes)}"]
+        if any(m in ("int8", "int16x8") for m in self.modes):
+            lines += [f"per_channel = {lst(self.per_channel)}", f"methods = {lst(self.calib_methods)}"]
         if self.max_float_ops is not None:
             lines.append(f"max_float_ops = {self.max_float_ops}")
         lines += ["", "[format]", f"formats = {lst(self.formats)}"]
@@ -132,7 +138,9 @@ def load_space(path: str | Path) -> Space:
                                                   "[format] tables")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        raise EdgeMLError(f"{p}: unknown table [{unknown[0]}]", hint="tables: [prune], [quantize], [format]")
+        close = difflib.get_close_matches(unknown[0], list(_KEYS), n=1)
+        raise EdgeMLError(f"{p}: unknown table [{unknown[0]}]",
+                          hint=(f"did you mean [{close[0]}]? " if close else "") + "tables: [prune], [quantize], [format]")
     space = Space(origin=str(p))
     for table, keys in _KEYS.items():
         t = data.get(table, {})
@@ -140,7 +148,7 @@ def load_space(path: str | Path) -> Space:
             raise EdgeMLError(f"{p}: {table} must be a table ([{table}])")
         bad = sorted(set(t) - keys)
         if bad:
-            raise EdgeMLError(f"{p}: [{table}] unknown key {bad[0]!r}", hint=f"keys: {', '.join(sorted(keys))}")
+            raise EdgeMLError(f"{p}: [{table}] unknown key {bad[0]!r}", hint=keys_hint(bad[0], keys))
     pr, q, f = data.get("prune", {}), data.get("quantize", {}), data.get("format", {})
     where = str(p)
     space.prune_methods = _list(pr, "methods", f"{where} [prune]", str, PRUNE_METHODS) or space.prune_methods
@@ -161,7 +169,20 @@ def load_space(path: str | Path) -> Space:
             raise EdgeMLError(f"{where} [quantize]: max_float_ops = {m!r}: a count >= 0")
         space.max_float_ops = m
     space.formats = _list(f, "formats", f"{where} [format]", str, FORMATS) or space.formats
+    _refuse_unused(space, pr, q, where)
     return space
+
+
+def _refuse_unused(space: Space, pr: dict[str, Any], q: dict[str, Any], where: str) -> None:
+    """Keys the space's own choices would never read are an error, not silently dropped from the cross product."""
+    if "sparsity" in pr and all(m == "none" for m in space.prune_methods):
+        raise EdgeMLError(f"{where} [prune]: sparsity {space.sparsity} applies to pruning methods, and methods "
+                          f"{space.prune_methods} prune nothing", hint="add a method (magnitude, channel), or drop sparsity")
+    calibrated = [m for m in space.modes if m in ("int8", "int16x8")]
+    unused = [k for k in ("per_channel", "methods") if k in q and not calibrated]
+    if unused:
+        raise EdgeMLError(f"{where} [quantize]: {' and '.join(unused)} apply to int8 and int16x8 modes, and modes "
+                          f"{space.modes} have neither", hint="add int8 to modes, or drop " + " and ".join(unused))
 
 
 def default_space(model_format: str, profiles: list[Any]) -> Space:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml._compat import tomllib
+from edgeml._io import keys_hint
 from edgeml.errors import EdgeMLError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -78,7 +79,7 @@ def _from_dict(data: dict[str, Any], where: str) -> TargetProfile:
     unknown = sorted(set(data) - known)
     if unknown:
         raise EdgeMLError(f"{where}: unknown key '{unknown[0]}' in target profile",
-                          hint=f"known keys: {', '.join(sorted(known - {'path'}))}")
+                          hint=keys_hint(unknown[0], known - {"path"}))
     for key in ("name", "description"):
         if not isinstance(data.get(key), str) or not data.get(key):
             raise EdgeMLError(f"{where}: target profile needs a '{key}' string",

@@ -249,3 +249,21 @@ def test_search_build_refuses_a_variant_over_the_float_fallback_budget(tmp_path,
     assert res["known"] and "2 op(s) stay in float (SIN, COS)" in res["error"] and "max_float_ops = 1" in res["error"]
     ok = build_task(trial, "int8.tflite", src, {"calib": "c.npz", "max_float_ops": 2})
     assert "error" not in ok and ok["files"] == {"int8.tflite": b"model"}
+
+
+def test_search_space_refuses_keys_its_choices_never_read(tmp_path):
+    p = tmp_path / "space.toml"
+    p.write_text('[prune]\nmethods = ["none"]\nsparsity = [0.5]\n')
+    with pytest.raises(EdgeMLError, match=r"sparsity \[0.5\] applies to pruning methods"):
+        load_space(p)
+    p.write_text('[quantize]\nmodes = ["fp32", "float16"]\nper_channel = [false]\n')
+    with pytest.raises(EdgeMLError, match="per_channel apply to int8 and int16x8 modes"):
+        load_space(p)
+    p.write_text('[quantize]\nmode = ["int8"]\n')
+    with pytest.raises(EdgeMLError) as exc:
+        load_space(p)
+    assert "did you mean 'modes'?" in (exc.value.hint or "")
+    for space in (Space(), Space(modes=["fp32", "float16"])):  # what --dry-run writes loads back
+        p.write_text(space.to_toml())
+        back = load_space(p)
+        assert back.prune_methods == space.prune_methods and back.modes == space.modes

@@ -74,6 +74,17 @@ def _host_facts() -> dict[str, Any]:
     return facts
 
 
+_PRECISIONS = ("fp32", "fp16", "int8")
+# the keys each table's readers know ([sources] is free text); cpu_fp32: a GPU board's CPU peak, for the record
+_TABLE_KEYS = {
+    "peak_gops": {*_PRECISIONS, "cpu_fp32"},
+    "estimate": {"coef", "basis", "thread_alpha", *(f"{k}_{p}" for k in ("coef", "basis") for p in _PRECISIONS)},
+    "overhead": {"invoke_ms", "per_op_ms", "cpu_fallback_scale", "source"},
+    "quantize": {"tflite_io", "onnx_activation", "onnx_weight", "onnx_symmetric", "onnx_basis"},
+    "match": {"board", "cpu"},
+}
+
+
 def _from_dict(data: dict[str, Any], where: str) -> TargetProfile:
     known = set(TargetProfile.__dataclass_fields__)
     unknown = sorted(set(data) - known)
@@ -91,6 +102,11 @@ def _from_dict(data: dict[str, Any], where: str) -> TargetProfile:
     for key in ("peak_gops", "quantize", "estimate", "sources", "overhead", "match"):
         if key in data and not isinstance(data[key], dict):
             raise EdgeMLError(f"{where}: '{key}' must be a table ([{key}])")
+    for table, keys in _TABLE_KEYS.items():  # a misspelt key would silently fall back (int8 at the fp32 peak)
+        bad = sorted(set(data.get(table) or {}) - keys)
+        if bad:
+            raise EdgeMLError(f"{where}: unknown key '{bad[0]}' in [{table}] of the target profile",
+                              hint=keys_hint(bad[0], keys))
     try:
         profile = TargetProfile(**data, path=where)
     except TypeError as exc:

@@ -415,3 +415,13 @@ def test_bench_estimate_names_what_it_does_not_use_and_refuses_a_reference(tiny_
         bench([tiny_onnx, tiny_onnx], target="rpi4", threads=16)
     res = CliRunner().invoke(cli, ["bench", str(tiny_onnx), "--target", "rpi4", "--runs", "200"])
     assert res.exit_code == 0 and "note: --runs not used: nothing was run to time" in res.stdout
+
+
+def test_profile_refuses_an_unknown_key_in_its_tables(tmp_path, tiny_onnx):
+    # `in8` used to be ignored: int8 then estimated at the fp32 peak, silently
+    text = (Path(est.__file__).parent / "profiles" / "rpi4.toml").read_text().replace("int8 = 96.0", "in8 = 96.0")
+    p = tmp_path / "my-rpi4.toml"
+    p.write_text(text)
+    with pytest.raises(EdgeMLError, match=r"unknown key 'in8' in \[peak_gops\]") as exc:
+        est.estimate(tiny_onnx, target=str(p))
+    assert "did you mean 'int8'?" in (exc.value.hint or "")

@@ -218,3 +218,13 @@ def test_check_flags_that_shape_no_budget_are_refused(results, tmp_path):
     # --target used to be dropped for a budget file's budgets: measured on the host, reported as met
     res = CliRunner().invoke(cli, ["check", "--budget", str(f), "--target", "rpi4"])
     assert res.exit_code == 2 and "--target apply to budgets given by flags" in res.output
+
+
+def test_report_refuses_train_flops_with_samples_and_epochs(results):
+    d, _ = results
+    # train_samples/epochs used to be dropped silently in favour of train_flops
+    with pytest.raises(EdgeMLError, match="`train_flops` is the training cost as given"):
+        build_report([d / "host.json"], train_flops=1e12, epochs=3)
+    res = CliRunner().invoke(cli, ["report", str(d / "host.json"), "--train-flops", "1e12", "--train-samples", "100",
+                                   "--epochs", "3"])
+    assert res.exit_code == 2 and "--train-flops is the training cost as given" in res.output

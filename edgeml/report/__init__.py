@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeml import __version__
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 
 KNOWN = ("edgeml.bench/1", "edgeml.estimate/1", "edgeml.prune/1", "edgeml.quantize/1", "edgeml.train/1",
          "edgeml.run/1", "edgeml.check/1", "edgeml.fleet/1")
@@ -247,6 +247,9 @@ def build_report(results: list[str | Path], *, train_flops: float | None = None,
     tr = b.training
     first = next(iter(b.variants.values()))
     if train_flops is not None:
+        if train_samples is not None or epochs is not None:  # else they would be silently dropped
+            raise UsageError("`train_flops` is the training cost as given; `train_samples` and `epochs` derive "
+                             "another one", hint="pass `train_flops`, or `train_samples` with `epochs`, not both")
         tr.flops = train_flops
         tr.parts.append(f"`train_flops` {train_flops:.3g} (given)")
     elif train_samples is not None or epochs is not None:

@@ -217,7 +217,7 @@ def test_check_flags_that_shape_no_budget_are_refused(results, tmp_path):
     f.write_text(f'[[budget]]\nmodel = "{model}"\nmax_latency_ms = 1000\n')
     # --target used to be dropped for a budget file's budgets: measured on the host, reported as met
     res = CliRunner().invoke(cli, ["check", "--budget", str(f), "--target", "rpi4"])
-    assert res.exit_code == 2 and "--target apply to budgets given by flags" in res.output
+    assert res.exit_code == 2 and "--target applies to budgets given by flags" in res.output
 
 
 def test_report_refuses_train_flops_with_samples_and_epochs(results):

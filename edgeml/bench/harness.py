@@ -213,6 +213,9 @@ def _bench(models: list[PathLike], o: BenchOptions, progress: Callable[[str], No
         if o.data is not None and not input_shapes:  # the data decides dynamic dims
             input_shapes = _data_shapes(o.data, arts[0])
         return estimate_bench(arts, profile, threads=threads, input_shapes=input_shapes, extra_notes=_unused(o))
+    if host is None and o.timeout is not None:  # it bounds a remote run; a local one is never cut short
+        raise UsageError(f"`timeout` {o.timeout:g}: bounds a run on a board over SSH, and this one runs here",
+                         hint="add `host=\"USER@BOARD\"`, or drop `timeout`")
     specs = [preflight(a, profile) for a in arts]
     ref_art = ModelArtifact.open(o.reference) if o.reference else None
     if ref_art is not None:

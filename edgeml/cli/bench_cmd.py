@@ -87,17 +87,21 @@ def bench_cmd(ctx, models, target, host, ssh_config, identity, remote_python, ti
 
     quiet = ctx.obj.get("quiet") if ctx.obj else False
     if inventory:
-        if host or ssh_config or identity:
+        if host or ssh_config or identity or remote_python != "python3":
             raise click.UsageError("--fleet takes its boards and ssh options from the inventory, not --host/"
-                                   "--ssh-config/--identity")
+                                   "--ssh-config/--identity/--remote-python")
         from edgeml.cli.fleet_out import bench_fleet_cmd
 
         return bench_fleet_cmd(models, inventory=inventory, boards=boards, target=target, results=results,
                                force=force, quiet=quiet, as_json=as_json, out_file=out_file, runs=runs, warmup=warmup,
                                min_time=min_time, threads=threads, data=data, reference=reference,
                                input_shapes=input_shapes, timeout=timeout)
-    if boards:
-        raise click.UsageError("--board needs --fleet INVENTORY")
+    if boards or results != "fleet-results":
+        raise click.UsageError(f"{'--board' if boards else '--results'} needs --fleet INVENTORY")
+    if not host and (ssh_config or identity or remote_python != "python3"):  # else dropped without a word
+        used = [f for f, v in (("--ssh-config", ssh_config), ("--identity", identity),
+                               ("--remote-python", remote_python != "python3")) if v]
+        raise click.UsageError(f"{', '.join(used)} set how to reach a board: they need --host USER@BOARD")
     out_path = check_output(out_file, inputs=[*models, reference, data], force=force) if out_file else None
     result = bench(list(models), options=options, progress=None if quiet else status)
     d = result.to_dict()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 from edgeml.pipeline import RunConfig
 from edgeml.search.space import Space, Trial, default_space, expand, load_space, runs_on
 
@@ -75,7 +75,13 @@ def plan_search(cfg: SearchConfig) -> Plan:
     if space.max_float_ops is not None and any(t.format == "onnx" and t.mode != "fp32" for t in trials):
         notes.append("max_float_ops is checked on TFLite variants only: ONNX quantization does not report the ops "
                      "it leaves in float")
-    if any(t.prune_method != "none" for t in trials) and not cfg.train:
+    if not any(t.prune_method != "none" for t in trials):  # fine-tuning options with nothing to fine-tune
+        unused = (["`train`"] if cfg.train else []) + (["`epochs`"] if cfg.epochs != SearchConfig.epochs else [])
+        if unused:
+            raise UsageError(f"{' and '.join(unused)}: used to fine-tune pruned variants, and the space "
+                             f"({space.origin}) builds none", hint="add [prune] methods and sparsity to `space`, or "
+                                                                   f"drop {' and '.join(unused)}")
+    elif not cfg.train:
         notes.append("pruning without `train` is one-shot (no fine-tuning); accuracy may drop")
     skipped = 0
     if cfg.max_trials is not None and len(trials) > cfg.max_trials:

@@ -302,3 +302,13 @@ def test_provider_problem_names_the_missing_library_when_a_listed_provider_canno
     assert why and "libonnxruntime_providers_tensorrt.so" in why
     assert device_runner.provider_problem(fake, "CUDAExecutionProvider") is None  # not shipped: nothing to load
     assert device_runner.provider_problem(fake, "CPUExecutionProvider") is None
+
+
+def test_bench_refuses_remote_only_options_without_a_board(tiny_onnx):
+    with pytest.raises(EdgeMLError, match=r"`timeout` 30: bounds a run on a board over SSH"):
+        bench([tiny_onnx], timeout=30)
+    for extra, message in ((["--identity", "k"], "--identity set how to reach a board"),
+                           (["--remote-python", "python3.11"], "--remote-python set how to reach a board"),
+                           (["--results", "elsewhere"], "--results needs --fleet INVENTORY")):
+        res = CliRunner().invoke(cli, ["bench", str(tiny_onnx), *extra])
+        assert res.exit_code == 2 and message in res.output, res.output

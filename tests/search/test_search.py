@@ -267,3 +267,15 @@ def test_search_space_refuses_keys_its_choices_never_read(tmp_path):
         p.write_text(space.to_toml())
         back = load_space(p)
         assert back.prune_methods == space.prune_methods and back.modes == space.modes
+
+
+def test_search_refuses_fine_tuning_options_when_no_variant_is_pruned(onnx_case, tmp_path):
+    model, data, _ = onnx_case
+    space = tmp_path / "s.toml"
+    space.write_text('[prune]\nmethods = ["none"]\n[format]\nformats = ["onnx"]\n')
+    res = invoke("search", str(model), "--calib", data, "--eval", data, "--space", str(space), "--train", data,
+                 "--epochs", "2", "-o", str(tmp_path / "o"), "--dry-run")
+    assert res.exit_code == 2 and "--train and --epochs: used to fine-tune pruned variants" in res.output
+    res = invoke("search", str(model), "--calib", data, "--eval", data, "--space", str(space),
+                 "-o", str(tmp_path / "o"), "--dry-run")
+    assert res.exit_code == 0, res.output

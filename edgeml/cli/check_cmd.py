@@ -100,7 +100,8 @@ def check_cmd(ctx, models, budget_file, max_size, max_latency_ms, percentile, mi
         given = [f for f, v in (("--target", target != "host"), ("--host", host), ("--data", data),
                                 ("--percentile", percentile != "p50"), ("--baseline", baseline)) if v]
         if given:
-            raise BudgetError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to budgets given by flags (with a MODEL), not to a budget "
+            verb = "applies" if len(given) == 1 else "apply"
+            raise BudgetError(f"{', '.join(given)} {verb} to budgets given by flags (with a MODEL), not to a budget "
                               "file's", hint="set them in the budget file ([defaults] or a [[budget]]), or give "
                                              "MODEL with budget flags")
     if not budgets:

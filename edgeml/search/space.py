@@ -140,7 +140,8 @@ def load_space(path: str | Path) -> Space:
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(_KEYS), n=1)
         raise EdgeMLError(f"{p}: unknown table [{unknown[0]}]",
-                          hint=(f"did you mean [{close[0]}]? " if close else "") + "tables: [prune], [quantize], [format]")
+                          hint=(f"did you mean [{close[0]}]? " if close else "")
+                          + "tables: [prune], [quantize], [format]")
     space = Space(origin=str(p))
     for table, keys in _KEYS.items():
         t = data.get(table, {})
@@ -177,7 +178,8 @@ def _refuse_unused(space: Space, pr: dict[str, Any], q: dict[str, Any], where: s
     """Keys the space's own choices would never read are an error, not silently dropped from the cross product."""
     if "sparsity" in pr and all(m == "none" for m in space.prune_methods):
         raise EdgeMLError(f"{where} [prune]: sparsity {space.sparsity} applies to pruning methods, and methods "
-                          f"{space.prune_methods} prune nothing", hint="add a method (magnitude, channel), or drop sparsity")
+                          f"{space.prune_methods} prune nothing",
+                          hint="add a method (magnitude, channel), or drop sparsity")
     calibrated = [m for m in space.modes if m in ("int8", "int16x8")]
     unused = [k for k in ("per_channel", "methods") if k in q and not calibrated]
     if unused:

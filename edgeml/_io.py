@@ -332,3 +332,27 @@ def keys_hint(unknown: str, known: Any) -> str:
     known = sorted(str(k) for k in known)
     close = difflib.get_close_matches(str(unknown), known, n=1)
     return (f"did you mean {close[0]!r}? " if close else "") + f"known keys: {', '.join(known)}"
+
+
+def rebase_path(path: str, frm: Path, to: Path) -> str:
+    """A relative ``path`` meant from folder ``frm`` as seen from folder ``to``; absolute paths unchanged."""
+    p = Path(path)
+    if p.is_absolute():
+        return path
+    return Path(os.path.relpath((frm / p).resolve(), to.resolve())).as_posix()
+
+
+def spec_parts(spec: str, folder: Path) -> tuple[str, str]:
+    """(path, '?options' or '') of a data spec; the whole spec is the path when that file exists."""
+    if "?" in spec and not (folder / spec).exists():
+        path, query = spec.split("?", 1)
+        return path, "?" + query
+    return spec, ""
+
+
+def rebase_spec(spec: str, frm: Path, to: Path) -> str:
+    """A data spec's path rebased like :func:`rebase_path` (its ``?options`` kept; ``builtin:`` specs as they are)."""
+    if spec.startswith("builtin:"):
+        return spec
+    path, query = spec_parts(spec, frm)
+    return rebase_path(path, frm, to) + query if path else spec

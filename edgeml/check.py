@@ -121,6 +121,16 @@ def make_budget(entry: Any, defaults: dict[str, Any], base: Path, origin: str) -
     return Budget(**merged, origin=origin).validate().refuse_unused(entry)
 
 
+def recipe_budget(table: dict[str, Any], model: str | Path, *, target: str, data: str | None,
+                  baseline: str | Path) -> Budget:
+    """A pipeline recipe's [budget] table for ``model``: the run's first target and eval data as defaults, an
+    accuracy drop measured against ``baseline`` unless the table names one."""
+    entry = dict(table, model=str(model))
+    if "max_accuracy_drop" in entry:
+        entry.setdefault("baseline", str(baseline))
+    return make_budget(entry, {"target": target, "data": data}, Path("."), "recipe [budget]")
+
+
 def load_budgets(path: str | Path) -> list[Budget]:
     """Budgets from a budget TOML file or a pyproject.toml (its [tool.edgeml] table)."""
     from edgeml._io import read_toml

@@ -12,7 +12,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeml import __version__
-from edgeml._io import json_text, keys_hint, write_bytes_atomic
+from edgeml._io import json_text, keys_hint, rebase_path, rebase_spec, spec_parts, write_bytes_atomic
 from edgeml.errors import EdgeMLError, UsageError
 
 if TYPE_CHECKING:
@@ -95,23 +94,18 @@ class Recipe(RunConfig):
 
     def _refuse_unused(self) -> None:
         """Keys set away from their defaults that the chosen stages would not read are refused, never dropped."""
-        if not self.prune:
-            defaults = {f.name: f.default for f in fields(Recipe)}
-            unused = [k for k in ("prune_method", "epochs", "lr") if getattr(self, k) != defaults[k]]
-            unused += ["train"] if self.train else []
-            if unused:
-                raise UsageError(f"{', '.join(f'`{k}`' for k in unused)}: used by pruning only, and `prune` is 0 "
-                                 "(no pruning)", hint="set `prune` SPARSITY (e.g. 0.5), or drop them")
+        defaults = {f.name: f.default for f in fields(Recipe)}
+        unused = [k for k in ("prune_method", "epochs", "lr", "train") if getattr(self, k) != defaults[k]]
+        if unused and not self.prune:
+            raise UsageError(f"{', '.join(f'`{k}`' for k in unused)}: used by pruning only, and `prune` is 0 "
+                             "(no pruning)", hint="set `prune` SPARSITY (e.g. 0.5), or drop them")
         if self.host and all(t == "host" for t in self.targets):
             raise UsageError(f"`host` {self.host}: no board target to measure on it (`targets` {self.targets})",
                              hint="add the board's `targets` profile (e.g. rpi4), or drop `host`")
         if self.budget:  # the check stage's budget: malformed, unknown or unread keys refused before any work
-            from edgeml.check import make_budget
+            from edgeml.check import recipe_budget
 
-            entry = dict(self.budget, model=self.model)
-            if "max_accuracy_drop" in entry:
-                entry.setdefault("baseline", self.model)
-            make_budget(entry, {"target": self.targets[0], "data": self.eval}, Path("."), "recipe [budget]")
+            recipe_budget(self.budget, self.model, target=self.targets[0], data=self.eval, baseline=self.model)
 
     def to_toml(self, base: str | Path | None = None) -> str:
         """The recipe as TOML: `edgeml optimize ... --dry-run > recipe.toml` then `edgeml run recipe.toml`.
@@ -127,10 +121,10 @@ class Recipe(RunConfig):
         if base is not None:
             for key in PATH_KEYS:
                 if isinstance(data.get(key), str):
-                    data[key] = _rebase(data[key], Path.cwd(), Path(base))
+                    data[key] = rebase_path(data[key], Path.cwd(), Path(base))
             for key in SPEC_KEYS:
                 if isinstance(data.get(key), str):
-                    data[key] = _rebase_spec(data[key], Path.cwd(), Path(base))
+                    data[key] = rebase_spec(data[key], Path.cwd(), Path(base))
         lines = [f"{k} = {val(v)}" for k, v in data.items() if k != "budget" and v is not None]
         if self.budget:
             lines += ["", "[budget]"] + [f"{k} = {val(v)}" for k, v in self.budget.items()]
@@ -140,29 +134,6 @@ class Recipe(RunConfig):
 _FIELDS = {f.name for f in fields(Recipe)}
 PATH_KEYS = ("model", "out", "training")  # file paths in a recipe
 SPEC_KEYS = ("calib", "eval", "train")  # data specs: PATH[?k=v...], a .toml spec or builtin:NAME
-
-
-def _rebase(path: str, frm: Path, to: Path) -> str:
-    """A relative ``path`` meant from folder ``frm`` as seen from folder ``to``; absolute paths unchanged."""
-    p = Path(path)
-    if p.is_absolute():
-        return path
-    return Path(os.path.relpath((frm / p).resolve(), to.resolve())).as_posix()
-
-
-def _spec_parts(spec: str, folder: Path) -> tuple[str, str]:
-    """(path, '?options' or '') of a data spec; the whole spec is the path when that file exists."""
-    if "?" in spec and not (folder / spec).exists():
-        path, query = spec.split("?", 1)
-        return path, "?" + query
-    return spec, ""
-
-
-def _rebase_spec(spec: str, frm: Path, to: Path) -> str:
-    if spec.startswith("builtin:"):
-        return spec
-    path, query = _spec_parts(spec, frm)
-    return _rebase(path, frm, to) + query if path else spec
 
 
 def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
@@ -180,7 +151,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     for key in SPEC_KEYS:  # a data file named in a committed recipe is next to the recipe, like the model
         spec = data.get(key)
         if isinstance(spec, str) and spec and not spec.startswith("builtin:"):
-            path, query = _spec_parts(spec, p.parent)
+            path, query = spec_parts(spec, p.parent)
             if path and not Path(path).is_absolute():
                 data[key] = str(p.parent / path) + query
     if isinstance(data.get("targets"), str):
@@ -406,16 +377,14 @@ def run_pipeline(recipe: Recipe, *, progress: Callable[[str], None] | None = Non
     check = None
     if r.budget:
         say(f"[{run.n + 2}/{total}] check")
-        from edgeml.check import make_budget, run_check
+        from edgeml.check import recipe_budget, run_check
         from edgeml.options import CheckOptions
 
         final = d / rep.deploy
-        entry = dict(r.budget, model=str(final))
-        defaults = {"target": r.targets[0], "data": r.eval}
-        if "max_accuracy_drop" in entry:
-            entry.setdefault("baseline", str(d / f"fp32.{final.suffix[1:]}"))
-        check = run_check([make_budget(entry, defaults, Path("."), "recipe [budget]")],
-                          options=CheckOptions(repeat=3, runs=r.runs, input_shapes=r.input_shape), progress=say)
+        budget = recipe_budget(r.budget, final, target=r.targets[0], data=r.eval,
+                               baseline=d / f"fp32.{final.suffix[1:]}")
+        check = run_check([budget], options=CheckOptions(repeat=3, runs=r.runs, input_shapes=r.input_shape),
+                          progress=say)
         _write(d / "check.json", check.to_dict())
         manifest = run.save({"best": ranking.to_dict(), "check": "check.json"})
     return RunResult(out=str(d), manifest=manifest, report=rep, check=check, ranking=ranking)

@@ -295,7 +295,8 @@ def check(budgets: PathLike | Sequence[Budget], *, repeat: int = 3, runs: int = 
     """
     from edgeml.check import load_budgets, run_check
 
-    items = load_budgets(budgets) if isinstance(budgets, (str, Path)) else [b.validate() for b in budgets]
+    items = (load_budgets(budgets) if isinstance(budgets, (str, Path))
+             else [b.validate().refuse_unused(b.set_keys()) for b in budgets])
     return run_check(items, repeat=repeat, runs=runs, progress=progress, input_shapes=input_shapes, options=options)
 
 

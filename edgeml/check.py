@@ -86,6 +86,10 @@ class Budget:
                               hint="set max_size, max_latency_ms, min_accuracy or max_accuracy_drop")
         return self
 
+    def set_keys(self) -> set[str]:
+        """The keys set away from their defaults (a Budget made in Python: what its caller gave)."""
+        return {f.name for f in fields(self) if f.name != "origin" and getattr(self, f.name) != f.default}
+
     def refuse_unused(self, given: Any) -> Budget:
         """Keys in ``given`` (set for this budget itself, not in [defaults]) that no limit of it reads are an
         error: ``percentile = "p90"`` without max_latency_ms would otherwise pass unchecked."""

@@ -228,3 +228,13 @@ def test_report_refuses_train_flops_with_samples_and_epochs(results):
     res = CliRunner().invoke(cli, ["report", str(d / "host.json"), "--train-flops", "1e12", "--train-samples", "100",
                                    "--epochs", "3"])
     assert res.exit_code == 2 and "--train-flops is the training cost as given" in res.output
+
+
+def test_api_check_refuses_a_budget_field_no_limit_reads(results):
+    import edgeml
+    from edgeml.check import Budget
+
+    _, model = results
+    with pytest.raises(BudgetError, match="percentile applies to max_latency_ms"):
+        edgeml.check([Budget(model=str(model), max_size=10**6, percentile="p99")])
+    assert edgeml.check([Budget(model=str(model), max_size=10**6)]).passed

@@ -26,7 +26,7 @@ from edgeml import __version__
 from edgeml._io import check_output, refuse_non_regular
 from edgeml._types import Data, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, UsageError
 from edgeml.options import PruneCriterion, PruneMethod, PruneOptions, PruneSchedule, PruneScope
 
 METHODS = PruneMethod.values()
@@ -132,7 +132,7 @@ def _prune(model: PathLike, o: PruneOptions, progress: Callable[[str], None] | N
     art = ModelArtifact.open(model)
     out = check_output(o.out, inputs=[art.path, o.train, o.val], force=o.force)
     if art.format is ModelFormat.ONNX:
-        return _prune_onnx(art, out, o.sparsity, o.method, o.scope, o.exclude, o.train, t0)
+        return _prune_onnx(art, out, o.sparsity, o.method, o.scope, o.exclude, o.train, o.val, t0)
     if art.format not in (ModelFormat.KERAS, ModelFormat.H5):
         raise EdgeMLError(f"{art.path}: prune works on Keras models (.keras, .h5) and ONNX, not {art.format.value}",
                           hint="prune the Keras model before converting it")
@@ -237,13 +237,18 @@ def _channel(model: Any, *, sparsity, scope, criterion, exclude, train, val, epo
 
 
 def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, scope: str, exclude: str | None,
-                train: Any, t0: float) -> PruneResult:
+                train: Any, val: Any, t0: float) -> PruneResult:
     from edgeml._io import atomic_path
     from edgeml.prune.onnx import onnx_stats, prune_onnx
 
     if method != "magnitude":
         raise EdgeMLError(f"{art.path}: channel pruning rebuilds Keras models; ONNX models get magnitude pruning only",
                           hint="prune the Keras model with `method` channel, or use `method` magnitude")
+    tuning = [f"`{n}`" for n, v in (("train", train), ("val", val)) if v is not None]
+    if tuning:
+        raise UsageError(f"{art.path}: {' and '.join(tuning)} given, but ONNX models are pruned one-shot (no "
+                         "fine-tuning, no accuracy measured)", hint="prune the Keras model to fine-tune, or drop "
+                                                                     f"{' and '.join(tuning)}")
     if out.suffix != ".onnx":
         raise EdgeMLError(f"{out}: an ONNX model is pruned to .onnx", hint=f"use -o {out.with_suffix('.onnx').name}")
     macs = art.inspect().macs
@@ -253,8 +258,6 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
     after = {**onnx_stats(out), "macs": macs, **_file_stats(out)}
     warnings = ["ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras model with "
                 "`train` to fine-tune"]
-    if train is not None:
-        warnings.append("`train` is ignored for ONNX input")
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=None, before=before, after=after, layers=layers,
                        seconds=time.perf_counter() - t0, notes=[UNSTRUCTURED_NOTE], warnings=warnings)

@@ -116,6 +116,13 @@ def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], Non
         budget.check_options(eval_spec=o.eval, mode=o.mode)
     art = ModelArtifact.open(model)
     fmt = _formats(art, o.format, profile)
+    if not o.per_channel and (o.mode == "float16" or (o.mode == "dynamic" and fmt == "tflite")):
+        from edgeml.errors import UsageError
+
+        what = "stores float16 weights (no scales)" if o.mode == "float16" else \
+            "to TFLite keeps the quantizer's own weight scales (no per-tensor switch)"
+        raise UsageError(f"`per_channel=False`: `mode` {o.mode} {what}",
+                         hint="drop `per_channel=False`, or use `mode` int8 for per-tensor int8 weights")
     if art.format is ModelFormat.ONNX and fmt == "tflite":  # onnx2tf float TFLite, then the .tflite path below
         from edgeml.quantize.onnx_tflite import quantize_onnx_to_tflite
 

@@ -139,9 +139,10 @@ def _convert(model: PathLike, o: ConvertOptions, progress: Callable[[str], None]
             from edgeml.convert.ioquant import read_file
 
             io_quant = {k: q.to_dict() for k, q in read_file(tmp).items()}
+    opset = None if o.to != "onnx" else _onnx_opset(art.path) if route.name == "onnx-as-is" else o.opset
     return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=o.to,
                          size_bytes=size, seconds=round(seconds, 3), float16=o.float16,
-                         opset=None if o.to != "onnx" else _onnx_opset(art.path) if route.name == "onnx-as-is" else o.opset, simplify=simplify_info,
+                         opset=opset, simplify=simplify_info,
                          verification=verification, warnings=warnings, io_quantization=io_quant)
 
 

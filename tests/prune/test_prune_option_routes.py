@@ -16,7 +16,8 @@ def test_prune_options_refuse_criterion_when_magnitude():
         PruneOptions(out="p.keras", sparsity=0.5, criterion="bn")
 
 
-@pytest.mark.parametrize("kw, names", [({"epochs": 2}, "`epochs`"), ({"batch_size": 8, "lr": 0.01}, "`batch_size`, `lr`"),
+@pytest.mark.parametrize("kw, names", [({"epochs": 2}, "`epochs`"),
+                                       ({"batch_size": 8, "lr": 0.01}, "`batch_size`, `lr`"),
                                        ({"schedule": "constant"}, "`schedule`")])
 def test_prune_options_refuse_finetuning_options_when_no_train(kw, names):
     with pytest.raises(UsageError, match=f"{names}: fine-tuning options, but no `train`"):

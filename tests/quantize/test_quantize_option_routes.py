@@ -44,13 +44,13 @@ def test_quantize_options_refuse_calibration_method_when_mode_calibrates_nothing
 
 
 def test_quantize_refuses_per_tensor_when_mode_float16(tiny_onnx, tmp_path):
-    with pytest.raises(UsageError, match="`per_channel=False`: `mode` float16"):
+    with pytest.raises(UsageError, match="not available for `mode` float16: float16 weights have no scales"):
         quantize(tiny_onnx, out=tmp_path / "q.onnx", mode="float16", per_channel=False)
     assert not (tmp_path / "q.onnx").exists()
 
 
 def test_quantize_refuses_per_tensor_when_mode_dynamic_to_tflite(tiny_onnx, tmp_path):
-    with pytest.raises(UsageError, match="`per_channel=False`: `mode` dynamic to TFLite"):
+    with pytest.raises(UsageError, match="not available for `mode` dynamic to TFLite: the quantizer keeps"):
         quantize(tiny_onnx, out=tmp_path / "q.tflite", format="tflite", mode="dynamic", per_channel=False,
                  calib="builtin:digits")
 

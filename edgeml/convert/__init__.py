@@ -159,7 +159,8 @@ def _refuse_unused(art: ModelArtifact, route: str, o: ConvertOptions) -> None:
         raise UsageError("`simplify=False`: ONNX -> TFLite always simplifies with onnxsim first (onnx2tf needs the "
                          "fixed-shape, folded graph)", hint="drop `simplify=False`")
     if o.verify == 0:
-        unused = o.set_away("calib", "atol")
+        # input_shapes also fix the converted model's inputs on the ONNX -> TFLite route; elsewhere only the samples'
+        unused = o.set_away("calib", "atol", *(() if route == "onnx2tf" else ("input_shapes",)))
         if unused:
             raise UsageError(f"{' and '.join(unused)}: used to verify the conversion, but `verify` is 0",
                              hint=f"drop {' and '.join(unused)}, or verify on some samples (`verify` 8)")

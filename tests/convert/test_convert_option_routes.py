@@ -29,7 +29,8 @@ def test_convert_refuses_no_simplify_when_onnx_to_tflite(tiny_onnx, tmp_path):
         convert(tiny_onnx, to="tflite", out=tmp_path / "m.tflite", simplify=False)
 
 
-@pytest.mark.parametrize("kw, names", [({"atol": 0.1}, "`atol`"), ({"calib": "builtin:digits"}, "`calib`")])
+@pytest.mark.parametrize("kw, names", [({"atol": 0.1}, "`atol`"), ({"calib": "builtin:digits"}, "`calib`"),
+                                       ({"input_shapes": "image=1,1,8,8"}, "`input_shapes`")])
 def test_convert_refuses_verification_options_when_verify_0(tiny_onnx, tmp_path, kw, names):
     with pytest.raises(UsageError, match=f"{names}: used to verify the conversion, but `verify` is 0"):
         convert(tiny_onnx, to="onnx", out=tmp_path / "m.onnx", verify=0, **kw)

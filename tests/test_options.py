@@ -319,3 +319,22 @@ def test_bench_estimate_and_check_take_their_options(tiny_onnx):
     c = edgeml.check([budget], options=edgeml.CheckOptions(repeat=1, runs=3))
     (item,) = c.items
     assert c.passed and "median of 1 runs x 3" in item.detail
+
+
+@pytest.mark.parametrize("function, options_class", [
+    ("edgeml.quantize:quantize", options.QuantizeOptions), ("edgeml.convert:convert", options.ConvertOptions),
+    ("edgeml.prune:prune", options.PruneOptions), ("edgeml.bench.harness:bench", options.BenchOptions),
+    ("edgeml.targets.estimate:estimate", options.EstimateOptions), ("edgeml.check:run_check", options.CheckOptions),
+])
+def test_every_stage_keyword_is_an_options_field(function, options_class):
+    """StageOptions.build keeps only the dataclass's fields: a keyword added to a stage but not to its options
+    class would be dropped without a word."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    module, name = function.split(":")
+    params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    context = {"model", "models", "budgets", "progress", "options", "keras_model", "results"}  # not options
+    fields = {f.name for f in dataclasses.fields(options_class)}
+    assert set(params) - context - fields == set()

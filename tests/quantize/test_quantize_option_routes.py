@@ -61,3 +61,18 @@ def test_quantize_cli_refuses_epochs_without_qat_exit_2(tiny_onnx, tmp_path):
     assert r.exit_code == 2, r.output
     assert "error: --epochs: quantization-aware training options" in r.output
     assert "--method qat" in r.output
+
+
+@pytest.mark.parametrize("per_channel, scales", [(True, 10), (False, 1)])
+def test_quantize_onnx_dynamic_applies_per_channel(tiny_onnx, tmp_path, per_channel, scales):
+    import onnx
+    from onnx import numpy_helper
+
+    out = tmp_path / "q.onnx"
+    r = quantize(tiny_onnx, out=out, mode="dynamic", per_channel=per_channel, debug_samples=2)
+    model = onnx.load(str(out))
+    fc = next(n for n in model.graph.node if n.op_type == "MatMulInteger")  # Conv stays per tensor in ORT (noted)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    zero_point = inits[fc.input[3]]  # the weight zero point: one per output unit, or one for the tensor
+    assert zero_point.size == scales and r.per_channel is per_channel and r.recipe["per_channel"] is per_channel
+    assert any("Conv weights per tensor" in n for n in r.notes) is per_channel

@@ -26,7 +26,7 @@ from edgeml import __version__
 from edgeml._io import check_output, refuse_non_regular
 from edgeml._types import Data, PathLike
 from edgeml.artifact import ModelArtifact, ModelFormat
-from edgeml.errors import EdgeMLError, UsageError
+from edgeml.errors import EdgeMLError
 from edgeml.options import PruneCriterion, PruneMethod, PruneOptions, PruneSchedule, PruneScope
 
 METHODS = PruneMethod.values()
@@ -244,11 +244,6 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
     if method != "magnitude":
         raise EdgeMLError(f"{art.path}: channel pruning rebuilds Keras models; ONNX models get magnitude pruning only",
                           hint="prune the Keras model with `method` channel, or use `method` magnitude")
-    tuning = [f"`{n}`" for n, v in (("train", train), ("val", val)) if v is not None]
-    if tuning:
-        raise UsageError(f"{art.path}: {' and '.join(tuning)} given, but ONNX models are pruned one-shot (no "
-                         "fine-tuning, no accuracy measured)", hint="prune the Keras model to fine-tune, or drop "
-                                                                     f"{' and '.join(tuning)}")
     if out.suffix != ".onnx":
         raise EdgeMLError(f"{out}: an ONNX model is pruned to .onnx", hint=f"use -o {out.with_suffix('.onnx').name}")
     macs = art.inspect().macs
@@ -258,6 +253,9 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
     after = {**onnx_stats(out), "macs": macs, **_file_stats(out)}
     warnings = ["ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras model with "
                 "`train` to fine-tune"]
+    # said, not refused: edgeml.search hands its `train`/`eval` data to every prune trial, ONNX ones included
+    warnings += [f"`{n}` is ignored for ONNX input" + (" (no accuracy is measured)" if n == "val" else "")
+                 for n, v in (("train", train), ("val", val)) if v is not None]
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=None, before=before, after=after, layers=layers,
                        seconds=time.perf_counter() - t0, notes=[UNSTRUCTURED_NOTE], warnings=warnings)

@@ -149,6 +149,11 @@ class StageOptions:
         """The options as keyword arguments of the stage function (shallow: values kept as they are)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
+    def set_away(self, *names: str) -> list[str]:
+        """Those of ``names`` set away from their field's default, each as `` `name` `` (library markup)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return [f"`{n}`" for n in names if getattr(self, n) != defaults[n]]
+
     @classmethod
     def clashes(cls, given: Mapping[str, object]) -> list[str]:
         """Names in ``given`` (a stage's keyword arguments) set away from their default: these clash with an
@@ -218,6 +223,23 @@ class QuantizeOptions(StageOptions):
             if self.max_accuracy_drop is None and self.min_fidelity is None:
                 raise BudgetError("`fallback` applies to a budget's layer fallback",
                                   hint="add `max_accuracy_drop` or `min_fidelity`, or drop `fallback`")
+        if self.max_accuracy_drop is None and self.min_fidelity is None:  # set, but nothing would read them
+            for name in self.set_away("keep_best", "max_evals"):
+                raise BudgetError(f"{name} applies to a budget (`max_accuracy_drop` or `min_fidelity`), and none is "
+                                  "given", hint=f"add a budget, or drop {name}")
+        if self.method != "qat":
+            trained = self.set_away("train", "epochs", "lr")
+            if trained:
+                raise UsageError(f"{', '.join(trained)}: quantization-aware training options, but `method` is "
+                                 f"{self.method} (post-training quantization trains nothing)",
+                                 hint="add `method=\"qat\"` (a Keras source), or drop them")
+            if self.calib_samples is not None and self.calib is None:
+                raise UsageError(f"`calib_samples` {self.calib_samples}: draws from `calib`, and no `calib` is given",
+                                 hint="pass `calib` SPEC, or drop `calib_samples`")
+        if self.mode in (QuantMode.FLOAT16, QuantMode.DYNAMIC) and self.method in (CalibMethod.ENTROPY,
+                                                                                   CalibMethod.PERCENTILE):
+            raise UsageError(f"`method` {self.method}: `mode` {self.mode} calibrates no activation ranges",
+                             hint="drop `method`, or use `mode` int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +299,19 @@ class PruneOptions(StageOptions):
                 raise EdgeMLError(f"{opt} {value}: expected one of {', '.join(allowed)}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise UsageError("`epochs` and `batch_size` must be >= 1 and `lr` > 0")
+        if self.criterion != PruneCriterion.L1 and self.method != PruneMethod.CHANNEL:
+            raise UsageError(f"`criterion` {self.criterion}: ranks channels for `method=\"channel\"`; `method` "
+                             f"{self.method} ranks single weights by magnitude",
+                             hint="drop `criterion`, or use `method=\"channel\"`")
+        if self.train is None:  # set, but only fine-tuning reads them
+            tuned = self.set_away("epochs", "batch_size", "lr", "schedule")
+            if tuned:
+                raise UsageError(f"{', '.join(tuned)}: fine-tuning options, but no `train` data is given (one-shot "
+                                 "pruning trains nothing)", hint="pass `train` SPEC, or drop them")
+        elif self.schedule != PruneSchedule.POLYNOMIAL and self.method == PruneMethod.CHANNEL:
+            raise UsageError(f"`schedule` {self.schedule}: ramps magnitude sparsity during fine-tuning; "
+                             "`method=\"channel\"` removes the channels once, before fine-tuning",
+                             hint="drop `schedule`, or use `method=\"magnitude\"`")
         if self.exclude:
             try:
                 re.compile(self.exclude)

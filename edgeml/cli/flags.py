@@ -41,6 +41,7 @@ PARAM_FLAGS: dict[str, str] = {
     "board": "--board",
     "budget": "--budget",
     "calib": "--calib",
+    "calib_samples": "--calib-samples",
     "criterion": "--criterion",
     "data": "--data",
     "deploy": "--deploy",

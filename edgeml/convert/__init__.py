@@ -69,6 +69,7 @@ def _convert(model: PathLike, o: ConvertOptions, progress: Callable[[str], None]
     say = progress or (lambda msg: None)
     art = ModelArtifact.open(model)
     route = route_for(art, o.to)  # the format registry's conversion, or its refusal
+    _refuse_unused(art, route.name, o)
     if route.make is None:  # a whole route of its own: ONNX -> TFLite through onnx2tf (edgeml.convert.onnx_tflite)
         if o.float16:
             raise EdgeMLError(f"{art.path}: `float16` is not supported for {route.label}",
@@ -77,7 +78,7 @@ def _convert(model: PathLike, o: ConvertOptions, progress: Callable[[str], None]
 
         return convert_onnx_to_tflite(art.path, o.out, input_shapes=o.input_shapes, verify=o.verify,
                                       calib=o.calib, atol=o.atol if o.atol is not None else FP32_ATOL, force=o.force,
-                                      progress=progress)
+                                      progress=progress, strict=o.strict)
     if o.float16 and o.to != "tflite":
         raise EdgeMLError("`float16` applies to `to` tflite only", hint="drop `float16` for ONNX output")
     out = check_output(o.out, inputs=[art.path, o.calib], force=o.force)
@@ -138,10 +139,38 @@ def _convert(model: PathLike, o: ConvertOptions, progress: Callable[[str], None]
             from edgeml.convert.ioquant import read_file
 
             io_quant = {k: q.to_dict() for k, q in read_file(tmp).items()}
+    opset = None if o.to != "onnx" else _onnx_opset(art.path) if route.name == "onnx-as-is" else o.opset
     return ConvertResult(source=str(art.path), source_format=art.format.value, output=str(out), to=o.to,
                          size_bytes=size, seconds=round(seconds, 3), float16=o.float16,
-                         opset=o.opset if o.to == "onnx" else None, simplify=simplify_info,
+                         opset=opset, simplify=simplify_info,
                          verification=verification, warnings=warnings, io_quantization=io_quant)
+
+
+def _refuse_unused(art: ModelArtifact, route: str, o: ConvertOptions) -> None:
+    """Options set away from their defaults that ``route`` would not apply: a UsageError, never ignored."""
+    from edgeml.errors import UsageError
+
+    if o.opset != 17 and (o.to == "tflite" or route == "onnx-as-is"):
+        what = "a TFLite model has no ONNX opset" if o.to == "tflite" else \
+            f"an ONNX source is written with its own opset ({_onnx_opset(art.path)}); edgeml converts no opsets"
+        raise UsageError(f"`opset` {o.opset}: {what}",
+                         hint="drop `opset`" + ("" if o.to == "tflite" else ", or re-export the model at that opset"))
+    if not o.simplify and route == "onnx2tf":
+        raise UsageError("`simplify=False`: ONNX -> TFLite always simplifies with onnxsim first (onnx2tf needs the "
+                         "fixed-shape, folded graph)", hint="drop `simplify=False`")
+    if o.verify == 0:
+        # input_shapes also fix the converted model's inputs on the ONNX -> TFLite route; elsewhere only the samples'
+        unused = o.set_away("calib", "atol", *(() if route == "onnx2tf" else ("input_shapes",)))
+        if unused:
+            raise UsageError(f"{' and '.join(unused)}: used to verify the conversion, but `verify` is 0",
+                             hint=f"drop {' and '.join(unused)}, or verify on some samples (`verify` 8)")
+
+
+def _onnx_opset(path: Path) -> int | None:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")), None)
 
 
 def keras_to_onnx(art: ModelArtifact, keras_model: Any, opset: int, say) -> Any:

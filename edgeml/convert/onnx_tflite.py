@@ -44,8 +44,9 @@ class OnnxToTFLiteResult:
 
 def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: Any = None, integer_ids: bool = False,
                            verify: int = 8, calib: Any = None, atol: float = 1e-4, force: bool = False,
-                           progress: Any = None) -> OnnxToTFLiteResult:
-    """ONNX -> verified float32 TFLite (channel-last), written atomically only if it matches ONNX Runtime."""
+                           progress: Any = None, strict: bool = False) -> OnnxToTFLiteResult:
+    """ONNX -> verified float32 TFLite (channel-last), written atomically only if it matches ONNX Runtime.
+    ``strict``: fail when onnxsim fails, instead of converting the unsimplified graph."""
     import time
 
     from edgeml._io import atomic_path, check_output
@@ -62,6 +63,9 @@ def convert_onnx_to_tflite(model: str | Path, out: str | Path, *, input_shapes: 
     t0 = time.perf_counter()
     say("preparing the ONNX graph (fixed shapes, onnxsim)")
     proto, simp = prepare(src, input_shapes, integer_ids=integer_ids)
+    if strict and simp.get("warning"):
+        raise OnnxToTFLiteError(f"{src}: ONNX simplification failed: {simp['warning']}",
+                                hint="drop `strict` to convert the unsimplified graph")
     shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
     say(f"converting with onnx2tf {ONNX2TF_VERSION} (NCHW -> NHWC)")
     data, layouts = run_onnx2tf(proto, src)

@@ -132,7 +132,7 @@ def _prune(model: PathLike, o: PruneOptions, progress: Callable[[str], None] | N
     art = ModelArtifact.open(model)
     out = check_output(o.out, inputs=[art.path, o.train, o.val], force=o.force)
     if art.format is ModelFormat.ONNX:
-        return _prune_onnx(art, out, o.sparsity, o.method, o.scope, o.exclude, o.train, t0)
+        return _prune_onnx(art, out, o.sparsity, o.method, o.scope, o.exclude, o.train, o.val, t0)
     if art.format not in (ModelFormat.KERAS, ModelFormat.H5):
         raise EdgeMLError(f"{art.path}: prune works on Keras models (.keras, .h5) and ONNX, not {art.format.value}",
                           hint="prune the Keras model before converting it")
@@ -237,7 +237,7 @@ def _channel(model: Any, *, sparsity, scope, criterion, exclude, train, val, epo
 
 
 def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, scope: str, exclude: str | None,
-                train: Any, t0: float) -> PruneResult:
+                train: Any, val: Any, t0: float) -> PruneResult:
     from edgeml._io import atomic_path
     from edgeml.prune.onnx import onnx_stats, prune_onnx
 
@@ -253,8 +253,9 @@ def _prune_onnx(art: ModelArtifact, out: Path, sparsity: float, method: str, sco
     after = {**onnx_stats(out), "macs": macs, **_file_stats(out)}
     warnings = ["ONNX models are pruned one-shot (no fine-tuning); accuracy may drop: prune the Keras model with "
                 "`train` to fine-tune"]
-    if train is not None:
-        warnings.append("`train` is ignored for ONNX input")
+    # said, not refused: edgeml.search hands its `train`/`eval` data to every prune trial, ONNX ones included
+    warnings += [f"`{n}` is ignored for ONNX input" + (" (no accuracy is measured)" if n == "val" else "")
+                 for n, v in (("train", train), ("val", val)) if v is not None]
     return PruneResult(input=str(art.path), output=str(out), method=method, scope=scope, sparsity=sparsity,
                        criterion=None, before=before, after=after, layers=layers,
                        seconds=time.perf_counter() - t0, notes=[UNSTRUCTURED_NOTE], warnings=warnings)

@@ -116,6 +116,15 @@ def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], Non
         budget.check_options(eval_spec=o.eval, mode=o.mode)
     art = ModelArtifact.open(model)
     fmt = _formats(art, o.format, profile)
+    # (a float .tflite source: AI Edge Quantizer's own refusal for float16/int16x8 names it)
+    if not o.per_channel and ((o.mode == "float16" and art.format is not ModelFormat.TFLITE)
+                              or (o.mode == "dynamic" and fmt == "tflite")):
+        from edgeml.errors import UsageError
+
+        what = "float16: float16 weights have no scales" if o.mode == "float16" else \
+            "dynamic to TFLite: the quantizer keeps its own weight scales (no per-tensor switch)"
+        raise UsageError(f"`per_channel=False` is not available for `mode` {what}",
+                         hint="drop `per_channel=False`, or use `mode` int8 for per-tensor int8 weights")
     if art.format is ModelFormat.ONNX and fmt == "tflite":  # onnx2tf float TFLite, then the .tflite path below
         from edgeml.quantize.onnx_tflite import quantize_onnx_to_tflite
 

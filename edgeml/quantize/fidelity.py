@@ -100,15 +100,18 @@ def size_growth(source_bytes: int, output_bytes: int, source_ops: dict[str, int]
 def hint(*, fmt: str, mode: str, per_channel: bool, method: str) -> str:
     """What to try when the gate trips, for this recipe."""
     tries = []
-    if not per_channel:
+    calibrated = mode in ("int8", "int16x8")  # per_channel, method and calib shape only these (dynamic: no ranges)
+    if not per_channel and calibrated:
         tries.append("`per_channel=True`")
-    if fmt == "onnx" and method == "minmax":
+    if fmt == "onnx" and method == "minmax" and calibrated:
         tries.append("`method=\"percentile\"` (or entropy)")
     if fmt == "tflite" and mode == "int8":
         tries.append("`mode=\"int16x8\"`")
     if fmt == "onnx" and mode == "int8":  # e.g. a LayerNorm built from ReduceSum/Sub/Sqrt (Magika): int8 weights only
         tries.append("`mode=\"dynamic\"` (int8 weights, float activations)")
-    tries.append("more representative `calib` data")
-    return (f"try {', '.join(tries)}; judge the result on labelled data with `eval` (or an accuracy budget: "
-            "`edgeml.check(MODEL, max_accuracy_drop=DROP, baseline=FLOAT)`); `keep_degraded=True` writes the model "
-            "anyway (still exit 1)")
+    if calibrated:
+        tries.append("more representative `calib` data")
+    return (f"try {', '.join(tries)}; " if tries else "") + (
+        "judge the result on labelled data with `eval` (or an accuracy budget: "
+        "`edgeml.check(MODEL, max_accuracy_drop=DROP, baseline=FLOAT)`); `keep_degraded=True` writes the model "
+        "anyway (still exit 1)")

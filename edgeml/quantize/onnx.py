@@ -220,7 +220,7 @@ def _preprocess(src: Path, dst: Path, info: dict[str, Any]) -> Path:
     return src
 
 
-def quantize_dynamic(model, out: Path) -> dict:
+def quantize_dynamic(model, out: Path, *, per_channel: bool = True) -> dict:
     import onnx
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
@@ -230,7 +230,7 @@ def quantize_dynamic(model, out: Path) -> dict:
         onnx.save(model, str(src))
         with all_output_captured():
             try:
-                ort_quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
+                ort_quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
             except Exception as exc:
                 raise ort_error(exc, "dynamic") from exc
     return {"preprocessed": model}

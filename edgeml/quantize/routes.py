@@ -178,8 +178,12 @@ def onnx_route(art, keras_model, work: Path, tmp: Path, mode, per_channel, metho
     prepared = oq.prepare(proto, art.path, notes)
     recipe = oq.recipe_for(profile, per_channel=per_channel, method=method)
     if mode == "dynamic":
-        recipe = {"format": "dynamic", "weight_type": "int8", "basis": "ONNX Runtime quantize_dynamic"}
-        info = oq.quantize_dynamic(prepared, tmp)
+        recipe = {"format": "dynamic", "weight_type": "int8", "per_channel": per_channel,
+                  "basis": "ONNX Runtime quantize_dynamic"}
+        info = oq.quantize_dynamic(prepared, tmp, per_channel=per_channel)
+        if per_channel and any(n.op_type == "Conv" for n in prepared.graph.node):
+            notes.append("ONNX Runtime's dynamic quantization scales MatMul/Gemm weights per channel and Conv weights "
+                         "per tensor (ConvInteger takes one weight scale)")
     else:
         say(f"calibrating ({method}, {len(ds)} samples) and writing QDQ "
             f"(activations {recipe['activation_type']}, weights {recipe['weight_type']})")

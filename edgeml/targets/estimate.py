@@ -169,6 +169,14 @@ def coefficients(profile: Any, precision: str) -> tuple[list[float], str]:
     est = profile.estimate
     key = f"coef_{precision}" if f"coef_{precision}" in est else "coef"
     coef = est.get(key)
+    if not coef and key == "coef":  # no coefficients for this precision, but for others: say which
+        fitted = sorted(k.removeprefix("coef_") for k in est if k.startswith("coef_"))
+        if fitted:
+            raise EdgeMLError(f"target {profile.name} has no published figures for {precision} to estimate from "
+                              f"(fitted: {', '.join(fitted)})",
+                              hint=f"use {' or '.join(f'`precision={f!r}`' for f in fitted)}, or fit {precision} "
+                                   f"from your measurements: `edgeml.estimate(fit=\"results.json\", "
+                                   f"target={profile.name!r}, out=\"my-{profile.name}.toml\")`")
     if not coef or len(coef) != 3:
         raise EdgeMLError(f"target {profile.name} has no fitted estimate coefficients ([estimate] {key})",
                           hint="fit them from your measurements: `edgeml.estimate(fit=\"results.json\", "

@@ -425,3 +425,14 @@ def test_profile_refuses_an_unknown_key_in_its_tables(tmp_path, tiny_onnx):
     with pytest.raises(EdgeMLError, match=r"unknown key 'in8' in \[peak_gops\]") as exc:
         est.estimate(tiny_onnx, target=str(p))
     assert "did you mean 'int8'?" in (exc.value.hint or "")
+
+
+def test_precision_without_published_figures_names_the_fitted_ones(tiny_onnx):
+    """rpi4 has fp32 and int8 fits only: fp16 is refused saying so (it used to speak of a missing [estimate]
+    coef key), in parameters for Python and in flags on the command line."""
+    with pytest.raises(EdgeMLError) as err:
+        est.estimate(tiny_onnx, target="rpi4", precision="fp16")
+    assert "no published figures for fp16" in err.value.message and "fitted: fp32, int8" in err.value.message
+    assert "`precision='fp32'`" in err.value.hint
+    res = CliRunner().invoke(cli, ["estimate", str(tiny_onnx), "--target", "rpi4", "--precision", "fp16"])
+    assert res.exit_code == 3 and "--precision fp32 or --precision int8" in res.output

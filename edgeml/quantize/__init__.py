@@ -180,7 +180,7 @@ def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], Non
         say(f"calibration data: {len(ds)} samples from {ds.spec.origin or ds.spec.source}")
     notes: list[str] = []
     warnings: list[str] = []
-    if ds is not None and len(ds) < 50:
+    if ds is not None and len(ds) < 50 and needs_calib:  # dynamic/float16 fix no ranges from the data
         warnings.append(f"only {len(ds)} calibration samples (at least 50 recommended); ranges may be poor")
     with tempfile.TemporaryDirectory(prefix="edgeml-quant-") as work_dir, atomic_path(out_path) as tmp:
         work = Path(work_dir)
@@ -251,7 +251,7 @@ def _quantize(model: PathLike, o: QuantizeOptions, progress: Callable[[str], Non
                 warnings.append(f"the fidelity gate would fail this model, but the budget you set "
                                 f"({budget_info['budget']}) is met on {budget_info['data']}; kept")
         speed = None
-        if o.speed_seconds and o.speed_seconds > 0 and o.mode in ("int8", "int16x8"):
+        if o.speed_seconds and o.speed_seconds > 0:  # every mode: float16/dynamic can be slower here too
             speed = budget_steps.time_models(float_path, tmp,
                                              plain_copy if budget_info and budget_info["fallback"] else None, ds,
                            eval_ds, o.mode, o.speed_seconds, say, o.input_shapes, warnings)

@@ -115,7 +115,9 @@ def time_models(float_path: Path, quant: Path, plain: Path | None, ds: Any, eval
     from edgeml.quantize.speed import compare_speed
 
     data = ds if ds is not None else eval_ds
-    if data is None:
+    if data is None:  # dynamic/float16 without data: nothing to feed (a made-up input would time another path)
+        warnings.append(f"speed not measured: `mode` {mode} was given no data to feed; pass `calib` or `eval` "
+                        "to time float and quantized side by side")
         return None
     feed = data.sample(0).batch1()
     models = {"float": float_path, mode: quant}

@@ -72,7 +72,7 @@ def verdict(speed: dict[str, Any], fmt: str, label: str = "int8") -> tuple[str, 
               "the float model")
     if fmt == "onnx":
         advice += (", or measure another recipe here (e.g. `format=\"tflite\"`) with edgeml bench; ONNX Runtime's CPU "
-                   "kernels for QDQ int8 are only faster on some ops and CPUs")
+                   "kernels for int8 (QDQ or dynamic) are only faster on some ops and CPUs")
     else:
         advice += "; measure on the target itself (edgeml bench with `host`) before deploying either"
     return line + f"{label} {1 / ratio:.2f}x slower", advice

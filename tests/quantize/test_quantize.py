@@ -391,3 +391,17 @@ def test_coral_quantize_fixes_batch_1_so_flatten_maps_to_the_edge_tpu(tmp_path, 
     p = plan(out, target="coral-usb")
     assert p.ops_on_cpu == 0 and p.ops_on_edgetpu == sum(info.ops.values())
     assert any("batch fixed to 1" in n for n in r.notes)
+
+
+def test_dynamic_mode_is_timed_against_float_like_int8(tmp_path, tiny_onnx):
+    """The speed comparison used to run for int8/int16x8 only: a dynamic model (often slower on a CPU host)
+    got no speed line; without data to feed, it now says why it is not timed."""
+    from edgeml.quantize import quantize
+
+    np.savez(tmp_path / "d.npz", image=np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32))
+    r = quantize(tiny_onnx, mode="dynamic", calib=str(tmp_path / "d.npz"), out=tmp_path / "d.onnx",
+                 speed_seconds=0.2)
+    assert r.speed is not None and set(r.speed["p50_ms"]) == {"float", "dynamic"}
+    assert not [w for w in r.warnings if "calibration samples" in w]  # dynamic fixes no ranges from data
+    r2 = quantize(tiny_onnx, mode="dynamic", out=tmp_path / "d2.onnx", speed_seconds=0.2)
+    assert r2.speed is None and any("speed not measured" in w and "`calib`" in w for w in r2.warnings)

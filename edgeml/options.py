@@ -151,8 +151,8 @@ class StageOptions:
 
     def set_away(self, *names: str) -> list[str]:
         """Those of ``names`` set away from their field's default, each as `` `name` `` (library markup)."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}  # type: ignore[arg-type]
-        return [f"`{n}`" for n in names if getattr(self, n) != defaults[n]]
+        away = set(self.clashes(self.to_dict()))
+        return [f"`{n}`" for n in names if n in away]
 
     @classmethod
     def clashes(cls, given: Mapping[str, object]) -> list[str]:

@@ -223,7 +223,10 @@ def _float32(x: np.ndarray) -> np.ndarray:
 
 
 def load_dataset(spec: DataSpec | str, *, inputs: list[TensorSpec] | None = None, validate: bool = True) -> Dataset:
-    """Open, sample and (by default) validate a dataset against a model's inputs."""
+    """Open, sample and (by default) validate a dataset against a model's inputs. A dataset already loaded
+    (one with ``sample``, e.g. quantize's ONNX -> TFLite data transposed to the TFLite layout) is taken as it is."""
+    if not isinstance(spec, (str, DataSpec)) and hasattr(spec, "sample"):
+        return spec
     if isinstance(spec, str):
         spec = DataSpec.parse(spec)
     default_key = inputs[0].name if inputs else "input"

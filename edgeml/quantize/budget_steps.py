@@ -21,8 +21,7 @@ def load_eval(budget: Any, eval_spec: Any, inputs: list) -> Any:
     from edgeml.calibration import load_dataset
     from edgeml.quantize.budget import no_labels_error
 
-    # already loaded (ONNX -> TFLite: transposed to the TFLite layout, edgeml.quantize.onnx_tflite)
-    ds = eval_spec if hasattr(eval_spec, "sample") else load_dataset(eval_spec, inputs=float_inputs(inputs))
+    ds = load_dataset(eval_spec, inputs=float_inputs(inputs))
     if budget.kind == "accuracy" and not ds.has_labels:
         raise no_labels_error(ds.spec.origin or ds.spec.source)
     return ds

@@ -104,8 +104,7 @@ def top1_accuracy(float_path: Path, quant_path: Path, eval_spec: Any, say) -> di
     ref, test = open_session(float_path), open_session(quant_path)
     # bound to the quantized model's inputs: integer eval data in its domain is taken as those integers (not
     # quantized twice), then both models read the same real values
-    # (already loaded: ONNX -> TFLite data in the TFLite layout, edgeml.quantize.onnx_tflite)
-    ds = eval_spec if hasattr(eval_spec, "sample") else load_dataset(eval_spec, inputs=float_inputs(test.inputs))
+    ds = load_dataset(eval_spec, inputs=float_inputs(test.inputs))
     say(f"evaluating float and quantized on {len(ds)} labelled samples")
     a, b = evaluate(ref, ds), evaluate(test, ds)
     return {"data": ds.spec.origin or ds.spec.source, "samples": a["samples"], "float_top1": a["top1"],

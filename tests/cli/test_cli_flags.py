@@ -105,7 +105,6 @@ def test_cli_inspect_bad_input_shape_prints_flag(tiny_onnx):
 # --- guard: library text names parameters, never CLI flags ---------------------------------------------------
 
 _NOT_LIBRARY_TEXT = ("cli/", "targets/device_runner.py")  # the CLI may name flags; the board runner is standalone
-_PENDING: tuple[str, ...] = ()  # files whose owner has not converted them yet
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
@@ -124,25 +123,10 @@ def _docstrings(tree: ast.AST) -> set[int]:
             and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
 
 
-def _library_strings():
-    """(file, line, text) of every string literal in edgeml/ outside the CLI and the board runner, docstrings
-    left out (f-strings give their literal parts)."""
-    root = Path(edgeml.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith(_NOT_LIBRARY_TEXT):
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        docs = _docstrings(tree)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-                yield rel, node.lineno, node.value
-
-
 def test_library_strings_name_no_cli_flags():
     flags = _cli_flags()
-    found = [f"{rel}:{line}: {text!r}" for rel, line, text in _library_strings()
-             if any(f in flags for f in _FLAG.findall(text)) and not rel.startswith(_PENDING)]
+    found = [f"{rel}:{line}: {text!r}" for rel, line, text in _library_texts()
+             if any(f in flags for f in _FLAG.findall(text))]
     assert not found, "library text names CLI flags (write `param`, `param=value` or `edgeml.stage(...)`):\n" + \
         "\n".join(found)
 

@@ -24,7 +24,6 @@ variant is refused before any work starts.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,10 +137,7 @@ def load_space(path: str | Path) -> Space:
                                                   "[format] tables")
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], list(_KEYS), n=1)
-        raise EdgeMLError(f"{p}: unknown table [{unknown[0]}]",
-                          hint=(f"did you mean [{close[0]}]? " if close else "")
-                          + "tables: [prune], [quantize], [format]")
+        raise EdgeMLError(f"{p}: unknown table [{unknown[0]}]", hint=keys_hint(unknown[0], _KEYS))
     space = Space(origin=str(p))
     for table, keys in _KEYS.items():
         t = data.get(table, {})
